@@ -1,0 +1,1 @@
+"""WhatsApp channels: Meta Cloud API and Twilio, inbound parsing and outbound sending."""

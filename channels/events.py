@@ -1,0 +1,156 @@
+"""The provider-neutral inbound events every other part of Encargo sees.
+
+Meta's and Twilio's webhooks are parsed into these frozen dataclasses
+(`channels.meta_webhook`, `channels.twilio_webhook`) before anything else
+looks at them. The raw provider item is kept in `raw`, out of repr and
+comparison. Unknown message types become `MessageKind.UNKNOWN` with a warning,
+never an exception.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+class MessageKind(enum.StrEnum):
+    TEXT = "text"
+    BUTTON_REPLY = "button_reply"  # interactive reply button tapped
+    LIST_REPLY = "list_reply"  # interactive list row picked
+    TEMPLATE_BUTTON = "template_button"  # quick-reply button inside a template
+    LOCATION = "location"
+    MEDIA = "media"  # image, audio, document, video, sticker
+    REACTION = "reaction"
+    UNSUPPORTED = "unsupported"  # WhatsApp itself could not pass the content on
+    SYSTEM = "system"  # e.g. the customer changed number
+    UNKNOWN = "unknown"  # a type this version does not know yet
+
+
+class DeliveryStatus(enum.StrEnum):
+    """Outbound message status, ordered: a status only ever moves to a higher rank."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    ACCEPTED = "accepted"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    FAILED = "failed"
+
+    @property
+    def rank(self) -> int:
+        return _RANKS[self]
+
+
+_RANKS = {
+    DeliveryStatus.PENDING: 0,
+    DeliveryStatus.SENDING: 1,
+    DeliveryStatus.ACCEPTED: 2,
+    DeliveryStatus.SENT: 3,
+    DeliveryStatus.DELIVERED: 4,
+    DeliveryStatus.READ: 5,
+    DeliveryStatus.FAILED: 6,  # terminal
+}
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """One message a customer sent us."""
+
+    provider: str  # meta | twilio | local
+    channel_number: str  # the number that received it: Meta phone_number_id or Twilio `To`
+    message_id: str  # wamid / MessageSid: the de-duplication key
+    kind: MessageKind
+    timestamp: int  # Unix seconds as the provider reported it
+    user_phone: str | None = None  # E.164 with "+", absent for username-only customers
+    user_bsuid: str | None = None  # Meta business-scoped user id
+    profile_name: str | None = None
+    text: str | None = None  # text body, caption, or the title of the tapped button/row
+    reply_id: str | None = None  # id of the tapped button / list row / template payload
+    reply_title: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    location_name: str | None = None
+    location_address: str | None = None
+    media_type: str | None = None  # image | audio | document | video | sticker
+    media_ref: str | None = None  # Meta media id or Twilio MediaUrl
+    media_mime: str | None = None
+    reaction_to: str | None = None
+    reaction_emoji: str | None = None
+    context_message_id: str | None = None  # the message of ours this one replies to
+    error_code: int | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def event_id(self) -> str:
+        return self.message_id
+
+    @property
+    def conversation_key(self) -> str:
+        """Who this customer is: the phone when WhatsApp gives it, else the business-scoped id."""
+        key = self.user_phone or self.user_bsuid
+        if not key:
+            raise ValueError("inbound message has neither a phone nor a user id")
+        return key
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "kind": self.kind.value, "raw": self.raw}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> InboundMessage:
+        values = dict(data)
+        values["kind"] = MessageKind(values["kind"])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    """A delivery receipt for a message we sent."""
+
+    provider: str
+    channel_number: str
+    message_id: str  # the provider id of OUR outbound message
+    status: DeliveryStatus
+    timestamp: int
+    recipient_phone: str | None = None
+    recipient_bsuid: str | None = None
+    error_code: str | None = None
+    error_title: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def event_id(self) -> str:
+        return f"{self.message_id}:{self.status.value}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "status": self.status.value, "raw": self.raw}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StatusUpdate:
+        values = dict(data)
+        values["status"] = DeliveryStatus(values["status"])
+        return cls(**values)
+
+
+InboundEvent = InboundMessage | StatusUpdate
+
+
+def event_from_dict(kind: str, data: dict[str, Any]) -> InboundEvent:
+    return InboundMessage.from_dict(data) if kind == "message" else StatusUpdate.from_dict(data)
+
+
+def event_kind(event: InboundEvent) -> str:
+    return "message" if isinstance(event, InboundMessage) else "status"
+
+
+class MalformedPayload(ValueError):
+    """The body is not a webhook of the expected shape; the message says why (sent back with a 400)."""
+
+
+def e164(number: str | None) -> str | None:
+    """'50370000001', '+503 7000-0001', 'whatsapp:+50370000001' -> '+50370000001'."""
+    if not number:
+        return None
+    digits = "".join(ch for ch in number.removeprefix("whatsapp:") if ch.isdigit())
+    return f"+{digits}" if digits else None

@@ -1,0 +1,239 @@
+"""Settings read from environment variables, validated once at start-up.
+
+Every process (web, worker, scheduler, sandbox-core, scripts) builds one
+`Settings` with `Settings.from_env()`. A missing or malformed required variable
+raises `ConfigError` whose message is one line naming the variable; the entry
+points print that line and exit with status 2 instead of a stack trace.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+ENVIRONMENTS = ("development", "test", "production")
+PROVIDERS = ("meta", "twilio", "local")
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = "development"
+    database_url: str = ""
+    redis_url: str = ""
+    # Fernet key (urlsafe base64 of 32 bytes) that encrypts phone numbers at rest;
+    # several keys separated by commas allow rotation (the first encrypts).
+    phone_encryption_keys: tuple[str, ...] = ()
+    # HMAC key for the phone lookup hash (a phone is found without decrypting every row).
+    phone_hash_key: str = ""
+
+    whatsapp_provider: str = "local"
+    meta_app_secret: str = ""
+    meta_verify_token: str = ""
+    meta_access_token: str = ""
+    meta_phone_number_id: str = ""
+    meta_graph_base_url: str = "https://graph.facebook.com"
+    meta_graph_api_version: str = "v23.0"
+    meta_throughput_mps: int = 80
+
+    twilio_account_sid: str = ""
+    twilio_auth_token: str = ""
+    twilio_whatsapp_number: str = ""
+    twilio_api_base_url: str = "https://api.twilio.com"
+    public_base_url: str = ""
+
+    tenant_slug: str = "demo"
+    tenant_name: str = "Transportes Express El Salvador"
+    tenant_timezone: str = "America/El_Salvador"
+
+    core_api_url: str = "http://127.0.0.1:8100"
+    core_api_key: str = ""
+    core_api_timeout_s: float = 5.0
+
+    simulator_enabled: bool = True
+    sentry_dsn: str = ""
+    log_level: str = "INFO"
+
+    queue_name: str = "encargo"
+    job_timeout_s: int = 30
+    # Seconds a dead worker's job keeps its slot past its timeout before it is retried.
+    job_heartbeat_grace_s: int = 10
+    worker_maintenance_interval_s: int = 30
+    recovery_interval_s: float = 10.0
+    recovery_min_age_s: float = 15.0
+    send_timeout_s: float = 10.0
+    max_body_bytes: int = 3 * 1024 * 1024
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read and validate settings; `overrides` (a test's mapping) win over the environment."""
+        env = os.environ if environ is None else environ
+        reader = _Reader(env)
+        app_env = reader.choice("ENCARGO_ENV", ENVIRONMENTS, "development")
+        has_meta = bool(env.get("META_ACCESS_TOKEN"))
+        has_twilio = bool(env.get("TWILIO_ACCOUNT_SID"))
+        default_provider = "meta" if has_meta else "twilio" if has_twilio else "local"
+        values: dict[str, Any] = {
+            "env": app_env,
+            "database_url": reader.required("DATABASE_URL"),
+            "redis_url": reader.required("REDIS_URL"),
+            "phone_encryption_keys": reader.fernet_keys("PHONE_ENCRYPTION_KEY"),
+            "phone_hash_key": reader.required("PHONE_HASH_KEY"),
+            "whatsapp_provider": reader.choice("WHATSAPP_PROVIDER", PROVIDERS, default_provider),
+            "meta_app_secret": reader.text("META_APP_SECRET"),
+            "meta_verify_token": reader.text("META_VERIFY_TOKEN"),
+            "meta_access_token": reader.text("META_ACCESS_TOKEN"),
+            "meta_phone_number_id": reader.text("META_PHONE_NUMBER_ID"),
+            "meta_graph_base_url": reader.url("META_GRAPH_BASE_URL", cls.meta_graph_base_url),
+            "meta_graph_api_version": reader.text("META_GRAPH_API_VERSION", cls.meta_graph_api_version),
+            "meta_throughput_mps": reader.integer("META_THROUGHPUT_MPS", 80, 1, 1000),
+            "twilio_account_sid": reader.text("TWILIO_ACCOUNT_SID"),
+            "twilio_auth_token": reader.text("TWILIO_AUTH_TOKEN"),
+            "twilio_whatsapp_number": reader.text("TWILIO_WHATSAPP_NUMBER"),
+            "twilio_api_base_url": reader.url("TWILIO_API_BASE_URL", cls.twilio_api_base_url),
+            "public_base_url": reader.url("PUBLIC_BASE_URL", ""),
+            "tenant_slug": reader.text("TENANT_SLUG", cls.tenant_slug),
+            "tenant_name": reader.text("TENANT_NAME", cls.tenant_name),
+            "tenant_timezone": reader.timezone("TENANT_TIMEZONE", cls.tenant_timezone),
+            "core_api_url": reader.url("CORE_API_URL", cls.core_api_url),
+            "core_api_key": reader.text("CORE_API_KEY"),
+            "core_api_timeout_s": reader.number("CORE_API_TIMEOUT_S", 5.0, 0.1, 60),
+            "simulator_enabled": reader.flag("SIMULATOR_ENABLED", app_env != "production"),
+            "sentry_dsn": reader.text("SENTRY_DSN"),
+            "log_level": reader.choice("LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO"),
+            "queue_name": reader.text("QUEUE_NAME", cls.queue_name),
+            "job_timeout_s": reader.integer("JOB_TIMEOUT_S", 30, 1, 600),
+            "job_heartbeat_grace_s": reader.integer("JOB_HEARTBEAT_GRACE_S", 10, 1, 600),
+            "worker_maintenance_interval_s": reader.integer("WORKER_MAINTENANCE_INTERVAL_S", 30, 1, 3600),
+            "recovery_interval_s": reader.number("RECOVERY_INTERVAL_S", 10.0, 0.1, 3600),
+            "recovery_min_age_s": reader.number("RECOVERY_MIN_AGE_S", 15.0, 0.0, 86400),
+            "send_timeout_s": reader.number("SEND_TIMEOUT_S", 10.0, 0.1, 120),
+        }
+        values.update(overrides)
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        settings = replace(self, **overrides)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Cross-field rules: what a chosen provider needs to work at all."""
+        if self.whatsapp_provider == "meta":
+            for name in ("meta_access_token", "meta_phone_number_id", "meta_app_secret"):
+                if not getattr(self, name):
+                    raise ConfigError(f"{name.upper()} is required when WHATSAPP_PROVIDER=meta")
+        if self.whatsapp_provider == "twilio":
+            for name in ("twilio_account_sid", "twilio_auth_token", "twilio_whatsapp_number"):
+                if not getattr(self, name):
+                    raise ConfigError(f"{name.upper()} is required when WHATSAPP_PROVIDER=twilio")
+        if self.is_production and self.whatsapp_provider == "local":
+            raise ConfigError("WHATSAPP_PROVIDER=local is for development; set meta or twilio in production")
+
+    def redacted(self) -> dict[str, Any]:
+        """Settings safe to log: secrets replaced by whether they are set."""
+        secret_words = ("secret", "token", "key", "dsn", "database_url", "redis_url")
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = bool(value) if any(w in f.name for w in secret_words) else value
+        return out
+
+
+class _Reader:
+    """Typed access to environment variables, raising ConfigError with the variable's name."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+
+    def text(self, name: str, default: str = "") -> str:
+        return self.env.get(name, "").strip() or default
+
+    def required(self, name: str) -> str:
+        value = self.text(name)
+        if not value:
+            raise ConfigError(f"{name} is required but not set (see .env.example)")
+        return value
+
+    def choice(self, name: str, allowed: tuple[str, ...], default: str) -> str:
+        value = self.text(name, default)
+        if value not in allowed:
+            raise ConfigError(f"{name}={value!r} is not one of {', '.join(allowed)}")
+        return value
+
+    def integer(self, name: str, default: int, low: int, high: int) -> int:
+        raw = self.text(name)
+        if not raw:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise ConfigError(f"{name}={value} is outside {low}..{high}")
+        return value
+
+    def number(self, name: str, default: float, low: float, high: float) -> float:
+        raw = self.text(name)
+        if not raw:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(f"{name}={raw!r} is not a number") from None
+        if not low <= value <= high:
+            raise ConfigError(f"{name}={value} is outside {low}..{high}")
+        return value
+
+    def flag(self, name: str, default: bool) -> bool:
+        raw = self.text(name).lower()
+        if not raw:
+            return default
+        if raw in ("1", "true", "yes", "on"):
+            return True
+        if raw in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{name}={raw!r} is not a boolean (use true or false)")
+
+    def url(self, name: str, default: str) -> str:
+        value = self.text(name, default).rstrip("/")
+        if value and not value.startswith(("http://", "https://")):
+            raise ConfigError(f"{name}={value!r} must start with http:// or https://")
+        return value
+
+    def timezone(self, name: str, default: str) -> str:
+        value = self.text(name, default)
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(f"{name}={value!r} is not a known time zone") from None
+        return value
+
+    def fernet_keys(self, name: str) -> tuple[str, ...]:
+        raw = self.required(name)
+        keys = tuple(k.strip() for k in raw.split(",") if k.strip())
+        for key in keys:
+            try:
+                decoded = base64.urlsafe_b64decode(key.encode())
+            except (binascii.Error, ValueError):
+                decoded = b""
+            if len(decoded) != 32:
+                raise ConfigError(
+                    f"{name} must be urlsafe base64 of 32 bytes "
+                    '(python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())")'
+                )
+        return keys

@@ -1,0 +1,1 @@
+"""Durable storage: the PostgreSQL pool, migrations, and one module per table family."""
