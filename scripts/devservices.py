@@ -24,6 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 APT_PACKAGES = {"redis-server": "redis-server", "postgres": "postgresql", "chromium": "chromium"}
+# Without an emoji font Chromium draws the bot's emojis as empty boxes in screenshots.
+EMOJI_FONT_PACKAGE = "fonts-noto-color-emoji"
+EMOJI_FONT_FILE = Path("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf")
 
 
 class ServiceError(RuntimeError):
@@ -79,6 +82,8 @@ def ensure_installed(*, browser: bool = False) -> None:
         missing.append(APT_PACKAGES["postgres"])
     if browser and chromium_path() is None:
         missing.append(APT_PACKAGES["chromium"])
+    if browser and not EMOJI_FONT_FILE.exists():
+        missing.append(EMOJI_FONT_PACKAGE)
     if missing:
         _apt_install(missing)
     if _is_root() and postgres_bindir() is not None:

@@ -46,7 +46,7 @@ def apply_migrations(database_url: str, directory: Path = MIGRATIONS_DIR) -> lis
                 if version in done:
                     continue
                 with conn.transaction():
-                    conn.execute(path.read_text(encoding="utf-8"))  # type: ignore[call-overload]
+                    conn.execute(path.read_text(encoding="utf-8"))
                     conn.execute(
                         "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (version, path.name)
                     )

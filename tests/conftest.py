@@ -50,7 +50,7 @@ TEST_ENV = {
 def services() -> Iterator[dict[str, str]]:
     devservices.ensure_installed()
     base = Path(tempfile.mkdtemp(prefix="encargo-test-"))
-    os.chmod(base, 0o755)  # the private PostgreSQL runs as the postgres user when we are root
+    os.chmod(base, 0o755)  # noqa: S103 - the private PostgreSQL runs as the postgres user when we are root
     redis_srv = devservices.start_redis(base / "redis", devservices.free_port(), persistent=False)
     try:
         pg_srv = devservices.start_postgres(base / "pg", devservices.free_port())

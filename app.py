@@ -1,0 +1,75 @@
+"""The Flask application factory. `app` (for gunicorn: `gunicorn app:app`) is built on first access.
+
+`create_app(settings)` takes defaults, then the environment, then the
+settings a test passes. Each resource is attached with its own `init_app`;
+nothing connects at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+from flask import Flask
+from rq import Queue
+
+from config import ConfigError, Settings
+from observability import configure_logging, init_sentry
+from storage import db
+from storage.crypto import Vault
+from web import health, webhooks
+from web.ingest import Ingestor
+from worker.runtime import redis_from_settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or Settings.from_env()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.config["SECRET_KEY"] = settings.phone_hash_key
+    app.extensions["settings"] = settings
+
+    pool = db.open_pool(settings.database_url, max_size=8, name="web")
+    db.init_app(app, pool)
+    redis_conn = redis_from_settings(settings)
+    app.extensions["redis"] = redis_conn
+    app.extensions["ingestor"] = Ingestor(
+        settings=settings, pool=pool, redis=redis_conn,
+        queue=Queue(settings.queue_name, connection=redis_conn),
+        vault=Vault(settings.phone_encryption_keys, settings.phone_hash_key),
+    )
+
+    app.register_blueprint(health.bp)
+    app.register_blueprint(webhooks.bp)
+    if settings.simulator_enabled:
+        from web import simulator
+
+        simulator.init_app(app)
+    return app
+
+
+def _app_from_environment() -> Flask:
+    """For gunicorn: a configuration error stops the worker with one line and exit code 3 (boot error)."""
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        print(f"encargo-web: {exc}", file=sys.stderr)  # noqa: T201
+        raise SystemExit(3) from None
+    configure_logging("web", settings.log_level)
+    init_sentry(settings.sentry_dsn, settings.env)
+    return create_app(settings)
+
+
+_app: Flask | None = None
+
+
+def __getattr__(name: str) -> Any:
+    global _app
+    if name == "app":
+        if _app is None:
+            _app = _app_from_environment()
+        return _app
+    raise AttributeError(name)

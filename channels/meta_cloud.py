@@ -1,0 +1,230 @@
+"""Sending through Meta's WhatsApp Cloud API (Graph API `/<phone_number_id>/messages`).
+
+This module owns the base URL, the bearer token, timeouts and the wire format
+(CONTRACT §2.1–2.2): every message is first fitted to WhatsApp's limits
+(`channels.limits.fit`), then each part is POSTed as its own request. Every
+failure, including `httpx` timeouts and connection errors, comes out as a
+`channels.errors.SendError` chosen by Meta's error code. It does not retry
+and does not throttle: the worker decides when to try again and takes a token
+from `channels.throttle` before calling `send`.
+
+Nothing here logs a message body, a phone number or the token.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import httpx
+
+from channels import limits
+from channels.errors import (
+    BAD_REQUEST,
+    UNAVAILABLE,
+    PermanentSendError,
+    SendError,
+    TransientSendError,
+    classify_meta_error,
+)
+from channels.events import e164
+from channels.outbound import (
+    Buttons,
+    ChoiceList,
+    Location,
+    OutboundMessage,
+    Recipient,
+    SendResult,
+    Template,
+    Text,
+)
+from config import Settings
+
+log = logging.getLogger(__name__)
+
+OPAQUE_DATA_MAX = 512  # Meta's limit for biz_opaque_callback_data
+
+
+def _header(text: str | None) -> dict[str, Any]:
+    return {"header": {"type": "text", "text": text}} if text else {}
+
+
+def _footer(text: str | None) -> dict[str, Any]:
+    return {"footer": {"text": text}} if text else {}
+
+
+def message_payload(message: OutboundMessage) -> dict[str, Any]:
+    """The `type` and type-specific object of the request body for one (already fitted) message."""
+    if isinstance(message, Text):
+        return {"type": "text", "text": {"body": message.body, "preview_url": False}}
+    if isinstance(message, Buttons):
+        buttons = [{"type": "reply", "reply": {"id": b.id, "title": b.title}} for b in message.buttons]
+        interactive = {
+            "type": "button",
+            **_header(message.header),
+            "body": {"text": message.body},
+            **_footer(message.footer),
+            "action": {"buttons": buttons},
+        }
+        return {"type": "interactive", "interactive": interactive}
+    if isinstance(message, ChoiceList):
+        rows = []
+        for row in message.rows:
+            item = {"id": row.id, "title": row.title}
+            if row.description:
+                item["description"] = row.description
+            rows.append(item)
+        section: dict[str, Any] = {"rows": rows}
+        if message.section_title:
+            section["title"] = message.section_title
+        interactive = {
+            "type": "list",
+            **_header(message.header),
+            "body": {"text": message.body},
+            **_footer(message.footer),
+            "action": {"button": message.button_label, "sections": [section]},
+        }
+        return {"type": "interactive", "interactive": interactive}
+    if isinstance(message, Location):
+        location: dict[str, Any] = {"latitude": message.latitude, "longitude": message.longitude}
+        if message.name:
+            location["name"] = message.name
+        if message.address:
+            location["address"] = message.address
+        return {"type": "location", "location": location}
+    return {"type": "template", "template": _template(message)}
+
+
+def _template(message: Template) -> dict[str, Any]:
+    components: list[dict[str, Any]] = []
+    if message.body_params:
+        params = [{"type": "text", "text": p} for p in message.body_params]
+        components.append({"type": "body", "parameters": params})
+    for index, payload in enumerate(message.button_payloads):
+        components.append(
+            {
+                "type": "button",
+                "sub_type": "quick_reply",
+                "index": str(index),
+                "parameters": [{"type": "payload", "payload": payload}],
+            }
+        )
+    template: dict[str, Any] = {
+        "name": message.name,
+        "language": {"code": message.language, "policy": "deterministic"},
+    }
+    if components:
+        template["components"] = components
+    return template
+
+
+def request_body(to: Recipient, message: OutboundMessage, reference: str) -> dict[str, Any]:
+    """The full JSON body for one message: `to` is the E.164 phone with '+', else `recipient` = BSUID."""
+    body: dict[str, Any] = {"messaging_product": "whatsapp", "recipient_type": "individual"}
+    phone = e164(to.phone)
+    if phone:
+        body["to"] = phone
+    elif to.bsuid:
+        body["recipient"] = to.bsuid
+    else:
+        raise PermanentSendError("no_recipient", "recipient has neither a phone nor a BSUID",
+                                 provider="meta", category=BAD_REQUEST)
+    body.update(message_payload(message))
+    if reference and len(reference) <= OPAQUE_DATA_MAX:
+        body["biz_opaque_callback_data"] = reference
+    return body
+
+
+class MetaCloudTransport:
+    """The `Transport` for Meta's Cloud API. Thread-safe: one instance serves a whole worker."""
+
+    channel = "meta"
+
+    def __init__(self, settings: Settings, http: httpx.Client | None = None) -> None:
+        self._url = (
+            f"{settings.meta_graph_base_url.rstrip('/')}/{settings.meta_graph_api_version}"
+            f"/{settings.meta_phone_number_id}/messages"
+        )
+        self._headers = {"Authorization": f"Bearer {settings.meta_access_token}"}
+        self._timeout = httpx.Timeout(settings.send_timeout_s)
+        self._own_http = http is None
+        self._http = http if http is not None else httpx.Client(timeout=self._timeout)
+
+    def close(self) -> None:
+        """Close the HTTP client if this transport created it."""
+        if self._own_http:
+            self._http.close()
+
+    def send(self, to: Recipient, message: OutboundMessage, *, reference: str) -> list[SendResult]:
+        """Send `message` (split into parts if needed); one result per part, in order.
+
+        Raises a `SendError` for the first part that fails; the results of the parts
+        already accepted are on the error's `partial_results`.
+        """
+        parts = limits.fit(message)
+        results: list[SendResult] = []
+        for index, part in enumerate(parts):
+            body = request_body(to, part, reference)
+            try:
+                wamid = self._post_message(body)
+            except SendError as exc:
+                exc.partial_results = list(results)
+                log.warning(
+                    "meta send failed: reference=%s part=%s/%s kind=%s code=%s retryable=%s",
+                    reference, index + 1, len(parts), part.kind, exc.code, exc.retryable,
+                )
+                raise
+            log.info("meta send accepted: reference=%s part=%s/%s kind=%s id=%s",
+                     reference, index + 1, len(parts), part.kind, wamid)
+            results.append(SendResult(provider_message_id=wamid))
+        return results
+
+    def mark_read(self, message_id: str) -> None:
+        """Mark an inbound message read and show the typing indicator. Errors are logged, never raised."""
+        body = {
+            "messaging_product": "whatsapp",
+            "status": "read",
+            "message_id": message_id,
+            "typing_indicator": {"type": "text"},
+        }
+        try:
+            response = self._http.post(self._url, json=body, headers=self._headers, timeout=self._timeout)
+        except httpx.HTTPError as exc:
+            log.warning("meta mark_read failed: message=%s error=%s", message_id, type(exc).__name__)
+            return
+        if response.status_code >= 400:
+            error = classify_meta_error(response.status_code, _json(response))
+            log.warning("meta mark_read refused: message=%s code=%s", message_id, error.code)
+
+    def _post_message(self, body: dict[str, Any]) -> str:
+        """POST one message; returns the wamid. Raises SendError for every failure."""
+        try:
+            response = self._http.post(self._url, json=body, headers=self._headers, timeout=self._timeout)
+        except httpx.TimeoutException as exc:
+            # A connect timeout means nothing was sent; after that the request may have arrived.
+            maybe_sent = not isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
+            raise TransientSendError("timeout", f"no answer from Meta ({type(exc).__name__})",
+                                     provider="meta", category=UNAVAILABLE, maybe_sent=maybe_sent) from None
+        except httpx.HTTPError as exc:
+            maybe_sent = not isinstance(exc, httpx.ConnectError)
+            raise TransientSendError("connection", f"connection to Meta failed ({type(exc).__name__})",
+                                     provider="meta", category=UNAVAILABLE, maybe_sent=maybe_sent) from None
+        data = _json(response)
+        if response.status_code >= 400:
+            raise classify_meta_error(
+                response.status_code, data, retry_after_header=response.headers.get("Retry-After")
+            )
+        try:
+            return str(data["messages"][0]["id"])
+        except (TypeError, KeyError, IndexError):
+            raise PermanentSendError(
+                "invalid_response", "Meta answered without a message id",
+                provider="meta", http_status=response.status_code, maybe_sent=True,
+            ) from None
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None

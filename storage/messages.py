@@ -1,0 +1,216 @@
+"""The `messages` table: what customers sent and what we sent them, with delivery status.
+
+Outbound rows are written *before* sending (status `pending`) with an
+idempotency key, so a retried job finds them instead of composing and sending
+the reply again. A row is claimed (`pending` -> `sending`) by exactly one
+sender. Delivery status only moves forward (sent < delivered < read; failed is
+final), whatever order the provider's callbacks arrive in.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg import Connection
+from psycopg.types.json import Jsonb
+
+from channels.events import DeliveryStatus
+from channels.outbound import OutboundMessage, message_from_dict, message_to_dict, preview_text
+
+_TIMESTAMP_COLUMN = {
+    DeliveryStatus.SENT: "sent_at",
+    DeliveryStatus.DELIVERED: "delivered_at",
+    DeliveryStatus.READ: "read_at",
+    DeliveryStatus.FAILED: "failed_at",
+}
+
+
+@dataclass(frozen=True)
+class OutboundRow:
+    id: int
+    tenant_id: int
+    conversation_id: int
+    contact_id: int
+    channel: str
+    idempotency_key: str
+    status: str
+    attempts: int
+    message: OutboundMessage
+    correlation_id: str | None
+
+
+def insert_inbound(
+    conn: Connection[Any], *, tenant_id: int, conversation_id: int, channel: str, provider_message_id: str,
+    webhook_event_id: int | None, kind: str, body: str | None, payload: dict[str, Any], correlation_id: str,
+) -> int | None:
+    """Store a customer's message; None when it was stored before (a retried job)."""
+    row = conn.execute(
+        """
+        INSERT INTO messages (tenant_id, conversation_id, direction, channel, provider_message_id,
+                              webhook_event_id, kind, body, payload, status, correlation_id)
+        VALUES (%s, %s, 'in', %s, %s, %s, %s, %s, %s, 'received', %s)
+        ON CONFLICT (channel, provider_message_id) DO NOTHING
+        RETURNING id
+        """,
+        (tenant_id, conversation_id, channel, provider_message_id, webhook_event_id, kind, body,
+         Jsonb(payload), correlation_id),
+    ).fetchone()
+    return None if row is None else int(row["id"])
+
+
+def outbound_keys_for_event(conn: Connection[Any], webhook_event_id: int) -> list[str]:
+    rows = conn.execute(
+        "SELECT idempotency_key FROM messages WHERE webhook_event_id = %s AND direction = 'out' ORDER BY id",
+        (webhook_event_id,),
+    ).fetchall()
+    return [r["idempotency_key"] for r in rows]
+
+
+def create_outbound(
+    conn: Connection[Any], *, tenant_id: int, conversation_id: int, channel: str, idempotency_key: str,
+    message: OutboundMessage, webhook_event_id: int | None, correlation_id: str | None,
+) -> int | None:
+    """Write a reply to send; None when a row with this idempotency key exists already."""
+    row = conn.execute(
+        """
+        INSERT INTO messages (tenant_id, conversation_id, direction, channel, idempotency_key,
+                              webhook_event_id, kind, body, payload, status, status_rank, correlation_id)
+        VALUES (%s, %s, 'out', %s, %s, %s, %s, %s, %s, 'pending', 0, %s)
+        ON CONFLICT (idempotency_key) DO NOTHING
+        RETURNING id
+        """,
+        (tenant_id, conversation_id, channel, idempotency_key, webhook_event_id, message.kind,
+         preview_text(message), Jsonb(message_to_dict(message)), correlation_id),
+    ).fetchone()
+    return None if row is None else int(row["id"])
+
+
+def pending_outbound_ids(conn: Connection[Any], webhook_event_id: int) -> list[int]:
+    rows = conn.execute(
+        "SELECT id FROM messages WHERE webhook_event_id = %s AND direction = 'out' AND status IN ('pending', 'sending')"
+        " ORDER BY id",
+        (webhook_event_id,),
+    ).fetchall()
+    return [int(r["id"]) for r in rows]
+
+
+_OUTBOUND_COLUMNS = """m.id, m.tenant_id, m.conversation_id, c.contact_id, m.channel, m.idempotency_key,
+                      m.status, m.attempts, m.payload, m.correlation_id"""
+
+
+def claim_for_sending(conn: Connection[Any], message_id: int) -> OutboundRow | None:
+    """Move a pending reply to `sending` and return it; None when it is not pending (sent, failed or in flight)."""
+    row = conn.execute(
+        f"""
+        UPDATE messages m SET status = 'sending', status_rank = 1, attempts = attempts + 1, updated_at = now()
+        FROM conversations c
+        WHERE m.id = %s AND m.status = 'pending' AND c.id = m.conversation_id
+        RETURNING {_OUTBOUND_COLUMNS}
+        """,  # noqa: S608 - fixed column list
+        (message_id,),
+    ).fetchone()
+    return None if row is None else _outbound_row(row)
+
+
+def status_of(conn: Connection[Any], message_id: int) -> str | None:
+    row = conn.execute("SELECT status FROM messages WHERE id = %s", (message_id,)).fetchone()
+    return None if row is None else str(row["status"])
+
+
+def mark_sent(conn: Connection[Any], message_id: int, provider_message_id: str, status: DeliveryStatus) -> None:
+    conn.execute(
+        """
+        UPDATE messages SET provider_message_id = %s, status = %s, status_rank = %s,
+               error_code = NULL, error_title = NULL, updated_at = now(),
+               sent_at = CASE WHEN %s >= 3 THEN now() ELSE sent_at END
+        WHERE id = %s
+        """,
+        (provider_message_id, status.value, status.rank, status.rank, message_id),
+    )
+
+
+def add_extra_part(conn: Connection[Any], parent: OutboundRow, part: int, provider_message_id: str,
+                   message: OutboundMessage, status: DeliveryStatus) -> None:
+    """A reply split to fit WhatsApp's limits went out as several messages: one row per extra part."""
+    conn.execute(
+        """
+        INSERT INTO messages (tenant_id, conversation_id, direction, channel, provider_message_id, idempotency_key,
+                              kind, body, payload, status, status_rank, correlation_id, sent_at)
+        VALUES (%s, %s, 'out', %s, %s, %s, %s, %s, %s, %s, %s, %s, now())
+        ON CONFLICT (idempotency_key) DO NOTHING
+        """,
+        (parent.tenant_id, parent.conversation_id, parent.channel, provider_message_id,
+         f"{parent.idempotency_key}/part{part}", message.kind, preview_text(message),
+         Jsonb(message_to_dict(message)), status.value, status.rank, parent.correlation_id),
+    )
+
+
+def release_for_retry(conn: Connection[Any], message_id: int, error_code: str, error_title: str) -> None:
+    """A transient failure: back to `pending` with the error visible, to be retried."""
+    conn.execute(
+        "UPDATE messages SET status = 'pending', status_rank = 0, error_code = %s, error_title = %s, updated_at = now()"
+        " WHERE id = %s AND status = 'sending'",
+        (error_code, error_title[:500], message_id),
+    )
+
+
+def mark_failed(conn: Connection[Any], message_id: int, error_code: str, error_title: str) -> None:
+    conn.execute(
+        "UPDATE messages SET status = 'failed', status_rank = %s, error_code = %s, error_title = %s,"
+        " failed_at = now(), updated_at = now() WHERE id = %s AND status <> 'failed'",
+        (DeliveryStatus.FAILED.rank, error_code, error_title[:500], message_id),
+    )
+
+
+def apply_status(
+    conn: Connection[Any], *, channel: str, provider_message_id: str, status: DeliveryStatus,
+    error_code: str | None, error_title: str | None, reference: str | None = None,
+) -> str:
+    """Apply a delivery receipt. Returns 'applied', 'stale' (older than what we know) or 'unknown'.
+
+    `reference` is our idempotency key echoed back by the provider (Meta's
+    biz_opaque_callback_data): it finds a message whose send response was lost.
+    """
+    column = _TIMESTAMP_COLUMN.get(status)
+    stamp = f", {column} = COALESCE({column}, now())" if column else ""
+    row = conn.execute(
+        f"""
+        UPDATE messages SET status = %s, status_rank = %s, updated_at = now(),
+               error_code = COALESCE(%s, error_code), error_title = COALESCE(%s, error_title){stamp}
+        WHERE channel = %s AND provider_message_id = %s AND status_rank < %s
+        RETURNING id
+        """,  # noqa: S608 - column comes from a fixed mapping
+        (status.value, status.rank, error_code, error_title, channel, provider_message_id, status.rank),
+    ).fetchone()
+    if row is not None:
+        return "applied"
+    exists = conn.execute(
+        "SELECT 1 FROM messages WHERE channel = %s AND provider_message_id = %s", (channel, provider_message_id)
+    ).fetchone()
+    if exists:
+        return "stale"
+    if reference:
+        row = conn.execute(
+            f"""
+            UPDATE messages SET provider_message_id = %s, status = %s, status_rank = %s, updated_at = now(),
+                   error_code = COALESCE(%s, error_code), error_title = COALESCE(%s, error_title){stamp}
+            WHERE idempotency_key = %s AND provider_message_id IS NULL
+            RETURNING id
+            """,  # noqa: S608 - column comes from a fixed mapping
+            (provider_message_id, status.value, status.rank, error_code, error_title, reference),
+        ).fetchone()
+        if row is not None:
+            return "applied"
+    return "unknown"
+
+
+def _outbound_row(row: Any) -> OutboundRow:
+    payload = row["payload"] if isinstance(row["payload"], dict) else json.loads(row["payload"])
+    return OutboundRow(
+        id=row["id"], tenant_id=row["tenant_id"], conversation_id=row["conversation_id"],
+        contact_id=row["contact_id"], channel=row["channel"], idempotency_key=row["idempotency_key"],
+        status=row["status"], attempts=row["attempts"], message=message_from_dict(payload),
+        correlation_id=row["correlation_id"],
+    )

@@ -1,0 +1,107 @@
+"""The `webhook_events` table: every provider event, stored before the webhook answers 200.
+
+(provider, event_id) is unique, so a re-delivered event is recognised by the
+database itself (`INSERT ... ON CONFLICT DO NOTHING`), never by a read-then-write.
+The payload is stored encrypted: it carries phone numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg import Connection
+from psycopg_pool import ConnectionPool
+
+# After this many processing attempts an event is marked failed instead of being re-enqueued.
+MAX_ATTEMPTS = 6
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    id: int
+    provider: str
+    event_id: str
+    kind: str
+    payload_encrypted: str
+    correlation_id: str
+    status: str
+    attempts: int
+    tenant_id: int | None
+
+
+def record(
+    pool: ConnectionPool, *, provider: str, event_id: str, kind: str, payload_encrypted: str, correlation_id: str
+) -> int | None:
+    """Store an event; returns its id, or None when (provider, event_id) was stored before. Raises on DB errors."""
+    with pool.connection() as conn:
+        row = conn.execute(
+            """
+            INSERT INTO webhook_events (provider, event_id, kind, payload_encrypted, correlation_id)
+            VALUES (%s, %s, %s, %s, %s)
+            ON CONFLICT (provider, event_id) DO NOTHING
+            RETURNING id
+            """,
+            (provider, event_id, kind, payload_encrypted, correlation_id),
+        ).fetchone()
+    return None if row is None else int(_get(row, "id"))
+
+
+def mark_queued(pool: ConnectionPool, event_ids: list[int]) -> None:
+    if not event_ids:
+        return
+    with pool.connection() as conn:
+        conn.execute(
+            "UPDATE webhook_events SET status = 'queued' WHERE id = ANY(%s) AND status = 'received'", (event_ids,)
+        )
+
+
+def load(conn: Connection[Any], event_pk: int) -> StoredEvent | None:
+    row = conn.execute(
+        "SELECT id, provider, event_id, kind, payload_encrypted, correlation_id, status, attempts, tenant_id"
+        " FROM webhook_events WHERE id = %s",
+        (event_pk,),
+    ).fetchone()
+    return None if row is None else StoredEvent(**row)
+
+
+def start_attempt(conn: Connection[Any], event_pk: int) -> int:
+    """Count a processing attempt; returns the attempt number (1 for the first)."""
+    row = conn.execute(
+        "UPDATE webhook_events SET attempts = attempts + 1 WHERE id = %s RETURNING attempts", (event_pk,)
+    ).fetchone()
+    return int(_get(row, "attempts")) if row else 0
+
+
+def finish(conn: Connection[Any], event_pk: int, status: str, *, tenant_id: int | None = None,
+           error: str | None = None) -> None:
+    conn.execute(
+        """
+        UPDATE webhook_events
+        SET status = %s, error = %s, tenant_id = COALESCE(%s, tenant_id), processed_at = now()
+        WHERE id = %s
+        """,
+        (status, error, tenant_id, event_pk),
+    )
+
+
+def pending(pool: ConnectionPool, *, received_older_than_s: float, queued_older_than_s: float,
+            limit: int = 500) -> list[StoredEvent]:
+    """Events stored but never enqueued (Redis was down), or enqueued long ago and never finished."""
+    with pool.connection() as conn:
+        rows = conn.execute(
+            """
+            SELECT id, provider, event_id, kind, payload_encrypted, correlation_id, status, attempts, tenant_id
+            FROM webhook_events
+            WHERE (status = 'received' AND received_at < now() - make_interval(secs => %s))
+               OR (status = 'queued' AND received_at < now() - make_interval(secs => %s))
+            ORDER BY id
+            LIMIT %s
+            """,
+            (received_older_than_s, queued_older_than_s, limit),
+        ).fetchall()
+    return [StoredEvent(**row) for row in rows]  # type: ignore[arg-type]
+
+
+def _get(row: Any, key: str) -> Any:
+    return row[key]

@@ -1,0 +1,266 @@
+"""Faults: re-delivery, Redis or PostgreSQL down, provider errors, a worker killed mid-job, concurrency.
+
+Nothing is lost and no customer gets the same reply twice.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+from psycopg_pool import ConnectionPool
+
+from app import create_app
+from config import Settings
+from tests.fakes.graph_api import DEFAULT_TOKEN, FakeGraphAPI
+from tests.harness import outbound, post_meta, rows, run_jobs, text_payload
+from worker import jobs, recovery, runtime
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def closed_port_url(scheme: str) -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    if scheme == "redis":
+        return f"redis://127.0.0.1:{port}/0"
+    return f"postgresql://encargo@127.0.0.1:{port}/encargo"
+
+
+@pytest.fixture
+def graph() -> Iterator[FakeGraphAPI]:
+    fake = FakeGraphAPI().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def meta_settings(settings: Settings, graph: FakeGraphAPI) -> Settings:
+    return settings.with_overrides(whatsapp_provider="meta", meta_access_token=DEFAULT_TOKEN,
+                                   meta_graph_base_url=graph.url, simulator_enabled=False,
+                                   recovery_min_age_s=0.0)
+
+
+@pytest.fixture
+def client(meta_settings: Settings) -> Iterator[FlaskClient]:
+    with create_app(meta_settings).test_client() as c:
+        yield c
+
+
+def test_redelivered_message_is_processed_once(client: FlaskClient, meta_settings: Settings,
+                                               graph: FakeGraphAPI, db_pool: ConnectionPool) -> None:
+    payload = text_payload("50370000001", "Hola", "wamid.SAME")
+    for _ in range(3):
+        assert post_meta(client, payload).status_code == 200
+    run_jobs(meta_settings)
+    post_meta(client, payload)  # Meta re-delivers days later
+    run_jobs(meta_settings)
+    assert len(rows(db_pool, "SELECT id FROM webhook_events")) == 1
+    assert len(graph.messages_to("+50370000001")) == 2
+
+
+def test_redis_down_event_is_stored_and_processed_later(meta_settings: Settings, graph: FakeGraphAPI,
+                                                        db_pool: ConnectionPool) -> None:
+    down = create_app(meta_settings.with_overrides(redis_url=closed_port_url("redis")))
+    with down.test_client() as c:
+        assert post_meta(c, text_payload("50370000001", "Hola", "wamid.R1")).status_code == 200
+    assert rows(db_pool, "SELECT status FROM webhook_events") == [{"status": "received"}]
+    assert graph.sent == []
+    # Redis is back: the scheduler's recovery loop queues the event, a worker answers it.
+    rt = runtime.build_runtime(meta_settings, pool_size=1)
+    try:
+        assert recovery.recover_events(rt) == 1
+        assert recovery.recover_events(rt) == 0  # queued once, not again while its job exists
+    finally:
+        rt.close()
+    run_jobs(meta_settings)
+    assert len(graph.messages_to("+50370000001")) == 2
+    assert rows(db_pool, "SELECT status FROM webhook_events") == [{"status": "processed"}]
+
+
+def test_postgres_down_event_is_queued_and_stored_by_the_job(meta_settings: Settings, graph: FakeGraphAPI,
+                                                             db_pool: ConnectionPool) -> None:
+    down = create_app(meta_settings.with_overrides(database_url=closed_port_url("postgresql")))
+    payload = text_payload("50370000001", "Hola", "wamid.P1")
+    with down.test_client() as c:
+        assert post_meta(c, payload).status_code == 200
+        assert post_meta(c, payload).status_code == 200  # re-delivery while the database is down
+    assert rows(db_pool, "SELECT id FROM webhook_events") == []
+    run_jobs(meta_settings)  # the database is reachable for the worker
+    assert rows(db_pool, "SELECT status FROM webhook_events") == [{"status": "processed"}]
+    assert len(graph.messages_to("+50370000001")) == 2
+    # and when Meta re-delivers once more after the database is back, it is still a duplicate
+    with create_app(meta_settings).test_client() as c:
+        assert post_meta(c, payload).status_code == 200
+    run_jobs(meta_settings)
+    assert len(graph.messages_to("+50370000001")) == 2
+
+
+def test_both_stores_down_answers_503(meta_settings: Settings) -> None:
+    down = create_app(meta_settings.with_overrides(redis_url=closed_port_url("redis"),
+                                                   database_url=closed_port_url("postgresql")))
+    with down.test_client() as c:
+        resp = post_meta(c, text_payload("50370000001", "Hola", "wamid.X1"))
+    assert resp.status_code == 503
+    assert "retry" in resp.get_json()["error"]
+
+
+def test_readiness_reports_each_store(meta_settings: Settings) -> None:
+    with create_app(meta_settings).test_client() as c:
+        assert c.get("/healthz").get_json() == {"status": "ok"}
+        ready = c.get("/readyz")
+        assert ready.status_code == 200
+        assert ready.get_json()["checks"] == {"postgresql": True, "redis": True}
+    with create_app(meta_settings.with_overrides(redis_url=closed_port_url("redis"))).test_client() as c:
+        ready = c.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.get_json()["checks"] == {"postgresql": True, "redis": False}
+
+
+@pytest.mark.parametrize(("status", "code"), [(500, 131000), (429, 130429), (503, 2)])
+def test_provider_outage_is_retried_and_delivered_later(client: FlaskClient, meta_settings: Settings,
+                                                        graph: FakeGraphAPI, db_pool: ConnectionPool,
+                                                        redis_conn: Any, status: int, code: int) -> None:
+    graph.fail_next(1, status=status, code=code, details="scripted outage")
+    post_meta(client, text_payload("50370000001", "Hola", "wamid.O1"))
+    run_jobs(meta_settings)
+    first, second = outbound(db_pool)
+    assert first["status"] == "pending"
+    assert first["error_code"] == str(code)
+    assert second["status"] == "accepted"
+    assert redis_conn.exists(f"rq:job:out{first['id']:015d}")  # a retry with back-off is scheduled
+    rt = runtime.build_runtime(meta_settings, pool_size=1)
+    runtime.configure(rt)
+    try:
+        assert jobs.deliver_message(first["id"], None) == "sent"
+        assert jobs.deliver_message(first["id"], None) == "skipped"  # a second run never re-sends
+    finally:
+        runtime.configure(None)
+        rt.close()
+    assert outbound(db_pool)[0]["status"] == "accepted"
+    assert len(graph.messages_to("+50370000001")) == 2
+
+
+def test_outside_window_is_recorded_as_failed(client: FlaskClient, meta_settings: Settings,
+                                              graph: FakeGraphAPI, db_pool: ConnectionPool) -> None:
+    graph.fail_next(1, status=400, code=131047,
+                    details="Message failed to send because more than 24 hours have passed")
+    post_meta(client, text_payload("50370000001", "Hola", "wamid.W1"))
+    run_jobs(meta_settings)
+    first = outbound(db_pool)[0]
+    assert first["status"] == "failed"
+    assert first["error_code"] == "131047"
+    assert first["failed_at"] is not None
+
+
+# --- real worker processes -----------------------------------------------------------------
+
+
+def worker_env(base_env: dict[str, str], graph: FakeGraphAPI, **extra: str) -> dict[str, str]:
+    return {**os.environ, **base_env, "WHATSAPP_PROVIDER": "meta", "META_ACCESS_TOKEN": DEFAULT_TOKEN,
+            "META_GRAPH_BASE_URL": graph.url, "LOG_LEVEL": "WARNING", **extra}
+
+
+def start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "worker.main", "--processes", "1"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def wait_for(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.slow
+def test_worker_killed_mid_send_is_retried_without_double_reply(meta_settings: Settings, base_env: dict[str, str],
+                                                                graph: FakeGraphAPI,
+                                                                db_pool: ConnectionPool) -> None:
+    env = worker_env(base_env, graph, JOB_TIMEOUT_S="3", JOB_HEARTBEAT_GRACE_S="1",
+                     WORKER_MAINTENANCE_INTERVAL_S="1", SEND_TIMEOUT_S="1")
+    graph.hang_next(1)  # Meta receives the first reply, but its answer never comes back
+    with create_app(meta_settings.with_overrides(job_timeout_s=3)).test_client() as client:
+        post_meta(client, text_payload("50370000001", "Hola", "wamid.K1"))
+    doomed = start_worker(env)
+    try:
+        wait_for(lambda: len(graph.messages_to("+50370000001")) == 1, 20, "the first reply to reach Meta")
+        doomed.kill()  # SIGKILL: no cleanup at all
+        doomed.wait()
+    finally:
+        stop(doomed)
+    graph.release()
+    rescuer = start_worker(env)
+    try:
+        wait_for(lambda: rows(db_pool, "SELECT status FROM webhook_events")[0]["status"] == "processed",
+                 45, "the abandoned job to be retried")
+    finally:
+        stop(rescuer)
+    sent = graph.messages_to("+50370000001")
+    assert len(sent) == 2  # welcome (delivered once, before the crash) + menu; nothing twice
+    assert [b["biz_opaque_callback_data"] for b in sent] == ["1:0", "1:1"]
+    first, second = outbound(db_pool)
+    assert (first["status"], first["error_code"]) == ("failed", "interrupted")
+    assert second["status"] == "accepted"
+
+
+@pytest.mark.slow
+def test_messages_of_one_customer_are_handled_in_order(meta_settings: Settings, base_env: dict[str, str],
+                                                       graph: FakeGraphAPI, db_pool: ConnectionPool) -> None:
+    customers = [f"5037000{n:04d}" for n in range(1, 7)]
+    per_customer = 5
+    graph.delay_next(0.03, n=len(customers) * per_customer * 2)  # slow sends make overlaps likely
+    app = create_app(meta_settings)
+
+    def customer_sends(digits: str) -> None:
+        with app.test_client() as c:
+            for i in range(per_customer):
+                resp = post_meta(c, text_payload(digits, f"mensaje {i}", f"wamid.{digits}.{i}"))
+                assert resp.status_code == 200
+
+    threads = [threading.Thread(target=customer_sends, args=(d,)) for d in customers]
+    for t in threads:
+        t.start()
+    workers = [start_worker(worker_env(base_env, graph)) for _ in range(3)]
+    try:
+        for t in threads:
+            t.join()
+        total = len(customers) * per_customer
+        wait_for(lambda: rows(db_pool, "SELECT count(*) AS n FROM webhook_events WHERE status = 'processed'")[0]["n"]
+                 == total, 60, "every message to be processed")
+    finally:
+        for w in workers:
+            stop(w)
+    for digits in customers:
+        sent = graph.messages_to("+" + digits)
+        assert len(sent) == per_customer * 2
+        events = [int(b["biz_opaque_callback_data"].split(":")[0]) for b in sent]
+        assert events == sorted(events), f"replies to {digits} went out of order: {events}"
+        inbound_order = rows(db_pool, """
+            SELECT m.body FROM messages m JOIN webhook_events e ON e.id = m.webhook_event_id
+            JOIN conversations c ON c.id = m.conversation_id
+            WHERE m.direction = 'in' AND m.provider_message_id LIKE %s ORDER BY m.id""", (f"wamid.{digits}.%",))
+        assert [r["body"] for r in inbound_order] == [f"mensaje {i}" for i in range(per_customer)]

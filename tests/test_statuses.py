@@ -1,0 +1,119 @@
+"""Meta delivery receipts: a message's status only moves forward, whatever order receipts arrive in."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+from psycopg_pool import ConnectionPool
+
+from app import create_app
+from config import Settings
+from tests.conftest import load_fixture
+from tests.fakes.graph_api import DEFAULT_TOKEN, FakeGraphAPI
+from tests.harness import outbound, post_meta, rows, run_jobs, text_payload, to_our_number
+
+
+@pytest.fixture
+def graph() -> Iterator[FakeGraphAPI]:
+    fake = FakeGraphAPI().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def meta_settings(settings: Settings, graph: FakeGraphAPI) -> Settings:
+    return settings.with_overrides(whatsapp_provider="meta", meta_access_token=DEFAULT_TOKEN,
+                                   meta_graph_base_url=graph.url, simulator_enabled=False)
+
+
+@pytest.fixture
+def client(meta_settings: Settings) -> Iterator[FlaskClient]:
+    with create_app(meta_settings).test_client() as c:
+        yield c
+
+
+def status_payload(fixture: str, wamid: str, status: str | None = None) -> dict[str, Any]:
+    payload = to_our_number(copy.deepcopy(load_fixture(fixture)))
+    item = payload["entry"][0]["changes"][0]["value"]["statuses"][0]
+    item["id"] = wamid
+    if status:
+        item["status"] = status
+    return payload
+
+
+def send_hola(client: FlaskClient, settings: Settings, pool: ConnectionPool) -> list[str]:
+    post_meta(client, text_payload("50370000001", "Hola", "wamid.IN1"))
+    run_jobs(settings)
+    return [m["provider_message_id"] for m in outbound(pool)]
+
+
+def status_of(pool: ConnectionPool, wamid: str) -> dict[str, Any]:
+    return rows(pool, "SELECT status, error_code, error_title, sent_at, delivered_at, read_at FROM messages"
+                      " WHERE provider_message_id = %s", (wamid,))[0]
+
+
+def test_out_of_order_and_repeated_receipts(client: FlaskClient, meta_settings: Settings,
+                                            db_pool: ConnectionPool) -> None:
+    wamid = send_hola(client, meta_settings, db_pool)[0]
+    for status in ("read", "sent", "delivered", "read", "sent"):
+        assert post_meta(client, status_payload("meta_status_sent.json", wamid, status)).status_code == 200
+    run_jobs(meta_settings)
+    row = status_of(db_pool, wamid)
+    assert row["status"] == "read"
+    assert row["read_at"] is not None
+    # "sent" and "read" arrived twice: stored once each
+    assert len(rows(db_pool, "SELECT id FROM webhook_events WHERE kind = 'status'")) == 3
+
+
+def test_failed_is_final_and_keeps_the_reason(client: FlaskClient, meta_settings: Settings,
+                                              db_pool: ConnectionPool) -> None:
+    wamid = send_hola(client, meta_settings, db_pool)[1]
+    post_meta(client, status_payload("meta_status_failed_131047.json", wamid))
+    post_meta(client, status_payload("meta_status_sent.json", wamid, "delivered"))
+    run_jobs(meta_settings)
+    row = status_of(db_pool, wamid)
+    assert row["status"] == "failed"
+    assert row["error_code"] == "131047"
+    assert row["error_title"] == "Re-engagement message"
+
+
+def test_statuses_only_payload_with_several_items(client: FlaskClient, meta_settings: Settings,
+                                                  db_pool: ConnectionPool) -> None:
+    first, second = send_hola(client, meta_settings, db_pool)
+    payload = status_payload("meta_status_read.json", first)
+    extra = copy.deepcopy(payload["entry"][0]["changes"][0]["value"]["statuses"][0])
+    extra.update(id=second, status="delivered")
+    payload["entry"][0]["changes"][0]["value"]["statuses"].append(extra)
+    assert post_meta(client, payload).status_code == 200
+    run_jobs(meta_settings)
+    assert status_of(db_pool, first)["status"] == "read"
+    assert status_of(db_pool, second)["status"] == "delivered"
+
+
+def test_receipt_before_the_send_is_recorded_is_retried(client: FlaskClient, meta_settings: Settings,
+                                                        db_pool: ConnectionPool, redis_conn: Any) -> None:
+    post_meta(client, status_payload("meta_status_sent.json", "wamid.NOT_YET_KNOWN"))
+    run_jobs(meta_settings)
+    event = rows(db_pool, "SELECT status, attempts FROM webhook_events")[0]
+    assert event == {"status": "queued", "attempts": 1}
+    # rq keeps the job for a retry with back-off instead of dropping the receipt
+    assert redis_conn.zcard("rq:scheduled:encargo") == 1
+
+
+def test_receipt_matched_by_our_reference_when_send_response_was_lost(client: FlaskClient,
+                                                                      meta_settings: Settings,
+                                                                      db_pool: ConnectionPool) -> None:
+    send_hola(client, meta_settings, db_pool)
+    with db_pool.connection() as conn:
+        conn.execute("UPDATE messages SET provider_message_id = NULL, status = 'failed', status_rank = 6"
+                     " WHERE idempotency_key = '1:0'")
+    payload = status_payload("meta_status_sent.json", "wamid.FROM_META", "delivered")
+    payload["entry"][0]["changes"][0]["value"]["statuses"][0]["biz_opaque_callback_data"] = "1:0"
+    post_meta(client, payload)
+    run_jobs(meta_settings)
+    row = rows(db_pool, "SELECT status, provider_message_id FROM messages WHERE idempotency_key = '1:0'")[0]
+    assert row == {"status": "delivered", "provider_message_id": "wamid.FROM_META"}

@@ -1,0 +1,1 @@
+"""HTTP surfaces: one blueprint each (webhooks, health, simulator)."""

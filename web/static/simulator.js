@@ -1,0 +1,476 @@
+// The WhatsApp simulator page: send as a customer, poll the messages table, draw the replies.
+//
+// Safety: customer and bot text is never parsed as HTML. Every string reaches the page as a
+// text node (createTextNode / textContent); WhatsApp's *bold*, _italic_, ~strike~ and ```mono```
+// become <strong>/<em>/<s>/<code> elements built around those text nodes.
+(function () {
+  "use strict";
+
+  const POLL_MS = 700;
+  const WATCH_RECENT = 20; // re-read the delivery status of this many recent bot messages until settled
+  const UNSETTLED = new Set(["pending", "sending", "accepted", "sent"]);
+  const STATUS_LABELS = {
+    pending: ["🕓", "pendiente"],
+    sending: ["🕓", "enviando"],
+    accepted: ["✓", "aceptado"],
+    sent: ["✓", "enviado"],
+    delivered: ["✓✓", "entregado"],
+    read: ["✓✓", "leído"],
+    failed: ["⚠", "falló"],
+    received: ["", ""],
+  };
+  const NUMBER_RE = /^\+?[1-9]\d{7,14}$/;
+  const FORMAT_RE =
+    /(?<![\p{L}\p{N}])(?:```([^`]+)```|\*(?=\S)([^*\n]*?\S)\*|_(?=\S)([^_\n]*?\S)_|~(?=\S)([^~\n]*?\S)~)(?![\p{L}\p{N}])/u;
+
+  const body = document.body;
+  const api = {
+    send: body.dataset.sendUrl,
+    messages: body.dataset.messagesUrl,
+    reset: body.dataset.resetUrl,
+  };
+  const $ = (id) => document.getElementById(id);
+  const chat = $("chat");
+  const numberPick = $("number-pick");
+  const numberInput = $("number");
+  const nameInput = $("name");
+  const textInput = $("text");
+  const errorBox = $("error");
+  const connection = $("connection");
+  const sheet = $("sheet");
+  const locationPanel = $("location-panel");
+
+  let phone = "";
+  let generation = 0; // bumps when the number changes: stale polls are dropped
+  let lastId = 0;
+  const shown = new Map(); // message id -> {element, status, direction}
+  const conversations = new Set();
+  const sentWamids = new Set(); // inbound provider ids already drawn from the server
+  const pendingBubbles = new Map(); // wamid -> optimistic bubble waiting for its stored row
+
+  // ---------- small DOM helpers ----------
+
+  function el(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+
+  function appendFormatted(parent, text) {
+    let rest = String(text || "");
+    while (rest) {
+      const m = FORMAT_RE.exec(rest);
+      if (!m) {
+        parent.appendChild(document.createTextNode(rest));
+        break;
+      }
+      if (m.index > 0) parent.appendChild(document.createTextNode(rest.slice(0, m.index)));
+      let node;
+      if (m[1] !== undefined) {
+        node = el("code", "", m[1]);
+      } else {
+        node = el(m[2] !== undefined ? "strong" : m[3] !== undefined ? "em" : "s");
+        appendFormatted(node, m[2] ?? m[3] ?? m[4]);
+      }
+      parent.appendChild(node);
+      rest = rest.slice(m.index + m[0].length);
+    }
+    return parent;
+  }
+
+  function formatted(className, text) {
+    return appendFormatted(el("div", className), text);
+  }
+
+  function insertOrdered(node, order) {
+    node.dataset.order = String(order);
+    let after = chat.lastElementChild;
+    while (after && Number(after.dataset.order) > order) after = after.previousElementSibling;
+    if (after) after.after(node);
+    else chat.prepend(node);
+  }
+
+  function scrollToEnd() {
+    chat.scrollTop = chat.scrollHeight;
+  }
+
+  function showError(message) {
+    errorBox.textContent = message || "";
+    errorBox.hidden = !message;
+  }
+
+  function clock(iso) {
+    const date = iso ? new Date(iso) : new Date();
+    return date.toLocaleTimeString("es-SV", { hour: "2-digit", minute: "2-digit" });
+  }
+
+  // ---------- rendering ----------
+
+  function statusNode(status) {
+    const [icon, label] = STATUS_LABELS[status] || ["", status];
+    const node = el("span", "status status-" + status, (icon + " " + label).trim());
+    node.title = status;
+    return node;
+  }
+
+  function locationCard(loc) {
+    const lat = Number(loc.latitude);
+    const lon = Number(loc.longitude);
+    const card = el("div", "location-card");
+    card.appendChild(el("div", "pin", "📍"));
+    const info = el("div", "location-info");
+    info.appendChild(el("div", "location-name", loc.name || "Ubicación"));
+    if (loc.address) info.appendChild(el("div", "location-address", loc.address));
+    if (Number.isFinite(lat) && Number.isFinite(lon)) {
+      info.appendChild(el("div", "location-coords", lat.toFixed(5) + ", " + lon.toFixed(5)));
+      const link = el("a", "location-link", "Abrir en OpenStreetMap");
+      link.href = "https://www.openstreetmap.org/?mlat=" + lat + "&mlon=" + lon + "#map=17/" + lat + "/" + lon;
+      link.target = "_blank";
+      link.rel = "noopener noreferrer";
+      info.appendChild(link);
+    }
+    card.appendChild(info);
+    return card;
+  }
+
+  function choiceButton(className, label, reply) {
+    const button = el("button", className, label);
+    button.type = "button";
+    button.addEventListener("click", () => send({ reply }));
+    return button;
+  }
+
+  function botContent(bubble, message) {
+    const m = message.shown || message.payload || {};
+    if (m.header) bubble.appendChild(formatted("header", m.header));
+    switch (m.kind) {
+      case "text":
+        bubble.appendChild(formatted("text", m.body));
+        break;
+      case "buttons":
+      case "list":
+        bubble.appendChild(formatted("text", m.body));
+        if (m.footer) bubble.appendChild(el("div", "footer", m.footer));
+        break;
+      case "location":
+        bubble.appendChild(locationCard(m));
+        break;
+      case "template":
+        bubble.appendChild(el("div", "template-label", "Plantilla " + (m.name || "")));
+        bubble.appendChild(formatted("text", message.body));
+        break;
+      default:
+        bubble.appendChild(formatted("text", message.body));
+    }
+    const meta = el("div", "meta");
+    meta.appendChild(el("span", "time", clock(message.created_at)));
+    meta.appendChild(statusNode(message.status));
+    bubble.appendChild(meta);
+    if (m.kind === "buttons") {
+      const actions = el("div", "actions");
+      for (const b of m.buttons || []) {
+        actions.appendChild(choiceButton("action reply-button", b.title, { type: "button", id: b.id, title: b.title }));
+      }
+      bubble.appendChild(actions);
+    } else if (m.kind === "list") {
+      const actions = el("div", "actions");
+      const open = el("button", "action list-button", "☰ " + (m.button_label || "Ver opciones"));
+      open.type = "button";
+      open.addEventListener("click", () => openSheet(m));
+      actions.appendChild(open);
+      bubble.appendChild(actions);
+    }
+  }
+
+  function customerContent(bubble, message) {
+    const p = message.payload || {};
+    if (message.kind === "location" && p.latitude !== undefined) {
+      bubble.appendChild(locationCard({
+        latitude: p.latitude, longitude: p.longitude, name: p.location_name, address: p.location_address,
+      }));
+    } else {
+      if (message.kind === "button_reply" || message.kind === "list_reply") {
+        bubble.appendChild(el("div", "reply-tag", message.kind === "list_reply" ? "☰ opción de lista" : "↩ botón"));
+      }
+      bubble.appendChild(formatted("text", message.body || "[" + message.kind + "]"));
+    }
+    const meta = el("div", "meta");
+    meta.appendChild(el("span", "time", clock(message.created_at)));
+    bubble.appendChild(meta);
+  }
+
+  function render(message) {
+    const known = shown.get(message.id);
+    if (known) {
+      if (known.status !== message.status) {
+        const old = known.element.querySelector(".status");
+        if (old) old.replaceWith(statusNode(message.status));
+        known.status = message.status;
+      }
+      return;
+    }
+    if (!conversations.has(message.conversation_id)) {
+      if (conversations.size > 0) {
+        insertOrdered(el("div", "divider", "Nueva conversación"), message.order - 0.5);
+      }
+      conversations.add(message.conversation_id);
+    }
+    const mine = message.direction === "in";
+    const row = el("div", "row " + (mine ? "me" : "bot"));
+    row.dataset.id = String(message.id);
+    const bubble = el("div", "bubble");
+    if (mine) customerContent(bubble, message);
+    else botContent(bubble, message);
+    row.appendChild(bubble);
+    insertOrdered(row, message.order);
+    shown.set(message.id, { element: row, status: message.status, direction: message.direction });
+    lastId = Math.max(lastId, message.id);
+    if (mine && message.provider_message_id) {
+      sentWamids.add(message.provider_message_id);
+      const bubbleWaiting = pendingBubbles.get(message.provider_message_id);
+      if (bubbleWaiting) {
+        bubbleWaiting.remove();
+        pendingBubbles.delete(message.provider_message_id);
+      }
+    }
+  }
+
+  function pendingBubble(content) {
+    const row = el("div", "row me pending");
+    const bubble = el("div", "bubble");
+    if (content.location) bubble.appendChild(locationCard(content.location));
+    else bubble.appendChild(formatted("text", content.text ?? (content.reply && content.reply.title)));
+    const meta = el("div", "meta");
+    meta.appendChild(el("span", "time", clock()));
+    meta.appendChild(el("span", "status status-queued", "⏳ en cola"));
+    bubble.appendChild(meta);
+    row.appendChild(bubble);
+    insertOrdered(row, Number.MAX_SAFE_INTEGER);
+    scrollToEnd();
+    return row;
+  }
+
+  // ---------- the list sheet ----------
+
+  function openSheet(list) {
+    $("sheet-title").textContent = list.button_label || "Opciones";
+    const section = $("sheet-section");
+    section.textContent = list.section_title || "";
+    section.hidden = !list.section_title;
+    const rows = $("sheet-rows");
+    rows.replaceChildren();
+    for (const r of list.rows || []) {
+      const item = el("li");
+      const button = el("button", "sheet-row");
+      button.type = "button";
+      button.appendChild(el("span", "row-title", r.title));
+      if (r.description) button.appendChild(el("span", "row-description", r.description));
+      button.addEventListener("click", () => {
+        closeSheet();
+        send({ reply: { type: "list", id: r.id, title: r.title } });
+      });
+      item.appendChild(button);
+      rows.appendChild(item);
+    }
+    sheet.hidden = false;
+  }
+
+  function closeSheet() {
+    sheet.hidden = true;
+  }
+
+  // ---------- talking to the server ----------
+
+  function normalisedNumber() {
+    const raw = numberInput.value.replace(/[\s\-().]/g, "");
+    if (!NUMBER_RE.test(raw)) return null;
+    return raw.startsWith("+") ? raw : "+" + raw;
+  }
+
+  async function postJson(url, payload) {
+    const response = await fetch(url, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: JSON.stringify(payload),
+    });
+    const data = await response.json().catch(() => ({}));
+    return { ok: response.ok, status: response.status, data };
+  }
+
+  async function send(content) {
+    const number = normalisedNumber();
+    if (!number) {
+      showError("Número inválido: usa + y 8 a 15 dígitos, por ejemplo +50370000001.");
+      return false;
+    }
+    if (number !== phone) switchNumber(number);
+    const payload = Object.assign({ from: number }, content);
+    const name = nameInput.value.trim();
+    if (name) payload.name = name;
+    const bubble = pendingBubble(content);
+    try {
+      const { ok, status, data } = await postJson(api.send, payload);
+      if (!ok) {
+        bubble.classList.add("failed");
+        bubble.querySelector(".status").textContent = "⚠ no enviado";
+        showError(data.error || "Error " + status + " al enviar.");
+        return false;
+      }
+      showError("");
+      if (sentWamids.has(data.message_id)) bubble.remove();
+      else pendingBubbles.set(data.message_id, bubble);
+      return true;
+    } catch (err) {
+      bubble.classList.add("failed");
+      showError("No se pudo contactar al servidor: " + err.message);
+      return false;
+    }
+  }
+
+  function pollFloor() {
+    // New messages come after lastId; recent bot messages whose status may still change are read again.
+    let floor = lastId;
+    const recent = [...shown.entries()].filter(([, v]) => v.direction === "out").slice(-WATCH_RECENT);
+    for (const [id, v] of recent) {
+      if (UNSETTLED.has(v.status)) floor = Math.min(floor, id - 1);
+    }
+    return floor;
+  }
+
+  async function poll(gen) {
+    if (gen !== generation) return;
+    try {
+      const url = api.messages + "?phone=" + encodeURIComponent(phone) + "&after=" + pollFloor();
+      const response = await fetch(url, { headers: { Accept: "application/json" } });
+      if (gen !== generation) return;
+      const data = await response.json().catch(() => ({}));
+      if (!response.ok) throw new Error(data.error || "HTTP " + response.status);
+      const atEnd = chat.scrollHeight - chat.scrollTop - chat.clientHeight < 80;
+      const before = lastId;
+      for (const message of data.messages || []) render(message);
+      if (lastId !== before && atEnd) scrollToEnd();
+      connection.textContent = "simulador · " + phone;
+      connection.classList.remove("offline");
+    } catch (err) {
+      connection.textContent = "sin conexión: " + err.message;
+      connection.classList.add("offline");
+    } finally {
+      if (gen === generation) setTimeout(() => poll(gen), POLL_MS);
+    }
+  }
+
+  function switchNumber(number) {
+    phone = number;
+    generation += 1;
+    lastId = 0;
+    shown.clear();
+    conversations.clear();
+    sentWamids.clear();
+    pendingBubbles.clear();
+    chat.replaceChildren();
+    localStorage.setItem("simulator.number", number);
+    const gen = generation;
+    poll(gen).then(scrollToEnd);
+  }
+
+  // ---------- controls ----------
+
+  function choose(number) {
+    numberInput.value = number;
+    const known = [...numberPick.options].some((o) => o.value === number);
+    numberPick.value = known ? number : "";
+    const valid = normalisedNumber();
+    if (valid) {
+      showError("");
+      if (valid !== phone) switchNumber(valid);
+    } else {
+      showError("Número inválido: usa + y 8 a 15 dígitos, por ejemplo +50370000001.");
+    }
+  }
+
+  numberPick.addEventListener("change", () => {
+    if (numberPick.value) choose(numberPick.value);
+    else numberInput.focus();
+  });
+  numberInput.addEventListener("change", () => choose(numberInput.value.trim()));
+  nameInput.addEventListener("change", () => localStorage.setItem("simulator.name", nameInput.value.trim()));
+
+  $("composer").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const text = textInput.value;
+    if (!text.trim()) return;
+    textInput.value = "";
+    autosize();
+    const ok = await send({ text });
+    if (!ok && !textInput.value) textInput.value = text;
+    textInput.focus();
+  });
+  textInput.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      $("composer").requestSubmit();
+    }
+  });
+  function autosize() {
+    textInput.style.height = "auto";
+    textInput.style.height = Math.min(textInput.scrollHeight, 140) + "px";
+  }
+  textInput.addEventListener("input", autosize);
+
+  $("reset").addEventListener("click", async () => {
+    const number = normalisedNumber();
+    if (!number) return showError("Número inválido.");
+    const { ok, data } = await postJson(api.reset, { from: number });
+    if (!ok) return showError(data.error || "No se pudo cerrar la conversación.");
+    showError("");
+    const closed = (data.closed_conversations || []).length;
+    const note = el("div", "divider", closed ? "Conversación cerrada" : "No había conversación abierta");
+    insertOrdered(note, lastId + 0.25);
+    scrollToEnd();
+  });
+
+  $("location-toggle").addEventListener("click", () => {
+    locationPanel.hidden = !locationPanel.hidden;
+  });
+  $("loc-cancel").addEventListener("click", () => {
+    locationPanel.hidden = true;
+  });
+  $("loc-here").addEventListener("click", () => {
+    if (!navigator.geolocation) return showError("Este navegador no da la ubicación.");
+    navigator.geolocation.getCurrentPosition(
+      (pos) => {
+        $("loc-lat").value = pos.coords.latitude.toFixed(6);
+        $("loc-lon").value = pos.coords.longitude.toFixed(6);
+      },
+      (err) => showError("Ubicación no disponible: " + err.message),
+      { timeout: 8000 },
+    );
+  });
+  locationPanel.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const latitude = Number($("loc-lat").value.replace(",", "."));
+    const longitude = Number($("loc-lon").value.replace(",", "."));
+    if (!Number.isFinite(latitude) || !Number.isFinite(longitude) || Math.abs(latitude) > 90 ||
+        Math.abs(longitude) > 180) {
+      return showError("Latitud entre -90 y 90, longitud entre -180 y 180.");
+    }
+    const location = { latitude, longitude };
+    const name = $("loc-name").value.trim();
+    if (name) location.name = name;
+    locationPanel.hidden = true;
+    await send({ location });
+  });
+
+  $("sheet-close").addEventListener("click", closeSheet);
+  sheet.addEventListener("click", (event) => {
+    if (event.target === sheet) closeSheet();
+  });
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") closeSheet();
+  });
+
+  // ---------- start ----------
+  nameInput.value = localStorage.getItem("simulator.name") || "";
+  choose(localStorage.getItem("simulator.number") || body.dataset.defaultNumber);
+})();

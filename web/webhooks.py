@@ -1,0 +1,116 @@
+"""The WhatsApp webhooks (Meta Cloud API and Twilio): verify, parse, de-duplicate, enqueue, answer.
+
+No dialog logic runs inside a request. Answers:
+- Meta: empty 200; Twilio: 200 with an empty TwiML <Response/>.
+- Missing signature 401, wrong signature 403 (nothing stored, a warning logged without the body).
+- Malformed JSON or form 400 with the reason; body over 3 MiB 413.
+- Unknown types, unknown numbers and other business-level surprises still 200:
+  anything else makes Meta re-deliver for a week.
+- 503 only when an event could be stored neither in PostgreSQL nor in Redis.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from channels import meta_webhook, twilio_webhook
+from channels.events import InboundEvent, MalformedPayload
+from config import Settings
+from web.ingest import Ingestor, IngestResult
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("webhooks", __name__)
+
+
+def _settings() -> Settings:
+    settings: Settings = current_app.extensions["settings"]
+    return settings
+
+
+def _ingestor() -> Ingestor:
+    ingestor: Ingestor = current_app.extensions["ingestor"]
+    return ingestor
+
+
+@bp.get("/webhooks/whatsapp")
+def meta_verify() -> Response | tuple[str, int]:
+    """Meta's one-time subscription check: echo hub.challenge when the verify token matches."""
+    token = _settings().meta_verify_token
+    mode = request.args.get("hub.mode", "")
+    given = request.args.get("hub.verify_token", "")
+    challenge = request.args.get("hub.challenge", "")
+    if not token:
+        log.warning("META_VERIFY_TOKEN is not set: refusing webhook verification")
+        return "verification is not configured", 403
+    if mode == "subscribe" and hmac.compare_digest(given.encode(), token.encode()):
+        return Response(challenge, status=200, mimetype="text/plain")
+    log.warning("webhook verification refused", extra={"mode": mode})
+    return "verification failed", 403
+
+
+@bp.post("/webhooks/whatsapp")
+def meta_receive() -> Response | tuple[Response, int]:
+    settings = _settings()
+    raw = request.get_data(cache=True)  # raises 413 past MAX_CONTENT_LENGTH
+    signature = request.headers.get("X-Hub-Signature-256")
+    if not settings.meta_app_secret:
+        log.error("META_APP_SECRET is not set: every Meta webhook is refused")
+        return _error("webhook signing secret is not configured", 403)
+    if not signature:
+        log.warning("meta webhook without signature refused", extra={"bytes": len(raw)})
+        return _error("missing X-Hub-Signature-256", 401)
+    if not meta_webhook.signature_is_valid(settings.meta_app_secret, raw, signature):
+        log.warning("meta webhook with invalid signature refused", extra={"bytes": len(raw)})
+        return _error("invalid X-Hub-Signature-256", 403)
+    try:
+        events = meta_webhook.parse_body(raw)
+    except MalformedPayload as exc:
+        log.warning("malformed meta webhook", extra={"reason": str(exc)[:200]})
+        return _error(str(exc), 400)
+    return _answer(_ingestor().accept(events), Response(status=200))
+
+
+@bp.post("/webhooks/twilio")
+@bp.post("/webhooks/twilio/status")
+def twilio_receive() -> Response | tuple[Response, int]:
+    settings = _settings()
+    if request.mimetype != "application/x-www-form-urlencoded":
+        return _error("expected an application/x-www-form-urlencoded form", 400)
+    signature = request.headers.get("X-Twilio-Signature")
+    if not settings.twilio_auth_token:
+        log.error("TWILIO_AUTH_TOKEN is not set: every Twilio webhook is refused")
+        return _error("webhook signing secret is not configured", 403)
+    if not signature:
+        log.warning("twilio webhook without signature refused")
+        return _error("missing X-Twilio-Signature", 401)
+    url = _public_url(settings)
+    if not twilio_webhook.signature_is_valid(settings.twilio_auth_token, url, request.form, signature):
+        log.warning("twilio webhook with invalid signature refused")
+        return _error("invalid X-Twilio-Signature", 403)
+    try:
+        events: list[InboundEvent] = twilio_webhook.parse_form(request.form.to_dict(flat=True))
+    except MalformedPayload as exc:
+        return _error(str(exc), 400)
+    return _answer(_ingestor().accept(events), Response(twilio_webhook.EMPTY_TWIML, status=200, mimetype="text/xml"))
+
+
+def _public_url(settings: Settings) -> str:
+    """The URL Twilio called (what it signed). Behind a proxy that is PUBLIC_BASE_URL + path, not request.url."""
+    if settings.public_base_url:
+        query = request.query_string.decode()
+        return settings.public_base_url + request.path + (f"?{query}" if query else "")
+    return request.url
+
+
+def _answer(result: IngestResult, ok: Response) -> Response | tuple[Response, int]:
+    if result.lost:
+        return _error("temporarily unable to store the event; please retry", 503)
+    return ok
+
+
+def _error(message: str, status: int) -> tuple[Response, int]:
+    return jsonify(error=message), status

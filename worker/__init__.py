@@ -1,0 +1,1 @@
+"""Background processing: RQ jobs, the services they call, the worker and scheduler processes."""

@@ -1,0 +1,105 @@
+"""The `worker` process: an RQ worker on the Encargo queue.
+
+Worker class: `EncargoWorker`, a `SimpleWorker` (jobs run in the worker
+process, no fork per job). rq's default Worker forks a work-horse for every
+job, which costs a few milliseconds each and throws away warm connection
+pools (PostgreSQL, HTTP keep-alive to the provider); our jobs are short and
+I/O bound, so several non-forking worker processes (`--processes`, default 4
+per 2 cores) give more throughput. The price is that a job cannot be killed
+mid-flight by the parent; rq's SIGALRM timeout still bounds it. A worker that
+dies leaves its job "abandoned": after the job's timeout plus a short grace
+the next maintenance pass (every WORKER_MAINTENANCE_INTERVAL_S) retries it.
+
+Failed jobs stay in rq's FailedJobRegistry for 7 days:
+`rq info --url $REDIS_URL` and `python -m worker.failed` list them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+from typing import Any
+
+from rq import SimpleWorker
+from rq.job import Job
+
+from config import ConfigError, Settings
+from observability import configure_logging, init_sentry
+from worker import runtime
+
+log = logging.getLogger(__name__)
+
+
+class EncargoWorker(SimpleWorker):
+    """SimpleWorker whose abandoned-job detection waits timeout + grace, not timeout + 60 s."""
+
+    heartbeat_grace_s = 10
+
+    def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
+        if job.timeout == -1:
+            return int(super().get_heartbeat_ttl(job, working_time))
+        return int(job.timeout or 180) + self.heartbeat_grace_s
+
+
+def run_worker(settings: Settings, *, burst: bool = False, name: str | None = None) -> bool:
+    """Run one worker in this process until stopped (or the queue is empty, with burst)."""
+    rt = runtime.build_runtime(settings)
+    runtime.configure(rt)
+    EncargoWorker.heartbeat_grace_s = settings.job_heartbeat_grace_s
+    worker = EncargoWorker(
+        [rt.queue], connection=rt.redis, name=name,
+        maintenance_interval=settings.worker_maintenance_interval_s,
+        # An idle worker blocks on the queue for worker_ttl - 15 s; waking at the maintenance interval
+        # is what lets it notice (and retry) the job of a worker that died.
+        worker_ttl=settings.worker_maintenance_interval_s + 15,
+    )
+    try:
+        return bool(worker.work(burst=burst, logging_level=settings.log_level, with_scheduler=True))
+    finally:
+        rt.close()
+
+
+def _child(settings: Settings, index: int) -> None:
+    configure_logging(f"worker-{index}", settings.log_level)
+    init_sentry(settings.sentry_dsn, settings.env)
+    run_worker(settings)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Encargo RQ worker")
+    parser.add_argument("--processes", type=int, default=int(os.environ.get("WORKER_PROCESSES", "4")))
+    parser.add_argument("--burst", action="store_true", help="exit when the queue is empty")
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        print(f"encargo-worker: {exc}", file=sys.stderr)  # noqa: T201
+        raise SystemExit(2) from None
+    configure_logging("worker", settings.log_level)
+    if args.processes <= 1 or args.burst:
+        init_sentry(settings.sentry_dsn, settings.env)
+        run_worker(settings, burst=args.burst)
+        return
+    ctx = multiprocessing.get_context("spawn")
+    children = [ctx.Process(target=_child, args=(settings, i), daemon=False) for i in range(args.processes)]
+    for child in children:
+        child.start()
+    log.info("worker processes started", extra={"count": len(children)})
+
+    def stop(signum: int, _frame: Any) -> None:
+        for child in children:
+            if child.pid and child.is_alive():
+                os.kill(child.pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for child in children:
+        child.join()
+
+
+if __name__ == "__main__":
+    main()

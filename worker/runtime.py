@@ -1,0 +1,72 @@
+"""What a job needs to do its work: settings, pool, Redis, the vault, the transport and the queue.
+
+A worker process builds one `Runtime` from the environment at start
+(`worker.main`) and every job of that process uses it. Tests that run jobs in
+their own process call `configure()` with a runtime built from their settings.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import redis
+from psycopg_pool import ConnectionPool
+from rq import Queue
+
+from channels.outbound import Transport
+from channels.transport import build_transport
+from config import Settings
+from storage.crypto import Vault
+from storage.db import open_pool
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    pool: ConnectionPool
+    redis: redis.Redis
+    vault: Vault
+    transport: Transport
+    queue: Queue
+
+    def close(self) -> None:
+        self.pool.close()
+        self.redis.close()
+
+
+_current: Runtime | None = None
+
+
+def redis_from_settings(settings: Settings) -> redis.Redis:
+    """A client that fails fast when Redis is down (the webhook then falls back to PostgreSQL)."""
+    return redis.Redis.from_url(
+        settings.redis_url, socket_timeout=2, socket_connect_timeout=1, health_check_interval=30
+    )
+
+
+def build_runtime(settings: Settings, *, pool: ConnectionPool | None = None, pool_size: int = 4) -> Runtime:
+    conn = redis_from_settings(settings)
+    return Runtime(
+        settings=settings,
+        pool=pool or open_pool(settings.database_url, max_size=pool_size, name="worker"),
+        redis=conn,
+        vault=Vault(settings.phone_encryption_keys, settings.phone_hash_key),
+        transport=build_transport(settings, conn),
+        queue=Queue(settings.queue_name, connection=conn),
+    )
+
+
+def configure(runtime: Runtime | None) -> None:
+    global _current
+    _current = runtime
+
+
+def current() -> Runtime:
+    """The process's runtime, built from the environment the first time it is needed."""
+    global _current
+    if _current is None:
+        _current = build_runtime(Settings.from_env())
+    return _current

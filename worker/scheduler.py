@@ -1,0 +1,65 @@
+"""The `scheduler` process: APScheduler running timed work, one active instance at a time.
+
+Every job first checks the Redis leader lease (`worker.leader`): two
+scheduler processes may run (a deploy overlap, a second machine) but only the
+lease holder does the work. Jobs here: the recovery loop that queues events
+stored while Redis was down (`worker.recovery`).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from typing import Any
+
+from apscheduler.schedulers.blocking import BlockingScheduler
+
+from config import ConfigError, Settings
+from observability import configure_logging, init_sentry
+from worker import recovery, runtime
+from worker.leader import Leader
+
+log = logging.getLogger(__name__)
+
+
+def build_scheduler(rt: runtime.Runtime, leader: Leader) -> BlockingScheduler:
+    scheduler = BlockingScheduler(timezone=rt.settings.tenant_timezone)
+
+    def recover() -> None:
+        if leader.holds():
+            recovery.recover_events(rt)
+
+    scheduler.add_job(recover, "interval", seconds=rt.settings.recovery_interval_s, id="recover_events",
+                      max_instances=1, coalesce=True)
+    return scheduler
+
+
+def main() -> None:
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        print(f"encargo-scheduler: {exc}", file=sys.stderr)  # noqa: T201
+        raise SystemExit(2) from None
+    configure_logging("scheduler", settings.log_level)
+    init_sentry(settings.sentry_dsn, settings.env)
+    rt = runtime.build_runtime(settings, pool_size=2)
+    leader = Leader(rt.redis, lease_s=max(3 * settings.recovery_interval_s, 15))
+    scheduler = build_scheduler(rt, leader)
+
+    def stop(signum: int, _frame: Any) -> None:
+        scheduler.shutdown(wait=False)
+
+    signal.signal(signal.SIGTERM, stop)
+    log.info("scheduler started")
+    try:
+        scheduler.start()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        leader.release()
+        rt.close()
+
+
+if __name__ == "__main__":
+    main()

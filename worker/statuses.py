@@ -1,0 +1,51 @@
+"""Applying a delivery receipt (sent / delivered / read / failed) to the message we sent.
+
+Receipts arrive out of order and more than once; `storage.messages.apply_status`
+only moves a message's status forward. A receipt can arrive before the send
+response was stored (the provider is faster than our database write): then the
+message is not known yet and this raises `UnknownMessage`, so RQ retries the
+job a few seconds later; after the last retry the event is marked failed.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from channels.events import StatusUpdate, event_from_dict
+from storage import messages, webhook_events
+from worker.inbound import unseal
+from worker.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+class UnknownMessage(LookupError):
+    """No message of ours has this provider id (yet)."""
+
+
+def process_status(runtime: Runtime, event_pk: int) -> str:
+    with runtime.pool.connection() as conn:
+        stored = webhook_events.load(conn, event_pk)
+        if stored is None:
+            raise LookupError(f"webhook event {event_pk} does not exist")
+        if stored.status in ("processed", "failed"):
+            return f"already {stored.status}"
+        attempt = webhook_events.start_attempt(conn, event_pk)
+    kind, data = unseal(runtime, stored.payload_encrypted)
+    event = event_from_dict(kind, data)
+    assert isinstance(event, StatusUpdate)
+    reference = (event.raw.get("status") or {}).get("biz_opaque_callback_data") if event.provider == "meta" else None
+    with runtime.pool.connection() as conn:
+        outcome = messages.apply_status(
+            conn, channel=event.provider, provider_message_id=event.message_id, status=event.status,
+            error_code=event.error_code, error_title=event.error_title, reference=reference,
+        )
+        if outcome == "unknown":
+            if attempt >= webhook_events.MAX_ATTEMPTS - 1:
+                webhook_events.finish(conn, event_pk, "failed", error="no message with this provider id")
+                log.warning("status for an unknown message dropped after retries", extra={"event_pk": event_pk})
+                return "unknown"
+            raise UnknownMessage(f"no message with provider id of event {event_pk} yet")
+        webhook_events.finish(conn, event_pk, "processed")
+    log.info("status applied", extra={"event_pk": event_pk, "status": event.status.value, "outcome": outcome})
+    return outcome
