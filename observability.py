@@ -58,7 +58,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        cid = _correlation_id.get()
+        cid = getattr(record, "correlation_id", None) or _correlation_id.get()
         if cid:
             payload["correlation_id"] = cid
         for key, value in vars(record).items():
@@ -69,8 +69,26 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(payload, default=str, ensure_ascii=False)
 
 
+def install_correlation_factory() -> None:
+    """Stamp every log record with the correlation id current when it was created (idempotent)."""
+    current = logging.getLogRecordFactory()
+    if getattr(current, "_encargo", False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = current(*args, **kwargs)
+        cid = _correlation_id.get()
+        if cid:
+            record.correlation_id = cid
+        return record
+
+    factory._encargo = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
+
+
 def configure_logging(process_name: str, level: str = "INFO") -> None:
     """Send JSON lines to stderr for this process; idempotent."""
+    install_correlation_factory()
     root = logging.getLogger()
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(process_name))
@@ -79,6 +97,10 @@ def configure_logging(process_name: str, level: str = "INFO") -> None:
     # Library loggers that would otherwise log request URLs with tokens or bodies at INFO.
     for noisy in ("httpx", "httpcore", "twilio.http_client", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Several lines per job or per timer tick: useful only when debugging (failures are logged at ERROR).
+    quiet = logging.DEBUG if level == "DEBUG" else logging.WARNING
+    for chatty in ("rq.worker", "apscheduler.executors", "apscheduler.scheduler"):
+        logging.getLogger(chatty).setLevel(quiet)
 
 
 def init_sentry(dsn: str, environment: str) -> bool:
