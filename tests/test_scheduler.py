@@ -21,6 +21,10 @@ from worker.leader import Leader
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def status(pool: ConnectionPool) -> str:
+    return str(rows(pool, "SELECT status FROM webhook_events")[0]["status"])
+
+
 def test_only_one_leader_until_it_releases_or_expires(redis_conn: redis.Redis) -> None:
     first, second = Leader(redis_conn, lease_s=0.5), Leader(redis_conn, lease_s=0.5)
     assert first.holds()
@@ -54,7 +58,7 @@ def test_two_scheduler_processes_recover_an_event_once(settings: Settings, base_
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
     try:
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and rows(db_pool, "SELECT status FROM webhook_events")[0]["status"] != "queued":
+        while time.monotonic() < deadline and status(db_pool) != "queued":
             time.sleep(0.1)
         time.sleep(1.0)  # several more recovery rounds of both processes
     finally:

@@ -157,6 +157,7 @@ def test_unknown_fields_and_other_objects_are_acknowledged(client: FlaskClient, 
 
 @pytest.mark.parametrize(("fixture", "expected"), [
     ("meta_text.json", ["Transportes Express El Salvador", "Rastrear paquete"]),
+    ("meta_text_v25_bsuid.json", ["Transportes Express El Salvador"]),
     ("meta_image.json", ["Recibí tu imagen", "solo puedo leer mensajes de texto"]),
     ("meta_audio_voice.json", ["Recibí tu nota de voz"]),
     ("meta_document.json", ["Recibí tu documento"]),
@@ -235,6 +236,20 @@ def test_username_only_customer_is_answered_by_bsuid(client: FlaskClient, meta_s
     assert all("to" not in body for body in sent)
     contact = rows(db_pool, "SELECT phone_hash, phone_encrypted, bsuid FROM contacts")
     assert contact == [{"phone_hash": None, "phone_encrypted": None, "bsuid": "US.13491208655302741918"}]
+
+
+def test_phone_and_bsuid_are_both_kept_for_one_customer(client: FlaskClient, meta_settings: Settings,
+                                                         graph: FakeGraphAPI, db_pool: ConnectionPool) -> None:
+    post_meta(client, to_our_number(load_fixture("meta_text_v25_bsuid.json")))
+    later = to_our_number(load_fixture("meta_text_username_only.json"))  # same BSUID, phone now hidden
+    later["entry"][0]["changes"][0]["value"]["messages"][0]["id"] = "wamid.LATER"
+    post_meta(client, later)
+    run_jobs(meta_settings)
+    contacts = rows(db_pool, "SELECT bsuid, phone_hash IS NOT NULL AS has_phone FROM contacts")
+    assert contacts == [{"bsuid": "US.13491208655302741918", "has_phone": True}]
+    assert len(rows(db_pool, "SELECT id FROM conversations")) == 1
+    # the customer is answered on the phone WhatsApp gave us first
+    assert len(graph.messages_to("+16315551181")) == 4
 
 
 def test_username_customer_and_phone_customer_are_not_mixed(client: FlaskClient, meta_settings: Settings,
