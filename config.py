@@ -68,9 +68,14 @@ class Settings:
     job_heartbeat_grace_s: int = 10
     worker_maintenance_interval_s: int = 30
     recovery_interval_s: float = 10.0
-    recovery_min_age_s: float = 15.0
+    recovery_min_age_s: float = 60.0
     send_timeout_s: float = 10.0
     max_body_bytes: int = 3 * 1024 * 1024
+
+    # Messages one customer may send before the bot asks them to wait (design 9.3.1).
+    rate_limit_per_minute: int = 20
+    rate_limit_per_hour: int = 100
+    rate_limit_per_day: int = 500
 
     @property
     def is_production(self) -> bool:
@@ -118,8 +123,11 @@ class Settings:
             "job_heartbeat_grace_s": reader.integer("JOB_HEARTBEAT_GRACE_S", 10, 1, 600),
             "worker_maintenance_interval_s": reader.integer("WORKER_MAINTENANCE_INTERVAL_S", 30, 1, 3600),
             "recovery_interval_s": reader.number("RECOVERY_INTERVAL_S", 10.0, 0.1, 3600),
-            "recovery_min_age_s": reader.number("RECOVERY_MIN_AGE_S", 15.0, 0.0, 86400),
+            "recovery_min_age_s": reader.number("RECOVERY_MIN_AGE_S", 60.0, 0.0, 86400),
             "send_timeout_s": reader.number("SEND_TIMEOUT_S", 10.0, 0.1, 120),
+            "rate_limit_per_minute": reader.integer("RATE_LIMIT_PER_MINUTE", 20, 1, 10_000),
+            "rate_limit_per_hour": reader.integer("RATE_LIMIT_PER_HOUR", 100, 1, 100_000),
+            "rate_limit_per_day": reader.integer("RATE_LIMIT_PER_DAY", 500, 1, 1_000_000),
         }
         values.update(overrides)
         settings = cls(**values)
@@ -141,6 +149,11 @@ class Settings:
             for name in ("twilio_account_sid", "twilio_auth_token", "twilio_whatsapp_number"):
                 if not getattr(self, name):
                     raise ConfigError(f"{name.upper()} is required when WHATSAPP_PROVIDER=twilio")
+        if not self.rate_limit_per_minute <= self.rate_limit_per_hour <= self.rate_limit_per_day:
+            raise ConfigError(
+                "RATE_LIMIT_PER_MINUTE <= RATE_LIMIT_PER_HOUR <= RATE_LIMIT_PER_DAY must hold "
+                f"(got {self.rate_limit_per_minute}, {self.rate_limit_per_hour}, {self.rate_limit_per_day})"
+            )
         if self.is_production and self.whatsapp_provider == "local":
             raise ConfigError("WHATSAPP_PROVIDER=local is for development; set meta or twilio in production")
 

@@ -10,7 +10,7 @@ never an exception.
 from __future__ import annotations
 
 import enum
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 
@@ -95,7 +95,7 @@ class InboundMessage:
         return key
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "kind": self.kind.value, "raw": self.raw}
+        return {**_shallow(self), "kind": self.kind.value}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> InboundMessage:
@@ -124,7 +124,7 @@ class StatusUpdate:
         return f"{self.message_id}:{self.status.value}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "status": self.status.value, "raw": self.raw}
+        return {**_shallow(self), "status": self.status.value}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StatusUpdate:
@@ -134,6 +134,11 @@ class StatusUpdate:
 
 
 InboundEvent = InboundMessage | StatusUpdate
+
+
+def _shallow(event: InboundMessage | StatusUpdate) -> dict[str, Any]:
+    """Field values as a dict without deep-copying `raw` (dataclasses.asdict would copy it on every webhook)."""
+    return {f.name: getattr(event, f.name) for f in fields(event)}
 
 
 def event_from_dict(kind: str, data: dict[str, Any]) -> InboundEvent:

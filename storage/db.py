@@ -30,8 +30,10 @@ def open_pool(database_url: str, *, min_size: int = 1, max_size: int = 10, name:
         open=False,
         timeout=FAST_FAIL_TIMEOUT_S,
         reconnect_timeout=0,  # keep trying to reconnect for ever; callers fail fast meanwhile
+        # No per-checkout health check (a round trip on every request): a connection broken by a
+        # database restart fails its statement, the caller treats that as "database down" and the pool
+        # discards the connection when it comes back.
         kwargs={"autocommit": True, "row_factory": dict_row, "connect_timeout": 2},
-        check=ConnectionPool.check_connection,
     )
     pool.open(wait=False)
     return pool

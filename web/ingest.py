@@ -1,7 +1,9 @@
 """Storing and queueing verified webhook events: the part of a webhook request after the signature.
 
 For each event: write it durably (PostgreSQL `webhook_events`, unique on
-provider + event id, payload encrypted), then put it on the queue.
+provider + event id, payload encrypted), then announce it on the queue with one
+Redis command; the dispatcher (worker.dispatch) turns announcements into RQ jobs
+off the acknowledgement path.
 
 - A duplicate (same provider + event id) is acknowledged and not queued again.
 - Redis down: the event stays in PostgreSQL as `received`; the scheduler's
@@ -29,6 +31,7 @@ from config import Settings
 from observability import correlation, new_correlation_id
 from storage import webhook_events
 from storage.crypto import Vault
+from worker.dispatch import announce
 from worker.enqueue import conversation_hash as conversation_hash_of
 from worker.enqueue import enqueue_event
 
@@ -85,17 +88,13 @@ class Ingestor:
             return
         result.event_pks.append(event_pk)
         try:
-            enqueue_event(self.queue, self.settings, kind=kind, event_pk=event_pk, sealed=None,
-                          conversation_hash=conversation_hash, correlation_id=cid)
+            announce(self.redis, event_pk=event_pk, kind=kind, conversation_hash=conversation_hash,
+                     correlation_id=cid)
         except redis.RedisError as exc:
             log.error("redis unavailable at ingest; event kept for recovery",
                       extra={"event_pk": event_pk, "error": type(exc).__name__})
             result.stored_only += 1
             return
-        try:
-            webhook_events.mark_queued(self.pool, [event_pk])
-        except _DB_ERRORS:
-            log.warning("could not mark event queued; recovery may queue it again (harmless)")
         result.queued += 1
         log.info("event queued", extra={"event_pk": event_pk, "kind": kind})
 

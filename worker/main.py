@@ -30,6 +30,7 @@ from rq.job import Job
 from config import ConfigError, Settings
 from observability import configure_logging, init_sentry
 from worker import runtime
+from worker.dispatch import dispatch_pending, start_dispatcher
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,12 @@ class EncargoWorker(SimpleWorker):
     """SimpleWorker whose abandoned-job detection waits timeout + grace, not timeout + 60 s."""
 
     heartbeat_grace_s = 10
+
+    def work(self, burst: bool = False, *args: Any, **kwargs: Any) -> bool:
+        """In burst mode (tests, one-off runs) first queue what the webhook announced."""
+        if burst:
+            dispatch_pending(runtime.current())
+        return bool(super().work(burst, *args, **kwargs))
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         if job.timeout == -1:
@@ -80,10 +87,15 @@ def main(argv: list[str] | None = None) -> None:
         print(f"encargo-worker: {exc}", file=sys.stderr)  # noqa: T201
         raise SystemExit(2) from None
     configure_logging("worker", settings.log_level)
+    init_sentry(settings.sentry_dsn, settings.env)
     if args.processes <= 1 or args.burst:
-        init_sentry(settings.sentry_dsn, settings.env)
+        if not args.burst:
+            dispatcher_rt = runtime.build_runtime(settings, pool_size=1)
+            start_dispatcher(dispatcher_rt)
         run_worker(settings, burst=args.burst)
         return
+    dispatcher_rt = runtime.build_runtime(settings, pool_size=1)
+    _thread, stop_dispatcher = start_dispatcher(dispatcher_rt)
     ctx = multiprocessing.get_context("spawn")
     children = [ctx.Process(target=_child, args=(settings, i), daemon=False) for i in range(args.processes)]
     for child in children:
@@ -91,6 +103,7 @@ def main(argv: list[str] | None = None) -> None:
     log.info("worker processes started", extra={"count": len(children)})
 
     def stop(signum: int, _frame: Any) -> None:
+        stop_dispatcher.set()
         for child in children:
             if child.pid and child.is_alive():
                 os.kill(child.pid, signal.SIGTERM)
