@@ -101,3 +101,17 @@ def _find(conn: Connection[Any], tenant_id: int, phone_hash: str | None, bsuid: 
             (tenant_id, bsuid),
         ).fetchone()
     return None
+
+
+def set_opted_out(conn: Connection[Any], contact_id: int, opted_out: bool) -> None:
+    """Opt the customer out of proactive messages ("STOP", "BAJA"), or back in ("ALTA"); keeps the first time."""
+    conn.execute(
+        "UPDATE contacts SET opted_out_at = CASE WHEN %s THEN COALESCE(opted_out_at, now()) ELSE NULL END"
+        " WHERE id = %s",
+        (opted_out, contact_id),
+    )
+
+
+def is_opted_out(conn: Connection[Any], contact_id: int) -> bool:
+    row = conn.execute("SELECT opted_out_at FROM contacts WHERE id = %s", (contact_id,)).fetchone()
+    return row is not None and row["opted_out_at"] is not None

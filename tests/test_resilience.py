@@ -238,7 +238,7 @@ def test_messages_of_one_customer_are_handled_in_order(meta_settings: Settings, 
     def customer_sends(digits: str) -> None:
         with app.test_client() as c:
             for i in range(per_customer):
-                resp = post_meta(c, text_payload(digits, f"mensaje {i}", f"wamid.{digits}.{i}"))
+                resp = post_meta(c, text_payload(digits, f"Hola {i}", f"wamid.{digits}.{i}"))
                 assert resp.status_code == 200
 
     threads = [threading.Thread(target=customer_sends, args=(d,)) for d in customers]
@@ -263,4 +263,4 @@ def test_messages_of_one_customer_are_handled_in_order(meta_settings: Settings, 
             SELECT m.body FROM messages m JOIN webhook_events e ON e.id = m.webhook_event_id
             JOIN conversations c ON c.id = m.conversation_id
             WHERE m.direction = 'in' AND m.provider_message_id LIKE %s ORDER BY m.id""", (f"wamid.{digits}.%",))
-        assert [r["body"] for r in inbound_order] == [f"mensaje {i}" for i in range(per_customer)]
+        assert [r["body"] for r in inbound_order] == [f"Hola {i}" for i in range(per_customer)]

@@ -27,6 +27,7 @@ from app import create_app
 from channels.events import DeliveryStatus
 from channels.outbound import Text
 from config import Settings
+from sandbox_core import BackgroundServer, create_sandbox_app
 from storage import contacts, conversations, messages
 from storage.crypto import Vault
 from worker import runtime
@@ -38,6 +39,18 @@ PHONE = "+50370000001"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def sandbox_core() -> Iterator[str]:
+    """The logistics core the bot asks for points and packages: the sandbox core with its demo data."""
+    with BackgroundServer(create_sandbox_app()) as core:
+        yield core.url
+
+
+@pytest.fixture
+def settings(base_env: dict[str, str], sandbox_core: str) -> Settings:
+    return Settings.from_env({**base_env, "CORE_API_URL": sandbox_core})
 
 
 @pytest.fixture
@@ -172,8 +185,8 @@ def test_replies_and_location_reach_the_bot(api: httpx.Client, settings: Setting
     assert customer[2]["payload"]["latitude"] == pytest.approx(13.6929)
     assert customer[2]["payload"]["location_name"] == "Centro"
     answers = [m["body"] for m in bot_messages(found)]
-    assert "Entendido: *📍 Puntos y horarios*" in answers[0]
-    assert "Entendido: *📦 Rastrear paquete*" in answers[1]  # the bot names the option by its id
+    assert "Tenemos 5 puntos de servicio" in answers[0]  # the points, from the sandbox core
+    assert "envíame el código de rastreo" in answers[1].lower()  # the bot acts on the option by its id
     assert answers[2].startswith("¡Gracias por tu ubicación!")
 
 
@@ -232,17 +245,20 @@ def test_reset_closes_the_conversation_and_forgets_dialog_state(
     first = conversation_of(api)[0]["conversation_id"]
     other = conversation_of(api, phone="+50370000002")[0]["conversation_id"]
     phone_hash = Vault(settings.phone_encryption_keys, settings.phone_hash_key).lookup_hash(PHONE)
+    engine_keys = set(redis_conn.keys("dialog:*"))
+    assert len(engine_keys) == 2  # the dialog engine keeps each customer's session: dialog:<conversation hash>
     redis_conn.set(f"dialog:{phone_hash}", "{}")
     redis_conn.set(f"dialog:1:{phone_hash[:32]}:slots", "{}")
     redis_conn.set("dialog:someone-else", "{}")
 
     response = api.post("/simulator/api/reset", json={"from": PHONE})
     assert response.status_code == 200
-    assert response.json() == {"closed_conversations": [first], "deleted_keys": 2}
+    assert response.json() == {"closed_conversations": [first], "deleted_keys": 3}
     with db_pool.connection() as conn:
         statuses = {r["id"]: r["status"] for r in conn.execute("SELECT id, status FROM conversations")}
     assert statuses == {first: "closed", other: "bot"}
-    assert redis_conn.keys("dialog:*") == [b"dialog:someone-else"]
+    left = set(redis_conn.keys("dialog:*"))
+    assert b"dialog:someone-else" in left and len(left) == 2  # and the other customer's session
 
     assert api.post("/simulator/api/reset", json={"from": PHONE}).json()["closed_conversations"] == []
     assert api.post("/simulator/api/reset", json={"from": "nope"}).status_code == 400
@@ -328,7 +344,7 @@ def test_chat_script_talks_through_the_api(base_url: str, settings: Settings, tm
     assert COMPANY in out and "Juan" in out
     assert "  1. 📦 Rastrear paquete — Con tu código SV…" in out
     assert "→ 📍 Puntos y horarios" in out
-    assert "Entendido: *📍 Puntos y horarios*" in out
+    assert "Tenemos 5 puntos de servicio" in out
     assert "✓✓ entregado" in out
     assert "Traceback" not in err
 
@@ -381,7 +397,7 @@ def test_page_in_chromium(base_url: str, settings: Settings) -> None:
             expect(page.locator("#sheet")).to_be_visible()
             page.locator(".sheet-row", has_text="Puntos y horarios").click()
             expect(page.locator("#sheet")).to_be_hidden()
-            wait_with_worker(page, work, ".row.bot .text", "Entendido")
+            wait_with_worker(page, work, ".row.bot .text", "Tenemos 5 puntos")
             expect(page.locator(".row.me:not(.pending) .text").last).to_have_text("📍 Puntos y horarios")
             expect(page.locator(".row.me .reply-tag").last).to_have_text("☰ opción de lista")
             docs = ROOT / "docs"

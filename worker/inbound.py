@@ -2,24 +2,36 @@
 
 The steps are ordered so that a job killed at any point can simply run again:
 1. the message, its customer and conversation are stored (idempotent);
-2. replies are composed only if none were stored for this event before, and
-   stored as `pending` rows with idempotency keys "<event>:<n>";
+2. replies are composed by the conversation engine (`chatbot.engine.respond`,
+   outside any transaction: it reads Redis and the logistics core) only if
+   this event was not answered before: no reply rows and no routing decision
+   stored for it (a silent answer, e.g. while a person has the chat, stores
+   its routing too). In ONE transaction the replies are stored as `pending`
+   rows with idempotency keys "<event>:<n>", together with the routing
+   decision, the escalation (and the conversation's `escalated` status), the
+   opt-out change and the analytics events; then the dialog state is saved
+   to Redis;
 3. each pending row is sent by `worker.delivery` (a row in flight when a worker
    died is never sent twice);
 4. the event is marked processed.
-No database transaction is held while talking to the provider.
+No database transaction is held while talking to the provider or the core.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from dataclasses import fields, replace
+from typing import Any
+
+from psycopg import Connection
 
 from channels.events import InboundMessage, event_from_dict
-from chatbot.menu import Customer, reply_to
-from storage import contacts, conversations, messages, webhook_events
-from storage.tenants import tenant_for_channel_number
+from chatbot import dialog_store, engine, guard
+from storage import analytics, contacts, conversations, escalations, messages, webhook_events
+from storage.tenants import Tenant, tenant_for_channel_number
 from worker import delivery
+from worker.enqueue import conversation_hash
 from worker.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -46,6 +58,7 @@ def process_message(runtime: Runtime, event_pk: int) -> str:
     kind, data = unseal(runtime, stored.payload_encrypted)
     event = event_from_dict(kind, data)
     assert isinstance(event, InboundMessage)
+    event = _storable(event)
 
     tenant = tenant_for_channel_number(runtime.pool, event.provider, event.channel_number)
     if tenant is None:
@@ -65,30 +78,67 @@ def process_message(runtime: Runtime, event_pk: int) -> str:
             provider_message_id=event.message_id, webhook_event_id=event_pk, kind=event.kind.value,
             body=event.text, payload=_inbound_payload(event), correlation_id=stored.correlation_id,
         )
-        already_composed = bool(messages.outbound_keys_for_event(conn, event_pk))
+        already_composed = bool(messages.outbound_keys_for_event(conn, event_pk)) or analytics.route_recorded(
+            conn, event_pk)
+        case = escalations.open_case(conn, conversation.id) if conversation.status != "bot" else None
 
     if not already_composed:
         runtime.transport.mark_read(event.message_id)
-        replies = reply_to(event, Customer(contact.profile_name, contact.is_new), tenant.name)
+        key = conversation_hash(runtime.vault, event)
+        assert key is not None
+        outcome = engine.respond(
+            runtime.settings, runtime.redis, event, tenant=tenant,
+            customer=engine.Customer(phone=contact.phone, first_name=guard.first_name(contact.profile_name),
+                                     is_new=contact.is_new, opted_out=contact.opted_out),
+            situation=engine.Situation(conversation.id, conversation.status, case.case_number if case else None),
+            conversation_hash=key,
+        )
         with runtime.pool.connection() as conn, conn.transaction():
-            for index, reply in enumerate(replies):
-                messages.create_outbound(
-                    conn, tenant_id=tenant.id, conversation_id=conversation.id, channel=runtime.transport.channel,
-                    idempotency_key=f"{event_pk}:{index}", message=reply, webhook_event_id=event_pk,
-                    correlation_id=stored.correlation_id,
-                )
+            _store_outcome(conn, runtime, tenant, contact.id, conversation.id, event_pk, stored.correlation_id,
+                           outcome)
+        dialog_store.save(runtime.redis, key, outcome.state)
 
     with runtime.pool.connection() as conn:
         pending = messages.pending_outbound_ids(conn, event_pk)
-    outcomes = [delivery.deliver(runtime, message_id) for message_id in pending]
-    for message_id, outcome in zip(pending, outcomes, strict=True):
-        if outcome.kind == delivery.RETRY_LATER:
-            delivery.schedule_retry(runtime, message_id, stored.correlation_id, outcome.retry_after_s)
+    sent = [delivery.deliver(runtime, message_id) for message_id in pending]
+    for message_id, result in zip(pending, sent, strict=True):
+        if result.kind == delivery.RETRY_LATER:
+            delivery.schedule_retry(runtime, message_id, stored.correlation_id, result.retry_after_s)
 
     with runtime.pool.connection() as conn:
         webhook_events.finish(conn, event_pk, "processed", tenant_id=tenant.id)
     log.info("message handled", extra={"event_pk": event_pk, "kind": event.kind.value, "replies": len(pending)})
     return "processed"
+
+
+def _store_outcome(conn: Connection[Any], runtime: Runtime, tenant: Tenant, contact_id: int, conversation_id: int,
+                   event_pk: int, correlation_id: str, outcome: engine.Outcome) -> None:
+    """Everything one answer changes, in the caller's transaction: replies, routing, escalation, opt-out, events."""
+    for index, reply in enumerate(outcome.replies):
+        messages.create_outbound(
+            conn, tenant_id=tenant.id, conversation_id=conversation_id, channel=runtime.transport.channel,
+            idempotency_key=f"{event_pk}:{index}", message=reply, webhook_event_id=event_pk,
+            correlation_id=correlation_id,
+        )
+    analytics.record_route(conn, tenant_id=tenant.id, conversation_id=conversation_id, webhook_event_id=event_pk,
+                           routing=outcome.routing)
+    decision = outcome.escalation
+    if decision is not None:
+        escalations.open_escalation(
+            conn, tenant_id=tenant.id, conversation_id=conversation_id, case_number=decision.case_number,
+            priority=decision.priority, reason=decision.reason, callback=decision.callback,
+        )
+    if outcome.opt_out is not None:
+        contacts.set_opted_out(conn, contact_id, outcome.opt_out)
+    for kind, data in outcome.events:
+        analytics.record(conn, tenant_id=tenant.id, conversation_id=conversation_id, kind=kind, data=data)
+
+
+def _storable(event: InboundMessage) -> InboundMessage:
+    """The message without NUL characters, which PostgreSQL text and jsonb cannot hold (a customer may send one)."""
+    changes: dict[str, Any] = {f.name: value.replace("\x00", "") for f in fields(event)
+               if isinstance(value := getattr(event, f.name), str) and "\x00" in value}
+    return replace(event, **changes) if changes else event
 
 
 def _inbound_payload(event: InboundMessage) -> dict[str, object]:

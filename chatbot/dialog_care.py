@@ -1,0 +1,254 @@
+"""Dialog actions about the person rather than the parcel: greetings and courtesies, not understanding,
+complaints, hand-over to a human, opting out of messages.
+
+Escalation wording and case numbers come from `chatbot.services.escalation`
+(inside hours: an agent takes the chat; outside: a callback at the next
+opening and the emergency phone); the escalation row itself is stored by the
+worker with the replies. After the hand-over the bot answers at most one
+holding message per `HOLD_REPEAT_S` and otherwise stays silent.
+"""
+
+from __future__ import annotations
+
+from channels.outbound import Choice, ChoiceList
+from chatbot import dialog_info
+from chatbot.dialog_turn import State, Turn, wording
+from chatbot.services import business, escalation
+
+HOLD_REPEAT_S = 2 * 3600
+NOT_UNDERSTOOD_OFFER, NOT_UNDERSTOOD_ESCALATE = 2, 3
+LOST = (" perdid", " perdieron", " extravi", " no aparece", " no ha llegado", " no me ha llegado", " no llega ",
+        " no lo encuentr", " donde esta", " desaparec", " no esta ahi", " no lo tienen")
+FRUSTRATED = (" cansad", " canse ", " harto", " harta", " nadie me da razon", " nadie me responde",
+              " nadie contesta", " pesimo", " pesima", " molest", " enojad", " enfadad", " indignad", " ya van ",
+              " otra vez", " siempre lo mismo", " porqueria", " no sirven", " inutil", " mal servicio",
+              " estafa", " fraude", " abogado", " demanda")
+
+
+def is_frustrated(t: Turn) -> bool:
+    """Anger or fatigue in the words, shouting, or a second complaint in the session."""
+    letters = [ch for ch in t.text if ch.isalpha()]
+    shouting = len(letters) >= 12 and sum(ch.isupper() for ch in letters) / len(letters) > 0.8
+    return t.mentions(*FRUSTRATED) or shouting or "!!!" in t.text or t.ds.complaints >= 2
+
+
+# -- greetings and courtesies -----------------------------------------------------------------------
+
+
+def greet(t: Turn, extra: str | None = None) -> State:
+    """First contact, returning customer, or a hello in the middle of a session; then the menu.
+
+    `extra` is a line added to the greeting (e.g. "I only speak Spanish" for a first message in English).
+    """
+    w = wording()
+    opener = next((v for k, v in w["greeting_openers"].items() if t.folded.startswith(k)), w["default_opener"])
+    name_part = f", {t.customer.first_name}" if t.customer.first_name else ""
+    if t.ds.exchanges == 0:
+        if t.customer.is_new:
+            key = "welcome_first"
+        else:
+            key = "welcome_again" if opener == w["default_opener"] else "welcome_again_opener"
+        body = t.line(key, opener=opener, name_part=name_part, company=t.ctx.company_name)
+        company = t.company()
+        if company and company.support_hours and not business.is_open(t.ctx, company.support_hours, t.ctx.now):
+            body = f"{body}\n\n{w['out_of_hours_note']}"
+    else:
+        body = t.line("welcome_session", opener=opener, name_part=name_part)
+    t.say_text(f"{body}\n\n{extra}" if extra else body)
+    t.menu()
+    t.topic = "greeting"
+    return State.IDLE
+
+
+def menu_help(t: Turn, key: str = "menu_confused") -> State:
+    t.menu(t.line(key))
+    t.topic = "menu"
+    return State.IDLE
+
+
+def faq_menu(t: Turn) -> State:
+    w = wording()["faq_menu"]
+    rows = tuple(Choice(r["id"], r["title"], r.get("description")) for r in w["rows"])
+    t.replies.append(ChoiceList(body=w["prompt"], button_label=w["button"], rows=rows))
+    t.topic = "menu"
+    return State.IDLE
+
+
+def thanks(t: Turn) -> State:
+    t.say("thanks")
+    t.ds.pending, t.ds.purpose = None, None
+    t.topic = "thanks"
+    return State.IDLE
+
+
+def goodbye(t: Turn) -> State:
+    """Farewell (for the night after 6 pm); once per session, when something was solved, a rating."""
+    hour = t.ctx.local_now.hour
+    t.say("goodbye_night" if hour >= 18 or hour < 5 else "goodbye")
+    t.ds.pending, t.ds.purpose = None, None
+    t.topic = "goodbye"
+    if t.ds.solved and not t.ds.csat_asked:
+        w = wording()["csat"]
+        t.buttons(w["body"], *((o["id"], o["title"]) for o in w["options"]))
+        t.ds.csat_asked = True
+        return State.AWAITING_CSAT
+    return State.IDLE
+
+
+def csat(t: Turn, score: int) -> State:
+    t.event("csat", score=score)
+    t.say("csat.thanks")
+    t.topic = "csat"
+    return State.IDLE
+
+
+def opt_out(t: Turn) -> State:
+    t.opt_out = True
+    t.event("opt_out")
+    t.say("opt_out_done", company=t.ctx.company_name)
+    t.topic = "opt_out"
+    return State.IDLE
+
+
+def opt_in(t: Turn) -> State:
+    if t.customer.opted_out:
+        t.opt_out = False
+        t.event("opt_in")
+        t.say("opt_in_done", company=t.ctx.company_name)
+    else:
+        t.say("opt_in_already")
+    t.topic = "opt_in"
+    return State.IDLE
+
+
+def is_opt_in(t: Turn) -> bool:
+    return t.folded in {w for w in wording()["opt_in_words"]}
+
+
+# -- not understood ---------------------------------------------------------------------------------
+
+
+def odd_input(t: Turn) -> State | None:
+    """Empty text or only emojis: a short nudge, not counted as a misunderstanding."""
+    if t.clean.empty:
+        t.say("empty_text")
+        return State.IDLE
+    if t.clean.emoji_only:
+        if any(e in t.text for e in wording()["thanks_emojis"]):
+            t.say("emoji_thanks")
+        else:
+            t.say("emoji_only")
+            t.menu()
+        return State.IDLE
+    return None
+
+
+def not_understood(t: Turn) -> State:
+    """Say so and show the menu; the 2nd time in a row offer a person, the 3rd hand over."""
+    t.understood = False
+    t.ds.not_understood += 1
+    t.event("not_understood", count=t.ds.not_understood)
+    if t.ds.not_understood >= NOT_UNDERSTOOD_ESCALATE:
+        return escalate(t, "not_understood", escalation.priority_for("out_of_scope", is_frustrated(t)))
+    if t.ds.not_understood >= NOT_UNDERSTOOD_OFFER:
+        return offer_human(t, "not_understood", wording()["offer_human"]["body"])
+    if t.customer.is_new and t.ds.exchanges == 0:  # a first message we cannot read: introduce ourselves
+        greet(t, t.line("only_spanish") if t.clean.foreign else None)
+        t.topic = None
+        return State.IDLE
+    if t.clean.truncated:
+        t.say("not_understood_long")
+        return State.IDLE
+    t.say("not_understood_foreign" if t.clean.foreign else "not_understood")
+    t.menu()
+    return State.IDLE
+
+
+def offer_human(t: Turn, reason: str, body: str) -> State:
+    w = wording()["offer_human"]
+    t.buttons(body, ("human_yes", w["yes"]), ("human_no", w["no"]))
+    t.ds.purpose = reason
+    return State.AWAITING_HUMAN_CONFIRM
+
+
+def human_declined(t: Turn) -> State:
+    t.say("offer_human.declined")
+    t.ds.not_understood, t.ds.purpose = 0, None
+    return State.IDLE
+
+
+# -- complaints and hand-over -------------------------------------------------------------------------
+
+
+def complaint(t: Turn) -> State:
+    """Design 2.3.2: a "lost" package is first looked up (it may just be waiting); anything else, or an
+    angry customer, goes straight to a supervisor with high priority."""
+    t.ds.complaints += 1
+    t.topic = "complaint"
+    if t.mentions(*LOST) and not is_frustrated(t) and t.ds.complaints == 1:
+        t.ds.purpose = "complaint"
+        if t.code:
+            return dialog_info.track(t, t.code)
+        t.say("complaint_ask_code")
+        return State.AWAITING_CODE
+    state = escalate(t, "complaint", escalation.HIGH)
+    if t.code:
+        dialog_info.track(t, t.code)
+    elif not t.ds.packages and t.ds.handoff is not None:
+        t.say("escalation_ask_code")
+        t.ds.handoff["expecting"] = "tracking_code"
+    return state
+
+
+def escalate(t: Turn, reason: str, priority: str) -> State:
+    """Hand the conversation to a person: case number, what happens next, honest about the hours."""
+    company = t.company()
+    if company is not None:
+        decision = escalation.escalate(
+            t.ctx, reason=reason, priority=priority, customer_name=t.customer_name(),
+            company_hours=company.support_hours, emergency_phone=company.emergency_phone,
+        )
+    else:  # the core cannot say the hours: no promise about when, only the case number
+        case = escalation.new_case_number(t.ctx)
+        body = t.line("handoff_holding", case=case)
+        decision = escalation.EscalationDecision(case, priority, reason, False, [])
+        t.say_text(body)
+    t.replies += decision.replies
+    t.escalation = decision
+    t.ds.handoff = {"case": decision.case_number, "priority": decision.priority, "reason": reason,
+                    "since": t.ts, "replied_at": None, "expecting": None}
+    t.ds.pending, t.ds.purpose, t.ds.not_understood = None, None, 0
+    t.event("escalation", case_number=decision.case_number, priority=decision.priority, reason=reason,
+            callback=decision.callback)
+    if reason == "sales_lead":
+        t.say("escalation_lead")
+    t.topic = "human_agent"
+    return State.IN_HANDOFF
+
+
+def handoff(t: Turn) -> State:
+    """With a person: silent while an agent has the chat. While waiting, a tracking code the bot asked for is
+    looked up; otherwise the next message gets one holding message (case number, what happens next), and
+    the bot is then silent for a couple of hours."""
+    t.topic = t.ds.last_intent
+    if t.situation.status == "agent":
+        t.silent = True
+        return State.IN_HANDOFF
+    hold = t.ds.handoff or {}
+    case = str(hold.get("case") or t.situation.open_case or "")
+    if not hold:
+        t.ds.handoff = hold = {"case": case, "since": t.ts, "replied_at": None, "expecting": None}
+    if hold.get("expecting") == "tracking_code" and t.code:
+        dialog_info.track(t, t.code)
+        t.ds.purpose = None
+        t.say("handoff_code_added", case=case)
+        hold["expecting"], hold["replied_at"] = None, t.ts
+        return State.IN_HANDOFF
+    replied_at = hold.get("replied_at")
+    if replied_at is None or t.ts - float(replied_at) >= HOLD_REPEAT_S or t.ts < float(replied_at):
+        t.say("handoff_holding", case=case)
+        hold["replied_at"] = t.ts
+    else:
+        t.silent = True
+    return State.IN_HANDOFF
+

@@ -1,0 +1,300 @@
+"""How the dialog reads a message on its own: options picked, intents, and topic switches.
+
+`dispatch` answers a message from its picked option (a tapped id, a typed
+number or title) or else its intent, using what the session remembers; it is
+what the IDLE state does and what every other state falls back to. `switch`
+leaves an open question for another topic and keeps it pending; `ask_again`
+and `resume` come back to it. The state table itself is in `chatbot.dialog`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from channels.outbound import Choice, ChoiceList
+from chatbot import dialog_care as care
+from chatbot import dialog_info as info
+from chatbot.dialog_turn import State, Turn, state_of, wording
+from chatbot.services import business, catalog, escalation, tracking
+
+Handler = Callable[[Turn], State]
+
+# States where a question is open and its answer is awaited: leaving one for another topic keeps it pending.
+TASKS = frozenset({State.AWAITING_CODE, State.AWAITING_PACKAGE_CHOICE, State.AWAITING_NOT_FOUND_CHOICE,
+                   State.AWAITING_POINT, State.AWAITING_NAME, State.AWAITING_WEIGHT})
+# Intents that win over any open question.
+OVERRIDING = frozenset({"complaint", "human_agent", "change_delivery", "sales_lead", "opt_out"})
+INFORMATION = frozenset({"track_package", "find_packages", "hours", "locations", "pricing", "delivery_time",
+                         "requirements", "unclaimed_policy", "refund", "payment"})
+
+
+# -- intents and picked options -----------------------------------------------------------------------
+
+
+def dispatch(t: Turn) -> State:
+    """A message read on its own: an option it picks, else its intent (with what the session remembers)."""
+    if (state := picked(t)) is not None:
+        return state
+    intent = t.intent
+    if (t.ds.packages and not t.code and intent in ("track_package", "find_packages", "out_of_scope", "hours",
+                                                     "delivery_time") and t.mentions(*info.OTHER_PACKAGE)):
+        return info.ask_code(t, other=True)  # "¿y el otro que envié ayer?"
+    if t.ds.last_intent == "pricing" and intent in ("out_of_scope", "menu", "locations") and len(
+            t.folded.split()) <= 6:  # right after a quote: "¿y para 20 libras?", "¿y a Usulután?"
+        destination = t.point or info.destination_in(t)
+        if t.weight is not None or destination:
+            return info.pricing(t, destination)
+    return INTENT_ACTIONS.get(intent, unknown)(t)
+
+
+def unknown(t: Turn) -> State:
+    return care.odd_input(t) or info.faq_answer(t) or care.not_understood(t)
+
+
+def menu_or_welcome(t: Turn) -> State:
+    if t.customer.is_new and t.ds.exchanges == 0:
+        return care.greet(t)
+    return care.menu_help(t)
+
+
+def human_request(t: Turn) -> State:
+    return care.escalate(t, "customer_request", escalation.priority_for("human_agent", care.is_frustrated(t)))
+
+
+def _escalation_for(intent: str) -> Handler:
+    def handler(t: Turn) -> State:
+        return care.escalate(t, intent, escalation.priority_for(intent, care.is_frustrated(t)))
+    return handler
+
+
+def _policy(topic: str) -> Handler:
+    def handler(t: Turn) -> State:
+        return info.policy(t, topic)
+    return handler
+
+
+INTENT_ACTIONS: dict[str, Handler] = {
+    "greeting": care.greet,
+    "track_package": info.track_request,
+    "find_packages": info.search,
+    "hours": info.hours,
+    "locations": info.locations,
+    "pricing": lambda t: info.pricing(t),
+    "delivery_time": info.delivery,
+    "requirements": _policy("requirements"),
+    "unclaimed_policy": _policy("unclaimed_policy"),
+    "refund": _policy("refund"),
+    "payment": _policy("payment"),
+    "human_agent": human_request,
+    "complaint": care.complaint,
+    "sales_lead": _escalation_for("sales_lead"),
+    "change_delivery": _escalation_for("change_delivery"),
+    "thanks": care.thanks,
+    "goodbye": care.goodbye,
+    "opt_out": care.opt_out,
+    "menu": menu_or_welcome,
+    "out_of_scope": unknown,
+}
+
+
+def picked(t: Turn) -> State | None:
+    """The option a message picks (a tapped id, or a number/title the router matched), when we know it."""
+    choice = t.choice or _numbered(t)
+    if not choice:
+        return None
+    head, _, value = choice.partition(":")
+    if value and head in CHOICE_PREFIXES:
+        return CHOICE_PREFIXES[head](t, value)
+    action = CHOICES.get(choice)
+    return action(t) if action else None
+
+
+def _numbered(t: Turn) -> str | None:
+    """"Dame detalles del 1": one small number in a short message picks that offered option."""
+    lists = (State.AWAITING_PACKAGE_CHOICE, State.AWAITING_NOT_FOUND_CHOICE)
+    if not t.ds.options or state_of(t.ds) not in lists or t.code or t.weight or len(t.folded.split()) > 6:
+        return None
+    numbers = [w for w in t.folded.split() if w.isdigit()]
+    if len(numbers) == 1 and 1 <= int(numbers[0]) <= len(t.ds.options):
+        return t.ds.options[int(numbers[0]) - 1]
+    return None
+
+
+def point_chosen(t: Turn, point_id: str) -> State:
+    purpose = t.ds.purpose if state_of(t.ds) is State.AWAITING_POINT else None
+    if purpose == "hours":
+        return info.hours_for(t, point_id, t.ds.day or t.day)
+    if purpose == "search":
+        return info.name_search(t, None if point_id == "any" else point_id)
+    if purpose == "pricing":
+        return info.pricing(t, point_id)
+    if point_id == "any":
+        return info.locations(t)
+    return info.location_for(t, point_id)
+
+
+def named_point(t: Turn) -> str | None:
+    """A point the router did not resolve but the company's list names ("Soyapango", "Punto Centro")."""
+    point = catalog.find_point(t.ctx, t.text) if len(t.text) <= 60 else None
+    return point.id if point else None
+
+
+def not_found_human(t: Turn) -> State:
+    complaint = t.ds.purpose == "complaint"
+    priority = escalation.HIGH if complaint else escalation.priority_for("human_agent", care.is_frustrated(t))
+    return care.escalate(t, "package_not_found", priority)
+
+
+def ask_name(t: Turn) -> State:
+    t.ds.search = {}
+    t.say("ask_search")
+    t.topic = "find_packages"
+    return State.AWAITING_NAME
+
+
+def human_confirmed(t: Turn) -> State:
+    reason = t.ds.purpose or "customer_request"
+    return care.escalate(t, reason, escalation.priority_for("human_agent", care.is_frustrated(t)))
+
+
+def complaint_settled(t: Turn) -> State:
+    t.say("complaint_check.relief")
+    t.ds.purpose = None
+    return State.IDLE
+
+
+def pin_declined(t: Turn) -> State:
+    t.say("anything_else")
+    return State.IDLE
+
+
+def points_menu(t: Turn) -> State:
+    t.replies += business.location_answer(t.ctx, None)
+    t.ds.purpose = "locations"
+    t.topic = "locations"
+    return State.AWAITING_POINT
+
+
+CHOICES: dict[str, Handler] = {
+    "menu_track": lambda t: info.ask_code(t),
+    "menu_points": points_menu,
+    "menu_prices": lambda t: info.pricing(t),
+    "menu_faq": care.faq_menu,
+    "menu_human": human_request,
+    "nf_retry": lambda t: info.ask_code(t, purpose=t.ds.purpose),
+    "nf_search": info.search,
+    "nf_name": ask_name,
+    "nf_human": not_found_human,
+    "pin_no": pin_declined,
+    "human_yes": human_confirmed,
+    "human_no": care.human_declined,
+    "resume_yes": lambda t: resume(t),
+    "resume_no": lambda t: resume_declined(t),
+    "cmp_ok": complaint_settled,
+    "cmp_human": lambda t: care.escalate(t, "complaint", escalation.HIGH),
+}
+CHOICE_PREFIXES: dict[str, Callable[[Turn, str], State]] = {
+    "pin": info.pin,
+    "point": point_chosen,
+    "pkg": info.track,
+    "faq": info.policy,
+    "csat": lambda t, value: care.csat(t, int(value)) if value.isdigit() else State.IDLE,
+}
+
+
+# -- leaving a question for another topic, and coming back -----------------------------------------------
+
+
+def elsewhere(t: Turn) -> State:
+    """The message is not the answer the state waits for: an option, a new topic, or not understood."""
+    if (state := picked(t)) is not None:
+        return state
+    if t.intent in INFORMATION:
+        return switch(t)
+    if t.intent == "out_of_scope" and not (t.clean.empty or t.clean.emoji_only):
+        return not_the_answer(t, None)
+    return dispatch(t)
+
+
+def switch(t: Turn) -> State:
+    """Answer another topic now; keep the open question to offer it again afterwards (design 4.3.3)."""
+    state = state_of(t.ds)
+    if state in TASKS:
+        t.ds.pending = {"state": state.value, "purpose": t.ds.purpose, "day": t.ds.day,
+                        "code": t.ds.not_found_code}
+    t.ds.state, t.ds.purpose = State.IDLE.value, None
+    return dispatch(t)
+
+
+def not_the_answer(t: Turn, hint: str | None) -> State:
+    """Not what was asked and not understood otherwise: say so, ask again; counts towards the offer of a person."""
+    state = state_of(t.ds)
+    t.understood = False
+    t.ds.not_understood += 1
+    t.event("not_understood", count=t.ds.not_understood, state=state.value)
+    if t.ds.not_understood >= care.NOT_UNDERSTOOD_ESCALATE:
+        return care.escalate(t, "not_understood", escalation.priority_for("out_of_scope", care.is_frustrated(t)))
+    if t.ds.not_understood >= care.NOT_UNDERSTOOD_OFFER:
+        return care.offer_human(t, "not_understood", wording()["offer_human"]["body"])
+    if hint is not None:
+        t.say(hint)
+        return state
+    t.say("not_understood_task")
+    return ask_again(t, state)
+
+
+def ask_again(t: Turn, state: State) -> State:
+    """Ask the open question of `state` again (after a topic switch or a reply that did not fit)."""
+    purpose = t.ds.purpose
+    if state is State.AWAITING_CODE:
+        return info.ask_code(t, purpose=purpose)
+    if state is State.AWAITING_NAME:
+        return ask_name(t)
+    if state is State.AWAITING_WEIGHT:
+        return info.pricing(t, t.ds.pricing.get("destination"))
+    if state is State.AWAITING_PACKAGE_CHOICE and t.ds.listed:
+        rows = tuple(Choice(f"pkg:{code}", code) for code in t.ds.listed)
+        w = wording()
+        t.replies.append(ChoiceList(body=w["pick_package"], button_label=w["pick_package_button"], rows=rows))
+        return state
+    if state is State.AWAITING_NOT_FOUND_CHOICE:
+        if not t.ds.not_found_code:
+            return ask_name(t)
+        t.replies += tracking.not_found_replies(t.ds.not_found_code)
+        return state
+    if state is State.AWAITING_POINT and purpose in ("hours", "locations", "search", "pricing"):
+        if purpose == "hours":
+            t.replies += business.hours_answer(t.ctx, None, t.ds.day)
+        elif purpose == "search":
+            t.replies.append(info.point_list(t, t.line("ask_point.search"), with_any=True))
+        elif purpose == "pricing":
+            t.say("ask_point.pricing")
+        else:
+            t.replies += business.location_answer(t.ctx, None)
+        return state
+    return info.ask_code(t) if state in TASKS else menu_or_welcome(t)
+
+
+def resume(t: Turn) -> State:
+    pending, t.ds.pending = t.ds.pending or {}, None
+    try:
+        state = State(str(pending.get("state")))
+    except ValueError:
+        return care.menu_help(t)
+    t.ds.purpose, t.ds.day, t.ds.not_found_code = pending.get("purpose"), pending.get("day"), pending.get("code")
+    t.ds.state = state.value
+    return ask_again(t, state)
+
+
+def resume_declined(t: Turn) -> State:
+    t.ds.pending = None
+    t.say("resume.declined")
+    return State.IDLE
+
+
+def offer_resume(t: Turn) -> State:
+    pending = t.ds.pending or {}
+    w = wording()["resume"]
+    task = w["tasks"].get(str(pending.get("state")), w["tasks"]["awaiting_tracking_code"])
+    t.buttons(w["body"].format(task=task), ("resume_yes", w["yes"]), ("resume_no", w["no"]))
+    return State.AWAITING_RESUME

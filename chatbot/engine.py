@@ -1,0 +1,191 @@
+"""The conversation engine: the one call the worker makes to answer a customer message.
+
+`respond` reads the session from Redis, checks the per-number limits, cleans
+the text, asks the router (no LLM here) and runs the dialog with the
+services, and returns an `Outcome`: the replies, the routing decision to
+record with the message, the escalation to open, an opt-out change, analytics
+events and the session's new state. It writes nothing to PostgreSQL: the
+worker stores the outcome in one transaction and then saves the state with
+`chatbot.dialog_store.save`.
+
+"Now" is the moment of the message (the provider's timestamp) on the
+company's clock, so hours and "mañana" follow the customer's message and not
+the queue; a timestamp of 0 or an absurd one falls back to the current clock.
+
+Failure policy: never raises. Any unexpected error is logged (its type and
+place, never the message text) and answered with an apology and the menu.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import traceback
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import redis
+
+from channels.events import InboundMessage, MessageKind
+from channels.outbound import Choice, ChoiceList, OutboundMessage, Text
+from chatbot import dialog, dialog_store, guard
+from chatbot.dialog_store import DialogState
+from chatbot.dialog_turn import Customer, Situation, Turn, wording
+from chatbot.router import route
+from chatbot.routing import DialogContext, Route
+from chatbot.services import ServiceContext
+from chatbot.services.escalation import EscalationDecision
+from config import Settings
+from core_api_client import CoreClient
+from storage.tenants import Tenant
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Customer", "Outcome", "Situation", "message_time", "respond"]
+
+ROUTED_KINDS = frozenset({MessageKind.TEXT, MessageKind.BUTTON_REPLY, MessageKind.LIST_REPLY,
+                          MessageKind.TEMPLATE_BUTTON})
+SILENT_KINDS = frozenset({MessageKind.REACTION, MessageKind.SYSTEM})
+WITH_A_HUMAN = ("escalated", "agent")
+# Provider timestamps outside these bounds are not believed (0, milliseconds, garbage).
+EARLIEST_TS = datetime(2015, 1, 1, tzinfo=UTC).timestamp()
+LATEST_TS = datetime(2100, 1, 1, tzinfo=UTC).timestamp()
+_ENTITY_KEYS = ("tracking_code", "point", "weight_lbs", "day")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one message leads to. `routing` is stored with the message for analytics."""
+
+    replies: list[OutboundMessage]
+    routing: dict[str, Any]
+    state: DialogState
+    escalation: EscalationDecision | None = None
+    opt_out: bool | None = None  # True: opted out now, False: opted in again, None: unchanged
+    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+
+def message_time(timestamp: int | float, timezone: ZoneInfo) -> datetime:
+    """When the customer wrote, on the company's clock (the current time when the timestamp is absurd)."""
+    if EARLIEST_TS <= timestamp <= LATEST_TS:
+        moment = datetime.fromtimestamp(timestamp, UTC)
+    else:
+        moment = datetime.now(UTC)
+    return moment.astimezone(timezone)
+
+
+def respond(settings: Settings, conn: redis.Redis, message: InboundMessage, *, tenant: Tenant,
+            customer: Customer, situation: Situation, conversation_hash: str) -> Outcome:
+    """The bot's answer to one stored customer message (possibly no reply at all). Never raises."""
+    loaded = DialogState(conversation_id=situation.conversation_id)
+    try:
+        loaded = dialog_store.load(conn, conversation_hash)
+        if loaded.conversation_id != situation.conversation_id:
+            loaded = DialogState(conversation_id=situation.conversation_id)  # a new conversation starts afresh
+        return _respond(settings, conn, message, tenant, customer, situation, conversation_hash,
+                        DialogState.from_json(loaded.to_json()))
+    except Exception as exc:  # the worker must answer whatever happens: apologise, keep the old session
+        frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+        where = f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno}" if frame else "?"
+        log.error("engine failed on a message: %s at %s", type(exc).__name__, where)
+        loaded = DialogState(conversation_id=situation.conversation_id, exchanges=1)  # whatever broke is forgotten
+        w = wording()
+        apology: list[OutboundMessage] = [Text(w["engine_error"]), _menu()]
+        if situation.status in WITH_A_HUMAN:
+            apology = []
+        return Outcome(apology, {"stage": "error", "intent": None, "error": type(exc).__name__}, loaded,
+                       events=[("engine_error", {"error": type(exc).__name__, "at": where})])
+
+
+def _respond(settings: Settings, conn: redis.Redis, message: InboundMessage, tenant: Tenant,
+             customer: Customer, situation: Situation, conversation_hash: str, ds: DialogState) -> Outcome:
+    timezone = _zone(tenant.timezone, settings.tenant_timezone)
+    now = message_time(message.timestamp, timezone)
+    before = ds.state
+    routable = message.kind in ROUTED_KINDS
+    clean = guard.clean(message.text) if routable else guard.CleanText("", empty=True)
+    decision = _route(clean.text, dialog.context_for(ds), message.reply_id) if routable else None
+    limits = guard.RateLimits(settings.rate_limit_per_minute, settings.rate_limit_per_hour,
+                              settings.rate_limit_per_day)
+    rate = guard.check_rate(conn, conversation_hash, message.message_id, now.timestamp(), limits)
+    routing = _routing(decision, message, clean, before)
+    if not rate.allowed:
+        routing.update(rate_limited=rate.window, state_after=before)
+        opt_out = True if decision is not None and decision.intent == "opt_out" else None
+        replies: list[OutboundMessage] = [Text(wording()["rate_limited"])] if rate.notify else []
+        events = [("rate_limited", {"window": rate.window, "notified": rate.notify})]
+        return Outcome(replies, routing, ds, opt_out=opt_out, events=events)
+    if decision is None:
+        replies = _non_text(message) if situation.status not in WITH_A_HUMAN else []
+        routing.update(state_after=ds.state)
+        return Outcome(replies, routing, ds)
+    repeats = guard.count_repeats(conn, conversation_hash, message.message_id, clean.text) if clean.text else 0
+    ctx = ServiceContext(core=_core_client(settings.core_api_url, settings.core_api_key, settings.core_api_timeout_s),
+                         redis=conn, tenant_slug=tenant.slug, company_name=tenant.name, timezone=timezone, now=now)
+    turn = Turn(decision, clean, message.reply_id, ds, ctx, customer, situation, repeats)
+    dialog.step(turn)
+    routing.update(state_after=ds.state, understood=turn.understood, silent=not turn.replies)
+    return Outcome(turn.replies, routing, ds, turn.escalation, turn.opt_out, turn.events)
+
+
+@functools.cache
+def _core_client(base_url: str, api_key: str, timeout_s: float) -> CoreClient:
+    """One client per process: it keeps connections alive, and building one (TLS context) costs ~70 ms."""
+    return CoreClient(base_url, api_key, timeout_s)
+
+
+def _route(text: str, context: DialogContext, reply_id: str | None) -> Route:
+    try:
+        return route(text, context, reply_id=reply_id, llm=None)
+    except Exception as exc:  # the router promises not to raise; if it does, the message is "not understood"
+        log.error("router failed: %s", type(exc).__name__)
+        return Route("out_of_scope", stage="fallback", confidence=0.0)
+
+
+def _routing(decision: Route | None, message: InboundMessage, clean: guard.CleanText, before: str) -> dict[str, Any]:
+    """The routing decision as stored with the message: stage, intent, confidence and the entities' values."""
+    if decision is None:
+        return {"stage": "none", "intent": None, "kind": message.kind.value, "state_before": before}
+    record: dict[str, Any] = {
+        "stage": decision.stage, "intent": decision.intent, "confidence": round(decision.confidence, 3),
+        "entities": {k: decision.entities[k] for k in _ENTITY_KEYS if k in decision.entities},
+        "state_before": before,
+    }
+    if decision.option_id:
+        record["option_id"] = decision.option_id[:100]
+    if decision.answer:
+        record["answer"] = decision.answer
+    flags = [name for name in ("empty", "emoji_only", "truncated", "had_markup", "foreign") if getattr(clean, name)]
+    if flags:
+        record["input"] = flags
+    return record
+
+
+def _non_text(message: InboundMessage) -> list[OutboundMessage]:
+    """Media, a location, or something WhatsApp could not pass on (reactions and system notices: nothing)."""
+    w = wording()
+    if message.kind in SILENT_KINDS:
+        return []
+    if message.kind is MessageKind.MEDIA:
+        media = w["media_names"].get(message.media_type or "", w["media_default"])
+        return [Text(w["media_received"].format(media=media))]
+    if message.kind is MessageKind.LOCATION:
+        return [Text(w["location_received"])]
+    return [Text(w["unsupported"])]
+
+
+def _menu() -> ChoiceList:
+    w = wording()
+    rows = tuple(Choice(o["id"], o["title"], o.get("description")) for o in w["menu_options"])
+    return ChoiceList(body=w["menu_prompt"], button_label=w["menu_button"], rows=rows)
+
+
+def _zone(name: str, fallback: str) -> ZoneInfo:
+    for candidate in (name, fallback, "America/El_Salvador"):
+        try:
+            return ZoneInfo(candidate)
+        except (ZoneInfoNotFoundError, ValueError):
+            continue
+    return ZoneInfo("UTC")

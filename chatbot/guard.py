@@ -1,0 +1,215 @@
+"""Abuse and bad input (design 9.3): per-number rate limits, repeated messages, and cleaning what was typed.
+
+Redis key family `guard:{conversation_hash}:*` (hashed customer key, never a
+phone number):
+- `guard:{h}:minute|hour|day`: sorted sets of message ids scored by the
+  message's own time (the provider timestamp), so limits follow the
+  customer's clock and a replayed job counts a message once;
+- `guard:{h}:notice`: the message time until which the customer has already
+  been asked to wait (one polite notice per burst);
+- `guard:{h}:repeat`: the fingerprint of the last text and how many times in
+  a row it came.
+
+Failure policy: Redis errors are logged and never raised; the message is
+then let through (a broken limiter must not silence customers).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import re
+import unicodedata
+from dataclasses import dataclass
+
+import redis
+
+log = logging.getLogger(__name__)
+
+KEY = "guard:{conversation_hash}:{part}"
+WINDOWS = (("minute", 60), ("hour", 3600), ("day", 86400))
+REPEAT_TTL_S = 24 * 3600
+ROUTED_MAX_CHARS = 1000  # what the router reads of a very long message
+NAME_MAX_CHARS = 60
+
+_TAG = re.compile(r"<\s*/?\s*[a-zA-Z!][^<>]{0,300}>")
+_SPACES = re.compile(r"\s+")
+_NAME_LEAD = re.compile(
+    r"^(?:(?:hola|buenas|buenos dias|buenas tardes)[\s,.!]*)?"
+    r"(?:mi nombre es|me llamo|soy|a nombre de|esta a nombre de|el nombre es|nombre)\s*:?\s*",
+    re.IGNORECASE,
+)
+_NAME_CHARS = re.compile(r"[^\w\s.'\-]|\d|_")
+_DIGITS = re.compile(r"\d")
+_ENGLISH = frozenset(
+    "the is are was it its you your my i we do does did what where when how why can could would please "
+    "hello hi hey thanks thank package delivery color another this that there have has".split()
+)
+_SPANISH = frozenset(
+    "el la los las es mi tu que donde cuando como por para un una hola gracias paquete encargo quiero "
+    "necesito tengo cuanto hay ya si no de del y con".split()
+)
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    per_minute: int = 20
+    per_hour: int = 100
+    per_day: int = 500
+
+    def limit(self, window: str) -> int:
+        return {"minute": self.per_minute, "hour": self.per_hour, "day": self.per_day}[window]
+
+
+@dataclass(frozen=True)
+class RateDecision:
+    allowed: bool
+    notify: bool = False  # the first message over the limit: tell the customer once
+    window: str | None = None  # which limit was exceeded
+
+
+def _key(conversation_hash: str, part: str) -> str:
+    return KEY.format(conversation_hash=conversation_hash, part=part)
+
+
+def check_rate(conn: redis.Redis, conversation_hash: str, message_id: str, at: float,
+               limits: RateLimits) -> RateDecision:
+    """Count this message (idempotently, by id) and say whether it is within the limits."""
+    try:
+        pipe = conn.pipeline(transaction=True)
+        for window, seconds in WINDOWS:
+            key = _key(conversation_hash, window)
+            pipe.zadd(key, {message_id: at})
+            pipe.zremrangebyscore(key, "-inf", f"({at - seconds}")
+            pipe.zcount(key, f"({at - seconds}", at)
+            pipe.expire(key, seconds + 3600)
+        pipe.get(_key(conversation_hash, "notice"))
+        results = pipe.execute()
+    except redis.RedisError as exc:
+        log.warning("rate limit check failed, letting the message through: %s", type(exc).__name__)
+        return RateDecision(True)
+    counts = {window: int(results[i * 4 + 2]) for i, (window, _s) in enumerate(WINDOWS)}
+    exceeded = [(w, s) for w, s in WINDOWS if counts[w] > limits.limit(w)]
+    if not exceeded:
+        return RateDecision(True)
+    window, seconds = exceeded[-1]  # the longest window exceeded decides how long the wait is
+    raw_notice = results[-1]
+    noticed_until = float(raw_notice) if raw_notice is not None else 0.0
+    try:
+        conn.set(_key(conversation_hash, "notice"), str(max(noticed_until, at + seconds)), ex=seconds + 3600)
+    except redis.RedisError as exc:
+        log.warning("rate limit notice could not be stored: %s", type(exc).__name__)
+    return RateDecision(False, notify=at >= noticed_until, window=window)
+
+
+def count_repeats(conn: redis.Redis, conversation_hash: str, message_id: str, text: str) -> int:
+    """How many times in a row the customer has now sent this same text (1 for a new one; 0 if unknown)."""
+    fingerprint = fold(text)
+    if not fingerprint:
+        return 0
+    key = _key(conversation_hash, "repeat")
+    try:
+        raw = conn.get(key)
+        last = json.loads(raw) if raw else {}
+        if not isinstance(last, dict):
+            last = {}
+        if last.get("last") == message_id:  # the same message again (a retried job)
+            return int(last.get("count", 1))
+        count = int(last.get("count", 0)) + 1 if last.get("fp") == fingerprint else 1
+        conn.set(key, json.dumps({"fp": fingerprint, "count": count, "last": message_id}), ex=REPEAT_TTL_S)
+    except (redis.RedisError, ValueError, TypeError) as exc:
+        log.warning("repeat detection failed: %s", type(exc).__name__)
+        return 0
+    return count
+
+
+# -- cleaning what the customer typed ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CleanText:
+    """The message as the router should read it, and what was odd about it."""
+
+    text: str
+    empty: bool = False
+    emoji_only: bool = False
+    truncated: bool = False
+    had_markup: bool = False
+    foreign: bool = False  # reads as English rather than Spanish
+
+
+def fold(text: str) -> str:
+    """Lower case, no accents, single spaces: for comparing what customers type."""
+    plain = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    return _SPACES.sub(" ", plain.lower()).strip()
+
+
+def _printable(text: str) -> str:
+    """Without control and format characters (keeps line breaks and tabs as spaces)."""
+    return "".join(
+        " " if ch in "\n\t\r" else ch
+        for ch in text
+        if ch in "\n\t\r" or unicodedata.category(ch) not in ("Cc", "Cf", "Cs", "Co", "Cn")
+    )
+
+
+def clean(raw: str | None) -> CleanText:
+    """Normalise a customer's text for routing: no control characters, no HTML tags, bounded length."""
+    text = unicodedata.normalize("NFC", raw or "")
+    text = _printable(text)
+    had_markup = bool(_TAG.search(text))
+    if had_markup:
+        text = _TAG.sub(" ", text)
+    text = html.unescape(text) if "&" in text else text
+    text = _printable(text)
+    text = _SPACES.sub(" ", text).strip()
+    truncated = len(text) > ROUTED_MAX_CHARS
+    if truncated:
+        cut = text[:ROUTED_MAX_CHARS]
+        text = cut.rsplit(" ", 1)[0] if " " in cut[-50:] else cut
+    if not text:
+        return CleanText("", empty=True, had_markup=had_markup)
+    emoji_only = not any(ch.isalnum() for ch in text)
+    return CleanText(text, emoji_only=emoji_only, truncated=truncated, had_markup=had_markup,
+                     foreign=not emoji_only and _looks_english(text))
+
+
+def _looks_english(text: str) -> bool:
+    words = re.findall(r"[a-z']+", fold(text))
+    if len(words) < 2:
+        return False
+    english = sum(w in _ENGLISH for w in words)
+    spanish = sum(w in _SPANISH for w in words)
+    return english >= 2 and english > spanish * 2
+
+
+def safe_name(text: str) -> str | None:
+    """A person's name as typed ("mi nombre es María López" -> "María López"), or None when it is not one.
+
+    Only letters, spaces, dots, apostrophes and hyphens survive, so whatever the bot repeats back is never
+    markup or a command.
+    """
+    candidate = _NAME_LEAD.sub("", clean(text).text).strip(" .,-'")
+    candidate = _SPACES.sub(" ", _NAME_CHARS.sub(" ", candidate)).strip(" .,-'")
+    letters = sum(ch.isalpha() for ch in candidate)
+    if letters < 2 or len(candidate) > NAME_MAX_CHARS or len(candidate.split()) > 6:
+        return None
+    return candidate
+
+
+def first_name(profile_name: str | None) -> str | None:
+    """The first word of a WhatsApp profile name, when it is a plausible name (letters only, short)."""
+    name = safe_name(profile_name or "")
+    first = name.split(" ")[0] if name else ""
+    return first if 2 <= len(first) <= 20 and first.replace("'", "").replace("-", "").isalpha() else None
+
+
+def phone_in(text: str) -> str | None:
+    """A Salvadoran phone number typed in the text, as E.164 ("7000-0001" -> "+50370000001"), else None."""
+    digits = "".join(_DIGITS.findall(text))
+    if len(digits) == 8 and digits[0] in "267":
+        return "+503" + digits
+    if len(digits) == 11 and digits.startswith("503"):
+        return "+" + digits
+    return None

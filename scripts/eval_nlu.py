@@ -1,0 +1,125 @@
+"""Score the message router (rules only: no dialog context, no LLM) on a JSONL file of labelled messages.
+
+    python scripts/eval_nlu.py tests/nlu/dev.jsonl [--json]
+
+Each line: {"text": ..., "intent": ..., "entities": {...}} (docs/NLU.md). Reports intent accuracy,
+per-intent precision/recall/support, entity accuracy (every entity a row lists must be found with that
+value, numbers compared as floats; entities the router adds are not counted against it; rows without
+entities do not count), the share of messages that would go to the LLM (stage "fallback" or confidence
+below the router's threshold), the share answered wrongly with confidence (no LLM would be asked) and the
+confusion pairs. The last line is always "N passed, N failed"
+(a row passes when its intent and all its listed entities are right). Exit code 0 whenever it ran.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # `python scripts/eval_nlu.py` puts scripts/, not the root, on sys.path
+    sys.path.insert(0, str(ROOT))
+
+from chatbot.router import LLM_THRESHOLD, route  # noqa: E402 - needs the path set above
+
+
+def same_value(expected: Any, got: Any) -> bool:
+    if isinstance(expected, int | float) and not isinstance(expected, bool):
+        try:
+            return abs(float(got) - float(expected)) < 1e-6
+        except (TypeError, ValueError):
+            return False
+    return bool(got == expected)
+
+
+def evaluate(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    intents_ok = entity_rows = entity_ok = passed = to_llm = confident_wrong = 0
+    confusion: Counter[tuple[str, str]] = Counter()
+    true_pos: Counter[str] = Counter()
+    predicted: Counter[str] = Counter()
+    support: Counter[str] = Counter()
+    failures: list[dict[str, Any]] = []
+    for row in rows:
+        result = route(row["text"])
+        expected_entities = row.get("entities") or {}
+        intent_right = result.intent == row["intent"]
+        entities_right = all(same_value(v, result.entities.get(k)) for k, v in expected_entities.items())
+        support[row["intent"]] += 1
+        predicted[result.intent] += 1
+        if intent_right:
+            intents_ok += 1
+            true_pos[result.intent] += 1
+        else:
+            confusion[(row["intent"], result.intent)] += 1
+        if expected_entities:
+            entity_rows += 1
+            entity_ok += entities_right
+        if result.stage == "fallback" or result.confidence < LLM_THRESHOLD:
+            to_llm += 1
+        elif not intent_right:
+            confident_wrong += 1
+        if intent_right and entities_right:
+            passed += 1
+        else:
+            failures.append({"text": row["text"], "expected": row["intent"], "got": result.intent,
+                             "expected_entities": expected_entities, "got_entities": result.entities,
+                             "confidence": result.confidence})
+    total = len(rows)
+    per_intent = {
+        intent: {"precision": round(true_pos[intent] / predicted[intent], 3) if predicted[intent] else 0.0,
+                 "recall": round(true_pos[intent] / support[intent], 3) if support[intent] else 0.0,
+                 "support": support[intent]}
+        for intent in sorted(set(support) | set(predicted))
+    }
+    return {
+        "rows": total,
+        "intent_accuracy": round(intents_ok / total, 4) if total else 0.0,
+        "entity_accuracy": round(entity_ok / entity_rows, 4) if entity_rows else 1.0,
+        "entity_rows": entity_rows,
+        "llm_share": round(to_llm / total, 4) if total else 0.0,
+        "confident_errors": round(confident_wrong / total, 4) if total else 0.0,
+        "per_intent": per_intent,
+        "confusion": [{"expected": e, "got": g, "count": n} for (e, g), n in confusion.most_common()],
+        "failures": failures,
+        "passed": passed,
+        "failed": total - passed,
+    }
+
+
+def report(result: dict[str, Any]) -> str:
+    lines = [f"rows: {result['rows']}",
+             f"intent accuracy: {result['intent_accuracy']:.3f}",
+             f"entity accuracy: {result['entity_accuracy']:.3f} (over {result['entity_rows']} rows with entities)",
+             f"would need the LLM: {result['llm_share']:.1%} (stage fallback or confidence < {LLM_THRESHOLD})",
+             f"wrong intent with confidence >= {LLM_THRESHOLD}: {result['confident_errors']:.1%}",
+             "", f"{'intent':<18} {'precision':>9} {'recall':>7} {'support':>7}"]
+    for intent, m in result["per_intent"].items():
+        lines.append(f"{intent:<18} {m['precision']:>9.3f} {m['recall']:>7.3f} {m['support']:>7}")
+    if result["confusion"]:
+        lines += ["", "confusions (expected -> got: count)"]
+        lines += [f"  {c['expected']} -> {c['got']}: {c['count']}" for c in result["confusion"]]
+    if result["failures"]:
+        lines += ["", "failed rows"]
+        lines += [f"  {f['text']!r}: expected {f['expected']} {f['expected_entities']}, "
+                  f"got {f['got']} {f['got_entities']} ({f['confidence']:.2f})" for f in result["failures"]]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Score the message router on a JSONL file.")
+    parser.add_argument("file", type=Path)
+    parser.add_argument("--json", action="store_true", help="print one JSON object (then the summary line)")
+    args = parser.parse_args(argv)
+    rows = [json.loads(line) for line in args.file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    result = evaluate(rows)
+    print(json.dumps(result, ensure_ascii=False) if args.json else report(result))
+    print(f"{result['passed']} passed, {result['failed']} failed")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,86 @@
+"""scripts/converse.py: the scenario runner, run as a customer of the project would run it."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "scripts" / "converse.py"
+SCENARIOS = ROOT / "tests" / "scenarios"
+SUMMARY = re.compile(r"^(\d+) passed, (\d+) failed$")
+
+
+def converse(*args: str, env: dict[str, str] | None = None, timeout: float = 110) -> subprocess.CompletedProcess[str]:
+    """Run the script; without `env` it gets no DATABASE_URL/REDIS_URL and starts its own services."""
+    base = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout,
+                          cwd=ROOT, env={**base, **(env or {})}, check=False)
+
+
+def last_line(result: subprocess.CompletedProcess[str]) -> str:
+    lines = result.stdout.strip().splitlines()
+    return lines[-1] if lines else ""
+
+
+def test_published_examples_pass_on_the_given_services(base_env: dict[str, str]) -> None:
+    result = converse(str(SCENARIOS / "examples.yaml"), env=base_env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert last_line(result) == "4 passed, 0 failed"
+
+
+@pytest.mark.slow
+def test_every_flow_passes_on_throwaway_services() -> None:
+    """No DATABASE_URL/REDIS_URL: the runner starts its own Redis and PostgreSQL."""
+    result = converse(str(SCENARIOS / "flows.yaml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    match = SUMMARY.match(last_line(result))
+    assert match is not None and int(match.group(1)) >= 30 and match.group(2) == "0", result.stdout
+
+
+def test_a_failing_expectation_is_reported_and_exits_non_zero(base_env: dict[str, str], tmp_path: Path) -> None:
+    scenario = tmp_path / "bad.yaml"
+    scenario.write_text(
+        '- name: "espera lo imposible"\n'
+        '  from: "+50370000001"\n'
+        '  at: "2026-01-06T10:30:00-06:00"\n'
+        "  turns:\n"
+        '    - user: "Hola"\n'
+        "      expect: {intent: pricing, reply_contains: [\"jirafa\"], escalated: true}\n"
+        '    - user: "SV20260106012345"\n'
+        '      after: "40s"\n'
+        '      expect: {reply_contains: ["Santa Ana"]}\n', encoding="utf-8")
+    result = converse(str(scenario), env=base_env)
+    assert result.returncode == 1
+    failures = [line for line in result.stdout.splitlines() if line.startswith("FAIL ")]
+    assert len(failures) == 3
+    assert "espera lo imposible · turn 1 ('Hola'): intent is 'greeting', expected pricing" in failures[0]
+    assert "reply_contains 'jirafa' missing" in failures[1]
+    assert "escalated is False, expected True" in failures[2]
+    assert last_line(result) == "0 passed, 1 failed"
+
+    report = converse(str(scenario), "--json", env=base_env)
+    assert report.returncode == 1
+    data = json.loads(report.stdout)
+    assert (data["passed"], data["failed"]) == (0, 1)
+    conversation = data["conversations"][0]
+    assert [f["turn"] for f in conversation["failures"]] == [1, 1, 1]
+    assert conversation["turns"][1]["intent"] == "track_package" and not conversation["turns"][1]["failures"]
+
+
+def test_a_malformed_file_is_refused_with_its_reason(tmp_path: Path) -> None:
+    scenario = tmp_path / "broken.yaml"
+    scenario.write_text('- name: x\n  from: "+50370000001"\n  at: "ayer"\n  turns: []\n', encoding="utf-8")
+    result = converse(str(scenario))
+    assert result.returncode == 2
+    assert "is not an ISO date-time" in result.stderr
+    scenario.write_text('- name: x\n  from: "+50370000001"\n  at: "2026-01-06T10:00:00-06:00"\n'
+                        '  turns:\n    - user: "Hola"\n      expect: {mood: happy}\n', encoding="utf-8")
+    result = converse(str(scenario))
+    assert result.returncode == 2 and "unknown expectation mood" in result.stderr

@@ -1,0 +1,236 @@
+"""Tracking against the sandbox core over real HTTP: information levels, not found, core down, lists.
+
+Asserts the text the customer reads. The demo data (sandbox_core/data/core_demo.json) has
+SV20260105007834 (Pedro Ramírez → María López, ARRIVED in Santa Ana, $35.00 to collect) and
+SV20260103008921 (Juan Pérez → Carmen Díaz, DELIVERED, $40.00 refund available).
+"""
+
+from __future__ import annotations
+
+import socket
+import unicodedata
+from collections.abc import Iterator
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+import redis
+
+from channels.outbound import Buttons, ChoiceList, OutboundMessage, Text, preview_text
+from chatbot.services import ServiceContext, tracking
+from core_api_client import CoreClient
+from sandbox_core import BackgroundServer, create_sandbox_app
+
+SV = ZoneInfo("America/El_Salvador")
+TUESDAY_1030 = datetime(2026, 1, 6, 10, 30, tzinfo=SV)
+TUESDAY_1945 = datetime(2026, 1, 6, 19, 45, tzinfo=SV)
+STRANGER = "+50379990001"
+MARIA = "+50370000002"  # recipient of SV20260105007834 and SV20260106012345
+JUAN = "+50370000001"  # sender of SV20260103008921, SV20260106012345 and others
+PRIVATE_OF_7834 = ["$35", "María", "Maria", "López", "Lopez", "Pedro", "Ramírez", "Ramirez"]
+
+
+def fold(text: str) -> str:
+    plain = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    return plain.lower()
+
+
+def read(replies: list[OutboundMessage]) -> str:
+    """Everything the customer reads: bodies, button and row titles."""
+    return "\n".join(preview_text(m) for m in replies)
+
+
+def assert_within_meta_limits(replies: list[OutboundMessage]) -> None:
+    for message in replies:
+        if isinstance(message, Buttons):
+            assert 1 <= len(message.buttons) <= 3
+            assert all(len(b.title) <= 20 for b in message.buttons)
+        if isinstance(message, ChoiceList):
+            assert 1 <= len(message.rows) <= 10 and len(message.button_label) <= 20
+            assert all(len(r.title) <= 24 and len(r.description or "") <= 72 for r in message.rows)
+        body = getattr(message, "body", "")
+        assert "**" not in body and not body.lstrip().startswith("#")
+        assert emoji_count(body) <= 3, body
+
+
+def emoji_count(text: str) -> int:
+    return sum(1 for c in text if unicodedata.category(c) == "So")
+
+
+@pytest.fixture(scope="module")
+def core_url() -> Iterator[str]:
+    with BackgroundServer(create_sandbox_app()) as server:
+        yield server.url
+
+
+@pytest.fixture
+def core(core_url: str) -> Iterator[CoreClient]:
+    with CoreClient(core_url, timeout_s=5, retry_delay_s=0.01) as client:
+        yield client
+
+
+def make_ctx(core: CoreClient, conn: redis.Redis, now: datetime = TUESDAY_1030) -> ServiceContext:
+    return ServiceContext(core, conn, "demo", "Transportes Express El Salvador", SV, now)
+
+
+@pytest.fixture
+def ctx(core: CoreClient, redis_conn: redis.Redis) -> ServiceContext:
+    return make_ctx(core, redis_conn)
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+@pytest.mark.parametrize("writer", [STRANGER, None], ids=["other-phone", "username-only"])
+def test_a_stranger_sees_status_cities_and_history_but_nothing_private(ctx: ServiceContext, writer: str | None) -> None:
+    answer = tracking.track(ctx, "SV20260105007834", writer)
+    text = read(answer.replies)
+    assert answer.outcome == "found" and answer.full_access is False
+    assert answer.package is not None and answer.package.tracking_code == "SV20260105007834"
+    for expected in ("SV20260105007834", "Listo para retirar en Santa Ana", "(06/01 10:00am)",
+                     "San Miguel (San Miguel - Punto Principal)", "Santa Ana (Santa Ana - Punto Principal)",
+                     "05/01 8:30am · Recibido en San Miguel", "teléfono registrado"):
+        assert expected in text
+    for private in PRIVATE_OF_7834:
+        assert private not in text and fold(private) not in fold(text)
+    assert "Calle Libertad" not in text  # full addresses only for the package's own people
+    assert not any(isinstance(m, Buttons) for m in answer.replies)
+    assert_within_meta_limits(answer.replies)
+
+
+def test_the_recipient_sees_amount_pickup_point_hours_and_the_pin_offer(ctx: ServiceContext) -> None:
+    answer = tracking.track(ctx, "SV20260105007834", MARIA)
+    text = read(answer.replies)
+    assert answer.outcome == "found" and answer.full_access is True
+    for expected in ("*Remitente:* Pedro Ramírez", "*Destinatario:* María López", "*Monto a pagar:* $35.00",
+                     "*Retíralo en:* Santa Ana - Punto Principal", "Calle Libertad esq. 10ª Av. Norte",
+                     "Lunes a viernes: 8:00am - 6:00pm", "Ahora (10:30am) está *abierto*, hasta las 6:00pm.",
+                     "DUI", "¿Quieres la ubicación en el mapa?"):
+        assert expected in text
+    assert "teléfono registrado" not in text
+    assert text.count("$35.00") == 1
+    pin = answer.replies[-1]
+    assert isinstance(pin, Buttons)
+    assert [(b.id, b.title) for b in pin.buttons] == [("pin:santa_ana", "📍 Ver ubicación"), ("pin_no", "No, gracias")]
+    assert_within_meta_limits(answer.replies)
+
+
+def test_the_recipient_is_recognised_with_a_local_number_format(ctx: ServiceContext) -> None:
+    assert tracking.track(ctx, "SV20260105007834", "7000-0002").full_access is True
+
+
+def test_the_sender_of_a_delivered_package_sees_the_refund_where_and_the_dui_requirement(ctx: ServiceContext) -> None:
+    answer = tracking.track(ctx, "SV20260103008921", JUAN)
+    text = read(answer.replies)
+    assert answer.full_access is True
+    assert_within_meta_limits(answer.replies)
+    for expected in ("Entregado en La Unión (05/01 4:30pm)", "¡Tienes un reembolso disponible!", "Monto: *$40.00*",
+                     "Retíralo en: *San Salvador - Punto Centro*", "Calle Arce #450",
+                     "*Requisito:* Presentar tu DUI como remitente"):
+        assert expected in text
+    assert isinstance(answer.replies[-1], Buttons)
+    assert answer.replies[-1].buttons[0].id == "pin:san_salvador_centro"
+
+
+def test_a_stranger_never_sees_the_refund(ctx: ServiceContext) -> None:
+    text = read(tracking.track(ctx, "SV20260103008921", STRANGER).replies)
+    assert "Entregado en La Unión" in text
+    for private in ("$40", "reembolso disponible", "Juan", "Carmen", "DUI"):
+        assert private not in text
+
+
+def test_a_package_on_its_way_shows_the_core_eta(ctx: ServiceContext) -> None:
+    text = read(tracking.track(ctx, " sv2026-0106-012345 ", None).replies)
+    assert "*Estado actual:* En tránsito hacia Santa Ana (06/01 2:00pm)" in text
+    assert "*Llegada estimada:* hoy, 5:00pm" in text
+
+
+def test_not_found_offers_retry_search_and_a_person_with_the_code_format(ctx: ServiceContext) -> None:
+    answer = tracking.track(ctx, "SV20269999999999", JUAN)
+    assert answer.outcome == "not_found" and answer.package is None and not answer.full_access
+    [message] = answer.replies
+    assert isinstance(message, Buttons)
+    assert [b.id for b in message.buttons] == ["nf_retry", "nf_search", "nf_human"]
+    assert "No encontré ningún paquete con el código *SV20269999999999*" in message.body
+    assert "SV20260106012345" in message.body
+    assert_within_meta_limits(answer.replies)
+
+
+def test_core_down_says_try_again_or_talk_to_a_person(redis_conn: redis.Redis) -> None:
+    with CoreClient(f"http://127.0.0.1:{closed_port()}", timeout_s=1, retry_delay_s=0.01) as down:
+        answer = tracking.track(make_ctx(down, redis_conn), "SV20260106012345", JUAN)
+    assert answer.outcome == "core_unavailable" and answer.package is None
+    [message] = answer.replies
+    assert isinstance(message, Text)
+    assert "problemas técnicos" in message.body and "intenta de nuevo en unos minutos" in message.body
+    assert "asesor" in message.body
+
+
+def test_tracking_is_never_cached(redis_conn: redis.Redis) -> None:
+    server = BackgroundServer(create_sandbox_app()).start()
+    with CoreClient(server.url, timeout_s=2, retry_delay_s=0.01) as core:
+        ctx = make_ctx(core, redis_conn)
+        assert tracking.track(ctx, "SV20260106012345", JUAN).outcome == "found"
+        assert not [k for k in redis_conn.keys("*") if b"SV2026" in k or b"track" in k or b"package" in k]
+        server.stop()
+        assert tracking.track(ctx, "SV20260106012345", JUAN).outcome == "core_unavailable"
+
+
+def test_several_packages_of_the_sender_become_a_numbered_list_with_names(ctx: ServiceContext) -> None:
+    packages = tracking.find_for_phone(ctx, JUAN)
+    assert len(packages) == 5
+    [message] = tracking.package_choices(ctx, packages, JUAN)
+    assert isinstance(message, ChoiceList)
+    assert [r.id for r in message.rows] == [f"pkg:{p.tracking_code}" for p in packages]
+    assert message.rows[0].title == "SV20260106012345"
+    assert message.rows[0].description == "Santa Ana · En tránsito"
+    assert "Encontré 5 paquetes:" in message.body
+    assert "1. *SV20260106012345*: Santa Ana · En tránsito (06/01 2:00pm)" in message.body
+    assert "Para: María López" in message.body
+    assert "Responde con el número (1, 2…)" in message.body
+    assert_within_meta_limits([message])
+
+
+def test_search_by_name_matches_initials_and_hides_names_from_strangers(ctx: ServiceContext) -> None:
+    found = tracking.find_by_name(ctx, "M. López", "Santa Ana")
+    codes = [p.tracking_code for p in found]
+    assert {"SV20260105007823", "SV20260105007834"} <= set(codes)
+    assert all(p.destination_point == "santa_ana" for p in found)
+    text = read(tracking.package_choices(ctx, found, STRANGER))
+    assert "SV20260105007823" in text and "López" not in text and "Pedro" not in text
+    assert tracking.find_by_name(ctx, "Nadie Inexistente") == []
+
+
+def test_pickup_answer_after_hours_gives_tomorrow_and_says_closed(core: CoreClient, redis_conn: redis.Redis) -> None:
+    ctx = make_ctx(core, redis_conn, TUESDAY_1945)
+    package = core.track("SV20260105007834")
+    assert package is not None
+    text = read(tracking.pickup_answer(ctx, package, MARIA))
+    for expected in ("*Santa Ana - Punto Principal*", "Hoy (martes) atendemos de 8:00am a 6:00pm.",
+                     "Mañana (miércoles) atendemos de 8:00am a 6:00pm.",
+                     "Ahora (7:45pm) está *cerrado*. Abre mañana (miércoles) a las 8:00am.", "$35.00"):
+        assert expected in text
+    assert "$35" not in read(tracking.pickup_answer(ctx, package, STRANGER))
+
+
+def test_pickup_answer_for_a_package_still_on_its_way(ctx: ServiceContext, core: CoreClient) -> None:
+    package = core.track("SV20260106012345")
+    assert package is not None
+    replies = tracking.pickup_answer(ctx, package, MARIA)
+    assert_within_meta_limits(replies)
+    text = read(replies)
+    assert "todavía no está listo para retirar. Estado: En tránsito hacia Santa Ana (06/01 2:00pm)." in text
+
+
+def test_eta_answer_has_one_line_per_package(ctx: ServiceContext, core: CoreClient) -> None:
+    packages = [core.track("SV20260106012345"), core.track("SV20260106012890")]
+    [message] = tracking.eta_answer(ctx, [p for p in packages if p is not None], JUAN)
+    assert isinstance(message, Text)
+    lines = message.body.splitlines()
+    assert lines[1] == "• *SV20260106012345* → Santa Ana: En tránsito (06/01 2:00pm) · llegada estimada hoy, 5:00pm"
+    assert lines[2].startswith("• *SV20260106012890* → San Miguel: Recibido en origen (06/01 9:00am)")
+    assert "el jueves 08/01, 5:00pm" in lines[2]
