@@ -12,6 +12,7 @@ TEXTS_DIR = Path(__file__).resolve().parent / "texts"
 
 
 @cache
-def load(locale: str = "es_sv") -> dict[str, Any]:
-    data: dict[str, Any] = yaml.safe_load((TEXTS_DIR / f"{locale}.yaml").read_text(encoding="utf-8"))
+def load(name: str) -> dict[str, Any]:
+    """The texts of one part of the bot: `dialog` (conversation) or `services` (answers from data)."""
+    data: dict[str, Any] = yaml.safe_load((TEXTS_DIR / f"{name}.yaml").read_text(encoding="utf-8"))
     return data
