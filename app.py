@@ -8,13 +8,12 @@ nothing connects at import time.
 from __future__ import annotations
 
 import logging
-import sys
 from typing import Any
 
 from flask import Flask
 from rq import Queue
 
-from config import ConfigError, Settings
+from config import Settings, settings_or_exit
 from observability import configure_logging, init_sentry
 from storage import db
 from storage.crypto import Vault
@@ -53,11 +52,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 def _app_from_environment() -> Flask:
     """For gunicorn: a configuration error stops the worker with one line and exit code 3 (boot error)."""
-    try:
-        settings = Settings.from_env()
-    except ConfigError as exc:
-        print(f"encargo-web: {exc}", file=sys.stderr)  # noqa: T201
-        raise SystemExit(3) from None
+    settings = settings_or_exit("encargo-web", exit_code=3)
     configure_logging("web", settings.log_level)
     init_sentry(settings.sentry_dsn, settings.env)
     return create_app(settings)

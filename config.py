@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
@@ -165,6 +166,15 @@ class Settings:
             value = getattr(self, f.name)
             out[f.name] = bool(value) if any(w in f.name for w in secret_words) else value
         return out
+
+
+def settings_or_exit(program: str, *, exit_code: int = 2) -> Settings:
+    """Settings for a process's entry point; a bad setting prints one line naming it and exits."""
+    try:
+        return Settings.from_env()
+    except ConfigError as exc:
+        print(f"{program}: {exc}", file=sys.stderr)  # noqa: T201 - the one line an operator reads
+        raise SystemExit(exit_code) from None
 
 
 class _Reader:

@@ -8,17 +8,12 @@ webhook's work is short I/O, and threads keep the acknowledgement fast.
 from __future__ import annotations
 
 import os
-import sys
 
-from config import ConfigError, Settings
+from config import settings_or_exit
 
 
 def web() -> None:
-    try:
-        Settings.from_env()
-    except ConfigError as exc:
-        print(f"encargo-web: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+    settings_or_exit("encargo-web")
     bind = os.environ.get("WEB_BIND", "127.0.0.1:8000")
     workers = os.environ.get("WEB_WORKERS", "2")
     threads = os.environ.get("WEB_THREADS", "8")

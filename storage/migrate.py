@@ -58,16 +58,12 @@ def apply_migrations(database_url: str, directory: Path = MIGRATIONS_DIR) -> lis
 
 
 def main() -> None:
-    from config import ConfigError, Settings
+    from config import settings_or_exit
     from observability import configure_logging
     from storage.db import open_pool
     from storage.tenants import ensure_configured_tenant
 
-    try:
-        settings = Settings.from_env()
-    except ConfigError as exc:
-        print(f"encargo-migrate: {exc}", file=sys.stderr)  # noqa: T201
-        raise SystemExit(2) from None
+    settings = settings_or_exit("encargo-migrate")
     configure_logging("migrate", settings.log_level)
     try:
         applied = apply_migrations(settings.database_url)

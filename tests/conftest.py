@@ -28,6 +28,8 @@ from scripts import devservices
 from storage.db import open_pool
 from storage.migrate import apply_migrations
 from storage.tenants import ensure_configured_tenant
+from tests.fakes.graph_api import DEFAULT_TOKEN as GRAPH_TOKEN
+from tests.fakes.graph_api import FakeGraphAPI
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -119,6 +121,21 @@ def clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
     pool = request.getfixturevalue("db_pool")
     ensure_configured_tenant(pool, request.getfixturevalue("settings"))
     yield
+
+
+@pytest.fixture
+def graph() -> Iterator[FakeGraphAPI]:
+    """Meta's Graph API, faked on loopback (tests/fakes/graph_api.py)."""
+    fake = FakeGraphAPI().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def meta_settings(settings: Settings, graph: FakeGraphAPI) -> Settings:
+    """Settings that send through the Meta transport to the fake Graph API."""
+    return settings.with_overrides(whatsapp_provider="meta", meta_access_token=GRAPH_TOKEN,
+                                   meta_graph_base_url=graph.url, simulator_enabled=False)
 
 
 def load_fixture(name: str) -> Any:

@@ -39,13 +39,6 @@ def closed_port_url(scheme: str) -> str:
 
 
 @pytest.fixture
-def graph() -> Iterator[FakeGraphAPI]:
-    fake = FakeGraphAPI().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
 def meta_settings(settings: Settings, graph: FakeGraphAPI) -> Settings:
     return settings.with_overrides(whatsapp_provider="meta", meta_access_token=DEFAULT_TOKEN,
                                    meta_graph_base_url=graph.url, simulator_enabled=False,

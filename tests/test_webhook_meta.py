@@ -20,23 +20,8 @@ from app import create_app
 from channels import meta_webhook
 from config import Settings
 from tests.conftest import fixture_bytes, load_fixture
-from tests.fakes.graph_api import DEFAULT_TOKEN, FakeGraphAPI
+from tests.fakes.graph_api import FakeGraphAPI
 from tests.harness import outbound, post_meta, rows, run_jobs, text_payload, to_our_number
-
-
-@pytest.fixture
-def graph() -> Iterator[FakeGraphAPI]:
-    fake = FakeGraphAPI().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def meta_settings(settings: Settings, graph: FakeGraphAPI) -> Settings:
-    return settings.with_overrides(
-        whatsapp_provider="meta", meta_access_token=DEFAULT_TOKEN, meta_graph_base_url=graph.url,
-        simulator_enabled=False,
-    )
 
 
 @pytest.fixture

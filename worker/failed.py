@@ -8,12 +8,11 @@ requeueing it is safe because processing is idempotent.
 from __future__ import annotations
 
 import argparse
-import sys
 
 from rq.job import Job
 from rq.registry import FailedJobRegistry
 
-from config import ConfigError, Settings
+from config import settings_or_exit
 from worker.runtime import build_runtime
 
 
@@ -21,11 +20,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--requeue", action="store_true", help="put every failed job back on the queue")
     args = parser.parse_args(argv)
-    try:
-        settings = Settings.from_env()
-    except ConfigError as exc:
-        print(f"worker.failed: {exc}", file=sys.stderr)  # noqa: T201
-        raise SystemExit(2) from None
+    settings = settings_or_exit("worker.failed")
     rt = build_runtime(settings, pool_size=1)
     try:
         registry = FailedJobRegistry(queue=rt.queue)

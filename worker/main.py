@@ -21,13 +21,12 @@ import logging
 import multiprocessing
 import os
 import signal
-import sys
 from typing import Any
 
 from rq import SimpleWorker
 from rq.job import Job
 
-from config import ConfigError, Settings
+from config import Settings, settings_or_exit
 from observability import configure_logging, init_sentry
 from worker import runtime
 from worker.dispatch import dispatch_pending, start_dispatcher
@@ -81,11 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--processes", type=int, default=int(os.environ.get("WORKER_PROCESSES", "4")))
     parser.add_argument("--burst", action="store_true", help="exit when the queue is empty")
     args = parser.parse_args(argv)
-    try:
-        settings = Settings.from_env()
-    except ConfigError as exc:
-        print(f"encargo-worker: {exc}", file=sys.stderr)  # noqa: T201
-        raise SystemExit(2) from None
+    settings = settings_or_exit("encargo-worker")
     configure_logging("worker", settings.log_level)
     init_sentry(settings.sentry_dsn, settings.env)
     if args.processes <= 1 or args.burst:

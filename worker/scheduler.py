@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import logging
 import signal
-import sys
 from typing import Any
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 
-from config import ConfigError, Settings
+from config import settings_or_exit
 from observability import configure_logging, init_sentry
 from worker import recovery, runtime
 from worker.leader import Leader
@@ -36,11 +35,7 @@ def build_scheduler(rt: runtime.Runtime, leader: Leader) -> BlockingScheduler:
 
 
 def main() -> None:
-    try:
-        settings = Settings.from_env()
-    except ConfigError as exc:
-        print(f"encargo-scheduler: {exc}", file=sys.stderr)  # noqa: T201
-        raise SystemExit(2) from None
+    settings = settings_or_exit("encargo-scheduler")
     configure_logging("scheduler", settings.log_level)
     init_sentry(settings.sentry_dsn, settings.env)
     rt = runtime.build_runtime(settings, pool_size=2)
