@@ -8,7 +8,7 @@
 #   make chat           talk to the running system as a customer (FROM=+50370000001)
 #   make test           install what is missing, lint, pytest
 #   make lint           ruff + mypy
-#   make bench          run bench/*.py
+#   make bench          run the benchmarks (router, ingest, pipeline; several minutes)
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -85,8 +85,6 @@ test: venv
 	exit $$rc
 
 bench: venv
-	@found=0; for f in bench/*.py; do \
-	  case "$$(basename "$$f")" in _*|'*.py') continue;; esac; \
-	  found=1; echo "== $$f"; $(RUN_ALL) --exec $(VPY) "$$f" || exit $$?; \
-	done; \
-	if [ $$found -eq 0 ]; then echo "no bench/*.py yet"; fi
+	$(VPY) bench/router.py
+	$(VPY) -m bench.ingest
+	$(VPY) -m bench.pipeline

@@ -63,7 +63,9 @@ _CONFIG_VARS = (
     "TWILIO_WHATSAPP_NUMBER", "PUBLIC_BASE_URL", "SENTRY_DSN", "LOG_LEVEL", "QUEUE_NAME", "JOB_TIMEOUT_S",
     "SIMULATOR_ENABLED", "WORKER_PROCESSES", "GUNICORN_CMD_ARGS", "WEB_CONCURRENCY", "TENANT_SLUG",
     "TENANT_NAME", "TENANT_TIMEZONE", "SEND_TIMEOUT_S", "RECOVERY_MIN_AGE_S", "RECOVERY_INTERVAL_S",
-    "JOB_HEARTBEAT_GRACE_S", "WORKER_MAINTENANCE_INTERVAL_S",
+    "JOB_HEARTBEAT_GRACE_S", "WORKER_MAINTENANCE_INTERVAL_S", "CORE_API_URL", "CORE_API_KEY", "CORE_API_TIMEOUT_S",
+    "RATE_LIMIT_PER_MINUTE", "RATE_LIMIT_PER_HOUR", "RATE_LIMIT_PER_DAY", "SANDBOX_CORE_PORT", "SANDBOX_CORE_HOST",
+    "SANDBOX_CORE_DATA", "SANDBOX_CORE_EVENTS_URL", "SANDBOX_CORE_EVENTS_SECRET",
 )
 
 
@@ -126,6 +128,18 @@ def write_results(name: str, data: dict[str, Any]) -> Path:
     return path
 
 
+def tree_state() -> dict[str, Any]:
+    """Which code was measured: the commit and how many files differ from it (other work in progress)."""
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+
+    return {"commit": git("rev-parse", "--short", "HEAD"),
+            "changed_files": len([line for line in git("status", "--porcelain").splitlines() if line.strip()])}
+
+
 def machine_info() -> dict[str, Any]:
     model = ""
     with contextlib.suppress(OSError):
@@ -137,7 +151,7 @@ def machine_info() -> dict[str, Any]:
     with contextlib.suppress(OSError, ValueError, IndexError):
         mem_gb = int(Path("/proc/meminfo").read_text().split()[1]) / 1024 / 1024
     return {"cpus": os.cpu_count(), "cpu_model": model, "mem_gb": round(mem_gb, 1),
-            "python": sys.version.split()[0], "loadavg_at_start": os.getloadavg()}
+            "python": sys.version.split()[0], "loadavg_at_start": os.getloadavg(), "tree": tree_state()}
 
 
 # --- CPU accounting from /proc ---------------------------------------------------------------
@@ -185,6 +199,64 @@ def cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, fl
     return {k: round(after.get(k, 0.0) - v, 3) for k, v in before.items()}
 
 
+def machine_busy_s() -> float:
+    """CPU seconds all CPUs spent busy since boot (user, nice, system, irq, softirq, steal)."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / _CLK_TCK
+
+
+class CpuMeter:
+    """CPU used by each component during a measurement, and by everything else on the machine.
+
+    "foreign" is the machine's busy time minus this benchmark's own process tree: other people's
+    tests on a shared machine. A run with much foreign CPU measured the neighbours, not us.
+    """
+
+    def __init__(self, roots: dict[str, int], self_only: Iterable[str] = ()) -> None:
+        self.roots = roots
+        self.self_only = tuple(self_only)
+        self.cores = os.cpu_count() or 1
+
+    def _own(self) -> float:
+        return cpu_by_component({"own": os.getpid()})["own"]
+
+    def start(self) -> None:
+        self.t0 = time.monotonic()
+        self.c0 = cpu_by_component(self.roots, self.self_only)
+        self.busy0, self.own0 = machine_busy_s(), self._own()
+
+    def stop(self) -> dict[str, Any]:
+        wall = max(time.monotonic() - self.t0, 1e-9)
+        components = cpu_delta(self.c0, cpu_by_component(self.roots, self.self_only))
+        foreign = max(0.0, (machine_busy_s() - self.busy0) - (self._own() - self.own0))
+        return {"components": components, "wall_s": round(wall, 3),
+                "foreign_cpu_s": round(foreign, 3),
+                "foreign_pct": round(100 * foreign / (self.cores * wall), 1),
+                "busy_pct": round(100 * (sum(components.values()) + foreign) / (self.cores * wall), 1)}
+
+
+def foreign_load_pct(seconds: float = 1.0) -> float:
+    """The share of the machine (%) used by processes outside this benchmark during `seconds`."""
+    meter = CpuMeter({})
+    meter.start()
+    time.sleep(seconds)
+    return float(meter.stop()["foreign_pct"])
+
+
+def wait_for_quiet(threshold_pct: float = 10.0, max_wait_s: float = 60.0) -> float:
+    """Wait (bounded) until other processes use less than `threshold_pct` of the machine; the last reading."""
+    deadline = time.monotonic() + max_wait_s
+    load = foreign_load_pct()
+    warned = False
+    while load > threshold_pct and time.monotonic() < deadline:
+        if not warned:
+            log(f"other processes use {load:.0f}% of the machine; waiting up to {max_wait_s:.0f}s for quiet")
+            warned = True
+        load = foreign_load_pct()
+    return load
+
+
 # --- processes under test ----------------------------------------------------------------------
 
 
@@ -207,6 +279,7 @@ def bench_env(redis_url: str, database_url: str, **extra: str) -> dict[str, str]
         # ingest runs without workers: nothing is sent, and a closed port makes sure of it
         "META_GRAPH_BASE_URL": "http://127.0.0.1:9",
         "META_THROUGHPUT_MPS": "1000",
+        "CORE_API_URL": "http://127.0.0.1:9",  # the pipeline benchmark starts the sandbox core and sets it
         "LOG_LEVEL": "WARNING",
         "PYTHONUNBUFFERED": "1",
     })
@@ -350,6 +423,27 @@ class Stack:
             conn.close()
         raise RuntimeError(f"{processes} workers did not register:\n{self.log_tail(name)}")
 
+    def start_core(self, env: dict[str, str]) -> str | None:
+        """The sandbox logistics core (`python -m sandbox_core.server`), as `make run` starts it; None if absent."""
+        from scripts import devservices
+
+        if not (ROOT / "sandbox_core" / "server.py").exists():
+            return None
+        port = devservices.free_port()
+        proc = self.spawn("core", [sys.executable, "-m", "sandbox_core.server"],
+                          {**env, "SANDBOX_CORE_PORT": str(port), "SANDBOX_CORE_HOST": "127.0.0.1"})
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                log(f"sandbox core exited with {proc.returncode}; running without it:\n{self.log_tail('core')}")
+                return None
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                log(f"sandbox core up on :{port}")
+                return f"http://127.0.0.1:{port}"
+            time.sleep(0.1)
+        log("sandbox core did not listen within 30 s; running without it")
+        return None
+
     def stop(self, proc: subprocess.Popen[bytes], timeout: float = 25.0) -> None:
         for i, (name, p) in enumerate(self._procs):
             if p is proc:
@@ -390,13 +484,14 @@ class Stack:
 class WebhookFactory:
     """Signed Meta text webhooks, each with a unique message id, round-robin over `customers` numbers.
 
-    `next()` returns (request bytes, message id). The no-op path gets the same body and headers,
-    so both endpoints read exactly the same bytes.
+    `next()` returns (request bytes, message id). Message n goes to customer n % customers and carries
+    texts[(n // customers) % len(texts)], so one customer never sends the same text twice in a row.
+    The no-op path gets the same body and headers, so both endpoints read exactly the same bytes.
     """
 
     def __init__(self, port: int, path: str, *, customers: int = 500, phone_prefix: str = "5037",
                  id_prefix: str = "wamid.BENCH", secret: str = APP_SECRET,
-                 text: str = "Hola, quiero rastrear mi paquete") -> None:
+                 texts: tuple[str, ...] = ("Hola", "Buenos días", "Buenas tardes", "Hola, buenas")) -> None:
         from tests.harness import text_payload
 
         self.path = path
@@ -404,17 +499,18 @@ class WebhookFactory:
         self.secret = secret.encode()
         self.id_prefix = id_prefix
         self.phones = [f"{phone_prefix}{n:07d}" for n in range(1, customers + 1)]
-        template = json.dumps(text_payload("{{PHONE}}", text, "{{MSGID}}", phone_number_id=PHONE_NUMBER_ID,
-                                           name="Cliente Bench"), separators=(",", ":"))
-        self._template = template
+        self._templates = [json.dumps(text_payload("{{PHONE}}", text, "{{MSGID}}", phone_number_id=PHONE_NUMBER_ID,
+                                                   name="Cliente Bench"), separators=(",", ":"), ensure_ascii=False)
+                           for text in texts]
         self.count = 0
 
     def next(self) -> tuple[bytes, str]:
         n = self.count
         self.count += 1
         message_id = f"{self.id_prefix}{n:09d}"
-        body = (self._template.replace("{{PHONE}}", self.phones[n % len(self.phones)])
-                .replace("{{MSGID}}", message_id).encode())
+        customers = len(self.phones)
+        template = self._templates[(n // customers) % len(self._templates)]
+        body = template.replace("{{PHONE}}", self.phones[n % customers]).replace("{{MSGID}}", message_id).encode()
         signature = "sha256=" + hmac.new(self.secret, body, hashlib.sha256).hexdigest()
         head = (f"POST {self.path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
                 f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
@@ -713,6 +809,12 @@ def run_noop_worker(queue_name: str, ready_key: str, go_key: str) -> None:
     worker = EncargoWorker([Queue(queue_name, connection=conn)], connection=conn,
                            maintenance_interval=settings.worker_maintenance_interval_s,
                            worker_ttl=settings.worker_maintenance_interval_s + 15)
+    # EncargoWorker.work(burst=True) may first do project work (e.g. dispatch announced events) through the
+    # process's runtime: build that runtime now, outside the measured window.
+    with contextlib.suppress(Exception):
+        from worker import runtime as worker_runtime
+
+        worker_runtime.current()
     control = redis.Redis.from_url(settings.redis_url)
     control.incr(ready_key)
     deadline = time.monotonic() + 120
@@ -760,6 +862,8 @@ def rq_noop_baseline(stack: Stack, env: dict[str, str], processes: int, jobs: in
             time.sleep(0.05)
         time.sleep(0.2)  # let each process reach its polling loop
         started = StartedJobRegistry(queue_name, connection=conn)
+        meter = CpuMeter({"redis": stack.pids["redis"], **{f"worker{i}": p.pid for i, p in enumerate(procs)}})
+        meter.start()
         conn.set(go_key, 1)
         t0 = time.monotonic()
         deadline = t0 + 300
@@ -773,6 +877,7 @@ def rq_noop_baseline(stack: Stack, env: dict[str, str], processes: int, jobs: in
             time.sleep(0.005)
         if t_end is None:
             raise RuntimeError(f"no-op jobs did not drain within 300 s ({conn.llen(queue.key)} left)")
+        cpu = meter.stop()
         for p in procs:
             try:
                 p.wait(timeout=30)
@@ -785,9 +890,13 @@ def rq_noop_baseline(stack: Stack, env: dict[str, str], processes: int, jobs: in
             stack.stop(p, timeout=10)
         conn.close()
     elapsed = t_end - t0
+    worker_cpu = sum(v for k, v in cpu["components"].items() if k.startswith("worker"))
     return {"processes": processes, "jobs": jobs, "rate_limited": rate_limited, "elapsed_s": round(elapsed, 3),
             "jobs_per_s": round(jobs / elapsed, 1), "failed": failed, "job_hashes_left": leftover,
-            "enqueue_s": round(enqueue_s, 2)}
+            "enqueue_s": round(enqueue_s, 2),
+            "cpu_ms_per_job": {"workers": round(1000 * worker_cpu / jobs, 3),
+                               "redis": round(1000 * cpu["components"]["redis"] / jobs, 3)},
+            "busy_pct": cpu["busy_pct"], "foreign_pct": cpu["foreign_pct"]}
 
 
 # --- the fake Graph API in its own process ------------------------------------------------------
@@ -798,8 +907,10 @@ def _graph_fake_main(conn: Any, access_token: str, phone_number_id: str, parent_
     from tests.fakes.graph_api import FakeGraphAPI, _GraphHandler
 
     class KeepAliveHandler(_GraphHandler):
-        # Meta keeps connections alive; http.server's default HTTP/1.0 would close each one
+        # Meta keeps connections alive; http.server's default HTTP/1.0 would close each one. With keep-alive
+        # the handler's two writes (headers, body) must not wait for a delayed ACK (40 ms): no Nagle.
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True
 
     class BenchGraphAPI(FakeGraphAPI):
         handler_class = KeepAliveHandler

@@ -51,8 +51,10 @@ def mark_queued(pool: ConnectionPool, event_ids: list[int]) -> None:
     if not event_ids:
         return
     with pool.connection() as conn:
+        # Not prepared: a plan cached before the table had statistics scans every pending row.
         conn.execute(
-            "UPDATE webhook_events SET status = 'queued' WHERE id = ANY(%s) AND status = 'received'", (event_ids,)
+            "UPDATE webhook_events SET status = 'queued' WHERE id = ANY(%s) AND status = 'received'", (event_ids,),
+            prepare=False,
         )
 
 

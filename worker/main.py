@@ -42,7 +42,8 @@ class EncargoWorker(SimpleWorker):
     def work(self, burst: bool = False, *args: Any, **kwargs: Any) -> bool:
         """In burst mode (tests, one-off runs) first queue what the webhook announced."""
         if burst:
-            dispatch_pending(runtime.current())
+            while dispatch_pending(runtime.current()):
+                pass
         return bool(super().work(burst, *args, **kwargs))
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
