@@ -26,6 +26,7 @@ from typing import Any
 from rq import SimpleWorker
 from rq.job import Job
 
+from chatbot.router import route
 from config import Settings, settings_or_exit
 from observability import configure_logging, init_sentry
 from worker import runtime
@@ -56,6 +57,8 @@ def run_worker(settings: Settings, *, burst: bool = False, name: str | None = No
     """Run one worker in this process until stopped (or the queue is empty, with burst)."""
     rt = runtime.build_runtime(settings)
     runtime.configure(rt)
+    # Load the router's spaCy tables and lexicon now (~3 s) rather than on a customer's first message.
+    route("hola")
     EncargoWorker.heartbeat_grace_s = settings.job_heartbeat_grace_s
     worker = EncargoWorker(
         [rt.queue], connection=rt.redis, name=name,
