@@ -24,6 +24,9 @@ from cryptography.fernet import Fernet
 from psycopg_pool import ConnectionPool
 
 from config import Settings
+from core_api_client import CoreClient
+from sandbox_core.app import create_sandbox_app
+from sandbox_core.server import BackgroundServer
 from scripts import devservices
 from storage.db import open_pool
 from storage.migrate import apply_migrations
@@ -136,6 +139,19 @@ def meta_settings(settings: Settings, graph: FakeGraphAPI) -> Settings:
     """Settings that send through the Meta transport to the fake Graph API."""
     return settings.with_overrides(whatsapp_provider="meta", meta_access_token=GRAPH_TOKEN,
                                    meta_graph_base_url=graph.url, simulator_enabled=False)
+
+
+@pytest.fixture(scope="module")
+def core_url() -> Iterator[str]:
+    """The demo logistics core (sandbox) on loopback, one per test module so state changes stay local."""
+    with BackgroundServer(create_sandbox_app()) as server:
+        yield server.url
+
+
+@pytest.fixture
+def core(core_url: str) -> Iterator[CoreClient]:
+    with CoreClient(core_url, timeout_s=5, retry_delay_s=0.01) as client:
+        yield client
 
 
 def load_fixture(name: str) -> Any:

@@ -24,7 +24,6 @@ from chatbot.engine import message_time
 from chatbot.router import route
 from chatbot.services import ServiceContext
 from core_api_client import CoreClient
-from sandbox_core import BackgroundServer, create_sandbox_app
 
 ROOT = Path(__file__).resolve().parent.parent
 TZ = ZoneInfo("America/El_Salvador")
@@ -45,12 +44,6 @@ def readable(replies: list[OutboundMessage]) -> str:
         elif isinstance(reply, Location):
             parts += [reply.name or "", reply.address or ""]
     return "\n".join(parts)
-
-
-@pytest.fixture(scope="module")
-def core_url() -> Iterator[str]:
-    with BackgroundServer(create_sandbox_app()) as core:
-        yield core.url
 
 
 Say = Callable[..., Turn]

@@ -22,7 +22,6 @@ from psycopg_pool import ConnectionPool
 
 from app import create_app
 from config import Settings
-from sandbox_core import BackgroundServer, create_sandbox_app
 from tests.harness import post_meta, rows, run_jobs
 from worker import inbound, runtime
 
@@ -30,12 +29,6 @@ TZ = ZoneInfo("America/El_Salvador")
 TUESDAY_10AM = datetime(2026, 1, 6, 10, 0, tzinfo=TZ)
 TUESDAY_NIGHT = datetime(2026, 1, 6, 23, 30, tzinfo=TZ)
 JUAN, MARIA, ANA, STRANGER = "+50370000001", "+50370000002", "+50370000003", "+50379990001"
-
-
-@pytest.fixture(scope="module")
-def core_url() -> Iterator[str]:
-    with BackgroundServer(create_sandbox_app()) as core:
-        yield core.url
 
 
 @pytest.fixture

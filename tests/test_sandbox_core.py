@@ -35,13 +35,6 @@ def closed_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def core_url() -> Iterator[str]:
-    """A read-only sandbox core without an API key, shared by the tests that do not change it."""
-    with BackgroundServer(create_sandbox_app()) as server:
-        yield server.url
-
-
-@pytest.fixture(scope="module")
 def keyed_core_url() -> Iterator[str]:
     with BackgroundServer(create_sandbox_app(api_key=API_KEY)) as server:
         yield server.url

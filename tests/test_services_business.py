@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import unicodedata
-from collections.abc import Iterator
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -33,18 +32,6 @@ def read(replies: list[OutboundMessage]) -> str:
 def at_most_three_emojis(replies: list[OutboundMessage]) -> bool:
     bodies = [getattr(m, "body", "") for m in replies]
     return all(sum(1 for c in body if unicodedata.category(c) == "So") <= 3 for body in bodies)
-
-
-@pytest.fixture(scope="module")
-def core_url() -> Iterator[str]:
-    with BackgroundServer(create_sandbox_app()) as server:
-        yield server.url
-
-
-@pytest.fixture
-def core(core_url: str) -> Iterator[CoreClient]:
-    with CoreClient(core_url, timeout_s=5, retry_delay_s=0.01) as client:
-        yield client
 
 
 def make_ctx(core: CoreClient, conn: redis.Redis, now: datetime = TUESDAY_1030) -> ServiceContext:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import socket
 import unicodedata
-from collections.abc import Iterator
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -55,18 +54,6 @@ def assert_within_meta_limits(replies: list[OutboundMessage]) -> None:
 
 def emoji_count(text: str) -> int:
     return sum(1 for c in text if unicodedata.category(c) == "So")
-
-
-@pytest.fixture(scope="module")
-def core_url() -> Iterator[str]:
-    with BackgroundServer(create_sandbox_app()) as server:
-        yield server.url
-
-
-@pytest.fixture
-def core(core_url: str) -> Iterator[CoreClient]:
-    with CoreClient(core_url, timeout_s=5, retry_delay_s=0.01) as client:
-        yield client
 
 
 def make_ctx(core: CoreClient, conn: redis.Redis, now: datetime = TUESDAY_1030) -> ServiceContext:
