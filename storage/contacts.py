@@ -8,6 +8,7 @@ user id (BSUID) alone. When both identifiers show up, they are linked.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from psycopg import Connection
@@ -115,3 +116,23 @@ def set_opted_out(conn: Connection[Any], contact_id: int, opted_out: bool) -> No
 def is_opted_out(conn: Connection[Any], contact_id: int) -> bool:
     row = conn.execute("SELECT opted_out_at FROM contacts WHERE id = %s", (contact_id,)).fetchone()
     return row is not None and row["opted_out_at"] is not None
+
+
+SERVICE_WINDOW = timedelta(hours=24)
+
+
+def service_window_closes_at(conn: Connection[Any], contact_id: int) -> datetime | None:
+    """When WhatsApp's 24-hour customer service window closes (None: the customer never wrote).
+
+    Inside the window any message may be sent; outside it only an approved template.
+    """
+    row = conn.execute("SELECT last_inbound_at FROM contacts WHERE id = %s", (contact_id,)).fetchone()
+    if row is None or row["last_inbound_at"] is None:
+        return None
+    closes: datetime = row["last_inbound_at"] + SERVICE_WINDOW
+    return closes
+
+
+def service_window_open(conn: Connection[Any], contact_id: int, now: datetime | None = None) -> bool:
+    closes = service_window_closes_at(conn, contact_id)
+    return closes is not None and (now or datetime.now(UTC)) < closes

@@ -1,0 +1,1 @@
+"""Human handoff: the support staff console."""

@@ -1,0 +1,1 @@
+"""Proactive notifications: core events to WhatsApp messages."""
