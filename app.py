@@ -14,10 +14,11 @@ from flask import Flask
 from rq import Queue
 
 from config import Settings, settings_or_exit
+from console import views as console_views
 from observability import configure_logging, init_sentry
 from storage import db
 from storage.crypto import Vault
-from web import health, webhooks
+from web import health, internal_events, webhooks
 from web.ingest import Ingestor
 from worker.runtime import redis_from_settings
 
@@ -43,6 +44,8 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     app.register_blueprint(health.bp)
     app.register_blueprint(webhooks.bp)
+    internal_events.init_app(app)  # issue 7: POST /internal/events from the logistics core
+    console_views.init_app(app)  # issue 6: the support console at /console
     if settings.simulator_enabled:
         from web import simulator
 

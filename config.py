@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 ENVIRONMENTS = ("development", "test", "production")
 PROVIDERS = ("meta", "twilio", "local")
+LLM_PROVIDERS = ("none", "openai", "gemini")
 
 
 class ConfigError(Exception):
@@ -78,6 +79,61 @@ class Settings:
     rate_limit_per_hour: int = 100
     rate_limit_per_day: int = 500
 
+    # --- issue 5: the AI layer (chatbot/llm/); LLM_PROVIDER=none keeps the bot rules-only ---
+    llm_provider: str = "none"  # none | openai | gemini (openai also serves OpenAI-compatible servers)
+    llm_model: str = ""  # default per provider: gpt-4o-mini / gemini-2.5-flash
+    llm_api_key: str = ""
+    llm_base_url: str = ""  # empty: the provider's own; e.g. http://127.0.0.1:11434/v1 for Ollama
+    llm_timeout_s: float = 4.0  # one request
+    llm_reply_budget_s: float = 8.0  # every model call made for one customer message, together
+    llm_max_retries: int = 1
+    llm_price_in_per_mtok: float = 0.15  # USD per million input tokens
+    llm_price_out_per_mtok: float = 0.60  # USD per million output tokens
+    llm_breaker_failures: int = 5  # failures within the window that open the circuit
+    llm_breaker_window_s: int = 60
+    llm_breaker_cooldown_s: int = 120  # rules-only this long, then one trial call
+    llm_history_turns: int = 6  # recent exchanges given to the model
+    llm_answers: bool = True  # grounded free answers (False: the model only helps the router)
+
+    # --- issue 6: the support console (console/) ---
+    # Signs the agents' session cookies; required in production (development derives one from PHONE_HASH_KEY).
+    console_session_secret: str = ""
+    # Session cookies only over HTTPS (on by default in production, where TLS terminates in front of us).
+    console_secure_cookies: bool = False
+    # First-response targets (seconds from escalation to the first agent message), by priority.
+    console_sla_normal_s: int = 300
+    console_sla_high_s: int = 120
+    # A waiting chat nobody took for this long: the bot tells the customer honestly and offers a callback.
+    console_wait_notice_s: int = 600
+    # Failed logins allowed per e-mail (and 4x per client address) in 15 minutes.
+    console_login_attempts: int = 5
+    console_reset_ttl_s: int = 3600
+    # Live event streams one web process keeps open (each holds one of its threads, which webhooks need too);
+    # further console pages refresh every 30 s and retry the stream every 20 s.
+    console_max_streams: int = 4
+
+    # --- issue 7: proactive notifications (notifications/, /internal/events) ---
+    # HMAC-SHA256 key the logistics core signs its events with; /internal/events refuses every event without it.
+    internal_events_secret: str = ""
+    # Signed events older (or further in the future) than this are refused as replays.
+    internal_events_max_age_s: int = 300
+    # Optional notifications, off by default: package in transit (recipient), received at origin (sender).
+    notify_in_transit: bool = False
+    notify_received: bool = False
+    # No proactive message between these company-time hours ("HH:MM"); they wait until the end. Equal: none.
+    quiet_hours_start: str = "21:00"
+    quiet_hours_end: str = "07:00"
+    # Days after arrival on which an unclaimed package's recipient is reminded; the package returns after
+    # unclaimed_days.
+    reminder_days: tuple[int, ...] = (3, 7, 14)
+    unclaimed_days: int = 15
+    # Conversation content is deleted after this many days (escalated conversations: the second figure).
+    retention_days: int = 90
+    retention_escalated_days: int = 365
+    # How often the scheduler sends due reminders / deferred notifications / reports (seconds).
+    notifications_interval_s: float = 60.0
+    retention_interval_s: float = 3600.0
+
     @property
     def is_production(self) -> bool:
         return self.env == "production"
@@ -129,6 +185,43 @@ class Settings:
             "rate_limit_per_minute": reader.integer("RATE_LIMIT_PER_MINUTE", 20, 1, 10_000),
             "rate_limit_per_hour": reader.integer("RATE_LIMIT_PER_HOUR", 100, 1, 100_000),
             "rate_limit_per_day": reader.integer("RATE_LIMIT_PER_DAY", 500, 1, 1_000_000),
+            # issue 5: the AI layer
+            "llm_provider": reader.choice("LLM_PROVIDER", LLM_PROVIDERS, "none"),
+            "llm_model": reader.text("LLM_MODEL"),
+            "llm_api_key": reader.text("LLM_API_KEY"),
+            "llm_base_url": reader.url("LLM_BASE_URL", ""),
+            "llm_timeout_s": reader.number("LLM_TIMEOUT_S", 4.0, 0.1, 120),
+            "llm_reply_budget_s": reader.number("LLM_REPLY_BUDGET_S", 8.0, 0.1, 300),
+            "llm_max_retries": reader.integer("LLM_MAX_RETRIES", 1, 0, 5),
+            "llm_price_in_per_mtok": reader.number("LLM_PRICE_IN_PER_MTOK", 0.15, 0, 1000),
+            "llm_price_out_per_mtok": reader.number("LLM_PRICE_OUT_PER_MTOK", 0.60, 0, 1000),
+            "llm_breaker_failures": reader.integer("LLM_BREAKER_FAILURES", 5, 1, 1000),
+            "llm_breaker_window_s": reader.integer("LLM_BREAKER_WINDOW_S", 60, 1, 86400),
+            "llm_breaker_cooldown_s": reader.integer("LLM_BREAKER_COOLDOWN_S", 120, 1, 86400),
+            "llm_history_turns": reader.integer("LLM_HISTORY_TURNS", 6, 0, 50),
+            "llm_answers": reader.flag("LLM_ANSWERS", True),
+            # issue 6: the support console
+            "console_session_secret": reader.text("CONSOLE_SESSION_SECRET"),
+            "console_secure_cookies": reader.flag("CONSOLE_SECURE_COOKIES", app_env == "production"),
+            "console_sla_normal_s": reader.integer("CONSOLE_SLA_NORMAL_S", 300, 10, 86400),
+            "console_sla_high_s": reader.integer("CONSOLE_SLA_HIGH_S", 120, 10, 86400),
+            "console_wait_notice_s": reader.integer("CONSOLE_WAIT_NOTICE_S", 600, 30, 86400),
+            "console_login_attempts": reader.integer("CONSOLE_LOGIN_ATTEMPTS", 5, 1, 100),
+            "console_reset_ttl_s": reader.integer("CONSOLE_RESET_TTL_S", 3600, 60, 7 * 86400),
+            "console_max_streams": reader.integer("CONSOLE_MAX_STREAMS", 4, 1, 1000),
+            # issue 7: proactive notifications
+            "internal_events_secret": reader.text("INTERNAL_EVENTS_SECRET"),
+            "internal_events_max_age_s": reader.integer("INTERNAL_EVENTS_MAX_AGE_S", 300, 10, 3600),
+            "notify_in_transit": reader.flag("NOTIFY_IN_TRANSIT", False),
+            "notify_received": reader.flag("NOTIFY_RECEIVED", False),
+            "quiet_hours_start": reader.text("QUIET_HOURS_START", cls.quiet_hours_start),
+            "quiet_hours_end": reader.text("QUIET_HOURS_END", cls.quiet_hours_end),
+            "reminder_days": _day_list("REMINDER_DAYS", reader.text("REMINDER_DAYS", "3,7,14")),
+            "unclaimed_days": reader.integer("UNCLAIMED_DAYS", 15, 1, 365),
+            "retention_days": reader.integer("RETENTION_DAYS", 90, 1, 3650),
+            "retention_escalated_days": reader.integer("RETENTION_ESCALATED_DAYS", 365, 1, 3650),
+            "notifications_interval_s": reader.number("NOTIFICATIONS_INTERVAL_S", 60.0, 0.1, 86400),
+            "retention_interval_s": reader.number("RETENTION_INTERVAL_S", 3600.0, 1, 7 * 86400),
         }
         values.update(overrides)
         settings = cls(**values)
@@ -155,8 +248,25 @@ class Settings:
                 "RATE_LIMIT_PER_MINUTE <= RATE_LIMIT_PER_HOUR <= RATE_LIMIT_PER_DAY must hold "
                 f"(got {self.rate_limit_per_minute}, {self.rate_limit_per_hour}, {self.rate_limit_per_day})"
             )
+        if self.llm_provider == "gemini" and not self.llm_api_key:
+            raise ConfigError("LLM_API_KEY is required when LLM_PROVIDER=gemini")
+        if self.llm_provider == "openai" and not (self.llm_api_key or self.llm_base_url):
+            raise ConfigError(
+                "LLM_API_KEY (or LLM_BASE_URL for a self-hosted server) is required when LLM_PROVIDER=openai")
         if self.is_production and self.whatsapp_provider == "local":
             raise ConfigError("WHATSAPP_PROVIDER=local is for development; set meta or twilio in production")
+        if self.is_production and len(self.console_session_secret) < 32:
+            raise ConfigError("CONSOLE_SESSION_SECRET (at least 32 characters) is required in production")
+        # issue 7: proactive notifications
+        for name in ("quiet_hours_start", "quiet_hours_end"):
+            if not _is_clock_time(getattr(self, name)):
+                raise ConfigError(f"{name.upper()} must be a time of day as HH:MM (got {getattr(self, name)!r})")
+        if self.is_production and len(self.internal_events_secret) < 32:
+            raise ConfigError("INTERNAL_EVENTS_SECRET (at least 32 characters) is required in production")
+        if any(not 1 <= d < self.unclaimed_days for d in self.reminder_days):
+            raise ConfigError(
+                f"REMINDER_DAYS must be days between 1 and UNCLAIMED_DAYS - 1 ({self.unclaimed_days - 1})"
+            )
 
     def redacted(self) -> dict[str, Any]:
         """Settings safe to log: secrets replaced by whether they are set."""
@@ -166,6 +276,21 @@ class Settings:
             value = getattr(self, f.name)
             out[f.name] = bool(value) if any(w in f.name for w in secret_words) else value
         return out
+
+
+def _is_clock_time(value: str) -> bool:
+    """'HH:MM' with 00 <= HH <= 23 and 00 <= MM <= 59 (issue 7: quiet hours)."""
+    hours, sep, minutes = value.partition(":")
+    return bool(sep) and hours.isdigit() and minutes.isdigit() and len(minutes) == 2 \
+        and 0 <= int(hours) <= 23 and 0 <= int(minutes) <= 59
+
+
+def _day_list(name: str, raw: str) -> tuple[int, ...]:
+    """'3,7,14' -> (3, 7, 14), sorted and de-duplicated (issue 7: reminder days)."""
+    parts = [p.strip() for p in raw.split(",") if p.strip()]
+    if not all(p.isdigit() for p in parts):
+        raise ConfigError(f"{name} must be whole numbers of days separated by commas (got {raw!r})")
+    return tuple(sorted({int(p) for p in parts}))
 
 
 def settings_or_exit(program: str, *, exit_code: int = 2) -> Settings:

@@ -64,7 +64,8 @@ _CONFIG_VARS = (
     "SIMULATOR_ENABLED", "WORKER_PROCESSES", "GUNICORN_CMD_ARGS", "WEB_CONCURRENCY", "TENANT_SLUG",
     "TENANT_NAME", "TENANT_TIMEZONE", "SEND_TIMEOUT_S", "RECOVERY_MIN_AGE_S", "RECOVERY_INTERVAL_S",
     "JOB_HEARTBEAT_GRACE_S", "WORKER_MAINTENANCE_INTERVAL_S", "CORE_API_URL", "CORE_API_KEY", "CORE_API_TIMEOUT_S",
-    "RATE_LIMIT_PER_MINUTE", "RATE_LIMIT_PER_HOUR", "RATE_LIMIT_PER_DAY", "SANDBOX_CORE_PORT", "SANDBOX_CORE_HOST",
+    "CONSOLE_SESSION_SECRET", "INTERNAL_EVENTS_SECRET", "RATE_LIMIT_PER_MINUTE", "RATE_LIMIT_PER_HOUR",
+    "RATE_LIMIT_PER_DAY", "SANDBOX_CORE_PORT", "SANDBOX_CORE_HOST",
     "SANDBOX_CORE_DATA", "SANDBOX_CORE_EVENTS_URL", "SANDBOX_CORE_EVENTS_SECRET",
 )
 
@@ -281,6 +282,8 @@ def bench_env(redis_url: str, database_url: str, **extra: str) -> dict[str, str]
         "META_THROUGHPUT_MPS": "1000",
         "CORE_API_URL": "http://127.0.0.1:9",  # the pipeline benchmark starts the sandbox core and sets it
         "LOG_LEVEL": "WARNING",
+        "CONSOLE_SESSION_SECRET": "bench-console-session-secret-0123456789abcdef",
+        "INTERNAL_EVENTS_SECRET": "bench-internal-events-secret-0123456789abcdef",
         "PYTHONUNBUFFERED": "1",
     })
     env.update(extra)
@@ -323,6 +326,10 @@ def http_get_status(port: int, path: str, timeout: float = 2.0) -> int:
         conn.close()
 
 
+def _terminate(signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 class Stack:
     """Everything one benchmark run starts; `close()` stops it all (use `with Stack() as stack:`)."""
 
@@ -338,6 +345,8 @@ class Stack:
         self.pids: dict[str, int] = {}
 
     def __enter__(self) -> Stack:
+        # `kill <benchmark>` (SIGTERM) unwinds like Ctrl-C, so close() stops everything the run started.
+        signal.signal(signal.SIGTERM, _terminate)
         return self
 
     def __exit__(self, *exc: object) -> None:

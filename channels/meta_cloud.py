@@ -3,7 +3,7 @@
 This module owns the base URL, the bearer token, timeouts and the wire format
 (CONTRACT §2.1–2.2): every message is first fitted to WhatsApp's limits
 (`channels.limits.fit`), then each part is POSTed as its own request. Every
-failure, including `httpx` timeouts and connection errors, comes out as a
+failure, including timeouts and connection errors, comes out as a
 `channels.errors.SendError` chosen by Meta's error code. It does not retry
 and does not throttle: the worker decides when to try again and takes a token
 from `channels.throttle` before calling `send`.
@@ -16,8 +16,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import httpx
-
 from channels import limits
 from channels.errors import (
     BAD_REQUEST,
@@ -28,6 +26,7 @@ from channels.errors import (
     classify_meta_error,
 )
 from channels.events import e164
+from channels.keepalive import ConnectFailed, KeepAliveClient, RequestFailed, Response
 from channels.outbound import (
     Buttons,
     ChoiceList,
@@ -140,20 +139,13 @@ class MetaCloudTransport:
 
     channel = "meta"
 
-    def __init__(self, settings: Settings, http: httpx.Client | None = None) -> None:
-        self._url = (
-            f"{settings.meta_graph_base_url.rstrip('/')}/{settings.meta_graph_api_version}"
-            f"/{settings.meta_phone_number_id}/messages"
-        )
+    def __init__(self, settings: Settings) -> None:
+        self._path = f"/{settings.meta_graph_api_version}/{settings.meta_phone_number_id}/messages"
         self._headers = {"Authorization": f"Bearer {settings.meta_access_token}"}
-        self._timeout = httpx.Timeout(settings.send_timeout_s)
-        self._own_http = http is None
-        self._http = http if http is not None else httpx.Client(timeout=self._timeout)
+        self._http = KeepAliveClient(settings.meta_graph_base_url, settings.send_timeout_s)
 
     def close(self) -> None:
-        """Close the HTTP client if this transport created it."""
-        if self._own_http:
-            self._http.close()
+        self._http.close()
 
     def send(self, to: Recipient, message: OutboundMessage, *, reference: str) -> list[SendResult]:
         """Send `message` (split into parts if needed); one result per part, in order.
@@ -188,43 +180,32 @@ class MetaCloudTransport:
             "typing_indicator": {"type": "text"},
         }
         try:
-            response = self._http.post(self._url, json=body, headers=self._headers, timeout=self._timeout)
-        except httpx.HTTPError as exc:
-            log.warning("meta mark_read failed: message=%s error=%s", message_id, type(exc).__name__)
+            response = self._http.post_json(self._path, body, self._headers)
+        except (ConnectFailed, RequestFailed) as exc:
+            log.warning("meta mark_read failed: message=%s error=%s", message_id, exc)
             return
-        if response.status_code >= 400:
-            error = classify_meta_error(response.status_code, _json(response))
+        if response.status >= 400:
+            error = classify_meta_error(response.status, response.json())
             log.warning("meta mark_read refused: message=%s code=%s", message_id, error.code)
 
     def _post_message(self, body: dict[str, Any]) -> str:
         """POST one message; returns the wamid. Raises SendError for every failure."""
         try:
-            response = self._http.post(self._url, json=body, headers=self._headers, timeout=self._timeout)
-        except httpx.TimeoutException as exc:
-            # A connect timeout means nothing was sent; after that the request may have arrived.
-            maybe_sent = not isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
-            raise TransientSendError("timeout", f"no answer from Meta ({type(exc).__name__})",
-                                     provider="meta", category=UNAVAILABLE, maybe_sent=maybe_sent) from None
-        except httpx.HTTPError as exc:
-            maybe_sent = not isinstance(exc, httpx.ConnectError)
-            raise TransientSendError("connection", f"connection to Meta failed ({type(exc).__name__})",
-                                     provider="meta", category=UNAVAILABLE, maybe_sent=maybe_sent) from None
-        data = _json(response)
-        if response.status_code >= 400:
-            raise classify_meta_error(
-                response.status_code, data, retry_after_header=response.headers.get("Retry-After")
-            )
+            response: Response = self._http.post_json(self._path, body, self._headers)
+        except ConnectFailed as exc:  # nothing was sent
+            raise TransientSendError("connection", f"connection to Meta failed ({exc})",
+                                     provider="meta", category=UNAVAILABLE, maybe_sent=False) from None
+        except RequestFailed as exc:  # the request may have arrived
+            code = "timeout" if exc.timeout else "connection"
+            raise TransientSendError(code, f"no complete answer from Meta ({exc})", provider="meta",
+                                     category=UNAVAILABLE, maybe_sent=True) from None
+        data = response.json()
+        if response.status >= 400:
+            raise classify_meta_error(response.status, data, retry_after_header=response.headers.get("Retry-After"))
         try:
             return str(data["messages"][0]["id"])
         except (TypeError, KeyError, IndexError):
             raise PermanentSendError(
                 "invalid_response", "Meta answered without a message id",
-                provider="meta", http_status=response.status_code, maybe_sent=True,
+                provider="meta", http_status=response.status, maybe_sent=True,
             ) from None
-
-
-def _json(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None

@@ -11,7 +11,8 @@ Two limits matter (CONTRACT §2.5):
   refill at 1/6 per second. Key `PAIR_KEY`; the customer is hashed so no phone
   number is written to Redis.
 
-The bucket lives in one hash per key and is updated by one Lua script, so
+Each bucket lives in one hash per key; one Lua script takes a token from all
+the buckets of a send at once (or from none), so
 concurrent workers on any machine see the same count; the clock is Redis's
 own `TIME`, so workers' clocks do not matter.
 """
@@ -19,6 +20,7 @@ own `TIME`, so workers' clocks do not matter.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from typing import cast
 
 import redis
@@ -29,38 +31,56 @@ PAIR_KEY = "throttle:pair:{number}:{recipient_hash}"
 PAIR_RATE_PER_S = 1 / 6
 PAIR_BURST = 10
 
-# KEYS[1] bucket; ARGV: rate per second, burst, now (seconds, or "" for Redis TIME).
-# Returns the seconds to wait as a string ("0" when a token was taken).
+# KEYS: the buckets; ARGV: now (seconds, or "" for Redis TIME), then rate per second and burst of each bucket.
+# A token is taken from every bucket, or from none: the answer is the longest wait among the buckets
+# that are empty (as a string, "0" when the tokens were taken).
 _LUA = """
-local rate = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local now = tonumber(ARGV[3])
+local now = tonumber(ARGV[1])
 if now == nil then
   local t = redis.call('TIME')
   now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 end
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
-local tokens = tonumber(state[1])
-local ts = tonumber(state[2])
-if tokens == nil or ts == nil then
-  tokens = burst
-  ts = now
+local tokens, stamps, wait = {}, {}, 0
+for i, key in ipairs(KEYS) do
+  local rate = tonumber(ARGV[2 * i])
+  local burst = tonumber(ARGV[2 * i + 1])
+  local state = redis.call('HMGET', key, 'tokens', 'ts')
+  local have = tonumber(state[1])
+  local ts = tonumber(state[2])
+  if have == nil or ts == nil then
+    have = burst
+    ts = now
+  end
+  if now > ts then
+    have = math.min(burst, have + (now - ts) * rate)
+    ts = now
+  end
+  tokens[i] = have
+  stamps[i] = ts
+  if have < 1 then
+    wait = math.max(wait, (1 - have) / rate)
+  end
 end
-if now > ts then
-  tokens = math.min(burst, tokens + (now - ts) * rate)
-  ts = now
+for i, key in ipairs(KEYS) do
+  local rate = tonumber(ARGV[2 * i])
+  local burst = tonumber(ARGV[2 * i + 1])
+  local have = tokens[i]
+  if wait == 0 then
+    have = have - 1
+  end
+  redis.call('HSET', key, 'tokens', have, 'ts', stamps[i])
+  redis.call('PEXPIRE', key, math.ceil(burst / rate * 1000) + 1000)
 end
-local wait = 0
-if tokens >= 1 then
-  tokens = tokens - 1
-else
-  wait = (1 - tokens) / rate
-end
-redis.call('HSET', KEYS[1], 'tokens', tokens, 'ts', ts)
-redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
 return string.format('%.6f', wait)
 """
 _LUA_SHA = hashlib.sha1(_LUA.encode(), usedforsecurity=False).hexdigest()
+
+
+@dataclass(frozen=True)
+class Bucket:
+    key: str
+    rate_per_s: float
+    burst: int
 
 
 def acquire(
@@ -72,13 +92,23 @@ def acquire(
     again. `now` (seconds) replaces Redis's clock, for tests. Redis errors are
     raised: the caller decides whether to send unthrottled or retry.
     """
-    if rate_per_s <= 0 or burst < 1:
+    return acquire_all(redis_conn, [Bucket(key, rate_per_s, burst)], now)
+
+
+def acquire_all(redis_conn: redis.Redis, buckets: list[Bucket], now: float | None = None) -> float:
+    """Take one token from each bucket in one round trip, all or none: 0.0 when taken, else the longest wait."""
+    if not buckets:
+        return 0.0
+    if any(b.rate_per_s <= 0 or b.burst < 1 for b in buckets):
         raise ValueError("rate_per_s must be > 0 and burst >= 1")
-    args = (repr(float(rate_per_s)), str(int(burst)), "" if now is None else repr(float(now)))
+    args = ["" if now is None else repr(float(now))]
+    for bucket in buckets:
+        args += [repr(float(bucket.rate_per_s)), str(int(bucket.burst))]
+    keys = [bucket.key for bucket in buckets]
     try:
-        result = redis_conn.evalsha(_LUA_SHA, 1, key, *args)
+        result = redis_conn.evalsha(_LUA_SHA, len(keys), *keys, *args)
     except redis.exceptions.NoScriptError:
-        result = redis_conn.eval(_LUA, 1, key, *args)
+        result = redis_conn.eval(_LUA, len(keys), *keys, *args)
     raw = cast(bytes | str, result)
     return float(raw.decode() if isinstance(raw, bytes) else raw)
 

@@ -48,7 +48,12 @@ def dispatch(t: Turn) -> State:
 
 
 def unknown(t: Turn) -> State:
-    return care.odd_input(t) or info.faq_answer(t) or care.not_understood(t)
+    return care.odd_input(t) or info.faq_answer(t) or answered_freely(t) or care.not_understood(t)
+
+
+def answered_freely(t: Turn) -> State | None:
+    """The model's grounded answer (chatbot.llm), when the engine offers one for this message."""
+    return t.free_answer(t) if t.free_answer is not None else None
 
 
 def menu_or_welcome(t: Turn) -> State:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +20,7 @@ from chatbot import texts
 from chatbot.dialog_store import DialogState
 from chatbot.guard import CleanText
 from chatbot.routing import Route
-from chatbot.services import ServiceContext
+from chatbot.services import ServiceContext, catalog
 from chatbot.services.catalog import fold
 from chatbot.services.escalation import EscalationDecision
 from core_api_client import Company, CoreError
@@ -97,6 +98,8 @@ class Turn:
     understood: bool = True
     topic: str | None = None  # what was answered, remembered as the last intent
     silent: bool = False  # nothing is said on purpose (with a human, or already told)
+    # a grounded model answer (chatbot.llm) for a message the rules cannot place; None: rules only
+    free_answer: Callable[[Turn], State | None] | None = None
     _company: Company | None = None
     _company_loaded: bool = False
 
@@ -200,7 +203,7 @@ class Turn:
         if not self._company_loaded:
             self._company_loaded = True
             try:
-                self._company = self.ctx.core.company()
+                self._company = catalog.company(self.ctx)
             except CoreError as exc:
                 log.warning("company data unavailable: %s", type(exc).__name__)
         return self._company

@@ -1,12 +1,20 @@
 """The conversation engine: the one call the worker makes to answer a customer message.
 
 `respond` reads the session from Redis, checks the per-number limits, cleans
-the text, asks the router (no LLM here) and runs the dialog with the
-services, and returns an `Outcome`: the replies, the routing decision to
-record with the message, the escalation to open, an opt-out change, analytics
-events and the session's new state. It writes nothing to PostgreSQL: the
-worker stores the outcome in one transaction and then saves the state with
-`chatbot.dialog_store.save`.
+the text, asks the router and runs the dialog with the services, and returns
+an `Outcome`: the replies, the routing decision to record with the message,
+the escalation to open, an opt-out change, analytics events, the model calls
+made (`llm_calls`, priced) and the session's new state. It writes nothing to
+PostgreSQL: the worker stores the outcome in one transaction and then saves
+the state with `chatbot.dialog_store.save`.
+
+With a language model configured (`LLM_PROVIDER`, chatbot/llm/), a message
+the rules read with low confidence is read again by the model (structured
+output; an unsure model means the menu, not a guess), and a question the
+model reads as outside the intents is answered from tool results through the
+output guard (`Turn.free_answer`, offered to the dialog's "not understood"
+path). Any model failure, a refused answer or an open circuit leaves the
+rules' reply. With no provider none of this runs and nothing mentions AI.
 
 "Now" is the moment of the message (the provider's timestamp) on the
 company's clock, so hours and "mañana" follow the customer's message and not
@@ -21,6 +29,7 @@ from __future__ import annotations
 import functools
 import logging
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -31,11 +40,17 @@ import redis
 from channels.events import InboundMessage, MessageKind
 from channels.outbound import Choice, ChoiceList, OutboundMessage, Text
 from chatbot import dialog, dialog_store, guard
+from chatbot import dialog_care as care
 from chatbot.dialog_store import DialogState
-from chatbot.dialog_turn import Customer, Situation, Turn, wording
-from chatbot.router import route
+from chatbot.dialog_turn import Customer, Situation, State, Turn, wording
+from chatbot.llm import answer, history, tools
+from chatbot.llm.costs import LlmCall
+from chatbot.llm.fallback import RouterFallback
+from chatbot.llm.session import LlmSession
+from chatbot.llm.settings import provider_for
+from chatbot.router import LLM_THRESHOLD, route
 from chatbot.routing import DialogContext, Route
-from chatbot.services import ServiceContext
+from chatbot.services import ServiceContext, escalation
 from chatbot.services.escalation import EscalationDecision
 from config import Settings
 from core_api_client import CoreClient
@@ -65,6 +80,7 @@ class Outcome:
     escalation: EscalationDecision | None = None
     opt_out: bool | None = None  # True: opted out now, False: opted in again, None: unchanged
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    llm_calls: list[LlmCall] = field(default_factory=list)  # stored by the worker with chatbot.llm.costs.store
 
 
 def message_time(timestamp: int | float, timezone: ZoneInfo) -> datetime:
@@ -110,6 +126,13 @@ def _respond(settings: Settings, conn: redis.Redis, message: InboundMessage, ten
     limits = guard.RateLimits(settings.rate_limit_per_minute, settings.rate_limit_per_hour,
                               settings.rate_limit_per_day)
     rate = guard.check_rate(conn, conversation_hash, message.message_id, now.timestamp(), limits)
+    session = _llm_session(settings, conn) if rate.allowed and situation.status not in WITH_A_HUMAN else None
+    fallback: RouterFallback | None = None
+    if session is not None and decision is not None and decision.confidence < LLM_THRESHOLD:
+        fallback = RouterFallback(session, tenant.name)  # the rules are not sure: the model reads it too
+        decision = _route(clean.text, dialog.context_for(ds), message.reply_id, fallback)
+        if fallback.unsure and decision.stage != "llm":  # nobody is sure: the menu, not a guess
+            decision = Route("out_of_scope", decision.entities, "fallback", decision.confidence)
     routing = _routing(decision, message, clean, before)
     if not rate.allowed:
         routing.update(rate_limited=rate.window, state_after=before)
@@ -125,9 +148,55 @@ def _respond(settings: Settings, conn: redis.Redis, message: InboundMessage, ten
     ctx = ServiceContext(core=_core_client(settings.core_api_url, settings.core_api_key, settings.core_api_timeout_s),
                          redis=conn, tenant_slug=tenant.slug, company_name=tenant.name, timezone=timezone, now=now)
     turn = Turn(decision, clean, message.reply_id, ds, ctx, customer, situation, repeats)
+    if session is not None and settings.llm_answers and decision.intent == "out_of_scope" \
+            and decision.stage == "llm" and not clean.foreign:  # the model read a question no intent covers
+        recent = history.recent(conn, conversation_hash, situation.conversation_id, settings.llm_history_turns)
+        turn.free_answer = _answer_freely(session, recent)
     dialog.step(turn)
     routing.update(state_after=ds.state, understood=turn.understood, silent=not turn.replies)
-    return Outcome(turn.replies, routing, ds, turn.escalation, turn.opt_out, turn.events)
+    if fallback is not None and fallback.unsure:
+        routing["llm_unsure"] = True
+    calls = session.calls if session is not None else []
+    if session is not None and clean.text and turn.replies:
+        history.append(conn, conversation_hash, situation.conversation_id, clean.text, tools.bodies(turn.replies))
+    return Outcome(turn.replies, routing, ds, turn.escalation, turn.opt_out, turn.events, calls)
+
+
+def _llm_session(settings: Settings, conn: redis.Redis) -> LlmSession | None:
+    """The model calls of this message (None: no provider configured, rules only)."""
+    provider = provider_for(settings)
+    return LlmSession(provider, settings, conn) if provider is not None else None
+
+
+def _answer_freely(session: LlmSession, recent: list[tuple[str, str]]) -> Callable[[Turn], State | None]:
+    """The dialog's hook for a question the rules cannot place: the model's checked answer, or a hand-over."""
+    def free_answer(t: Turn) -> State | None:
+        question = answer.Question(t.text, t.customer.phone, t.customer.first_name, tuple(recent),
+                                   tuple(t.ds.packages[-3:]))
+        try:
+            result = answer.answer(session, t.ctx, question)
+        except Exception as exc:  # the AI layer must never cost the customer the rules' reply
+            log.error("llm answer failed: %s", type(exc).__name__)
+            return None
+        if result is None:
+            return None  # no provider answer, or the guard refused it: the rules' reply
+        for code in result.codes:
+            t.ds.remember_package(code)
+        if result.escalate is not None:
+            intent = "complaint" if result.escalate == "complaint" else "human_agent"
+            return care.escalate(t, result.escalate, escalation.priority_for(intent, care.is_frustrated(t)))
+        assert result.text is not None
+        if not result.grounded:  # a decline or a clarifying question: nothing was answered
+            if t.ds.not_understood >= 1:
+                return None  # a second miss in a row: the rules' ladder (offer a person, then hand over)
+            t.understood = False
+            t.ds.not_understood += 1
+            t.event("not_understood", count=t.ds.not_understood, llm=True)
+        t.say_text(result.text)
+        t.event("llm_answer", cached=result.cached, grounded=result.grounded)
+        t.topic = "faq" if result.grounded else None
+        return State.IDLE
+    return free_answer
 
 
 @functools.cache
@@ -136,9 +205,9 @@ def _core_client(base_url: str, api_key: str, timeout_s: float) -> CoreClient:
     return CoreClient(base_url, api_key, timeout_s)
 
 
-def _route(text: str, context: DialogContext, reply_id: str | None) -> Route:
+def _route(text: str, context: DialogContext, reply_id: str | None, llm: RouterFallback | None = None) -> Route:
     try:
-        return route(text, context, reply_id=reply_id, llm=None)
+        return route(text, context, reply_id=reply_id, llm=llm)
     except Exception as exc:  # the router promises not to raise; if it does, the message is "not understood"
         log.error("router failed: %s", type(exc).__name__)
         return Route("out_of_scope", stage="fallback", confidence=0.0)

@@ -129,12 +129,16 @@ class CoreClient:
         """Unclaimed-package days, refund requirements, prohibited items, ..."""
         return self._parse(_as_dict, self._get("/api/policies"))
 
-    def log_notification(self, tracking_code: str, kind: str, sent_at: datetime) -> None:
+    def log_notification(self, tracking_code: str, kind: str, sent_at: datetime, *,
+                         details: dict[str, str] | None = None) -> None:
         """Tell the core the bot sent a `kind` notification about a package over WhatsApp.
 
-        Not retried (a POST); raises CoreUnavailable/CoreBadRequest so the caller's job decides.
+        `details` adds optional fields (issue 7: notification_id, which makes a repeated report
+        idempotent at the core, recipient_role, mode, template, status). Not retried here (a
+        POST); raises CoreUnavailable/CoreBadRequest so the caller decides.
         """
         body = {
+            **(details or {}),
             "tracking_code": tracking_code,
             "channel": NOTIFICATION_CHANNEL,
             "type": kind,

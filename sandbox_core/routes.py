@@ -153,6 +153,12 @@ def log_notification() -> Any:
         "sent_at": str(sent_at),
         "logged_at": state.now(),
     }
+    # issue 7: the bot's own id of the notification (makes retries idempotent) and how it went out
+    for optional in ("notification_id", "recipient_role", "mode", "template", "status"):
+        if optional in body:
+            if not isinstance(body[optional], str):
+                return _bad(optional, f"{optional} must be text")
+            entry[optional] = body[optional]
     stored = state.log_notification(entry)
     return {"id": stored["id"]}, 201
 

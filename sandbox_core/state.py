@@ -54,6 +54,7 @@ class CoreState:
         self._points = {p["id"]: p for p in self._data["points"]}
         self._packages = {normalise_tracking_code(p["tracking_code"]): p for p in self._data["packages"]}
         self._notifications: list[dict[str, Any]] = []
+        self._notification_ids: dict[str, dict[str, Any]] = {}  # notification_id -> entry (repeats are one)
         self.timezone = ZoneInfo(self._data["company"].get("timezone") or "America/El_Salvador")
 
     def block(self, name: str) -> Any:
@@ -138,10 +139,19 @@ class CoreState:
             return normalise_tracking_code(code) in self._packages
 
     def log_notification(self, entry: dict[str, Any]) -> dict[str, Any]:
-        """Record that the bot notified someone about a package; returns the stored entry with its id."""
+        """Record that the bot notified someone about a package; returns the stored entry with its id.
+
+        An entry whose `notification_id` was logged before is not stored again (the bot retries until
+        accepted); the earlier entry is returned.
+        """
         with self._lock:
+            key = entry.get("notification_id")
+            if key and key in self._notification_ids:
+                return copy.deepcopy(self._notification_ids[key])
             stored = {"id": len(self._notifications) + 1, **entry}
             self._notifications.append(stored)
+            if key:
+                self._notification_ids[key] = stored
             return copy.deepcopy(stored)
 
     def notifications(self) -> list[dict[str, Any]]:

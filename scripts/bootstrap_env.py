@@ -53,6 +53,10 @@ SECRET_GENERATORS: dict[str, Callable[[], str]] = {
     "META_APP_SECRET": _token,
     "META_VERIFY_TOKEN": _token,
     "CORE_API_KEY": _token,
+    # issue 6: the demo agent `make run` creates for the support console (/console)
+    "CONSOLE_DEMO_PASSWORD": _token,
+    # issue 7: signs the sandbox core's package events to /internal/events
+    "INTERNAL_EVENTS_SECRET": _token,
 }
 
 HEADER = (

@@ -122,6 +122,11 @@ def process_environment(
             derived[url_var] = pattern.format(port=getattr(ports, name))
     env = {**file_values, **derived, **environ}
     env.setdefault("PYTHONUNBUFFERED", "1")  # children write to a pipe: no block buffering
+    # issue 7: the sandbox core pushes its package status events to our /internal/events, signed with our secret.
+    if env.get("INTERNAL_EVENTS_SECRET"):
+        env.setdefault("SANDBOX_CORE_EVENTS_SECRET", env["INTERNAL_EVENTS_SECRET"])
+        web_url = env.get("PUBLIC_BASE_URL") or f"http://127.0.0.1:{ports.web}"
+        env.setdefault("SANDBOX_CORE_EVENTS_URL", web_url.rstrip("/") + "/internal/events")
     # The venv's console scripts (gunicorn, rq, encargo-*) for children that start others by name.
     path = env.get("PATH", os.defpath)
     if str(bindir) not in path.split(os.pathsep):
@@ -571,6 +576,8 @@ def _banner(ports: Ports, env: Mapping[str, str], console: Console) -> None:
     lines = [
         "Encargo is running:",
         f"  simulator     {web}/simulator",
+        f"  console       {web}/console      (agent {env.get('CONSOLE_DEMO_EMAIL', 'soporte@demo.encargo')},"
+        " password CONSOLE_DEMO_PASSWORD in .run/env)",
         f"  health        {web}/healthz      readiness {web}/readyz",
         f"  sandbox core  http://127.0.0.1:{ports.core}"
         + ("   (send Authorization: Bearer $CORE_API_KEY, see .run/env)" if env.get("CORE_API_KEY") else ""),
@@ -582,7 +589,7 @@ def _banner(ports: Ports, env: Mapping[str, str], console: Console) -> None:
         "Ctrl-C stops everything.",
     ]
     if port_is_free(ports.core):
-        lines.insert(4, f"  (nothing listens on port {ports.core} yet: is the sandbox core starting?)")
+        lines.insert(5, f"  (nothing listens on port {ports.core} yet: is the sandbox core starting?)")
     console.line("run", "\n".join(lines))
 
 
@@ -631,6 +638,8 @@ def run(console: Console) -> int:
         status = run_step("migrate", migrate.command, env, console, stop)
         if status != 0:
             raise StartupError(f"migrations failed ({describe_exit(status)})")
+        # issue 6: a demo agent for the support console (prints how to log in)
+        run_step("console", [sys.executable, "-m", "console.cli", "demo-agent"], env, console, stop)
         for spec in specs:
             stop.check()
             record.add(spec.name, group.start(spec.name, spec.command, env), spec.marker)

@@ -32,15 +32,6 @@ def record_route(conn: Connection[Any], *, tenant_id: int, conversation_id: int,
     record(conn, tenant_id=tenant_id, conversation_id=conversation_id, kind="route", data=routing)
 
 
-def route_recorded(conn: Connection[Any], webhook_event_id: int) -> bool:
-    """Whether the message of this event was answered already (its routing is stored, even with no reply)."""
-    row = conn.execute(
-        "SELECT 1 FROM messages WHERE webhook_event_id = %s AND direction = 'in' AND route IS NOT NULL LIMIT 1",
-        (webhook_event_id,),
-    ).fetchone()
-    return row is not None
-
-
 def count(conn: Connection[Any], tenant_id: int, kind: str) -> int:
     row = conn.execute("SELECT count(*) AS n FROM events WHERE tenant_id = %s AND kind = %s",
                        (tenant_id, kind)).fetchone()

@@ -60,12 +60,13 @@ def insert_inbound(
     return None if row is None else int(row["id"])
 
 
-def outbound_keys_for_event(conn: Connection[Any], webhook_event_id: int) -> list[str]:
-    rows = conn.execute(
-        "SELECT idempotency_key FROM messages WHERE webhook_event_id = %s AND direction = 'out' ORDER BY id",
+def event_answered(conn: Connection[Any], webhook_event_id: int) -> bool:
+    """Whether the message of this event was answered already: a reply is stored, or its routing (a silent answer)."""
+    row = conn.execute(
+        "SELECT 1 FROM messages WHERE webhook_event_id = %s AND (direction = 'out' OR route IS NOT NULL) LIMIT 1",
         (webhook_event_id,),
-    ).fetchall()
-    return [r["idempotency_key"] for r in rows]
+    ).fetchone()
+    return row is not None
 
 
 def create_outbound(

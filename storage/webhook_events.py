@@ -67,12 +67,20 @@ def load(conn: Connection[Any], event_pk: int) -> StoredEvent | None:
     return None if row is None else StoredEvent(**row)
 
 
-def start_attempt(conn: Connection[Any], event_pk: int) -> int:
-    """Count a processing attempt; returns the attempt number (1 for the first)."""
+FINISHED = ("processed", "unroutable", "failed")
+
+
+def begin_attempt(conn: Connection[Any], event_pk: int) -> StoredEvent | None:
+    """Count a processing attempt and return the event (its `attempts` includes this one), in one statement.
+
+    A finished event (processed, unroutable, failed) is returned unchanged, not counted; None if it does not exist.
+    """
     row = conn.execute(
-        "UPDATE webhook_events SET attempts = attempts + 1 WHERE id = %s RETURNING attempts", (event_pk,)
+        "UPDATE webhook_events SET attempts = attempts + 1 WHERE id = %s AND status <> ALL(%s)"
+        " RETURNING id, provider, event_id, kind, payload_encrypted, correlation_id, status, attempts, tenant_id",
+        (event_pk, list(FINISHED)),
     ).fetchone()
-    return int(_get(row, "attempts")) if row else 0
+    return StoredEvent(**row) if row is not None else load(conn, event_pk)
 
 
 def finish(conn: Connection[Any], event_pk: int, status: str, *, tenant_id: int | None = None,

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -166,8 +167,10 @@ def worker_env(base_env: dict[str, str], graph: FakeGraphAPI, **extra: str) -> d
 
 
 def start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "worker.main", "--processes", "1"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    """A worker process whose logs go to a file: an undrained pipe would fill up and stop the worker."""
+    with tempfile.TemporaryFile() as logs:  # the child keeps its own handle open
+        return subprocess.Popen([sys.executable, "-m", "worker.main", "--processes", "1"], cwd=ROOT, env=env,
+                                stdout=subprocess.DEVNULL, stderr=logs)
 
 
 def wait_for(condition: Any, timeout: float, what: str) -> None:

@@ -44,7 +44,8 @@ class Outcome:
 MAX_THROTTLE_WAIT_S = 2.0
 
 
-def deliver(runtime: Runtime, message_id: int) -> Outcome:
+def deliver(runtime: Runtime, message_id: int, recipient: Recipient | None = None) -> Outcome:
+    """Send one stored reply. `recipient`, when the caller knows it already, saves decrypting it again."""
     with runtime.pool.connection() as conn:
         row = messages.claim_for_sending(conn, message_id)
         if row is None:
@@ -58,16 +59,17 @@ def deliver(runtime: Runtime, message_id: int) -> Outcome:
                             extra={"message_id": message_id})
                 return Outcome(FAILED)
             return Outcome(SKIPPED)
-        phone, bsuid = contacts.recipient_of(conn, runtime.vault, row.contact_id)
+        if recipient is None:
+            phone, bsuid = contacts.recipient_of(conn, runtime.vault, row.contact_id)
+            recipient = Recipient(phone=phone, bsuid=bsuid)
 
-    wait = _throttle(runtime, phone or bsuid or "")
+    wait = _throttle(runtime, recipient.phone or recipient.bsuid or "")
     if wait > 0:
         with runtime.pool.connection() as conn:
             messages.release_for_retry(conn, message_id, "throttled", f"sending rate limit; retry in {wait:.1f}s")
         return Outcome(RETRY_LATER, wait)
 
     try:
-        recipient = Recipient(phone=phone, bsuid=bsuid)
         results = runtime.transport.send(recipient, row.message, reference=row.idempotency_key)
     except SendError as exc:
         return _record_failure(runtime, row, exc)
@@ -119,27 +121,25 @@ def deliver_or_raise(runtime: Runtime, message_id: int) -> str:
 
 
 def _throttle(runtime: Runtime, recipient: str) -> float:
-    """Take a token from the recipient's pair bucket and the sending number's throughput bucket.
+    """Take a token from the recipient's pair bucket and the sending number's throughput bucket (both or neither).
 
     Short waits are slept here; a longer one is returned (nothing sent, retry later).
     """
     settings = runtime.settings
     number = settings.meta_phone_number_id or settings.twilio_whatsapp_number or "local"
-    buckets = (
-        (throttle.pair_key(number, recipient), throttle.PAIR_RATE_PER_S, throttle.PAIR_BURST),
-        (throttle.throughput_key(number), settings.meta_throughput_mps, settings.meta_throughput_mps),
-    )
+    buckets = [
+        throttle.Bucket(throttle.pair_key(number, recipient), throttle.PAIR_RATE_PER_S, throttle.PAIR_BURST),
+        throttle.Bucket(throttle.throughput_key(number), settings.meta_throughput_mps, settings.meta_throughput_mps),
+    ]
     deadline = time.monotonic() + MAX_THROTTLE_WAIT_S
-    for key, rate, burst in buckets:
-        while True:
-            try:
-                wait = throttle.acquire(runtime.redis, key, rate, burst)
-            except redis.RedisError as exc:
-                log.warning("throttle unavailable, sending unthrottled (%s)", type(exc).__name__)
-                break
-            if wait <= 0:
-                break
-            if time.monotonic() + wait > deadline:
-                return wait
-            time.sleep(wait)
-    return 0.0
+    while True:
+        try:
+            wait = throttle.acquire_all(runtime.redis, buckets)
+        except redis.RedisError as exc:
+            log.warning("throttle unavailable, sending unthrottled (%s)", type(exc).__name__)
+            return 0.0
+        if wait <= 0:
+            return 0.0
+        if time.monotonic() + wait > deadline:
+            return wait
+        time.sleep(wait)

@@ -27,9 +27,12 @@ from typing import Any
 from psycopg import Connection
 
 from channels.events import InboundMessage, event_from_dict
+from channels.outbound import Recipient
 from chatbot import dialog_store, engine, guard
+from chatbot.llm import costs as llm_costs
+from console import customer_side
 from storage import analytics, contacts, conversations, escalations, messages, webhook_events
-from storage.tenants import Tenant, tenant_for_channel_number
+from storage.tenants import Tenant
 from worker import delivery
 from worker.enqueue import conversation_hash
 from worker.runtime import Runtime
@@ -49,18 +52,17 @@ def process_message(runtime: Runtime, event_pk: int) -> str:
     Raises on database errors so that RQ retries the job.
     """
     with runtime.pool.connection() as conn:
-        stored = webhook_events.load(conn, event_pk)
-        if stored is None:
-            raise LookupError(f"webhook event {event_pk} does not exist")
-        if stored.status in ("processed", "unroutable", "failed"):
-            return f"already {stored.status}"
-        webhook_events.start_attempt(conn, event_pk)
+        stored = webhook_events.begin_attempt(conn, event_pk)
+    if stored is None:
+        raise LookupError(f"webhook event {event_pk} does not exist")
+    if stored.status in webhook_events.FINISHED:
+        return f"already {stored.status}"
     kind, data = unseal(runtime, stored.payload_encrypted)
     event = event_from_dict(kind, data)
     assert isinstance(event, InboundMessage)
     event = _storable(event)
 
-    tenant = tenant_for_channel_number(runtime.pool, event.provider, event.channel_number)
+    tenant = runtime.tenant_for(event.provider, event.channel_number)
     if tenant is None:
         log.warning("no tenant owns receiving number", extra={"provider": event.provider})
         with runtime.pool.connection() as conn:
@@ -78,15 +80,17 @@ def process_message(runtime: Runtime, event_pk: int) -> str:
             provider_message_id=event.message_id, webhook_event_id=event_pk, kind=event.kind.value,
             body=event.text, payload=_inbound_payload(event), correlation_id=stored.correlation_id,
         )
-        already_composed = bool(messages.outbound_keys_for_event(conn, event_pk)) or analytics.route_recorded(
-            conn, event_pk)
+        already_composed = messages.event_answered(conn, event_pk)
         case = escalations.open_case(conn, conversation.id) if conversation.status != "bot" else None
 
     if not already_composed:
         runtime.transport.mark_read(event.message_id)
         key = conversation_hash(runtime.vault, event)
         assert key is not None
-        outcome = engine.respond(
+        console_reply = customer_side.answer(  # issue 6: a rating or a waiting-notice button is the console's
+            runtime.pool, runtime.redis, event, tenant_id=tenant.id, contact_id=contact.id,
+            conversation_id=conversation.id, conversation_status=conversation.status, conversation_hash=key)
+        outcome = console_reply or engine.respond(
             runtime.settings, runtime.redis, event, tenant=tenant,
             customer=engine.Customer(phone=contact.phone, first_name=guard.first_name(contact.profile_name),
                                      is_new=contact.is_new, opted_out=contact.opted_out),
@@ -94,13 +98,19 @@ def process_message(runtime: Runtime, event_pk: int) -> str:
             conversation_hash=key,
         )
         with runtime.pool.connection() as conn, conn.transaction():
-            _store_outcome(conn, runtime, tenant, contact.id, conversation.id, event_pk, stored.correlation_id,
-                           outcome)
+            pending = _store_outcome(conn, runtime, tenant, contact.id, conversation.id, event_pk,
+                                     stored.correlation_id, outcome)
         dialog_store.save(runtime.redis, key, outcome.state)
-
-    with runtime.pool.connection() as conn:
-        pending = messages.pending_outbound_ids(conn, event_pk)
-    sent = [delivery.deliver(runtime, message_id) for message_id in pending]
+        if conversation.status != "bot" or outcome.escalation is not None:  # issue 6: live console
+            with runtime.pool.connection() as conn:
+                customer_side.announce_message(conn, runtime.redis, tenant_id=tenant.id,
+                                               conversation_id=conversation.id,
+                                               new_case=outcome.escalation is not None)
+    else:
+        with runtime.pool.connection() as conn:
+            pending = messages.pending_outbound_ids(conn, event_pk)
+    recipient = Recipient(phone=contact.phone, bsuid=contact.bsuid)
+    sent = [delivery.deliver(runtime, message_id, recipient) for message_id in pending]
     for message_id, result in zip(pending, sent, strict=True):
         if result.kind == delivery.RETRY_LATER:
             delivery.schedule_retry(runtime, message_id, stored.correlation_id, result.retry_after_s)
@@ -112,14 +122,20 @@ def process_message(runtime: Runtime, event_pk: int) -> str:
 
 
 def _store_outcome(conn: Connection[Any], runtime: Runtime, tenant: Tenant, contact_id: int, conversation_id: int,
-                   event_pk: int, correlation_id: str, outcome: engine.Outcome) -> None:
-    """Everything one answer changes, in the caller's transaction: replies, routing, escalation, opt-out, events."""
+                   event_pk: int, correlation_id: str, outcome: engine.Outcome) -> list[int]:
+    """Everything one answer changes, in the caller's transaction: replies, routing, escalation, opt-out, events.
+
+    Returns the ids of the reply rows to send.
+    """
+    reply_ids = []
     for index, reply in enumerate(outcome.replies):
-        messages.create_outbound(
+        reply_id = messages.create_outbound(
             conn, tenant_id=tenant.id, conversation_id=conversation_id, channel=runtime.transport.channel,
             idempotency_key=f"{event_pk}:{index}", message=reply, webhook_event_id=event_pk,
             correlation_id=correlation_id,
         )
+        if reply_id is not None:
+            reply_ids.append(reply_id)
     analytics.record_route(conn, tenant_id=tenant.id, conversation_id=conversation_id, webhook_event_id=event_pk,
                            routing=outcome.routing)
     decision = outcome.escalation
@@ -132,6 +148,8 @@ def _store_outcome(conn: Connection[Any], runtime: Runtime, tenant: Tenant, cont
         contacts.set_opted_out(conn, contact_id, outcome.opt_out)
     for kind, data in outcome.events:
         analytics.record(conn, tenant_id=tenant.id, conversation_id=conversation_id, kind=kind, data=data)
+    llm_costs.store(conn, tenant_id=tenant.id, conversation_id=conversation_id, calls=outcome.llm_calls)
+    return reply_ids
 
 
 def _storable(event: InboundMessage) -> InboundMessage:

@@ -25,6 +25,7 @@ from typing import Any
 
 from rq import SimpleWorker
 from rq.job import Job
+from rq.utils import now as utcnow
 
 from chatbot.router import route
 from config import Settings, settings_or_exit
@@ -46,6 +47,19 @@ class EncargoWorker(SimpleWorker):
             while dispatch_pending(runtime.current()):
                 pass
         return bool(super().work(burst, *args, **kwargs))
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        """At most one stand-alone heartbeat a second.
+
+        rq sends three per job on its own (before and after dequeuing, after the job), each a round trip of
+        three commands: at dozens of jobs a second that is a tenth of a job's cost. The worker's key lives
+        worker_ttl + 60 s (> 75 s), so a second between heartbeats is harmless. Heartbeats that ride in a
+        job's pipeline, or carry their own timeout, always go out.
+        """
+        last = self.last_heartbeat
+        if pipeline is None and timeout is None and last is not None and (utcnow() - last).total_seconds() < 1.0:
+            return
+        super().heartbeat(timeout, pipeline)
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         if job.timeout == -1:

@@ -8,7 +8,8 @@ their own process call `configure()` with a runtime built from their settings.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 import redis
 from psycopg_pool import ConnectionPool
@@ -19,8 +20,11 @@ from channels.transport import build_transport
 from config import Settings
 from storage.crypto import Vault
 from storage.db import open_pool
+from storage.tenants import Tenant, tenant_for_channel_number
 
 log = logging.getLogger(__name__)
+
+TENANT_CACHE_S = 60.0
 
 
 @dataclass
@@ -31,6 +35,19 @@ class Runtime:
     vault: Vault
     transport: Transport
     queue: Queue
+    # (provider, receiving number) -> (monotonic expiry, tenant or None)
+    _tenants: dict[tuple[str, str], tuple[float, Tenant | None]] = field(default_factory=dict, repr=False)
+
+    def tenant_for(self, provider: str, channel_number: str) -> Tenant | None:
+        """The tenant owning a receiving number, remembered for a minute (every message asks; it rarely changes)."""
+        key = (provider, channel_number)
+        cached = self._tenants.get(key)
+        now = time.monotonic()
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        tenant = tenant_for_channel_number(self.pool, provider, channel_number)
+        self._tenants[key] = (now + TENANT_CACHE_S, tenant)
+        return tenant
 
     def close(self) -> None:
         self.pool.close()

@@ -14,7 +14,10 @@ from typing import Any
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 
+from chatbot.llm import analysis as llm_analysis
 from config import settings_or_exit
+from console import timers as console_timers
+from notifications import schedule as notification_schedule
 from observability import configure_logging, init_sentry
 from worker import recovery, runtime
 from worker.leader import Leader
@@ -31,6 +34,9 @@ def build_scheduler(rt: runtime.Runtime, leader: Leader) -> BlockingScheduler:
 
     scheduler.add_job(recover, "interval", seconds=rt.settings.recovery_interval_s, id="recover_events",
                       max_instances=1, coalesce=True)
+    llm_analysis.register_jobs(scheduler, rt, leader)  # issue 5: escalation analyses (only with an LLM provider)
+    notification_schedule.register_jobs(scheduler, rt, leader)  # issue 7: reminders, retention, recovery
+    console_timers.register_jobs(scheduler, rt, leader)  # issue 6: wait notices, callbacks due at opening time
     return scheduler
 
 

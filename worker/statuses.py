@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 
 from channels.events import StatusUpdate, event_from_dict
+from console import customer_side
+from notifications import receipts
 from storage import messages, webhook_events
 from worker.inbound import unseal
 from worker.runtime import Runtime
@@ -25,12 +27,12 @@ class UnknownMessage(LookupError):
 
 def process_status(runtime: Runtime, event_pk: int) -> str:
     with runtime.pool.connection() as conn:
-        stored = webhook_events.load(conn, event_pk)
-        if stored is None:
-            raise LookupError(f"webhook event {event_pk} does not exist")
-        if stored.status in ("processed", "failed"):
-            return f"already {stored.status}"
-        attempt = webhook_events.start_attempt(conn, event_pk)
+        stored = webhook_events.begin_attempt(conn, event_pk)
+    if stored is None:
+        raise LookupError(f"webhook event {event_pk} does not exist")
+    if stored.status in webhook_events.FINISHED:
+        return f"already {stored.status}"
+    attempt = stored.attempts
     kind, data = unseal(runtime, stored.payload_encrypted)
     event = event_from_dict(kind, data)
     assert isinstance(event, StatusUpdate)
@@ -47,5 +49,10 @@ def process_status(runtime: Runtime, event_pk: int) -> str:
                 return "unknown"
             raise UnknownMessage(f"no message with provider id of event {event_pk} yet")
         webhook_events.finish(conn, event_pk, "processed")
+        if outcome == "applied":  # issue 6: the console shows delivery/read status live
+            customer_side.announce_status(conn, runtime.redis, channel=event.provider,
+                                          provider_message_id=event.message_id)
+        if outcome == "applied":  # issue 7: a notification's status follows its message's
+            receipts.on_status(runtime, conn, event.provider, event.message_id)
     log.info("status applied", extra={"event_pk": event_pk, "status": event.status.value, "outcome": outcome})
     return outcome

@@ -1,7 +1,8 @@
 """Service points and the price table, read from the logistics core through a Redis cache.
 
-Design 3.3.4: points change rarely (cached 1 h), the price table with its
-delivery times occasionally (2 h). A package's status is never cached and
+Design 3.3.4: points change rarely (cached 1 h, like the company's support
+hours and emergency phone), the price table with its delivery times
+occasionally (2 h). A package's status is never cached and
 never passes through here. Cache failure policy: a Redis error (or a cached
 value that cannot be read) is logged and the core is asked directly, so Redis
 trouble never stops an answer; a core failure is raised to the caller as the
@@ -21,13 +22,15 @@ from typing import Any
 import redis
 
 from chatbot.services import ServiceContext
-from core_api_client import ServicePoint
+from core_api_client import Company, ServicePoint
 
 logger = logging.getLogger(__name__)
 
 CACHE_POINTS = "cache:{tenant}:points"
 CACHE_PRICING = "cache:{tenant}:pricing"
+CACHE_COMPANY = "cache:{tenant}:company"
 POINTS_TTL_S = 3600
+COMPANY_TTL_S = 3600
 PRICING_TTL_S = 7200
 
 CAPITAL_DEPARTMENT = "San Salvador"
@@ -64,6 +67,13 @@ def _cached(ctx: ServiceContext, key: str, ttl_s: int, fetch: Callable[[], Any])
     except redis.RedisError as exc:
         logger.warning("cache write of %s failed (%s)", key, type(exc).__name__)
     return value
+
+
+def company(ctx: ServiceContext) -> Company:
+    """The company's name, time zone, support hours and emergency phone (cached 1 h; raises CoreError)."""
+    key = CACHE_COMPANY.format(tenant=ctx.tenant_slug)
+    raw = _cached(ctx, key, COMPANY_TTL_S, lambda: ctx.core.company().to_json())
+    return Company.from_json(raw)
 
 
 def points(ctx: ServiceContext) -> list[ServicePoint]:

@@ -1,0 +1,127 @@
+"""Where one message's worker time goes: CPU, SQL statements, Redis commands and HTTP calls per message.
+
+    python -m bench.profile_worker [--messages 300] [--top 25]
+
+Starts private Redis and PostgreSQL, the sandbox core and the fake Graph API (like `bench.pipeline`),
+acknowledges N signed webhooks through the real Flask app (in this process, no gunicorn), then handles
+each stored event with `worker.inbound.process_message` in this process under cProfile, exactly as an RQ
+job does (without RQ's own per-job cost, which `bench.pipeline` measures as the no-op baseline).
+Reports per message: worker CPU ms, SQL statements (cProfile's count of psycopg executes), Redis
+commands (the server's INFO commandstats delta) and HTTP requests (httpx sends), then the top
+functions by cumulative time. A tool for optimising, not a target: the figures go in docs/BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import pstats
+import time
+from collections import Counter
+from typing import Any
+
+from bench.common import (
+    APP_SECRET,
+    GraphFakeProcess,
+    Stack,
+    WebhookFactory,
+    bench_env,
+    log,
+)
+
+
+def _redis_calls(conn: Any) -> Counter[str]:
+    return Counter({name.removeprefix("cmdstat_"): int(stats["calls"])
+                    for name, stats in conn.info("commandstats").items() if name != "cmdstat_info"})
+
+
+def _calls(stats: pstats.Stats, module_part: str, func: str) -> int:
+    table: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
+    return sum(entry[1] for (path, _line, name), entry in table.items() if module_part in path and name == func)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=300)
+    parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--no-profile", action="store_true", help="CPU and counts only (cProfile adds ~40 %% of CPU)")
+    args = parser.parse_args(argv)
+
+    from app import create_app
+    from config import Settings
+    from worker import inbound, runtime
+    from worker.dispatch import INGEST_KEY
+
+    with Stack(keep=args.keep) as stack:
+        stack.start_services()
+        fake = GraphFakeProcess()
+        stack.on_close(fake.stop)
+        env = bench_env(stack.redis_url, stack.database_url, META_GRAPH_BASE_URL=fake.url)
+        core_url = stack.start_core(env)
+        env["CORE_API_URL"] = core_url or "http://127.0.0.1:9"
+        stack.seed_tenant(env)
+        settings = Settings.from_env(env)
+        app = create_app(settings)
+        client = app.test_client()
+        factory = WebhookFactory(0, "/webhooks/whatsapp", customers=max(50, args.messages // 2), secret=APP_SECRET)
+        for _ in range(args.messages + 20):
+            raw, _mid = factory.next()
+            head, body = raw.split(b"\r\n\r\n", 1)
+            headers = dict(line.split(": ", 1) for line in head.decode().split("\r\n")[1:])
+            response = client.post("/webhooks/whatsapp", data=body, headers=headers)
+            assert response.status_code == 200, response.data
+
+        rt = runtime.build_runtime(settings, pool_size=2)
+        runtime.configure(rt)
+        try:
+            rt.redis.delete(INGEST_KEY)
+            with rt.pool.connection() as conn:
+                pks = [row["id"] for row in conn.execute("SELECT id FROM webhook_events ORDER BY id")]
+            warm, measured = pks[:20], pks[20:]
+            for pk in warm:  # first messages load the router, open connections, warm caches
+                inbound.process_message(rt, pk)
+            redis_before = _redis_calls(rt.redis)
+            profiler = cProfile.Profile()
+            cpu0, wall0 = time.process_time(), time.perf_counter()
+            if not args.no_profile:
+                profiler.enable()
+            for pk in measured:
+                inbound.process_message(rt, pk)
+            profiler.disable()
+            cpu_s, wall_s = time.process_time() - cpu0, time.perf_counter() - wall0
+            redis_by_command = _redis_calls(rt.redis)
+            redis_by_command.subtract(redis_before)
+        finally:
+            runtime.configure(None)
+            rt.close()
+        n = len(measured)
+        out = io.StringIO()
+        stats = None if args.no_profile else pstats.Stats(profiler, stream=out)
+        replies = fake.count()
+        print()
+        print(f"## Worker profile: {n} messages (greetings, {replies} replies at the fake)")
+        print()
+        print("| per message | value |")
+        print("|---|---|")
+        label = "worker CPU ms" + ("" if args.no_profile else " (with cProfile)")
+        print(f"| {label} | {1000 * cpu_s / n:.2f} |")
+        print(f"| wall ms | {1000 * wall_s / n:.2f} |")
+        if stats is not None:
+            print(f"| SQL statements | {_calls(stats, 'psycopg/cursor.py', 'execute') / n:.1f} |")
+            print(f"| HTTP requests | {_calls(stats, 'httpx/_client.py', 'send') / n:.1f} |")
+        print(f"| Redis commands | {redis_by_command.total() / n:.1f} |")
+        print()
+        print("Redis commands per message: " + ", ".join(
+            f"{name} {count / n:.2f}" for name, count in redis_by_command.most_common() if count > 0))
+        if stats is not None:
+            print()
+            stats.sort_stats("cumulative").print_stats(args.top)
+            print(out.getvalue())
+    log("done")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,136 @@
+"""Console pages about people rather than cases: login, logout, password reset, canned answers (supervisors
+and admins) and the company's agents (admins)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import abort, flash, redirect, render_template, request, url_for
+
+from console import agents, auth, canned
+from console.agents import AgentError
+from console.blueprint import bp, state
+from storage.db import get_pool
+
+log = logging.getLogger(__name__)
+
+
+# -- login, logout, password reset -------------------------------------------------------------------
+
+
+@bp.get("/login")
+def login() -> str:
+    return render_template("console/login.html", next=request.args.get("next", ""), error=None)
+
+
+@bp.post("/login")
+def login_submit() -> Any:
+    email = (request.form.get("email") or "").strip()
+    password = request.form.get("password") or ""
+    target = request.form.get("next") or ""
+    settings, redis_conn = state().settings, state().desk.redis
+    address = auth.client_address()
+    if auth.login_blocked(redis_conn, settings, email, address):
+        log.warning("console login refused: too many failures")
+        return render_template("console/login.html", next=target,
+                               error="Demasiados intentos fallidos. Espera 15 minutos e inténtalo de nuevo."), 429
+    with get_pool().connection() as conn:
+        agent = agents.authenticate(conn, email, password) if email and password else None
+    if agent is None:
+        auth.record_failure(redis_conn, email, address)
+        return render_template("console/login.html", next=target, error="Correo o contraseña incorrectos."), 401
+    auth.clear_failures(redis_conn, email)
+    auth.log_in(agent)
+    log.info("agent logged in", extra={"agent_id": agent.id})
+    return redirect(target if target.startswith("/console") and not target.startswith("//") else url_for(".queue"))
+
+
+@bp.post("/logout")
+def logout() -> Any:
+    auth.log_out()
+    return redirect(url_for(".login"))
+
+
+@bp.route("/password/forgot", methods=["GET", "POST"])
+def forgot_password() -> Any:
+    sent = False
+    if request.method == "POST":
+        email = (request.form.get("email") or "").strip()
+        with get_pool().connection() as conn:
+            agent = agents.by_email(conn, email) if email else None
+            if agent is not None and agent.active:
+                token = agents.create_reset(conn, agent.id, state().settings.console_reset_ttl_s)
+                link = url_for(".reset_password", token=token, _external=True)
+                # No SMTP server is configured: the one-time link goes to the log for the operator.
+                log.warning("password reset link for agent %s: %s", agent.id, link)
+        sent = True
+    return render_template("console/forgot.html", sent=sent)
+
+
+@bp.route("/password/reset/<token>", methods=["GET", "POST"])
+def reset_password(token: str) -> Any:
+    with get_pool().connection() as conn:
+        if request.method == "GET":
+            valid = agents.reset_is_valid(conn, token)
+            return render_template("console/reset.html", valid=valid, error=None), 200 if valid else 410
+        password = request.form.get("password") or ""
+        if password != (request.form.get("confirm") or ""):
+            return render_template("console/reset.html", valid=True, error="Las contraseñas no coinciden."), 400
+        try:
+            agent = agents.use_reset(conn, token, password)
+        except AgentError as exc:
+            return render_template("console/reset.html", valid=True, error=str(exc)), 400
+    if agent is None:
+        return render_template("console/reset.html", valid=False, error=None), 410
+    flash("Contraseña cambiada. Ya puedes entrar.")
+    return redirect(url_for(".login"))
+
+
+@bp.route("/canned", methods=["GET", "POST"])
+@auth.login_required
+def canned_page() -> Any:
+    agent = auth.require_agent()
+    error = None
+    with get_pool().connection() as conn:
+        if request.method == "POST":
+            if not agent.can_manage:
+                abort(403, description="only supervisors and admins change canned answers")
+            try:
+                if request.form.get("delete"):
+                    canned.remove(conn, agent.tenant_id, int(request.form["delete"]))
+                else:
+                    canned.add(conn, agent.tenant_id, request.form.get("title", ""), request.form.get("body", ""))
+            except (canned.CannedError, ValueError) as exc:
+                error = str(exc)
+        answers = canned.for_tenant(conn, agent.tenant_id)
+    return render_template("console/canned.html", canned=answers, error=error,
+                           variables=canned.VARIABLES), 400 if error else 200
+
+
+@bp.route("/agents", methods=["GET", "POST"])
+@auth.login_required
+def agents_page() -> Any:
+    """Admins add agents of their company and deactivate or reactivate them."""
+    agent = auth.require_agent()
+    if agent.role != "admin":
+        abort(403, description="only admins manage agents")
+    error, status = None, 200
+    with get_pool().connection() as conn:
+        if request.method == "POST":
+            form = request.form
+            try:
+                if form.get("agent_id"):
+                    target = int(form["agent_id"])
+                    if target == agent.id:
+                        raise AgentError("you cannot deactivate yourself")
+                    if not agents.set_active(conn, agent.tenant_id, target, form.get("active") == "1"):
+                        abort(404, description="no such agent")
+                else:
+                    agents.create_agent(conn, tenant_id=agent.tenant_id, name=form.get("name", ""),
+                                        email=form.get("email", ""), role=form.get("role", "agent"),
+                                        password=form.get("password", ""))
+            except (AgentError, ValueError) as exc:
+                error, status = str(exc), 400
+        team = agents.for_tenant(conn, agent.tenant_id)
+    return render_template("console/agents.html", team=team, roles=agents.ROLES, error=error), status

@@ -1,0 +1,66 @@
+"""Canned answers: quick replies per tenant, with variables filled from the case.
+
+Variables: {nombre} the customer's first name, {codigo} the latest tracking
+code the customer asked about, {caso} the case number, {agente} the agent's
+first name. A variable with no value becomes an empty string; any other text
+in braces is left as written. The agent can edit the filled text before sending.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from psycopg import Connection
+
+VARIABLES = ("nombre", "codigo", "caso", "agente")
+TITLE_MAX, BODY_MAX = 60, 1000
+_VARIABLE = re.compile(r"\{(" + "|".join(VARIABLES) + r")\}")
+DEFAULTS = (
+    ("Saludo", "Hola {nombre}, soy {agente} del equipo de soporte. Ya estoy revisando tu caso {caso}."),
+    ("Buscando paquete", "Dame un momento, {nombre}: estoy verificando tu paquete {codigo} con el punto."),
+    ("Despedida", "¡Con gusto, {nombre}! Si necesitas algo más, escríbenos y menciona el caso {caso}. 😊"),
+)
+
+
+class CannedError(ValueError):
+    pass
+
+
+def fill(body: str, values: Mapping[str, str | None]) -> str:
+    return _VARIABLE.sub(lambda m: (values.get(m.group(1)) or "").strip(), body)
+
+
+def for_tenant(conn: Connection[Any], tenant_id: int) -> list[dict[str, Any]]:
+    rows = conn.execute("SELECT id, title, body FROM canned_answers WHERE tenant_id = %s ORDER BY title",
+                        (tenant_id,)).fetchall()
+    return [dict(r) for r in rows]
+
+
+def add(conn: Connection[Any], tenant_id: int, title: str, body: str) -> int:
+    title, body = title.strip(), body.strip()
+    if not title or not body:
+        raise CannedError("a canned answer needs a title and a text")
+    if len(title) > TITLE_MAX or len(body) > BODY_MAX:
+        raise CannedError(f"title up to {TITLE_MAX} and text up to {BODY_MAX} characters")
+    row = conn.execute(
+        "INSERT INTO canned_answers (tenant_id, title, body) VALUES (%s, %s, %s)"
+        " ON CONFLICT (tenant_id, title) DO UPDATE SET body = EXCLUDED.body RETURNING id",
+        (tenant_id, title, body),
+    ).fetchone()
+    assert row is not None
+    return int(row["id"])
+
+
+def remove(conn: Connection[Any], tenant_id: int, answer_id: int) -> bool:
+    row = conn.execute("DELETE FROM canned_answers WHERE id = %s AND tenant_id = %s RETURNING id",
+                       (answer_id, tenant_id)).fetchone()
+    return row is not None
+
+
+def seed_defaults(conn: Connection[Any], tenant_id: int) -> None:
+    """A few useful answers for a new tenant (kept when they exist already)."""
+    for title, body in DEFAULTS:
+        conn.execute("INSERT INTO canned_answers (tenant_id, title, body) VALUES (%s, %s, %s)"
+                     " ON CONFLICT (tenant_id, title) DO NOTHING", (tenant_id, title, body))

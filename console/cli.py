@@ -1,0 +1,105 @@
+"""`encargo-admin`: create the first admin (and other agents), and the demo agent of `make run`.
+
+    encargo-admin create-agent --email ana@empresa.sv --name "Ana Martínez" [--role admin] [--tenant demo]
+        The password is read from ENCARGO_AGENT_PASSWORD, or asked twice on the terminal.
+    encargo-admin demo-agent
+        For `make run`: the configured tenant gets the agent CONSOLE_DEMO_EMAIL with CONSOLE_DEMO_PASSWORD
+        (kept when it exists) and a few canned answers; prints how to log in.
+    encargo-admin reset-link --email ana@empresa.sv
+        Prints a one-time password reset link (PUBLIC_BASE_URL + path), valid CONSOLE_RESET_TTL_S seconds.
+
+Exit status: 0 done, 1 refused (bad data, unknown tenant or agent), 2 bad configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from collections.abc import Sequence
+
+from config import settings_or_exit
+from console import agents, canned
+from console.agents import AgentError
+from storage.db import open_pool
+from storage.tenants import ensure_configured_tenant
+
+DEMO_EMAIL = "soporte@demo.encargo"
+DEMO_NAME = "Carlos Demo"
+
+
+def _say(text: str) -> None:
+    print(text)  # noqa: T201 - a command-line tool talks to its operator
+
+
+def _password(confirm: bool = True) -> str:
+    given = os.environ.get("ENCARGO_AGENT_PASSWORD", "")
+    if given:
+        return given
+    if not sys.stdin.isatty():
+        raise AgentError("set ENCARGO_AGENT_PASSWORD or run this on a terminal to type the password")
+    first = getpass.getpass("Password (10+ characters): ")
+    if confirm and getpass.getpass("Repeat it: ") != first:
+        raise AgentError("the passwords differ")
+    return first
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="encargo-admin", description="Agents of the support console")
+    commands = parser.add_subparsers(dest="command", required=True)
+    create = commands.add_parser("create-agent", help="add an agent (the first one as --role admin)")
+    create.add_argument("--email", required=True)
+    create.add_argument("--name", required=True)
+    create.add_argument("--role", choices=agents.ROLES, default="admin")
+    create.add_argument("--tenant", help="tenant slug (default: TENANT_SLUG)")
+    commands.add_parser("demo-agent", help="the demo agent for make run")
+    reset = commands.add_parser("reset-link", help="print a one-time password reset link")
+    reset.add_argument("--email", required=True)
+    args = parser.parse_args(argv)
+
+    settings = settings_or_exit("encargo-admin")
+    pool = open_pool(settings.database_url, max_size=2, name="admin")
+    try:
+        pool.wait(timeout=10)
+        tenant_id = ensure_configured_tenant(pool, settings)
+        with pool.connection() as conn:
+            if args.command == "create-agent":
+                if args.tenant and args.tenant != settings.tenant_slug:
+                    row = conn.execute("SELECT id FROM tenants WHERE slug = %s", (args.tenant,)).fetchone()
+                    if row is None:
+                        _say(f"encargo-admin: no tenant {args.tenant!r}")
+                        return 1
+                    tenant_id = int(row["id"])  # type: ignore[call-overload]
+                agent = agents.create_agent(conn, tenant_id=tenant_id, name=args.name, email=args.email,
+                                            role=args.role, password=_password())
+                _say(f"agent {agent.email} ({agent.role}) created; log in at /console/login")
+            elif args.command == "demo-agent":
+                email = os.environ.get("CONSOLE_DEMO_EMAIL", DEMO_EMAIL)
+                password = os.environ.get("CONSOLE_DEMO_PASSWORD", "")
+                if agents.by_email(conn, email) is None:
+                    if not password:
+                        _say("encargo-admin: CONSOLE_DEMO_PASSWORD is not set")
+                        return 1
+                    agents.create_agent(conn, tenant_id=tenant_id, name=DEMO_NAME, email=email, role="admin",
+                                        password=password)
+                canned.seed_defaults(conn, tenant_id)
+                _say(f"console: log in at {settings.public_base_url or ''}/console as {email}"
+                     + (f" / {password}" if password else ""))
+            else:
+                found = agents.by_email(conn, args.email)
+                if found is None:
+                    _say(f"encargo-admin: no agent {args.email}")
+                    return 1
+                token = agents.create_reset(conn, found.id, settings.console_reset_ttl_s)
+                _say(f"{settings.public_base_url}/console/password/reset/{token}")
+    except AgentError as exc:
+        _say(f"encargo-admin: {exc}")
+        return 1
+    finally:
+        pool.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

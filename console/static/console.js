@@ -1,0 +1,300 @@
+/* The support console's small script: live updates (server-sent events), SLA timers, case actions. */
+"use strict";
+
+const Console = (() => {
+  const csrf = document.querySelector('meta[name="csrf-token"]').content;
+  const STATUS = {pending: "pendiente", sending: "enviando", accepted: "aceptado", sent: "enviado ✓",
+                  delivered: "entregado ✓✓", read: "leído ✓✓", failed: "no enviado", received: ""};
+  const CASE_STATUS = {waiting: "Esperando un agente", taken: "Atendido", callback: "Devolver llamada",
+                       resolved: "Resuelto", returned: "Devuelto al bot"};
+  const handlers = [];
+  let audio = null;
+
+  async function api(method, url, body) {
+    const options = {method, headers: {"X-CSRF-Token": csrf, "Accept": "application/json"}, credentials: "same-origin"};
+    if (body !== undefined) {
+      options.headers["Content-Type"] = "application/json";
+      options.body = JSON.stringify(body);
+    }
+    const response = await fetch(url, options);
+    let data = {};
+    try { data = await response.json(); } catch (e) { data = {}; }
+    if (!response.ok) {
+      const error = new Error(data.error || ("HTTP " + response.status));
+      error.data = data;
+      error.status = response.status;
+      throw error;
+    }
+    return data;
+  }
+
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (k === "class") node.className = v; else if (k === "text") node.textContent = v; else node.setAttribute(k, v);
+    }
+    for (const child of children) node.append(child);
+    return node;
+  }
+
+  function clock(seconds) {
+    const s = Math.max(0, Math.floor(seconds));
+    const m = Math.floor(s / 60);
+    return (m >= 60 ? Math.floor(m / 60) + " h " + (m % 60) + " min" : m + ":" + String(s % 60).padStart(2, "0"));
+  }
+
+  // -- live updates --------------------------------------------------------------------------------------------
+  function connect() {
+    const state = document.getElementById("live-state");
+    const source = new EventSource("/console/api/events");
+    source.onopen = () => { if (state) { state.className = "live on"; } document.body.dataset.live = "on"; };
+    source.onerror = () => { if (state) { state.className = "live off"; } document.body.dataset.live = "off"; };
+    for (const type of ["escalation", "message", "status", "handoff", "typing"]) {
+      source.addEventListener(type, (event) => {
+        const data = JSON.parse(event.data);
+        if (type === "escalation") alertNewCase(data);
+        for (const handler of handlers) handler(type, data);
+      });
+    }
+  }
+
+  function beep() {
+    try {
+      audio = audio || new (window.AudioContext || window.webkitAudioContext)();
+      const osc = audio.createOscillator();
+      const gain = audio.createGain();
+      osc.frequency.value = 880;
+      gain.gain.value = 0.15;
+      osc.connect(gain).connect(audio.destination);
+      osc.start();
+      osc.stop(audio.currentTime + 0.35);
+    } catch (e) { /* no sound available */ }
+  }
+
+  function alertNewCase(data) {
+    if (data.priority !== "high") return;
+    beep();
+    if ("Notification" in window && Notification.permission === "granted") {
+      new Notification("Nuevo caso de prioridad alta", {body: "Un cliente espera un agente.", tag: "case-" + data.case_id});
+    }
+    document.title = "(!) " + document.title.replace(/^\(!\) /, "");
+  }
+
+  function setupAlerts() {
+    const button = document.getElementById("enable-alerts");
+    if (!button || !("Notification" in window) || Notification.permission === "granted") return;
+    button.hidden = false;
+    button.addEventListener("click", async () => {
+      await Notification.requestPermission();
+      beep();
+      button.hidden = Notification.permission === "granted";
+    });
+  }
+
+  // -- the queue -------------------------------------------------------------------------------------------------
+  function queueRow(c) {
+    const row = el("tr", {class: "case-row prio-" + c.priority + (c.sla_breached ? " breached" : ""),
+                          "data-case-id": c.id, "data-sla-start": c.sla_start, "data-sla-deadline": c.sla_deadline,
+                          "data-responded": c.first_response_at || ""});
+    const link = el("a", {href: "/console/cases/" + c.id, text: c.case_number});
+    row.append(
+      el("td", {}, el("span", {class: "badge " + c.priority, text: c.priority === "high" ? "Alta" : "Normal"})),
+      el("td", {}, link), el("td", {text: c.customer_name || "Cliente"}), el("td", {text: c.reason_text}),
+      el("td", {class: "status", text: c.status_label}), el("td", {class: "timer", text: "—"}),
+      el("td", {}, el("a", {class: "button", href: "/console/cases/" + c.id, text: "Abrir"})));
+    return row;
+  }
+
+  function tickTimers() {
+    const now = Date.now();
+    for (const row of document.querySelectorAll("tr.case-row")) {
+      const start = Date.parse(row.dataset.slaStart);
+      const deadline = Date.parse(row.dataset.slaDeadline);
+      const responded = row.dataset.responded ? Date.parse(row.dataset.responded) : null;
+      const until = responded || now;
+      const cell = row.querySelector(".timer");
+      const late = until > deadline;
+      if (responded) {
+        cell.textContent = "respondido en " + clock((responded - start) / 1000) + (late ? " (fuera de SLA)" : "");
+      } else if (now < start) {
+        cell.textContent = "programado";
+      } else {
+        cell.textContent = clock((now - start) / 1000) + (late ? " · SLA vencido" : " · quedan " + clock((deadline - now) / 1000));
+      }
+      row.classList.toggle("breached", late);
+    }
+  }
+
+  function queuePage() {
+    const table = document.getElementById("queue");
+    const filters = document.getElementById("filters");
+    filters.addEventListener("change", () => filters.submit());
+    async function refresh() {
+      const params = new URLSearchParams({status: table.dataset.status});
+      if (table.dataset.priority) params.set("priority", table.dataset.priority);
+      const data = await api("GET", "/console/api/queue?" + params);
+      const body = document.getElementById("queue-rows");
+      body.replaceChildren(...(data.cases.length ? data.cases.map(queueRow)
+        : [el("tr", {class: "empty"}, el("td", {colspan: "7", text: "No hay casos en la cola."}))]));
+      tickTimers();
+    }
+    handlers.push((type) => { if (type !== "typing") refresh().catch(() => {}); });
+    tickTimers();
+    setInterval(tickTimers, 1000);
+    setInterval(() => refresh().catch(() => {}), 30000);
+  }
+
+  // -- one case --------------------------------------------------------------------------------------------------
+  function casePage() {
+    let data = JSON.parse(document.getElementById("case-data").textContent);
+    const me = Number(document.querySelector(".who").dataset.agentId);
+    const $ = (id) => document.getElementById(id);
+    const errorBox = $("action-error");
+    let typingTimer = null;
+    let lastTypingSent = 0;
+    let pendingTimer = null;
+
+    function showError(error) {
+      errorBox.textContent = error.message;
+      errorBox.hidden = false;
+      if (error.data && error.data.window_closed) $("window-closed").hidden = false;
+    }
+
+    function render() {
+      errorBox.hidden = true;
+      let label = CASE_STATUS[data.status] || data.status;
+      if (data.status === "taken") label = data.mine ? "Lo tienes tú" : "Atendido por " + data.taken_by_name;
+      if (data.csat_score) label += " · calificación " + data.csat_score + "/10";
+      $("case-status").textContent = label;
+      $("case-status").dataset.status = data.status;
+      $("claim").hidden = !(data.status === "waiting" || data.status === "callback");
+      $("takeover").hidden = !(data.status === "taken" && !data.mine);
+      $("takeover").textContent = "Tomar el control (lo tiene " + (data.taken_by_name || "otro agente") + ")";
+      $("hand-back").hidden = !(data.status === "taken" && data.mine);
+      $("open-resolve").hidden = !(data.status === "taken" && data.mine);
+      $("reply-form").hidden = !(data.mine && data.window_open);
+      $("window-closed").hidden = !(data.mine && !data.window_open);
+      $("transcript").replaceChildren(...data.messages.map((m) => {
+        const item = el("li", {class: "msg " + (m.direction === "in" ? "in" : m.is_agent ? "agent" : "bot"),
+                               "data-message-id": m.id});
+        item.append(el("span", {class: "who", text: m.who}), el("p", {class: "body", text: m.body}));
+        const meta = el("span", {class: "meta", text: new Date(m.created_at).toLocaleTimeString("es-SV")});
+        if (m.direction === "out") meta.append(" ", el("span", {class: "delivery " + m.status, text: STATUS[m.status] || m.status}));
+        if (m.error) meta.append(" ", el("span", {class: "delivery failed", text: m.error}));
+        item.append(meta);
+        return item;
+      }));
+      // A reply on its way: look again shortly for its delivery status (the worker sends it in the background).
+      if (data.messages.some((m) => ["pending", "sending", "accepted"].includes(m.status)) && !pendingTimer) {
+        pendingTimer = setTimeout(() => { pendingTimer = null; reload().catch(() => {}); }, 1500);
+      }
+      const transcript = $("transcript");
+      transcript.scrollTop = transcript.scrollHeight;
+      $("summary").textContent = data.summary;
+      const facts = [["Motivo", data.reason_text], ["Cliente", data.customer_name || "—"],
+                     ["Punto", data.facts.point || "—"], ["Estado del diálogo", data.dialog_state || "—"]];
+      for (const p of data.packages) facts.push(["Paquete " + p.code, (p.status || "estado no disponible") + (p.destination ? " · " + p.destination : "")]);
+      facts.push(["Ventana 24 h", data.window_open ? "abierta hasta " + new Date(data.window_closes_at).toLocaleString("es-SV") : "cerrada"]);
+      $("facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", {text: k}), el("dd", {text: v})]));
+      $("notes").replaceChildren(...data.notes.map((n) => el("li", {}, el("strong", {text: n.agent + ": "}), n.body)));
+      $("history").replaceChildren(...data.history.map((h) => el("li", {text: new Date(h.created_at).toLocaleTimeString("es-SV") + " · " + h.action + (h.agent ? " · " + h.agent : "")})));
+    }
+
+    async function reload() {
+      data = await api("GET", "/console/api/cases/" + data.id);
+      render();
+    }
+
+    async function act(path, body) {
+      try {
+        await api("POST", "/console/api/cases/" + data.id + path, body);
+        await reload();
+        return true;
+      } catch (error) {
+        showError(error);
+        return false;
+      }
+    }
+
+    $("claim").addEventListener("click", () => act("/claim"));
+    $("takeover").addEventListener("click", () => {
+      if (confirm("¿Tomar el control del chat de " + data.taken_by_name + "? Quedará registrado.")) act("/takeover", {from_agent_id: data.taken_by});
+    });
+    $("hand-back").addEventListener("click", () => act("/hand-back"));
+    $("open-resolve").addEventListener("click", () => { $("resolve-form").hidden = false; $("resolve-reason").focus(); });
+    $("resolve-form").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      if (await act("/resolve", {reason: $("resolve-reason").value, csat: $("resolve-csat").checked})) $("resolve-form").hidden = true;
+    });
+    $("reply-form").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const text = $("reply-text").value;
+      if (!text.trim()) return;
+      const key = (crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random());
+      if (await act("/reply", {text, client_key: key})) $("reply-text").value = "";
+    });
+    $("reply-text").addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && !event.shiftKey) { event.preventDefault(); $("reply-form").requestSubmit(); }
+    });
+    $("reply-text").addEventListener("input", () => {
+      if (Date.now() - lastTypingSent > 3000) {
+        lastTypingSent = Date.now();
+        api("POST", "/console/api/cases/" + data.id + "/typing", {}).catch(() => {});
+      }
+    });
+    $("canned").addEventListener("change", (event) => {
+      const option = event.target.selectedOptions[0];
+      if (!option || !option.value) return;
+      const answer = data.canned.find((a) => String(a.id) === option.value);
+      if (answer) $("reply-text").value = answer.body;  // variables filled by the server
+      event.target.value = "";
+      $("reply-text").focus();
+    });
+    $("note-form").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      if (await act("/notes", {body: $("note-text").value})) $("note-text").value = "";
+    });
+
+    const templateName = $("template-name");
+    const defaults = () => ({customer_name: data.values.nombre, tracking_code: data.values.codigo});
+    function templateFields() {
+      const option = templateName && templateName.selectedOptions[0];
+      const box = $("template-values");
+      if (!option) return;
+      const params = option.dataset.params ? option.dataset.params.split(",") : [];
+      box.replaceChildren(...params.map((p) => el("label", {}, p + " ", el("input", {name: p, value: defaults()[p] || ""}))));
+      $("template-preview").textContent = option.dataset.body;
+    }
+    if (templateName) {
+      templateName.addEventListener("change", templateFields);
+      templateFields();
+      $("template-form").addEventListener("submit", (event) => {
+        event.preventDefault();
+        const values = {};
+        for (const input of $("template-values").querySelectorAll("input")) values[input.name] = input.value;
+        act("/template", {name: templateName.value, values});
+      });
+    }
+
+    handlers.push((type, event) => {
+      if (event.case_id !== data.id) return;
+      if (type === "typing") {
+        if (event.agent_id === me) return;
+        $("typing").textContent = event.agent + " está escribiendo…";
+        clearTimeout(typingTimer);
+        typingTimer = setTimeout(() => { $("typing").textContent = ""; }, 4000);
+        return;
+      }
+      reload().catch(() => {});
+    });
+    render();
+  }
+
+  document.addEventListener("DOMContentLoaded", () => { setupAlerts(); });
+  connect();
+  // The script is loaded at the end of <body>: the page's elements exist already.
+  const page = document.body.dataset.page;
+  if (page === "queue") queuePage();
+  if (page === "case") casePage();
+  return {queuePage, casePage, api};
+})();

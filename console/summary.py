@@ -1,0 +1,95 @@
+"""The summary an agent reads first: who the customer is, why the bot handed over, what it already knew.
+
+Built from facts (the escalation, the dialog state, the routing decisions
+stored with the customer's messages) and the transcript. An optional
+`summarizer` (an LLM, e.g. `chatbot.llm.summary.summarize` once wired) gets the
+same transcript and facts; when it is absent, fails or returns nothing, the
+summary is built here from the facts. Failure policy: never raises.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+# (who, text) pairs oldest first -- who is "cliente", "bot" or the agent's name -- and the facts as a dict.
+Summarizer = Callable[[Sequence[tuple[str, str]], dict[str, Any]], str | None]
+
+REASONS = {
+    "customer_request": "pidió hablar con una persona",
+    "complaint": "presentó un reclamo",
+    "not_understood": "el bot no le entendió varias veces",
+    "change_delivery": "quiere cambiar la entrega de un paquete",
+    "sales_lead": "es un posible cliente corporativo (ventas)",
+    "repeated_message": "repitió el mismo mensaje varias veces",
+    "package_not_found": "no encontramos su paquete",
+}
+INTENTS = {
+    "track_package": "rastreo", "hours": "horarios", "locations": "ubicaciones", "pricing": "precios",
+    "complaint": "reclamo", "human_agent": "hablar con una persona", "requirements": "requisitos",
+    "delivery_time": "tiempos de entrega", "refund": "reembolso", "faq": "preguntas frecuentes",
+    "greeting": "saludo", "payment": "pagos", "unclaimed_policy": "paquetes no retirados",
+}
+MAX_LAST = 2
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the bot knew when it handed over (all optional but the case)."""
+
+    case_number: str
+    reason: str
+    priority: str
+    customer_name: str | None = None
+    intents: list[str] = field(default_factory=list)
+    packages: list[tuple[str, str | None]] = field(default_factory=list)  # (tracking code, live status)
+    point: str | None = None
+    searched_name: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"case_number": self.case_number, "reason": self.reason, "priority": self.priority,
+                "customer_name": self.customer_name, "intents": self.intents,
+                "packages": [{"tracking_code": c, "status": s} for c, s in self.packages],
+                "point": self.point, "searched_name": self.searched_name}
+
+
+def reason_text(reason: str) -> str:
+    return REASONS.get(reason, reason.replace("_", " "))
+
+
+def build_summary(facts: Facts, transcript: Sequence[tuple[str, str]], summarizer: Summarizer | None = None) -> str:
+    """The LLM's summary when one is configured and answers, otherwise one built from the facts."""
+    if summarizer is not None:
+        try:
+            text = summarizer(transcript, facts.as_dict())
+        except Exception as exc:  # noqa: BLE001 - any failure of the LLM falls back to the facts
+            log.warning("summary by the LLM failed: %s", type(exc).__name__)
+            text = None
+        if text and text.strip():
+            return text.strip()
+    return from_facts(facts, transcript)
+
+
+def from_facts(facts: Facts, transcript: Sequence[tuple[str, str]]) -> str:
+    who = facts.customer_name or "El cliente"
+    urgency = " Prioridad ALTA." if facts.priority == "high" else ""
+    lines = [f"{who} {reason_text(facts.reason)} (caso {facts.case_number}).{urgency}"]
+    topics = [INTENTS[i] for i in dict.fromkeys(facts.intents) if i in INTENTS and i != "human_agent"]
+    if topics:
+        lines.append("Consultó: " + ", ".join(topics) + ".")
+    if facts.packages:
+        described = [f"{code} ({status})" if status else code for code, status in facts.packages]
+        lines.append("Paquetes: " + ", ".join(described) + ".")
+    if facts.point:
+        lines.append(f"Punto de servicio: {facts.point}.")
+    if facts.searched_name:
+        lines.append(f"Buscó paquetes a nombre de: {facts.searched_name}.")
+    said = [text for speaker, text in transcript if speaker == "cliente" and text.strip()]
+    if said:
+        last = [f"«{t.strip()[:160]}»" for t in said[-MAX_LAST:]]
+        lines.append("Últimos mensajes del cliente: " + " ".join(last))
+    return "\n".join(lines)

@@ -1,0 +1,309 @@
+"""The `/console` blueprint: pages for support agents and the small JSON API their JavaScript calls.
+
+Pages: the queue and one case (login, password reset, canned answers and agents: `console.account`).
+API (JSON, session + CSRF header): queue, case detail (transcript, notes,
+facts, summary), claim, takeover, reply, template, hand-back, resolve, notes,
+typing, and `/console/api/events` (server-sent events, see `console.live`).
+Every query is limited to the logged-in agent's tenant; another tenant's case
+answers 404. Bad input answers 400 with the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+from flask import Flask, Response, abort, jsonify, render_template, request, stream_with_context
+from rq import Queue
+
+from chatbot.llm import summary as llm_summary
+from config import Settings
+from console import (
+    account,  # noqa: F401 - its routes (login, password, canned answers, agents) join `bp`
+    auth,
+    canned,
+    casefile,
+    handoff,
+    knowledge,
+    live,
+)
+from console.agents import Agent
+from console.blueprint import ConsoleState, bp, core, state, tenant_slug
+from console.handoff import Desk
+from console.summary import Facts, Summarizer, build_summary, reason_text
+from notifications import templates as approved
+from storage import contacts
+from storage.crypto import Vault
+from storage.db import get_pool
+
+log = logging.getLogger(__name__)
+
+SUMMARY_KEY = "console:summary:{case_id}:{last}"
+SUMMARY_TTL_S = 24 * 3600
+STREAM_MAX_S = 300.0  # a browser's event stream is closed after this long; EventSource reconnects at once
+STREAM_BUSY_RETRY_MS = 20000  # when this process has no free stream slot, the browser retries after this
+
+
+def init_app(app: Flask, summarizer: Summarizer | None = None) -> None:
+    """Mount the console; `summarizer` writes the case summary (default: the configured LLM's, if any)."""
+    settings: Settings = app.extensions["settings"]
+    auth.init_app(app, settings)
+    redis_conn = app.extensions["redis"]
+    if summarizer is None:
+        summarizer = llm_summary.summarizer_for(settings, redis_conn, app.extensions["db_pool"])
+    desk = Desk(settings=settings, pool=app.extensions["db_pool"], redis=redis_conn,
+                queue=Queue(settings.queue_name, connection=redis_conn))
+    app.extensions["console"] = ConsoleState(
+        desk=desk, vault=Vault(settings.phone_encryption_keys, settings.phone_hash_key), settings=settings,
+        summarizer=summarizer, streams=threading.BoundedSemaphore(settings.console_max_streams),
+    )
+    app.register_blueprint(bp)
+
+
+# -- pages -----------------------------------------------------------------------------------------------
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _filters() -> tuple[str, str | None]:
+    status = request.args.get("status") or "open"
+    priority = request.args.get("priority") or None
+    if status not in casefile.STATUS_FILTERS:
+        abort(400, description=f"status must be one of {', '.join(casefile.STATUS_FILTERS)}")
+    if priority is not None and priority not in casefile.PRIORITIES:
+        abort(400, description=f"priority must be one of {', '.join(casefile.PRIORITIES)}")
+    return status, priority
+
+
+@bp.get("")
+@auth.login_required
+def queue() -> str:
+    agent = auth.require_agent()
+    status, priority = _filters()
+    with get_pool().connection() as conn:
+        items = casefile.queue(conn, state().settings, agent.tenant_id, status=status, priority=priority,
+                               agent_id=agent.id, now=_now())
+    now = _now()
+    return render_template("console/queue.html", items=[i.as_json(now) for i in items], status=status,
+                           priority=priority or "", filters=casefile.STATUS_FILTERS)
+
+
+@bp.get("/cases/<int:case_id>")
+@auth.login_required
+def case_page(case_id: int) -> str:
+    agent = auth.require_agent()
+    detail = _case_detail(agent, case_id)
+    specs = [{"name": s.name, "body": s.body, "params": [*s.params, *sorted(s.values_needed() - set(s.params))]}
+             for s in approved.templates_for(tenant_slug(agent.tenant_id))]
+    return render_template("console/case.html", case=detail, canned=detail["canned"], templates=specs)
+
+
+# -- the JSON API -------------------------------------------------------------------------------------------
+
+
+@bp.get("/api/queue")
+@auth.login_required
+def api_queue() -> Response:
+    agent = auth.require_agent()
+    status, priority = _filters()
+    now = _now()
+    with get_pool().connection() as conn:
+        items = casefile.queue(conn, state().settings, agent.tenant_id, status=status, priority=priority,
+                               agent_id=agent.id, now=now)
+    return jsonify(now=now.isoformat(), cases=[i.as_json(now) for i in items])
+
+
+def _case_detail(agent: Agent, case_id: int, after: int = 0) -> dict[str, Any]:
+    console = state()
+    with get_pool().connection() as conn:
+        case = handoff.load_case(conn, agent.tenant_id, case_id)
+        messages = casefile.transcript(conn, case.conversation_id, after=after)
+        full = messages if after == 0 else casefile.transcript(conn, case.conversation_id)
+        known = knowledge.gather(conn, console.desk.redis, console.vault, core(), conversation_id=case.conversation_id,
+                                 case_number=case.case_number, reason=case.reason, priority=case.priority,
+                                 customer_name=case.customer_name)
+        window_open = contacts.service_window_open(conn, case.contact_id)
+        closes_at = contacts.service_window_closes_at(conn, case.contact_id)
+        extra = casefile.case_extra(conn, case.id)
+        notes = casefile.notes(conn, case.conversation_id)
+        history = casefile.history(conn, case.id)
+    last_in = max((m["id"] for m in full if m["direction"] == "in"), default=0)
+    summary = _summary(case.id, last_in, known.facts, [(m["who"], m["body"]) for m in full])
+    values = {"nombre": handoff.name_part(case.customer_name).strip(), "caso": case.case_number,
+              "codigo": known.facts.packages[-1][0] if known.facts.packages else "", "agente": agent.first_name}
+    with get_pool().connection() as conn:
+        answers = [{**a, "body": canned.fill(a["body"], values)} for a in canned.for_tenant(conn, agent.tenant_id)]
+    return {
+        "canned": answers,
+        "id": case.id, "case_number": case.case_number, "priority": case.priority, "reason": case.reason,
+        "reason_text": reason_text(case.reason),
+        "status": case.status, "taken_by": case.taken_by, "taken_by_name": case.taken_by_name,
+        "mine": case.status == "taken" and case.taken_by == agent.id,
+        "conversation_status": case.conversation_status, "customer_name": case.customer_name,
+        "created_at": case.created_at.isoformat(), "messages": messages, "notes": notes, "history": history,
+        "summary": summary, "facts": known.facts.as_dict(), "packages": known.package_lines,
+        "dialog_state": known.state, "last_intent": known.last_intent,
+        "window_open": window_open, "window_closes_at": closes_at.isoformat() if closes_at else None,
+        "values": values, "resolution_reason": extra.get("resolution_reason"),
+        "csat_score": extra.get("csat_score"),
+        "sla_target_s": casefile.sla_target_s(console.settings, case.priority),
+        "first_response_at": extra["first_response_at"].isoformat() if extra.get("first_response_at") else None,
+    }
+
+
+def _summary(case_id: int, last_customer_message: int, facts: Facts, transcript: list[tuple[str, str]]) -> str:
+    """The case summary; an LLM's is kept in Redis until the customer writes again (pages refresh often)."""
+    console = state()
+    if console.summarizer is None:
+        return build_summary(facts, transcript)
+    key = SUMMARY_KEY.format(case_id=case_id, last=last_customer_message)
+    try:
+        cached = console.desk.redis.get(key)
+    except redis.RedisError:
+        cached = None
+    if isinstance(cached, bytes):
+        return cached.decode()
+    text = build_summary(facts, transcript, console.summarizer)
+    try:
+        console.desk.redis.set(key, text, ex=SUMMARY_TTL_S)
+    except redis.RedisError as exc:
+        log.warning("case summary not cached: %s", type(exc).__name__)
+    return text
+
+
+@bp.get("/api/cases/<int:case_id>")
+@auth.login_required
+def api_case(case_id: int) -> Response:
+    agent = auth.require_agent()
+    try:
+        after = int(request.args.get("after") or 0)
+    except ValueError:
+        abort(400, description="'after' must be a message id (a whole number)")
+    return jsonify(_case_detail(agent, case_id, after))
+
+
+def _body() -> dict[str, Any]:
+    data = request.get_json(silent=True) if request.is_json else request.form.to_dict()
+    if not isinstance(data, dict):
+        abort(400, description="send a JSON object")
+    return data
+
+
+@bp.post("/api/cases/<int:case_id>/claim")
+@auth.login_required
+def api_claim(case_id: int) -> Response:
+    case = handoff.claim(state().desk, auth.require_agent(), case_id)
+    return jsonify(ok=True, status="taken", case_id=case.id)
+
+
+@bp.post("/api/cases/<int:case_id>/takeover")
+@auth.login_required
+def api_takeover(case_id: int) -> Response:
+    data = _body()
+    from_agent = data.get("from_agent_id")
+    if not isinstance(from_agent, int) and not (isinstance(from_agent, str) and from_agent.isdigit()):
+        abort(400, description="from_agent_id (who has the chat now) is required")
+    handoff.take_over(state().desk, auth.require_agent(), case_id, int(from_agent))
+    return jsonify(ok=True, status="taken")
+
+
+@bp.post("/api/cases/<int:case_id>/reply")
+@auth.login_required
+def api_reply(case_id: int) -> tuple[Response, int]:
+    data = _body()
+    text = data.get("text")
+    if not isinstance(text, str):
+        abort(400, description="'text' is required")
+    key = data.get("client_key")
+    message_id = handoff.reply(state().desk, auth.require_agent(), case_id, text,
+                               str(key)[:64] if isinstance(key, str) and key else None)
+    return jsonify(ok=True, message_id=message_id, status="pending"), 202
+
+
+@bp.post("/api/cases/<int:case_id>/template")
+@auth.login_required
+def api_template(case_id: int) -> tuple[Response, int]:
+    agent = auth.require_agent()
+    data = _body()
+    values = data.get("values") or {}
+    if not isinstance(values, dict):
+        abort(400, description="'values' must be an object")
+    try:
+        spec = approved.template(tenant_slug(agent.tenant_id), str(data.get("name") or ""))
+        message = approved.build_message(spec, {k: str(v) for k, v in values.items()})
+        preview = spec.render({k: str(v) for k, v in values.items()})
+    except approved.MissingTemplateValue as exc:
+        abort(400, description=f"missing value: {exc.args[0]}")
+    except KeyError as exc:
+        abort(400, description=str(exc.args[0]))
+    message_id = handoff.send_template(state().desk, agent, case_id, message, preview)
+    return jsonify(ok=True, message_id=message_id, status="pending"), 202
+
+
+@bp.post("/api/cases/<int:case_id>/hand-back")
+@auth.login_required
+def api_hand_back(case_id: int) -> Response:
+    handoff.hand_back(state().desk, auth.require_agent(), case_id)
+    return jsonify(ok=True, status="returned")
+
+
+@bp.post("/api/cases/<int:case_id>/resolve")
+@auth.login_required
+def api_resolve(case_id: int) -> Response:
+    data = _body()
+    reason = data.get("reason")
+    if not isinstance(reason, str):
+        abort(400, description="'reason' is required")
+    csat = data.get("csat") in (True, "1", "true", "on")
+    handoff.resolve(state().desk, auth.require_agent(), case_id, reason, ask_csat=csat)
+    return jsonify(ok=True, status="resolved")
+
+
+@bp.post("/api/cases/<int:case_id>/notes")
+@auth.login_required
+def api_note(case_id: int) -> tuple[Response, int]:
+    text = _body().get("body")
+    if not isinstance(text, str):
+        abort(400, description="'body' is required")
+    note_id = handoff.add_note(state().desk, auth.require_agent(), case_id, text)
+    return jsonify(ok=True, note_id=note_id), 201
+
+
+@bp.post("/api/cases/<int:case_id>/typing")
+@auth.login_required
+def api_typing(case_id: int) -> Response:
+    agent = auth.require_agent()
+    with get_pool().connection() as conn:
+        handoff.load_case(conn, agent.tenant_id, case_id)
+    live.publish(state().desk.redis, agent.tenant_id, "typing", case_id=case_id, agent=agent.name,
+                 agent_id=agent.id)
+    return jsonify(ok=True)
+
+
+@bp.get("/api/events")
+@auth.login_required
+def api_events() -> Response:
+    agent = auth.require_agent()
+    console = state()
+    headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    if not console.streams.acquire(blocking=False):
+        # Every stream slot of this process is taken: the webhooks keep their threads. The page keeps
+        # refreshing every 30 s; EventSource tries again after `retry`.
+        log.warning("console live stream refused: all %d slots of this process in use",
+                    console.settings.console_max_streams)
+        return Response(f"retry: {STREAM_BUSY_RETRY_MS}\n: busy\n\n", mimetype="text/event-stream",
+                        headers=headers)
+
+    def events() -> Iterator[str]:
+        try:
+            yield from live.stream(console.desk.redis, agent.tenant_id, max_s=STREAM_MAX_S)
+        finally:
+            console.streams.release()
+
+    return Response(stream_with_context(events()), mimetype="text/event-stream", headers=headers)

@@ -1,0 +1,71 @@
+"""Telling the logistics core that a notification went out: `POST /api/notifications/log`.
+
+Design 3.3.1: the core keeps its own record of what the bot told customers.
+The report carries our notification id (the core de-duplicates on it), the
+tracking code, the kind, who was told (role, never the phone), template or
+free-form, and when. It is tried once right after the send; a failure is
+recorded (`report_attempts`) and the scheduler retries every unreported
+notification until the core accepts it.
+
+Failure policy: core errors are logged and recorded, never raised.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from datetime import UTC, datetime
+
+from core_api_client import CoreClient
+from core_api_client.errors import CoreError
+from notifications import ledger
+from worker.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+@functools.cache
+def core_client(base_url: str, api_key: str, timeout_s: float) -> CoreClient:
+    """One core client per process (it keeps connections alive)."""
+    return CoreClient(base_url, api_key, timeout_s)
+
+
+def client_for(rt: Runtime) -> CoreClient:
+    settings = rt.settings
+    return core_client(settings.core_api_url, settings.core_api_key, settings.core_api_timeout_s)
+
+
+def report(rt: Runtime, log_id: int) -> bool:
+    """Report one sent notification; True when the core accepted it (or had it already)."""
+    with rt.pool.connection() as conn:
+        details = ledger.report_details(conn, log_id)
+    if details is None or details["reported_at"] is not None:
+        return details is not None
+    sent_at: datetime = details["sent_at"] or datetime.now(UTC)
+    extra = {
+        "notification_id": f"encargo-{details['id']}",
+        "recipient_role": details["role"] or "",
+        "mode": details["mode"] or "",
+        "template": details["template_name"] or "",
+        "status": details["status"],
+    }
+    try:
+        client_for(rt).log_notification(details["tracking_code"], details["kind"], sent_at, details=extra)
+    except CoreError as exc:
+        log.warning("notification report refused or failed (%s); retried later", type(exc).__name__,
+                    extra={"notification_id": log_id})
+        ok = False
+    else:
+        ok = True
+    with rt.pool.connection() as conn:
+        ledger.mark_reported(conn, log_id, ok)
+    return ok
+
+
+def report_unreported(rt: Runtime, *, older_than_s: float = 30.0) -> int:
+    """Retry every sent notification the core has not accepted yet; returns how many it accepted now."""
+    accepted = 0
+    for log_id in ledger.unreported(rt.pool, older_than_s=older_than_s):
+        if report(rt, log_id):
+            accepted += 1
+    return accepted

@@ -1,0 +1,244 @@
+"""Sending one notification: template or free-form, within the rate limits, at most once.
+
+`send(rt, log_id)` is what the jobs call. In order:
+1. claim the waiting `notification_log` row (one sender only);
+2. the customer opted out -> skipped; inside quiet hours -> deferred to their end;
+3. inside the 24-hour window -> an interactive message (the template's text with
+   its quick replies as buttons); outside -> the approved template;
+4. the message is written to `messages` (idempotency key `notification:<id>:<mode>`)
+   before the provider is called, then claimed, throttled and sent;
+5. Meta 131047 / Twilio 63016 on the free-form message -> the template, at once;
+6. rate limits (130429, 131056) and other transient errors -> deferred and
+   retried later; permanent errors -> failed with the provider's code;
+7. sent -> the dialog remembers the package, and the core is told.
+
+Failure policy: provider errors never raise (they are recorded); database and
+Redis errors raise so that RQ retries the job. A message that may have reached
+the provider (timeout, worker died mid-send) is never sent again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import redis
+from psycopg import Connection
+
+from channels import throttle
+from channels.errors import SendError, TransientSendError, WindowClosedError
+from channels.outbound import Buttons, Choice, OutboundMessage, Recipient, SendResult, Text, preview_text
+from notifications import ledger, recipients, reporting
+from notifications.quiet_hours import release_time
+from notifications.templates import MissingTemplateValue, TemplateSpec, build_message, template_for_notification
+from storage import contacts, conversations, messages
+from worker.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+FREE_FORM = "free_form"
+TEMPLATE = "template"
+# Wait in-process for a rate-limit token up to this long; beyond it, defer and retry later.
+MAX_THROTTLE_WAIT_S = 2.0
+# Transient failures (rate limits, provider errors) tolerated before a notification is marked failed.
+MAX_ATTEMPTS = 10
+# One notification per customer per 6 s (Meta's pair rate), kept apart from replies' burst allowance.
+NOTIFY_PAIR_KEY = "throttle:notify:{number}:{recipient_hash}"
+
+
+@dataclass(frozen=True)
+class SendOutcome:
+    result: str  # sent | skipped | deferred | failed | not_waiting
+    retry_at: datetime | None = None
+
+
+def send(rt: Runtime, log_id: int, *, now: datetime | None = None) -> SendOutcome:
+    """Send the notification `log_id` if it is waiting and due (see the module docstring)."""
+    now = now or datetime.now(UTC)
+    settings = rt.settings
+    with rt.pool.connection() as conn:
+        claimed = ledger.claim(conn, log_id, now)
+        if claimed is None:
+            return SendOutcome("not_waiting")
+        note = claimed.note
+        if claimed.opted_out:
+            ledger.mark_skipped(conn, log_id, "the customer opted out of notifications")
+            log.info("notification skipped: opted out", extra={"notification_id": log_id})
+            return SendOutcome("skipped")
+        quiet_until = release_time(now, claimed.timezone, settings.quiet_hours_start, settings.quiet_hours_end)
+        if quiet_until is not None:
+            ledger.defer(conn, log_id, quiet_until, "quiet hours")
+            return SendOutcome("deferred", quiet_until)
+        window_open = contacts.service_window_open(conn, note.contact_id, now)
+        conversation = conversations.open_for(conn, tenant_id=note.tenant_id, contact_id=note.contact_id)
+    phone = rt.vault.decrypt(claimed.phone_encrypted) if claimed.phone_encrypted else None
+    bsuid = claimed.bsuid
+    tenant_slug = claimed.tenant_slug
+    values = json.loads(rt.vault.decrypt(note.values_encrypted or ""))
+    spec = template_for_notification(tenant_slug, note.kind)
+    if spec is None:
+        with rt.pool.connection() as conn:
+            ledger.mark_failed(conn, log_id, "no_template", f"tenant {tenant_slug!r} has no {note.kind} template")
+        log.error("no template configured", extra={"notification_id": log_id, "kind": note.kind})
+        return SendOutcome("failed")
+    mode = note.mode or (FREE_FORM if window_open else TEMPLATE)
+    recipient = Recipient(phone=phone, bsuid=bsuid)
+    # An earlier attempt (refused for the window, or deferred after waiting its turn) already spaced it.
+    retry = note.mode is not None
+    while True:
+        try:
+            message = build_message(spec, values) if mode == TEMPLATE else free_form(spec, values)
+        except MissingTemplateValue as exc:
+            with rt.pool.connection() as conn:
+                ledger.mark_failed(conn, log_id, "template_values", str(exc))
+            return SendOutcome("failed")
+        outcome = _send_as(rt, note, conversation.id, recipient, mode, message, spec.render(values),
+                           refused_before=retry)
+        if outcome != "window_closed":
+            break
+        mode, retry = TEMPLATE, True  # 131047: the window closed after all; the approved template may always go
+        log.info("window closed for a free-form notification; sending the template",
+                 extra={"notification_id": log_id})
+    if isinstance(outcome, SendOutcome):
+        return outcome
+    if outcome == "sent":
+        options = [(b.payload.format_map(values), b.title) for b in spec.buttons]
+        recipients.seed_dialog(rt, phone=phone or bsuid or "", conversation_id=conversation.id,
+                               tracking_code=note.tracking_code, pin_point=_pin_point(options), options=options)
+        reporting.report(rt, log_id)
+        return SendOutcome("sent")
+    return SendOutcome("failed")
+
+
+def free_form(spec: TemplateSpec, values: dict[str, str]) -> OutboundMessage:
+    """The in-window version: the template's text, its quick replies as reply buttons."""
+    body = spec.render(values)
+    if not spec.buttons:
+        return Text(body)
+    choices = tuple(Choice(b.payload.format_map(values), b.title) for b in spec.buttons)
+    return Buttons(body=body, buttons=choices)
+
+
+def _pin_point(options: list[tuple[str, str]]) -> str | None:
+    pins = [option_id.partition(":")[2] for option_id, _ in options if option_id.startswith("pin:")]
+    return pins[0] if pins else None
+
+
+def _send_as(rt: Runtime, note: ledger.Notification, conversation_id: int, recipient: Recipient, mode: str,
+             message: OutboundMessage, shown: str, *, refused_before: bool) -> str | SendOutcome:
+    """Write, claim, throttle and send one message; 'sent', 'failed', 'window_closed' or a deferral.
+
+    `refused_before`: the template after a refused free-form message, which reached
+    nobody, so the customer's notification spacing is not taken twice.
+    """
+    key = f"notification:{note.id}:{mode}"
+    with rt.pool.connection() as conn:  # no transaction: a retry finds the message by its key
+        message_id = messages.create_outbound(
+            conn, tenant_id=note.tenant_id, conversation_id=conversation_id, channel=rt.transport.channel,
+            idempotency_key=key, message=message, webhook_event_id=None, correlation_id=f"notification-{note.id}",
+        )
+        if message_id is None:
+            message_id = _message_by_key(conn, key)
+        else:
+            body = shown if mode == TEMPLATE else preview_text(message)
+            conn.execute("UPDATE messages SET body = %s WHERE id = %s", (body, message_id))
+        ledger.set_message(conn, note.id, message_id, mode, note.template_name if mode == TEMPLATE else None)
+        row_claimed = messages.claim_for_sending(conn, message_id)
+        if row_claimed is None:
+            status = messages.status_of(conn, message_id)
+            reason = "an earlier attempt may have reached the provider; not resent to avoid a duplicate"
+            messages.mark_failed(conn, message_id, "interrupted", reason)
+            ledger.mark_failed(conn, note.id, "interrupted", f"message was {status}: {reason}")
+            return "failed"
+    who = recipient.phone or recipient.bsuid or ""
+    wait = _throttle(rt, who, spaced=not refused_before)
+    if wait > 0:
+        return _defer(rt, note, message_id, "throttled", f"sending rate limit; retry in {wait:.1f}s", wait)
+    try:
+        results = rt.transport.send(recipient, message, reference=key)
+    except WindowClosedError as exc:
+        with rt.pool.connection() as conn:
+            messages.mark_failed(conn, message_id, exc.code, exc.title)
+        if mode == FREE_FORM:
+            return "window_closed"
+        with rt.pool.connection() as conn:
+            ledger.mark_failed(conn, note.id, exc.code, exc.title)
+        return "failed"
+    except TransientSendError as exc:
+        if exc.maybe_sent:
+            return _fail(rt, note, message_id, exc, "no answer from the provider; it may have been delivered")
+        if note.attempts >= MAX_ATTEMPTS:
+            return _fail(rt, note, message_id, exc, f"gave up after {note.attempts} attempts: {exc.title}")
+        delay = exc.retry_delay_s(note.attempts - 1)
+        return _defer(rt, note, message_id, exc.code, exc.title, delay)
+    except SendError as exc:
+        return _fail(rt, note, message_id, exc, exc.title)
+    _record_sent(rt, note, message_id, results)
+    log.info("notification sent", extra={"notification_id": note.id, "mode": mode, "kind": note.kind})
+    return "sent"
+
+
+def _message_by_key(conn: Connection[Any], key: str) -> int:
+    row = conn.execute("SELECT id FROM messages WHERE idempotency_key = %s", (key,)).fetchone()
+    assert row is not None
+    return int(row["id"])
+
+
+def _record_sent(rt: Runtime, note: ledger.Notification, message_id: int, results: list[SendResult]) -> None:
+    first = results[0]
+    with rt.pool.connection() as conn, conn.transaction():
+        messages.mark_sent(conn, message_id, first.provider_message_id, first.status)
+        ledger.mark_sent(conn, note.id, channel=rt.transport.channel, provider_message_id=first.provider_message_id,
+                         status=first.status)
+
+
+def _fail(rt: Runtime, note: ledger.Notification, message_id: int, exc: SendError, why: str) -> str:
+    log.warning("notification failed", extra={"notification_id": note.id, "code": exc.code})
+    with rt.pool.connection() as conn, conn.transaction():
+        messages.mark_failed(conn, message_id, exc.code, why)
+        ledger.mark_failed(conn, note.id, exc.code, why)
+    return "failed"
+
+
+def _defer(rt: Runtime, note: ledger.Notification, message_id: int, code: str, why: str,
+           delay_s: float) -> SendOutcome:
+    retry_at = datetime.now(UTC) + timedelta(seconds=max(0.5, delay_s))
+    with rt.pool.connection() as conn, conn.transaction():
+        messages.release_for_retry(conn, message_id, code, why)
+        ledger.defer(conn, note.id, retry_at, f"{code}: {why}")
+    return SendOutcome("deferred", retry_at)
+
+
+def _throttle(rt: Runtime, recipient: str, *, spaced: bool = True) -> float:
+    """Take tokens: this customer's notification spacing, their pair bucket, the number's throughput.
+
+    All or none in one round trip (`channels.throttle.acquire_all`). Short waits are slept
+    here; a longer one is returned (nothing sent, retry later). The throughput bucket is the
+    one replies use, with a burst of one so that no second holds more than the configured
+    messages per second.
+    """
+    settings = rt.settings
+    number = settings.meta_phone_number_id or settings.twilio_whatsapp_number or "local"
+    buckets = [
+        throttle.Bucket(throttle.pair_key(number, recipient), throttle.PAIR_RATE_PER_S, throttle.PAIR_BURST),
+        throttle.Bucket(throttle.throughput_key(number), float(settings.meta_throughput_mps), 1),
+    ]
+    if spaced:
+        notify_key = NOTIFY_PAIR_KEY.format(number=number, recipient_hash=throttle.recipient_hash(recipient))
+        buckets.insert(0, throttle.Bucket(notify_key, throttle.PAIR_RATE_PER_S, 1))
+    deadline = time.monotonic() + MAX_THROTTLE_WAIT_S
+    while True:
+        try:
+            wait = throttle.acquire_all(rt.redis, buckets)
+        except redis.RedisError as exc:
+            log.warning("throttle unavailable, sending unthrottled (%s)", type(exc).__name__)
+            return 0.0
+        if wait <= 0:
+            return 0.0
+        if time.monotonic() + wait > deadline:
+            return wait
+        time.sleep(wait)

@@ -1,0 +1,211 @@
+"""POST /internal/events: signature, replay window, schema errors, idempotency, durable storage (issue 7)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+import pytest
+from flask.testing import FlaskClient
+from psycopg_pool import ConnectionPool
+
+from app import create_app
+from config import Settings
+from sandbox_core.app import create_sandbox_app
+from sandbox_core.server import BackgroundServer
+from tests.harness import rows, run_jobs
+from tests.notifications_helpers import SECRET, notification_settings, post_event, status_event
+
+
+@pytest.fixture
+def nsettings(settings: Settings, core_url: str) -> Settings:
+    return notification_settings(settings, core_url)
+
+
+@pytest.fixture
+def client(nsettings: Settings) -> Iterator[FlaskClient]:
+    app = create_app(nsettings)
+    with app.test_client() as c:
+        yield c
+
+
+def _core_events(pool: ConnectionPool) -> list[dict[str, object]]:
+    return rows(pool, "SELECT event_id, type, tracking_code, status, state FROM core_events ORDER BY id")
+
+
+def test_a_signed_event_is_stored_queued_and_answered_202(client: FlaskClient, db_pool: ConnectionPool) -> None:
+    response = post_event(client, status_event("SV20260105007834", "ARRIVED_AT_DESTINATION", event_id="e-1"))
+    assert response.status_code == 202
+    assert response.get_json() == {"event_id": "e-1", "status": "accepted"}
+    assert _core_events(db_pool) == [{"event_id": "e-1", "type": "package.status_changed",
+                                      "tracking_code": "SV20260105007834", "status": "ARRIVED_AT_DESTINATION",
+                                      "state": "queued"}]
+
+
+def test_the_same_event_twice_is_acknowledged_and_notifies_once(
+    client: FlaskClient, db_pool: ConnectionPool, nsettings: Settings
+) -> None:
+    event = status_event("SV20260105007834", "ARRIVED_AT_DESTINATION", event_id="e-dup")
+    first, second = post_event(client, event), post_event(client, event)
+    assert (first.status_code, second.status_code) == (202, 202)
+    assert second.get_json() == {"event_id": "e-dup", "status": "duplicate"}
+    run_jobs(nsettings)
+    assert len(_core_events(db_pool)) == 1
+    assert len(rows(db_pool, "SELECT id FROM notification_log")) == 1
+    assert len(rows(db_pool, "SELECT id FROM messages WHERE direction = 'out'")) == 1
+
+
+@pytest.mark.parametrize(
+    ("headers_case", "message"),
+    [
+        ("wrong_secret", "does not match"),
+        ("no_signature", "headers are required"),
+        ("stale", "replay refused"),
+        ("future", "replay refused"),
+        ("tampered", "does not match"),
+    ],
+)
+def test_bad_signatures_and_replays_are_refused_and_nothing_is_stored(
+    client: FlaskClient, db_pool: ConnectionPool, headers_case: str, message: str
+) -> None:
+    event = status_event("SV20260105007834", "ARRIVED_AT_DESTINATION")
+    raw = json.dumps(event).encode()
+    now = int(time.time())
+    if headers_case == "wrong_secret":
+        response = post_event(client, raw, secret="another-secret")
+    elif headers_case == "no_signature":
+        response = post_event(client, raw, signature="")
+    elif headers_case == "stale":
+        response = post_event(client, raw, timestamp=now - 301)
+    elif headers_case == "future":
+        response = post_event(client, raw, timestamp=now + 301)
+    else:
+        from notifications.events import sign
+
+        response = post_event(client, raw.replace(b"ARRIVED", b"RETURNE"),
+                              signature=sign(SECRET, str(now), raw), timestamp=now)
+    assert response.status_code == 401
+    assert message in response.get_json()["message"]
+    assert _core_events(db_pool) == []
+
+
+def test_a_replay_within_five_minutes_is_accepted_once(client: FlaskClient, db_pool: ConnectionPool) -> None:
+    event = status_event("SV20260105007834", "ARRIVED_AT_DESTINATION", event_id="e-old")
+    assert post_event(client, event, timestamp=int(time.time()) - 290).status_code == 202
+    assert post_event(client, event, timestamp=int(time.time()) - 10).get_json()["status"] == "duplicate"
+    assert len(_core_events(db_pool)) == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "words"),
+    [
+        ({"status": "arrived"}, "status", "does not match"),
+        ({"type": "package.lost"}, "type", "is not one of"),
+        ({"tracking_code": 12345}, "tracking_code", "is not of type"),
+        ({"occurred_at": "yesterday at noon"}, "occurred_at", "ISO 8601"),
+        ({"occurred_at": "2026-01-06T09:40:00"}, "occurred_at", "UTC offset"),
+        ({"recipient_phone": "+50370000002"}, None, "Additional properties are not allowed"),
+        ({"tenant": "nobody"}, "tenant", "unknown tenant"),
+    ],
+)
+def test_an_invalid_event_gets_a_400_saying_what_is_wrong(
+    client: FlaskClient, db_pool: ConnectionPool, change: dict[str, object], field: str | None, words: str
+) -> None:
+    event: dict[str, object] = {**status_event("SV20260105007834", "ARRIVED_AT_DESTINATION"), **change}
+    response = post_event(client, {k: v for k, v in event.items() if v is not None})
+    assert response.status_code == 400
+    body = response.get_json()
+    assert body["error"] == "invalid_event"
+    assert words in body["message"]
+    assert body.get("field") == field
+    assert _core_events(db_pool) == []
+
+
+def test_a_status_event_without_status_and_a_non_json_body_are_refused(client: FlaskClient) -> None:
+    event = status_event("SV20260105007834", "ARRIVED_AT_DESTINATION")
+    del event["status"]
+    response = post_event(client, event)
+    assert response.status_code == 400
+    assert "'status' is a required property" in response.get_json()["message"]
+    response = post_event(client, b"not json")
+    assert response.status_code == 400
+    assert response.get_json()["message"] == "body must be a JSON object"
+
+
+def test_without_a_configured_secret_every_event_is_refused(settings: Settings, core_url: str) -> None:
+    app = create_app(notification_settings(settings, core_url, internal_events_secret=""))
+    with app.test_client() as c:
+        response = post_event(c, status_event("SV20260105007834", "ARRIVED_AT_DESTINATION"))
+    assert response.status_code == 401
+    assert "INTERNAL_EVENTS_SECRET" in response.get_json()["message"]
+
+
+def test_a_status_change_in_the_sandbox_core_reaches_the_customer(
+    settings: Settings, db_pool: ConnectionPool
+) -> None:
+    """The sandbox core signs its events exactly as /internal/events checks them (make run's demo path)."""
+    with BackgroundServer(create_sandbox_app()) as plain_core:
+        nsettings = notification_settings(settings, plain_core.url)
+        with BackgroundServer(create_app(nsettings)) as web:
+            sandbox = create_sandbox_app(events_url=f"{web.url}/internal/events", events_secret=SECRET)
+            with BackgroundServer(sandbox) as core, sandbox.test_client() as control:
+                nsettings = nsettings.with_overrides(core_api_url=core.url)
+                response = control.post("/sandbox/packages/SV20260106012345/status",
+                                        json={"status": "ARRIVED_AT_DESTINATION"})
+                assert response.status_code == 200
+                assert response.get_json()["event_delivered"] is True
+                run_jobs(nsettings)
+                logged = control.get("/api/notifications/log").get_json()["notifications"]
+    sent = rows(db_pool, "SELECT kind, body, status FROM messages WHERE direction = 'out'")
+    assert len(sent) == 1
+    assert sent[0]["kind"] == "template"
+    assert sent[0]["body"].startswith("¡Hola María! 👋 Tu paquete SV20260106012345 llegó y está listo para retirar "
+                                      "en Santa Ana - Punto Principal (Calle Libertad esq. 10ª Av. Norte).")
+    assert "Monto a pagar: $0.00 (no pagas nada)" in sent[0]["body"]
+    assert [(n["tracking_code"], n["type"], n["recipient_role"], n["mode"]) for n in logged] == [
+        ("SV20260106012345", "arrived", "recipient", "template")]
+
+
+def test_make_run_points_the_sandbox_core_events_at_internal_events() -> None:
+    from scripts.bootstrap_env import FIXED_VALUES, missing_values
+    from scripts.run_all import process_environment
+
+    file_values = {**FIXED_VALUES, **missing_values(FIXED_VALUES)}
+    env, _ = process_environment(file_values, {})
+    assert env["SANDBOX_CORE_EVENTS_URL"] == "http://127.0.0.1:8000/internal/events"
+    assert env["SANDBOX_CORE_EVENTS_SECRET"] == env["INTERNAL_EVENTS_SECRET"] != ""
+    env, _ = process_environment(file_values, {"ENCARGO_WEB_PORT": "9000"})
+    assert env["SANDBOX_CORE_EVENTS_URL"] == "http://127.0.0.1:9000/internal/events"
+
+
+def test_the_openapi_contract_matches_the_schema_the_endpoint_enforces() -> None:
+    from pathlib import Path
+
+    import yaml
+
+    from notifications.events import EVENT_SCHEMA, parse
+
+    spec = yaml.safe_load((Path(__file__).parent.parent / "docs" / "openapi.yaml").read_text(encoding="utf-8"))
+    documented = spec["components"]["schemas"]["PackageEvent"]
+    assert sorted(documented["properties"]) == sorted(EVENT_SCHEMA["properties"])
+    assert documented["required"] == EVENT_SCHEMA["required"]
+    examples = spec["paths"]["/internal/events"]["post"]["requestBody"]["content"]["application/json"]["examples"]
+    for example in examples.values():
+        assert parse(json.dumps(example["value"]).encode()).tracking_code == example["value"]["tracking_code"]
+
+
+def test_the_sandbox_core_records_a_repeated_report_once() -> None:
+    """The bot retries its report until accepted; the core keys it on notification_id."""
+    core = create_sandbox_app()
+    report = {"tracking_code": "SV20260106012345", "channel": "whatsapp", "type": "arrived",
+              "sent_at": "2026-01-06T10:00:00-06:00", "notification_id": "encargo-7", "mode": "template"}
+    with core.test_client() as client:
+        first = client.post("/api/notifications/log", json=report)
+        second = client.post("/api/notifications/log", json=report)
+        bad = client.post("/api/notifications/log", json={**report, "mode": 3})
+        logged = client.get("/api/notifications/log").get_json()["notifications"]
+    assert (first.status_code, second.status_code) == (201, 201)
+    assert first.get_json() == second.get_json()
+    assert bad.status_code == 400
+    assert [(n["notification_id"], n["mode"]) for n in logged] == [("encargo-7", "template")]
