@@ -14,7 +14,9 @@ import os
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
+from email.utils import parseaddr
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 ENVIRONMENTS = ("development", "test", "production")
@@ -111,6 +113,11 @@ class Settings:
     # Live event streams one web process keeps open (each holds one of its threads, which webhooks need too);
     # further console pages refresh every 30 s and retry the stream every 20 s.
     console_max_streams: int = 4
+    # Password reset e-mails: smtp://user:password@host:587 (STARTTLS) or smtps://user:password@host:465 (TLS).
+    # Empty: no e-mail; the one-time link is written to the log for an operator.
+    smtp_url: str = ""
+    smtp_from: str = ""  # the From header, e.g. "Encargo Soporte <soporte@empresa.sv>"
+    smtp_timeout_s: float = 10.0
 
     # --- issue 7: proactive notifications (notifications/, /internal/events) ---
     # HMAC-SHA256 key the logistics core signs its events with; /internal/events refuses every event without it.
@@ -209,6 +216,9 @@ class Settings:
             "console_login_attempts": reader.integer("CONSOLE_LOGIN_ATTEMPTS", 5, 1, 100),
             "console_reset_ttl_s": reader.integer("CONSOLE_RESET_TTL_S", 3600, 60, 7 * 86400),
             "console_max_streams": reader.integer("CONSOLE_MAX_STREAMS", 4, 1, 1000),
+            "smtp_url": reader.text("SMTP_URL"),
+            "smtp_from": reader.text("SMTP_FROM"),
+            "smtp_timeout_s": reader.number("SMTP_TIMEOUT_S", 10.0, 0.5, 120),
             # issue 7: proactive notifications
             "internal_events_secret": reader.text("INTERNAL_EVENTS_SECRET"),
             "internal_events_max_age_s": reader.integer("INTERNAL_EVENTS_MAX_AGE_S", 300, 10, 3600),
@@ -257,6 +267,11 @@ class Settings:
             raise ConfigError("WHATSAPP_PROVIDER=local is for development; set meta or twilio in production")
         if self.is_production and len(self.console_session_secret) < 32:
             raise ConfigError("CONSOLE_SESSION_SECRET (at least 32 characters) is required in production")
+        if self.smtp_url:
+            _check_smtp(self.smtp_url, self.smtp_from)
+            if self.is_production and not self.public_base_url:
+                # otherwise the reset link would be built from the request's Host header, which a client chooses
+                raise ConfigError("PUBLIC_BASE_URL is required in production when SMTP_URL is set")
         # issue 7: proactive notifications
         for name in ("quiet_hours_start", "quiet_hours_end"):
             if not _is_clock_time(getattr(self, name)):
@@ -270,12 +285,35 @@ class Settings:
 
     def redacted(self) -> dict[str, Any]:
         """Settings safe to log: secrets replaced by whether they are set."""
-        secret_words = ("secret", "token", "key", "dsn", "database_url", "redis_url")
+        secret_words = ("secret", "token", "key", "dsn", "database_url", "redis_url", "smtp_url")
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
             out[f.name] = bool(value) if any(w in f.name for w in secret_words) else value
         return out
+
+
+def _check_smtp(url: str, sender: str) -> None:
+    """SMTP_URL and SMTP_FROM (issue 6: reset e-mails); the message never repeats the URL (it holds a password)."""
+    shape = "must look like smtp://user:password@host:587 or smtps://user:password@host:465"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise ConfigError(f"SMTP_URL {shape} (its port is not a number from 1 to 65535)") from None
+    if parts.scheme not in ("smtp", "smtps"):
+        raise ConfigError(f"SMTP_URL {shape} (the scheme is not smtp or smtps)")
+    if not parts.hostname:
+        raise ConfigError(f"SMTP_URL {shape} (no host)")
+    if port == 0 or parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ConfigError(f"SMTP_URL {shape} (nothing may follow host:port)")
+    if parts.username and not parts.password:
+        raise ConfigError(f"SMTP_URL {shape} (a user needs a password; write @ in either as %40)")
+    if not sender:
+        raise ConfigError("SMTP_FROM is required when SMTP_URL is set (e.g. Encargo Soporte <soporte@empresa.sv>)")
+    address = parseaddr(sender)[1]
+    if "@" not in address or any(c in sender for c in "\r\n"):
+        raise ConfigError(f"SMTP_FROM={sender!r} is not an e-mail address")
 
 
 def _is_clock_time(value: str) -> bool:

@@ -62,7 +62,7 @@ from bench.common import (  # noqa: E402
 
 EVENTS_SECRET = "bench-internal-events-secret-0123456789abcdef"  # noqa: S105 - bench_env's throw-away secret
 TARGET_SHARE = 0.90
-WARMUP = 200
+WARMUP = 1000
 STALL_S = 60.0
 
 
@@ -263,7 +263,7 @@ def main(argv: list[str] | None = None) -> None:
                  "fake": fake.process.pid or -1, "client": os.getpid()}
         log(f"warm-up: {WARMUP} events, then ANALYZE (a deployed database has planner statistics)")
         post_events(port, warmup_codes)
-        warm_deadline = time.monotonic() + 120
+        warm_deadline = time.monotonic() + 300
         while time.monotonic() < warm_deadline:
             events_open, warm_notes = progress(stack.database_url)
             if events_open == 0 and not any(warm_notes.get(k) for k in ("pending", "deferred", "sending")):

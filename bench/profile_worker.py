@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=300)
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--sort", default="cumulative", help="cProfile order: cumulative, tottime, ncalls")
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("--no-profile", action="store_true", help="CPU and counts only (cProfile adds ~40 %% of CPU)")
     args = parser.parse_args(argv)
@@ -117,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{name} {count / n:.2f}" for name, count in redis_by_command.most_common() if count > 0))
         if stats is not None:
             print()
-            stats.sort_stats("cumulative").print_stats(args.top)
+            stats.sort_stats(args.sort).print_stats(args.top)
             print(out.getvalue())
     log("done")
     return 0

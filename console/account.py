@@ -10,7 +10,8 @@ from flask import abort, flash, redirect, render_template, request, url_for
 
 from console import agents, auth, canned
 from console.agents import AgentError
-from console.blueprint import bp, state
+from console.blueprint import bp, mailer, state
+from console.mailer import ResetMail
 from storage.db import get_pool
 
 log = logging.getLogger(__name__)
@@ -54,18 +55,30 @@ def logout() -> Any:
 
 @bp.route("/password/forgot", methods=["GET", "POST"])
 def forgot_password() -> Any:
+    """The answer is the same whether or not the address is an agent's, and whether or not mailing works."""
     sent = False
+    settings = state().settings
     if request.method == "POST":
         email = (request.form.get("email") or "").strip()
+        mail = None
         with get_pool().connection() as conn:
             agent = agents.by_email(conn, email) if email else None
-            if agent is not None and agent.active:
-                token = agents.create_reset(conn, agent.id, state().settings.console_reset_ttl_s)
-                link = url_for(".reset_password", token=token, _external=True)
-                # No SMTP server is configured: the one-time link goes to the log for the operator.
-                log.warning("password reset link for agent %s: %s", agent.id, link)
+            if agent is not None and agent.active and auth.reset_allowed(state().desk.redis, agent.id):
+                token = agents.create_reset(conn, agent.id, settings.console_reset_ttl_s)
+                row = conn.execute("SELECT name FROM tenants WHERE id = %s", (agent.tenant_id,)).fetchone()
+                company = str(row["name"]) if row else settings.tenant_name  # type: ignore[call-overload]
+                mail = ResetMail(agent_id=agent.id, to=agent.email, name=agent.name, company=company,
+                                 link=_public_url(url_for(".reset_password", token=token)),
+                                 ttl_s=settings.console_reset_ttl_s)
+        if mail is not None:  # the token is committed: the link works as soon as it arrives
+            mailer().deliver(mail)
         sent = True
-    return render_template("console/forgot.html", sent=sent)
+    return render_template("console/forgot.html", sent=sent, mailing=bool(settings.smtp_url))
+
+
+def _public_url(path: str) -> str:
+    """PUBLIC_BASE_URL + path; without it, the address this request came to."""
+    return (state().settings.public_base_url or request.host_url.rstrip("/")) + path
 
 
 @bp.route("/password/reset/<token>", methods=["GET", "POST"])

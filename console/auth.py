@@ -30,6 +30,8 @@ from storage.db import get_pool
 log = logging.getLogger(__name__)
 
 LOGIN_WINDOW_S = 15 * 60
+RESET_KEY = "console:reset:{agent_id}"
+RESET_INTERVAL_S = 60
 FAIL_KEY = "console:login-fail:{kind}:{who}"
 CACHE_KEY = "encargo.console_agent"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -173,6 +175,15 @@ def clear_failures(conn: redis.Redis, email: str) -> None:
         conn.delete(_keys(email, "")[0])
     except redis.RedisError as exc:
         log.warning("login failures not cleared: %s", type(exc).__name__)
+
+
+def reset_allowed(conn: redis.Redis, agent_id: int) -> bool:
+    """At most one password reset link per agent a minute: nobody can flood an agent's inbox with them."""
+    try:
+        return bool(conn.set(RESET_KEY.format(agent_id=agent_id), 1, nx=True, ex=RESET_INTERVAL_S))
+    except redis.RedisError as exc:  # no Redis: the link is still made (the reset must keep working)
+        log.warning("reset limit unavailable: %s", type(exc).__name__)
+        return True
 
 
 def client_address() -> str:

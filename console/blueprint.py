@@ -13,6 +13,7 @@ from werkzeug.exceptions import HTTPException
 from config import Settings
 from console import auth
 from console.handoff import Desk, HandoffError, WindowClosed
+from console.mailer import Mailer
 from console.summary import Summarizer
 from core_api_client import CoreClient
 from storage.crypto import Vault
@@ -34,6 +35,8 @@ class ConsoleState:
     summarizer: Summarizer | None = None
     core: CoreClient | None = None
     tenant_slugs: dict[int, str] = field(default_factory=dict)
+    # hands password reset links on: by e-mail when SMTP_URL is set, else to the log
+    mailer: Mailer | None = None
     # one slot per open live event stream of this web process (Settings.console_max_streams)
     streams: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(4))
 
@@ -49,6 +52,13 @@ def core() -> CoreClient:
     if console.core is None:
         console.core = CoreClient(console.settings.core_api_url, console.settings.core_api_key, timeout_s=2.0)
     return console.core
+
+
+def mailer() -> Mailer:
+    console = state()
+    if console.mailer is None:
+        console.mailer = Mailer(console.settings)
+    return console.mailer
 
 
 def tenant_slug(tenant_id: int) -> str:

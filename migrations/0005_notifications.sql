@@ -56,3 +56,5 @@ CREATE INDEX notification_log_due ON notification_log (send_after) WHERE status 
 CREATE INDEX notification_log_unreported ON notification_log (id)
     WHERE reported_at IS NULL AND status IN ('accepted', 'sent', 'delivered', 'read');
 CREATE INDEX notification_log_arrivals ON notification_log (created_at) WHERE kind = 'arrived';
+-- a package's notifications (reminders already sent, the console's package view)
+CREATE INDEX notification_log_package ON notification_log (tenant_id, tracking_code);

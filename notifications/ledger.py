@@ -269,21 +269,31 @@ def arrived_packages(conn: Connection[Any], *, now: datetime, since: datetime,
                      reminder_days: tuple[int, ...]) -> list[tuple[int, str]]:
     """(tenant id, tracking code) of packages that may owe a reminder at `now` (candidates, checked with the core).
 
-    Arrivals notified after `since` for which fewer reminders were recorded than reminder days
-    reached; "reached" counts a day early (day N needs more than N - 1 elapsed days), because
-    reminder days are calendar days in company time.
+    Arrivals notified after `since`, old enough for the first reminder day, with fewer reminders
+    recorded than reminder days reached; "reached" counts a day early (day N needs more than N - 1
+    elapsed days), because reminder days are calendar days in company time.
     """
+    if not reminder_days:
+        return []
     rows = conn.execute(
         """
-        SELECT n.tenant_id, n.tracking_code FROM notification_log n
-        WHERE n.kind = 'arrived' AND n.created_at > %(since)s AND n.created_at <= %(now)s
-        GROUP BY n.tenant_id, n.tracking_code
-        HAVING (SELECT count(*) FROM notification_log r
-                WHERE r.tenant_id = n.tenant_id AND r.tracking_code = n.tracking_code AND r.kind = 'pickup_reminder')
-             < (SELECT count(*) FROM unnest(%(days)s::int[]) AS d
-                WHERE d - 1 <= extract(epoch FROM %(now)s - min(n.created_at)) / 86400)
-        ORDER BY n.tenant_id, n.tracking_code
+        WITH arrivals AS (
+            SELECT tenant_id, tracking_code, min(created_at) AS first_at FROM notification_log
+            WHERE kind = 'arrived' AND created_at > %(since)s
+              AND created_at <= %(now)s - make_interval(days => %(first)s - 1)
+            GROUP BY tenant_id, tracking_code
+        ), reminded AS (
+            SELECT r.tenant_id, r.tracking_code, count(*) AS sent FROM notification_log r
+            JOIN arrivals a ON a.tenant_id = r.tenant_id AND a.tracking_code = r.tracking_code
+            WHERE r.kind = 'pickup_reminder'
+            GROUP BY r.tenant_id, r.tracking_code
+        )
+        SELECT a.tenant_id, a.tracking_code FROM arrivals a
+        LEFT JOIN reminded r ON r.tenant_id = a.tenant_id AND r.tracking_code = a.tracking_code
+        WHERE COALESCE(r.sent, 0) < (SELECT count(*) FROM unnest(%(days)s::int[]) AS d
+                                     WHERE d - 1 <= extract(epoch FROM %(now)s - a.first_at) / 86400)
+        ORDER BY a.tenant_id, a.tracking_code
         """,
-        {"now": now, "since": since, "days": list(reminder_days)},
+        {"now": now, "since": since, "days": list(reminder_days), "first": min(reminder_days)},
     ).fetchall()
     return [(int(r["tenant_id"]), str(r["tracking_code"])) for r in rows]

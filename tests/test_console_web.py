@@ -278,6 +278,19 @@ def test_password_reset_by_a_one_time_link_in_the_log(client: FlaskClient, db_po
     assert unknown.status_code == 200  # the same answer: nobody learns which addresses exist
 
 
+def test_one_reset_link_per_agent_a_minute(client: FlaskClient, db_pool: ConnectionPool,
+                                          caplog: pytest.LogCaptureFixture) -> None:
+    make_agent(db_pool, "Carlos Rivas", "carlos@example.com")
+    token = csrf_of(client, "/console/password/forgot")
+    with caplog.at_level(logging.WARNING, logger="console.account"):
+        answers = [client.post("/console/password/forgot", data={"email": "carlos@example.com", "csrf_token": token})
+                   for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    assert answers[0].get_data() == answers[2].get_data()  # the page does not tell either
+    assert len(re.findall(r"/console/password/reset/\S+", caplog.text)) == 1
+    assert rows(db_pool, "SELECT count(*) AS n FROM password_resets")[0]["n"] == 1
+
+
 def test_canned_answers_are_managed_by_supervisors_and_filled_per_case(client: FlaskClient, app: Flask,
                                                                         db_pool: ConnectionPool,
                                                                         maria: Customer) -> None:
