@@ -97,19 +97,18 @@ def pending_outbound_ids(conn: Connection[Any], webhook_event_id: int) -> list[i
     return [int(r["id"]) for r in rows]
 
 
-_OUTBOUND_COLUMNS = """m.id, m.tenant_id, m.conversation_id, c.contact_id, m.channel, m.idempotency_key,
-                      m.status, m.attempts, m.payload, m.correlation_id"""
-
-
 def claim_for_sending(conn: Connection[Any], message_id: int) -> OutboundRow | None:
     """Move a pending reply to `sending` and return it; None when it is not pending (sent, failed or in flight)."""
+    # The contact comes from a scalar subquery, not a join: a join planned while `conversations` is small
+    # (a new deployment) scans it on every send.
     row = conn.execute(
-        f"""
+        """
         UPDATE messages m SET status = 'sending', status_rank = 1, attempts = attempts + 1, updated_at = now()
-        FROM conversations c
-        WHERE m.id = %s AND m.status = 'pending' AND c.id = m.conversation_id
-        RETURNING {_OUTBOUND_COLUMNS}
-        """,  # noqa: S608 - fixed column list
+        WHERE m.id = %s AND m.status = 'pending'
+        RETURNING m.id, m.tenant_id, m.conversation_id,
+                  (SELECT c.contact_id FROM conversations c WHERE c.id = m.conversation_id) AS contact_id,
+                  m.channel, m.idempotency_key, m.status, m.attempts, m.payload, m.correlation_id
+        """,
         (message_id,),
     ).fetchone()
     return None if row is None else _outbound_row(row)

@@ -314,3 +314,13 @@ def test_through_twilio_the_template_goes_as_its_content_sid(
     assert json.loads(sent["ContentVariables"])["6"] == "$35.00"
     [note] = notifications(db_pool)
     assert (note["channel"], note["mode"], note["provider_message_id"]) == ("twilio", "template", fake.sent_ids[0])
+
+
+def test_an_event_for_a_package_the_core_does_not_know_fails_visibly_and_sends_nothing(
+    client: FlaskClient, nsettings: Settings, graph: FakeGraphAPI, db_pool: ConnectionPool
+) -> None:
+    _notify(client, nsettings, "SV99999999999999", "ARRIVED_AT_DESTINATION")
+    assert rows(db_pool, "SELECT state, error FROM core_events") == [
+        {"state": "failed", "error": "the core does not know this tracking code"}]
+    assert graph.sent == []
+    assert notifications(db_pool) == []

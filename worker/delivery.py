@@ -80,9 +80,13 @@ def deliver(runtime: Runtime, message_id: int, recipient: Recipient | None = Non
 
 def _record_sent(runtime: Runtime, row: messages.OutboundRow, results: list[SendResult]) -> None:
     """Store the provider id; a reply split to fit WhatsApp's limits gets one extra row per further part."""
+    first = results[0]
+    if len(results) == 1:  # the usual case: one statement, no transaction around it
+        with runtime.pool.connection() as conn:
+            messages.mark_sent(conn, row.id, first.provider_message_id, first.status)
+        return
     parts = limits.fit(row.message)
     with runtime.pool.connection() as conn, conn.transaction():
-        first = results[0]
         messages.mark_sent(conn, row.id, first.provider_message_id, first.status)
         for part, result in enumerate(results[1:], start=1):
             message = parts[part] if len(parts) == len(results) else row.message

@@ -125,30 +125,33 @@ def _store_outcome(conn: Connection[Any], runtime: Runtime, tenant: Tenant, cont
                    event_pk: int, correlation_id: str, outcome: engine.Outcome) -> list[int]:
     """Everything one answer changes, in the caller's transaction: replies, routing, escalation, opt-out, events.
 
-    Returns the ids of the reply rows to send.
+    Returns the ids of the reply rows to send. The statements go in psycopg's pipeline mode: the
+    ones whose answer is not read travel together with the first reply's INSERT (one round trip
+    instead of one each).
     """
-    reply_ids = []
-    for index, reply in enumerate(outcome.replies):
-        reply_id = messages.create_outbound(
-            conn, tenant_id=tenant.id, conversation_id=conversation_id, channel=runtime.transport.channel,
-            idempotency_key=f"{event_pk}:{index}", message=reply, webhook_event_id=event_pk,
-            correlation_id=correlation_id,
-        )
-        if reply_id is not None:
-            reply_ids.append(reply_id)
-    analytics.record_route(conn, tenant_id=tenant.id, conversation_id=conversation_id, webhook_event_id=event_pk,
-                           routing=outcome.routing)
-    decision = outcome.escalation
-    if decision is not None:
-        escalations.open_escalation(
-            conn, tenant_id=tenant.id, conversation_id=conversation_id, case_number=decision.case_number,
-            priority=decision.priority, reason=decision.reason, callback=decision.callback,
-        )
-    if outcome.opt_out is not None:
-        contacts.set_opted_out(conn, contact_id, outcome.opt_out)
-    for kind, data in outcome.events:
-        analytics.record(conn, tenant_id=tenant.id, conversation_id=conversation_id, kind=kind, data=data)
-    llm_costs.store(conn, tenant_id=tenant.id, conversation_id=conversation_id, calls=outcome.llm_calls)
+    with conn.pipeline():
+        analytics.record_route(conn, tenant_id=tenant.id, conversation_id=conversation_id,
+                               webhook_event_id=event_pk, routing=outcome.routing)
+        decision = outcome.escalation
+        if decision is not None:
+            escalations.open_escalation(
+                conn, tenant_id=tenant.id, conversation_id=conversation_id, case_number=decision.case_number,
+                priority=decision.priority, reason=decision.reason, callback=decision.callback,
+            )
+        if outcome.opt_out is not None:
+            contacts.set_opted_out(conn, contact_id, outcome.opt_out)
+        for kind, data in outcome.events:
+            analytics.record(conn, tenant_id=tenant.id, conversation_id=conversation_id, kind=kind, data=data)
+        llm_costs.store(conn, tenant_id=tenant.id, conversation_id=conversation_id, calls=outcome.llm_calls)
+        reply_ids = []
+        for index, reply in enumerate(outcome.replies):
+            reply_id = messages.create_outbound(
+                conn, tenant_id=tenant.id, conversation_id=conversation_id, channel=runtime.transport.channel,
+                idempotency_key=f"{event_pk}:{index}", message=reply, webhook_event_id=event_pk,
+                correlation_id=correlation_id,
+            )
+            if reply_id is not None:
+                reply_ids.append(reply_id)
     return reply_ids
 
 
