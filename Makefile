@@ -8,7 +8,7 @@
 #   make chat           talk to the running system as a customer (FROM=+50370000001)
 #   make test           install what is missing, lint, pytest
 #   make lint           ruff + mypy
-#   make bench          run the benchmarks (router, ingest, pipeline; several minutes)
+#   make bench          run the benchmarks (router, ingest, pipeline, LLM cost, notifications; ~20 minutes)
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -88,3 +88,5 @@ bench: venv
 	$(VPY) bench/router.py
 	$(VPY) -m bench.ingest
 	$(VPY) -m bench.pipeline
+	$(VPY) -m bench.llm_cost
+	$(VPY) -m bench.notifications

@@ -95,7 +95,8 @@ def configure_logging(process_name: str, level: str = "INFO") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     # Library loggers that would otherwise log request URLs with tokens or bodies at INFO.
-    for noisy in ("httpx", "httpcore", "twilio.http_client", "urllib3"):
+    # spaCy also adds its own plain-text handler: its INFO lines ("Created vocabulary") would appear twice.
+    for noisy in ("httpx", "httpcore", "twilio.http_client", "urllib3", "spacy"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # Several lines per job or per timer tick: useful only when debugging (failures are logged at ERROR).
     quiet = logging.DEBUG if level == "DEBUG" else logging.WARNING
