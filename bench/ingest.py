@@ -32,21 +32,10 @@ from typing import Any
 if __package__ in (None, ""):  # run as a file (make bench): make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import (  # noqa: E402
-    CpuMeter,
-    LoadGenerator,
-    LoadResult,
-    Stack,
-    WebhookFactory,
-    bench_env,
-    latency_summary_ms,
-    log,
-    machine_info,
-    median,
-    table,
-    wait_for_quiet,
-    write_results,
-)
+from bench.common import latency_summary_ms, log, machine_info, median, table, write_results  # noqa: E402
+from bench.cpu import CpuMeter, wait_for_quiet  # noqa: E402
+from bench.loadgen import LoadGenerator, LoadResult, WebhookFactory  # noqa: E402
+from bench.stack import Stack, bench_env  # noqa: E402
 
 TARGET_RATIO = 0.5
 TARGET_P99_MS = 50.0

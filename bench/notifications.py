@@ -37,7 +37,6 @@ import json
 import multiprocessing
 import os
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -47,18 +46,9 @@ from typing import Any
 if __package__ in (None, ""):  # run as a file: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import (  # noqa: E402
-    GRAPH_TOKEN,
-    PHONE_NUMBER_ID,
-    CpuMeter,
-    Stack,
-    bench_env,
-    log,
-    machine_info,
-    table,
-    wait_for_quiet,
-    write_results,
-)
+from bench.common import GRAPH_TOKEN, PHONE_NUMBER_ID, log, machine_info, table, write_results  # noqa: E402
+from bench.cpu import CpuMeter, wait_for_quiet  # noqa: E402
+from bench.stack import Stack, bench_env  # noqa: E402
 
 EVENTS_SECRET = "bench-internal-events-secret-0123456789abcdef"  # noqa: S105 - bench_env's throw-away secret
 TARGET_SHARE = 0.90
@@ -238,11 +228,12 @@ def main(argv: list[str] | None = None) -> None:
 
     from tests.notifications_helpers import write_core_data
 
-    data_dir = Path(tempfile.mkdtemp(prefix="encargo-bench-core-"))
-    recipients = n_events - n_events // 10  # 10 % of customers get two packages: the pair limit matters
-    all_codes = write_core_data(data_dir / "core.json", n_events + WARMUP, recipients=recipients + WARMUP)
-    codes, warmup_codes = all_codes[:n_events], all_codes[n_events:]
     with Stack(keep=args.keep) as stack:
+        data_dir = stack.base / "core-data"  # removed with the stack's directory
+        data_dir.mkdir()
+        recipients = n_events - n_events // 10  # 10 % of customers get two packages: the pair limit matters
+        all_codes = write_core_data(data_dir / "core.json", n_events + WARMUP, recipients=recipients + WARMUP)
+        codes, warmup_codes = all_codes[:n_events], all_codes[n_events:]
         stack.start_services()
         fake = LimitedFake(args.mps)
         stack.on_close(fake.stop)

@@ -42,21 +42,12 @@ from typing import Any
 if __package__ in (None, ""):  # run as a file (make bench): make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import (  # noqa: E402
-    CpuMeter,
-    GraphFakeProcess,
-    LoadGenerator,
-    Stack,
-    WebhookFactory,
-    bench_env,
-    latency_summary_ms,
-    log,
-    machine_info,
-    rq_noop_baseline,
-    table,
-    wait_for_quiet,
-    write_results,
-)
+from bench.common import latency_summary_ms, log, machine_info, table, write_results  # noqa: E402
+from bench.cpu import CpuMeter, wait_for_quiet  # noqa: E402
+from bench.graph_fake import GraphFakeProcess  # noqa: E402
+from bench.loadgen import LoadGenerator, WebhookFactory  # noqa: E402
+from bench.rq_baseline import rq_noop_baseline  # noqa: E402
+from bench.stack import Stack, bench_env  # noqa: E402
 
 TARGET_MPS = 100.0
 TARGET_P95_MS = 250.0

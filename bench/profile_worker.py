@@ -21,14 +21,10 @@ import time
 from collections import Counter
 from typing import Any
 
-from bench.common import (
-    APP_SECRET,
-    GraphFakeProcess,
-    Stack,
-    WebhookFactory,
-    bench_env,
-    log,
-)
+from bench.common import APP_SECRET, log
+from bench.graph_fake import GraphFakeProcess
+from bench.loadgen import WebhookFactory
+from bench.stack import Stack, bench_env
 
 
 def _redis_calls(conn: Any) -> Counter[str]:

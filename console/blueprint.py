@@ -23,7 +23,7 @@ from storage.db import get_pool
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
 
-bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates",
+bp = Blueprint("console", __name__, url_prefix=auth.CONSOLE_PATH, template_folder="templates",
                static_folder="static", static_url_path="/static")
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PATH = ROOT / ".run" / "env"
 
-# Development values that are the same on every machine (ports match scripts/run_all.py).
+# Development values that are the same on every machine (ports match scripts/run_environment.py).
 FIXED_VALUES: dict[str, str] = {
     "ENCARGO_ENV": "development",
     "WHATSAPP_PROVIDER": "local",

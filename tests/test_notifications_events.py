@@ -169,7 +169,7 @@ def test_a_status_change_in_the_sandbox_core_reaches_the_customer(
 
 def test_make_run_points_the_sandbox_core_events_at_internal_events() -> None:
     from scripts.bootstrap_env import FIXED_VALUES, missing_values
-    from scripts.run_all import process_environment
+    from scripts.run_environment import process_environment
 
     file_values = {**FIXED_VALUES, **missing_values(FIXED_VALUES)}
     env, _ = process_environment(file_values, {})

@@ -18,23 +18,12 @@ import pytest
 from cryptography.fernet import Fernet
 
 from config import Settings
-from scripts import bootstrap_env, run_all
+from scripts import bootstrap_env, run_all, run_services
 from scripts.bootstrap_env import FIXED_VALUES, SECRET_GENERATORS, ensure_env_file, parse_env
-from scripts.run_all import (
-    Console,
-    PidRecord,
-    Ports,
-    ProcessGroup,
-    StartupError,
-    StopFlag,
-    check_ports_free,
-    module_exists,
-    port_is_free,
-    port_owner,
-    process_environment,
-    process_specs,
-    supervise,
-)
+from scripts.run_children import Console, ProcessGroup, StopFlag, supervise
+from scripts.run_commands import module_exists, process_specs
+from scripts.run_environment import PORT_VARS, Ports, StartupError, process_environment
+from scripts.run_record import PidRecord, alive_and_matches, check_ports_free, port_is_free, port_owner
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -158,7 +147,7 @@ def test_env_example_documents_every_variable() -> None:
     assert config_vars - active == set(), "config.py reads these; add them to .env.example"
     assert active - config_vars == set(), "stale in .env.example (config.py does not read them)"
 
-    elsewhere = (_variables_read(_project_sources()) | set(run_all.PORT_VARS.values())) - config_vars
+    elsewhere = (_variables_read(_project_sources()) | set(PORT_VARS.values())) - config_vars
     assert elsewhere - commented == set(), "read by a process; add them (commented out) to .env.example"
     assert commented - elsewhere == set(), "stale in .env.example (nothing reads them)"
 
@@ -330,7 +319,7 @@ def test_never_ready_stops_with_failure() -> None:
 
 SUPERVISOR_SCRIPT = """
 import os, sys
-from scripts.run_all import Console, ProcessGroup, StopFlag, supervise
+from scripts.run_children import Console, ProcessGroup, StopFlag, supervise
 stop = StopFlag()
 stop.install()
 group = ProcessGroup(Console())
@@ -379,9 +368,9 @@ def test_child_ends_when_the_supervisor_is_killed() -> None:
 def test_exec_loads_env_file_and_real_environment_wins(tmp_path: Path) -> None:
     script = textwrap.dedent(f"""
         from pathlib import Path
-        from scripts import run_all
-        run_all.RUN_DIR = Path({str(tmp_path / 'run')!r})
-        run_all.ENV_FILE = run_all.RUN_DIR / "env"
+        from scripts import run_all, run_environment
+        run_environment.RUN_DIR = Path({str(tmp_path / 'run')!r})
+        run_environment.ENV_FILE = run_environment.RUN_DIR / "env"
         run_all.main(["--exec", "{sys.executable}", "-c",
                       "import os; print(os.environ['META_PHONE_NUMBER_ID'], os.environ['LOG_LEVEL'])",
                       "--from", "+50370000001"])
@@ -404,7 +393,7 @@ def test_stop_leftovers_ends_recorded_processes_only(tmp_path: Path) -> None:
     )
     try:
         deadline = time.monotonic() + 10
-        while not run_all.alive_and_matches(leftover.pid, "leftover-marker"):  # until it has exec'd
+        while not alive_and_matches(leftover.pid, "leftover-marker"):  # until it has exec'd
             assert time.monotonic() < deadline
             time.sleep(0.02)
         path = tmp_path / "pids.json"
@@ -430,21 +419,21 @@ def test_postgres_data_moves_out_of_a_tree_the_postgres_user_cannot_reach(
 ) -> None:
     run_dir = tmp_path / "home" / ".run"
     run_dir.mkdir(parents=True)
-    monkeypatch.setattr(run_all, "FALLBACK_PG_BASE", tmp_path / "varlib")
-    monkeypatch.setattr(run_all.os, "geteuid", lambda: 0)
-    monkeypatch.setattr(run_all, "_traversable", lambda path: False)
+    monkeypatch.setattr(run_services, "FALLBACK_PG_BASE", tmp_path / "varlib")
+    monkeypatch.setattr(run_services.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(run_services, "_traversable", lambda path: False)
 
     out = io.StringIO()
-    first = run_all.postgres_data_dir(run_dir, Console(out, color=False))
+    first = run_services.postgres_data_dir(run_dir, Console(out, color=False))
     assert first.parent == tmp_path / "varlib" and first.is_dir()
     assert (run_dir / "postgres").resolve() == first
     assert "PostgreSQL data is in" in out.getvalue()
-    assert run_all.postgres_data_dir(run_dir) == first  # the next run finds it through the link
+    assert run_services.postgres_data_dir(run_dir) == first  # the next run finds it through the link
 
-    monkeypatch.setattr(run_all, "_traversable", lambda path: True)
+    monkeypatch.setattr(run_services, "_traversable", lambda path: True)
     other = tmp_path / "reachable" / ".run"
     other.mkdir(parents=True)
-    assert run_all.postgres_data_dir(other) == other / "postgres"
+    assert run_services.postgres_data_dir(other) == other / "postgres"
 
 
 def test_pid_record_round_trip(tmp_path: Path) -> None:
