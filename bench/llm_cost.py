@@ -7,8 +7,8 @@ Two measures over a realistic mix:
    the model when the rules' confidence is below chatbot.router.LLM_THRESHOLD (what the engine asks it).
 2. Whole conversations: tests/scenarios/*.yaml (every flow of the design and Anexo A) plus bench/llm_mix.yaml
    (vague and slangy conversations written for this), replayed through the real pipeline of
-   scripts/converse.py (webhook -> worker -> engine) with LLM_PROVIDER=openai pointed at a stand-in model
-   on loopback. The stand-in speaks the chat-completions wire format through the real `openai` SDK and reads
+   scripts/converse_pipeline.py (webhook -> worker -> engine) with LLM_PROVIDER=openai pointed at a stand-in
+   model on loopback. The stand-in speaks the chat-completions wire format through the real `openai` SDK and reads
    messages like a good model would: the gold intent of the NLU sets and of the scenarios' expectations
    (out_of_scope when unknown); a free answer costs two calls (a `get_policy` tool call, then the text).
    Tokens are counted as characters / 4 of each whole request (system prompt, history, tool schemas) and
@@ -100,10 +100,11 @@ def messages_alone(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def conversations(price_in: float, price_out: float, gold: dict[str, str]) -> dict[str, Any]:
-    from scripts import converse
+    from scripts.converse_pipeline import pipeline, run_conversation
+    from scripts.converse_scenarios import load_scenarios
     from worker import runtime
 
-    convs = [c for path in SCENARIOS for c in converse.load_scenarios(path)]
+    convs = [c for path in SCENARIOS for c in load_scenarios(path)]
     for conv in convs:
         for turn in conv.turns:
             intent = turn.expect.get("intent")
@@ -112,7 +113,7 @@ def conversations(price_in: float, price_out: float, gold: dict[str, str]) -> di
             if intent:
                 gold.setdefault(key(turn.user), str(intent))
     per: list[dict[str, Any]] = []
-    with StandInModel(gold) as model, converse.pipeline(dict(os.environ)) as pipe:
+    with StandInModel(gold) as model, pipeline(dict(os.environ)) as pipe:
         settings = pipe.settings.with_overrides(
             llm_provider="openai", llm_api_key=DEFAULT_KEY, llm_base_url=model.base_url, llm_model="gpt-4o-mini",
             llm_max_retries=0, llm_price_in_per_mtok=price_in, llm_price_out_per_mtok=price_out)
@@ -121,7 +122,7 @@ def conversations(price_in: float, price_out: float, gold: dict[str, str]) -> di
         runtime.configure(rt)
         try:
             for conv in convs:
-                result = converse.run_conversation(pipe, conv)
+                result = run_conversation(pipe, conv)
                 with pipe.pool.connection() as conn:
                     found = conn.execute(
                         "SELECT count(*) FILTER (WHERE purpose = 'route') AS routed, count(*) AS calls,"

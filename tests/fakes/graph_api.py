@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 import uuid
-from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
+from typing import Any
+
+from tests.fakes.loopback import JSONHandler, Script, ScriptedServer, header
 
 DEFAULT_TOKEN = "test-meta-access-token"
 _PATH = re.compile(r"^/(v\d+\.\d+)/([^/]+)/messages$")
@@ -56,92 +55,6 @@ def error_body(code: int, message: str, details: str | None = None) -> dict[str,
     if details is not None:
         error["error_data"] = {"messaging_product": "whatsapp", "details": details}
     return {"error": error}
-
-
-class LoopbackServer:
-    """A ThreadingHTTPServer on 127.0.0.1 in a daemon thread; subclasses set `handler_class`."""
-
-    handler_class: type[BaseHTTPRequestHandler]
-
-    def __init__(self) -> None:
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self.lock = threading.Lock()
-        self.released = threading.Event()
-
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("server not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> Self:
-        handler = type("Handler", (self.handler_class,), {"fake": self})
-        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        server.daemon_threads = True
-        server.handle_error = lambda request, client_address: None  # type: ignore[method-assign]
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.02}, name=type(self).__name__, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.released.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def release(self) -> None:
-        """Let every held (hung) response go."""
-        self.released.set()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-class QuietHandler(BaseHTTPRequestHandler):
-    fake: Any
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - signature of the base class
-        return
-
-    def read_body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
-
-    def reply(self, status: int, payload: dict[str, Any]) -> None:
-        data = json.dumps(payload).encode()
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-        except OSError:
-            pass  # the client gave up (timeout test): nothing to answer
-
-
-@dataclass
-class Script:
-    """One scripted behaviour for the next request: an error and/or a delay."""
-
-    status: int | None = None
-    code: int | None = None
-    details: str = ""
-    message: str | None = None
-    delay_s: float = 0.0
-    hang: bool = False
-    retry_after: str | None = None
 
 
 @dataclass
@@ -282,15 +195,13 @@ def validate_message(body: Any) -> None:
         _check_template(content)
 
 
-class _GraphHandler(QuietHandler):
+class _GraphHandler(JSONHandler):
+    """HTTP/1.0, one connection per request; bench/ subclasses it for keep-alive (with TCP_NODELAY)."""
+
     fake: FakeGraphAPI
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-        status, payload = self.fake.handle(self.path, dict(self.headers.items()), self.read_body())
-        self.reply(status, payload)
 
-
-class FakeGraphAPI(LoopbackServer):
+class FakeGraphAPI(ScriptedServer):
     """Meta's messages endpoint. `sent` lists the accepted message bodies, in arrival order."""
 
     handler_class = _GraphHandler
@@ -302,7 +213,6 @@ class FakeGraphAPI(LoopbackServer):
         self.received: list[dict[str, Any]] = []  # every POST: path, headers, body (parsed or None)
         self.accepted: list[Accepted] = []
         self.read_receipts: list[dict[str, Any]] = []
-        self._scripts: deque[Script] = deque()
         self._throughput_mps: int | None = None
         self._pair_limit: tuple[int, float] | None = None
 
@@ -325,23 +235,14 @@ class FakeGraphAPI(LoopbackServer):
     # --- scripting ----------------------------------------------------------------------
 
     def fail_next(self, n: int = 1, status: int = 500, code: int = 131000, details: str = "scripted failure",
-                  *, message: str | None = None, retry_after: str | None = None) -> None:
+                  *, message: str | None = None) -> None:
         """Answer the next `n` message sends (not read receipts) with this error."""
-        with self.lock:
-            for _ in range(n):
-                self._scripts.append(Script(status=status, code=code, details=details,
-                                            message=message, retry_after=retry_after))
-
-    def delay_next(self, seconds: float, n: int = 1) -> None:
-        """Record and accept the next `n` requests, but answer only after `seconds`."""
-        with self.lock:
-            self._scripts.extend(Script(delay_s=seconds) for _ in range(n))
+        self._enqueue(*(Script(status=status, code=code, details=details, message=message) for _ in range(n)))
 
     def hang_next(self, n: int = 1) -> None:
         """Record the next `n` requests and hold the answers until `release()` or `stop()`."""
         self.released.clear()
-        with self.lock:
-            self._scripts.extend(Script(hang=True) for _ in range(n))
+        self._enqueue(*(Script(hang=True) for _ in range(n)))
 
     def enforce_throughput(self, mps: int | None) -> None:
         """Refuse with 130429 above `mps` messages in any 1-second window per number (None: off)."""
@@ -362,9 +263,8 @@ class FakeGraphAPI(LoopbackServer):
         with self.lock:
             self.received.append({"path": path, "headers": headers, "body": body})
             # scripted failures and delays apply to message sends, not to read receipts
-            script = self._scripts.popleft() if self._scripts and not is_receipt else None
-        auth = {k.lower(): v for k, v in headers.items()}.get("authorization", "")
-        if auth != f"Bearer {self.access_token}":
+            script = None if is_receipt else self._pop_script()
+        if header(headers, "authorization") != f"Bearer {self.access_token}":
             return 401, error_body(190, "Invalid OAuth access token - Cannot parse access token")
         match = _PATH.match(path)
         if not match:

@@ -18,12 +18,11 @@ import json
 import re
 import time
 import uuid
-from collections import deque
 from email.utils import formatdate
 from typing import Any
 from urllib.parse import parse_qs
 
-from tests.fakes.graph_api import LoopbackServer, QuietHandler, Script
+from tests.fakes.loopback import Script, ScriptedServer, header
 
 DEFAULT_ACCOUNT_SID = "AC" + "0" * 32
 DEFAULT_AUTH_TOKEN = "test-twilio-auth-token"
@@ -37,18 +36,8 @@ def error_body(status: int, code: int, message: str) -> dict[str, Any]:
             "status": status}
 
 
-class _TwilioHandler(QuietHandler):
-    fake: FakeTwilioAPI
-
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-        status, payload = self.fake.handle(self.path, dict(self.headers.items()), self.read_body())
-        self.reply(status, payload)
-
-
-class FakeTwilioAPI(LoopbackServer):
+class FakeTwilioAPI(ScriptedServer):
     """Twilio's Messages endpoint. `sent` lists the accepted requests as {param: value or [values]}."""
-
-    handler_class = _TwilioHandler
 
     def __init__(
         self, *, account_sid: str = DEFAULT_ACCOUNT_SID, auth_token: str = DEFAULT_AUTH_TOKEN
@@ -58,7 +47,6 @@ class FakeTwilioAPI(LoopbackServer):
         self.auth_token = auth_token
         self.received: list[dict[str, Any]] = []
         self.accepted: list[tuple[str, dict[str, Any]]] = []
-        self._scripts: deque[Script] = deque()
 
     @property
     def sent(self) -> list[dict[str, Any]]:
@@ -77,20 +65,14 @@ class FakeTwilioAPI(LoopbackServer):
     def fail_next(self, n: int = 1, status: int = 400, code: int = 63016,
                   message: str = "scripted failure") -> None:
         """Answer the next `n` requests with this Twilio error."""
-        with self.lock:
-            self._scripts.extend(Script(status=status, code=code, message=message) for _ in range(n))
-
-    def delay_next(self, seconds: float, n: int = 1) -> None:
-        """Record and accept the next `n` requests, but answer only after `seconds`."""
-        with self.lock:
-            self._scripts.extend(Script(delay_s=seconds) for _ in range(n))
+        self._enqueue(*(Script(status=status, code=code, message=message) for _ in range(n)))
 
     def handle(self, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, dict[str, Any]]:
         form = parse_qs(raw.decode(), keep_blank_values=True)
         params: dict[str, Any] = {k: v[0] if len(v) == 1 else v for k, v in form.items()}
         with self.lock:
             self.received.append({"path": path, "headers": headers, "params": params})
-            script = self._scripts.popleft() if self._scripts else None
+            script = self._pop_script()
         match = _PATH.match(path.split("?")[0])
         if not match:
             return 404, error_body(404, 20404, "The requested resource was not found")
@@ -109,9 +91,8 @@ class FakeTwilioAPI(LoopbackServer):
         return 201, self._resource(sid, params)
 
     def _authorised(self, headers: dict[str, str]) -> bool:
-        auth = {k.lower(): v for k, v in headers.items()}.get("authorization", "")
         expected = base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
-        return auth == f"Basic {expected}"
+        return header(headers, "authorization") == f"Basic {expected}"
 
     def _resource(self, sid: str, params: dict[str, Any]) -> dict[str, Any]:
         now = formatdate(usegmt=True)

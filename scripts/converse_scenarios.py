@@ -1,0 +1,91 @@
+"""Scenario files: the format of tests/scenarios/FORMAT.md, loaded and validated.
+
+A file is a YAML list of conversations (name, from, at, name_on_whatsapp, turns);
+each turn has the customer's text (`user`), an optional `after` (time since the
+previous turn: 45s, 2m, 1h, 1m30s) and an `expect` mapping whose keys must be
+among EXPECT_KEYS (their meaning is checked in scripts/converse_checks.py).
+Anything else is refused with a ScenarioError saying which conversation and turn.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+EXPECT_KEYS = frozenset({"intent", "reply_contains", "reply_contains_any", "reply_not_contains",
+                         "transcript_contains", "escalated", "priority", "location_sent", "opted_out"})
+_DURATION = re.compile(r"^(?:\s*\d+(?:\.\d+)?\s*[smhd]?)+\s*$")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)")
+
+
+class ScenarioError(ValueError):
+    """The scenario file is not in the expected format; the message says where."""
+
+
+@dataclass(frozen=True)
+class Turn:
+    user: str
+    after: timedelta
+    expect: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Conversation:
+    name: str
+    phone: str
+    at: datetime
+    turns: tuple[Turn, ...]
+    profile_name: str | None = None
+
+
+def duration(raw: Any, where: str) -> timedelta:
+    if raw is None:
+        return timedelta(0)
+    text = str(raw).strip().lower()
+    if not _DURATION.match(text):
+        raise ScenarioError(f"{where}: after={raw!r} is not a duration like 45s, 2m, 1h or 1m30s")
+    units = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+    return timedelta(seconds=sum(float(n) * units[u] for n, u in _DURATION_PART.findall(text)))
+
+
+def load_scenarios(path: Path) -> list[Conversation]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ScenarioError(f"{path}: {exc}") from None
+    if not isinstance(data, list):
+        raise ScenarioError(f"{path}: expected a list of conversations")
+    found = []
+    for n, raw in enumerate(data, 1):
+        where = f"{path.name} conversation {n}"
+        if not isinstance(raw, dict) or not isinstance(raw.get("turns"), list):
+            raise ScenarioError(f"{where}: needs name, from, at and a list of turns")
+        try:
+            at = datetime.fromisoformat(str(raw.get("at")))
+        except ValueError:
+            raise ScenarioError(f"{where}: at={raw.get('at')!r} is not an ISO date-time") from None
+        if at.tzinfo is None:
+            raise ScenarioError(f"{where}: at={raw.get('at')!r} needs a UTC offset")
+        phone = "+" + "".join(ch for ch in str(raw.get("from") or "") if ch.isdigit())
+        if len(phone) < 9:
+            raise ScenarioError(f"{where}: from={raw.get('from')!r} is not a phone number")
+        turns = []
+        for m, turn in enumerate(raw["turns"], 1):
+            if not isinstance(turn, dict) or "user" not in turn:
+                raise ScenarioError(f"{where} turn {m}: needs a 'user' text")
+            expect = turn.get("expect") or {}
+            if not isinstance(expect, dict):
+                raise ScenarioError(f"{where} turn {m}: expect must be a mapping")
+            unknown = set(expect) - EXPECT_KEYS
+            if unknown:
+                raise ScenarioError(f"{where} turn {m}: unknown expectation {', '.join(sorted(unknown))}")
+            turns.append(Turn(str(turn["user"] if turn["user"] is not None else ""),
+                              duration(turn.get("after"), f"{where} turn {m}"), expect))
+        found.append(Conversation(str(raw.get("name") or where), phone, at, tuple(turns),
+                                  str(raw["name_on_whatsapp"]) if raw.get("name_on_whatsapp") else None))
+    return found
