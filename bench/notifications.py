@@ -32,9 +32,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import contextlib
 import json
-import multiprocessing
 import os
 import sys
 import threading
@@ -46,105 +44,15 @@ from typing import Any
 if __package__ in (None, ""):  # run as a file: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import GRAPH_TOKEN, PHONE_NUMBER_ID, log, machine_info, table, write_results  # noqa: E402
+from bench.common import log, machine_info, table, write_results  # noqa: E402
 from bench.cpu import CpuMeter, wait_for_quiet  # noqa: E402
+from bench.graph_fake import GraphFakeProcess  # noqa: E402
 from bench.stack import Stack, bench_env  # noqa: E402
 
 EVENTS_SECRET = "bench-internal-events-secret-0123456789abcdef"  # noqa: S105 - bench_env's throw-away secret
 TARGET_SHARE = 0.90
 WARMUP = 1000
 STALL_S = 60.0
-
-
-# --- the fake Graph API with Meta's limits on, in its own process ------------------------------------------
-
-
-def _fake_main(conn: Any, mps: int, pair_max: int, pair_window: float, parent_pid: int) -> None:
-    from tests.fakes.graph_api import FakeGraphAPI, _GraphHandler
-
-    class KeepAliveHandler(_GraphHandler):
-        protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True
-
-    class LimitedGraphAPI(FakeGraphAPI):
-        handler_class = KeepAliveHandler
-
-        def handle(self, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, dict[str, Any]]:
-            status, body = super().handle(path, headers, raw)
-            with self.lock:
-                if status != 200:
-                    self.refusals[str(body.get("error", {}).get("code"))] += 1
-                # The fake's limit check scans every accepted message; its limits look back 6 s at most,
-                # so older ones move to an archive (same answers, without a cost growing with the run).
-                if len(self.accepted) > 2000:
-                    cutoff = time.monotonic() - 10.0
-                    keep = [a for a in self.accepted if a.received_at >= cutoff]
-                    self.archive.extend(a for a in self.accepted if a.received_at < cutoff)
-                    self.accepted = keep
-            return status, body
-
-    fake = LimitedGraphAPI(access_token=GRAPH_TOKEN, phone_number_id=PHONE_NUMBER_ID)
-    fake.refusals = Counter()  # type: ignore[attr-defined]
-    fake.archive = []  # type: ignore[attr-defined]
-    fake.enforce_throughput(mps)
-    fake.enforce_pair_limit(pair_max, pair_window)
-    fake.start()
-    conn.send(fake.url)
-    try:
-        while os.getppid() == parent_pid:
-            if not conn.poll(1.0):
-                continue
-            command = conn.recv()
-            if command == "count":
-                with fake.lock:
-                    conn.send(len(fake.accepted) + len(fake.archive))  # type: ignore[attr-defined]
-            elif command == "stats":
-                with fake.lock:
-                    accepted = [(a.body.get("biz_opaque_callback_data"), a.body.get("to"),
-                                 json.dumps(a.body.get("template", {}).get("components", [])), a.received_at)
-                                for a in [*fake.archive, *fake.accepted]]  # type: ignore[attr-defined]
-                    conn.send({"accepted": accepted, "received": len(fake.received),
-                               "refusals": dict(fake.refusals)})  # type: ignore[attr-defined]
-            elif command == "reset":
-                with fake.lock:
-                    fake.archive.clear()  # type: ignore[attr-defined]
-                    fake.accepted.clear()
-                    fake.refusals.clear()  # type: ignore[attr-defined]
-                    fake.received.clear()
-                conn.send("reset")
-            elif command == "stop":
-                conn.send("stopped")
-                break
-    finally:
-        fake.stop()
-
-
-class LimitedFake:
-    def __init__(self, mps: int, pair_max: int = 1, pair_window: float = 6.0) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        self._conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=_fake_main, args=(child, mps, pair_max, pair_window, os.getpid()),
-                                   daemon=True, name="fake-graph-limited")
-        self.process.start()
-        if not self._conn.poll(60):
-            raise RuntimeError("the fake Graph API did not start")
-        self.url: str = self._conn.recv()
-        self._lock = threading.Lock()
-
-    def ask(self, command: str) -> Any:
-        with self._lock:
-            self._conn.send(command)
-            if not self._conn.poll(120):
-                raise RuntimeError(f"the fake did not answer {command!r}")
-            return self._conn.recv()
-
-    def stop(self) -> None:
-        if self.process.is_alive():
-            with contextlib.suppress(Exception):
-                self.ask("stop")
-            self.process.join(timeout=10)
-        if self.process.is_alive():
-            self.process.kill()
 
 
 # --- the load ---------------------------------------------------------------------------------------------
@@ -235,7 +143,7 @@ def main(argv: list[str] | None = None) -> None:
         all_codes = write_core_data(data_dir / "core.json", n_events + WARMUP, recipients=recipients + WARMUP)
         codes, warmup_codes = all_codes[:n_events], all_codes[n_events:]
         stack.start_services()
-        fake = LimitedFake(args.mps)
+        fake = GraphFakeProcess(throughput_mps=args.mps, pair_limit=(1, 6.0))
         stack.on_close(fake.stop)
         env = bench_env(stack.redis_url, stack.database_url, META_GRAPH_BASE_URL=fake.url,
                         META_THROUGHPUT_MPS=str(args.mps), SANDBOX_CORE_DATA=str(data_dir / "core.json"),
@@ -251,7 +159,7 @@ def main(argv: list[str] | None = None) -> None:
         scheduler = stack.spawn("scheduler", [sys.executable, "-m", "worker.scheduler"], env)
         roots = {"web": stack.pids["web"], "workers": workers.pid, "scheduler": scheduler.pid,
                  "postgres": stack.pids["postgres"], "redis": stack.pids["redis"], "core": stack.pids["core"],
-                 "fake": fake.process.pid or -1, "client": os.getpid()}
+                 "fake": fake.pid, "client": os.getpid()}
         log(f"warm-up: {WARMUP} events, then ANALYZE (a deployed database has planner statistics)")
         post_events(port, warmup_codes)
         warm_deadline = time.monotonic() + 300
@@ -263,7 +171,7 @@ def main(argv: list[str] | None = None) -> None:
         _db(stack.database_url, "ANALYZE")
         _db(stack.database_url, "SELECT pg_stat_reset()")
         floor = int(_db(stack.database_url, "SELECT coalesce(max(id), 0) FROM notification_log")[0][0])
-        fake.ask("reset")
+        fake.reset()
         wait_for_quiet(15.0, 120.0)
         meter = CpuMeter(roots, self_only=["client"])
         meter.start()
@@ -289,7 +197,7 @@ def main(argv: list[str] | None = None) -> None:
                 break
             time.sleep(1.0)
         cpu = meter.stop()
-        stats = fake.ask("stats")
+        stats = fake.stats()
         failed_events = int(_db(stack.database_url, "SELECT count(*) FROM core_events WHERE state = 'failed'")[0][0])
         errors = dict(_db(stack.database_url, "SELECT coalesce(error_code, '-'), count(*) FROM notification_log"
                                               " WHERE status IN ('failed', 'skipped') AND id > %s GROUP BY 1",
