@@ -92,3 +92,16 @@ def test_invalid_rates_are_refused(redis_conn: redis.Redis) -> None:
         throttle.acquire(redis_conn, "k", 0, 1)
     with pytest.raises(ValueError):
         throttle.acquire(redis_conn, "k", 1, 0)
+
+
+def test_a_send_takes_from_both_buckets_or_from_neither(redis_conn: redis.Redis) -> None:
+    pair = throttle.Bucket(throttle.pair_key("106540352242922", "+50370000001"), throttle.PAIR_RATE_PER_S, 1)
+    number = throttle.Bucket(throttle.throughput_key("106540352242922"), 2.0, 2)
+    assert throttle.acquire_all(redis_conn, [pair, number], now=T0) == 0.0
+    # The customer's pair bucket is empty: nothing is taken from the number's bucket either.
+    assert throttle.acquire_all(redis_conn, [pair, number], now=T0) == pytest.approx(6.0)
+    other = throttle.Bucket(throttle.pair_key("106540352242922", "+50370000002"), throttle.PAIR_RATE_PER_S, 1)
+    assert throttle.acquire_all(redis_conn, [other, number], now=T0) == 0.0  # the number still had its 2nd token
+    third = throttle.Bucket(throttle.pair_key("106540352242922", "+50370000003"), throttle.PAIR_RATE_PER_S, 1)
+    assert throttle.acquire_all(redis_conn, [third, number], now=T0) == pytest.approx(0.5)  # now the number waits
+    assert throttle.acquire_all(redis_conn, [third, number], now=T0 + 0.5) == 0.0  # its pair token was kept
