@@ -20,10 +20,14 @@ own `TIME`, so workers' clocks do not matter.
 from __future__ import annotations
 
 import hashlib
+import logging
+import time
 from dataclasses import dataclass
 from typing import cast
 
 import redis
+
+log = logging.getLogger(__name__)
 
 THROUGHPUT_KEY = "throttle:number:{number}"
 PAIR_KEY = "throttle:pair:{number}:{recipient_hash}"
@@ -111,6 +115,24 @@ def acquire_all(redis_conn: redis.Redis, buckets: list[Bucket], now: float | Non
         result = redis_conn.eval(_LUA, len(keys), *keys, *args)
     raw = cast(bytes | str, result)
     return float(raw.decode() if isinstance(raw, bytes) else raw)
+
+
+def take(redis_conn: redis.Redis, buckets: list[Bucket], max_wait_s: float) -> float:
+    """A token from every bucket for one send: 0.0 once taken. Waits up to `max_wait_s` are slept here;
+    a longer one is returned (nothing taken: the caller retries later). Redis down: logged, 0.0 (the send
+    goes out unthrottled rather than not at all)."""
+    deadline = time.monotonic() + max_wait_s
+    while True:
+        try:
+            wait = acquire_all(redis_conn, buckets)
+        except redis.RedisError as exc:
+            log.warning("throttle unavailable, sending unthrottled (%s)", type(exc).__name__)
+            return 0.0
+        if wait <= 0:
+            return 0.0
+        if time.monotonic() + wait > deadline:
+            return wait
+        time.sleep(wait)
 
 
 def recipient_hash(recipient: str) -> str:

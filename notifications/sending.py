@@ -21,12 +21,10 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import redis
 from psycopg import Connection
 
 from channels import throttle
@@ -36,6 +34,7 @@ from notifications import ledger, recipients, reporting
 from notifications.quiet_hours import release_time
 from notifications.templates import MissingTemplateValue, TemplateSpec, build_message, template_for_notification
 from storage import contacts, conversations, messages
+from worker import delivery
 from worker.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -221,24 +220,9 @@ def _throttle(rt: Runtime, recipient: str, *, spaced: bool = True) -> float:
     one replies use, with a burst of one so that no second holds more than the configured
     messages per second.
     """
-    settings = rt.settings
-    number = settings.meta_phone_number_id or settings.twilio_whatsapp_number or "local"
-    buckets = [
-        throttle.Bucket(throttle.pair_key(number, recipient), throttle.PAIR_RATE_PER_S, throttle.PAIR_BURST),
-        throttle.Bucket(throttle.throughput_key(number), float(settings.meta_throughput_mps), 1),
-    ]
+    buckets = delivery.send_buckets(rt.settings, recipient, throughput_burst=1)
     if spaced:
-        notify_key = NOTIFY_PAIR_KEY.format(number=number, recipient_hash=throttle.recipient_hash(recipient))
+        notify_key = NOTIFY_PAIR_KEY.format(number=delivery.sending_number(rt.settings),
+                                            recipient_hash=throttle.recipient_hash(recipient))
         buckets.insert(0, throttle.Bucket(notify_key, throttle.PAIR_RATE_PER_S, 1))
-    deadline = time.monotonic() + MAX_THROTTLE_WAIT_S
-    while True:
-        try:
-            wait = throttle.acquire_all(rt.redis, buckets)
-        except redis.RedisError as exc:
-            log.warning("throttle unavailable, sending unthrottled (%s)", type(exc).__name__)
-            return 0.0
-        if wait <= 0:
-            return 0.0
-        if time.monotonic() + wait > deadline:
-            return wait
-        time.sleep(wait)
+    return throttle.take(rt.redis, buckets, MAX_THROTTLE_WAIT_S)

@@ -21,8 +21,10 @@ import psycopg
 import pytest
 import redis
 from cryptography.fernet import Fernet
+from flask.testing import FlaskClient
 from psycopg_pool import ConnectionPool
 
+from app import create_app
 from config import Settings
 from core_api_client import CoreClient
 from sandbox_core.app import create_sandbox_app
@@ -33,6 +35,7 @@ from storage.migrate import apply_migrations
 from storage.tenants import ensure_configured_tenant
 from tests.fakes.graph_api import DEFAULT_TOKEN as GRAPH_TOKEN
 from tests.fakes.graph_api import FakeGraphAPI
+from tests.fakes.openai_api import FakeOpenAI
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -152,6 +155,23 @@ def core_url() -> Iterator[str]:
 def core(core_url: str) -> Iterator[CoreClient]:
     with CoreClient(core_url, timeout_s=5, retry_delay_s=0.01) as client:
         yield client
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[FlaskClient]:
+    """The real Flask app built from the test module's `settings`, through Flask's test client."""
+    app = create_app(settings)
+    with app.test_client() as test_client:
+        yield test_client
+    app.extensions["db_pool"].close()
+    app.extensions["redis"].close()
+
+
+@pytest.fixture
+def openai_fake() -> Iterator[FakeOpenAI]:
+    """An OpenAI-compatible chat-completions server on loopback, scripted per test (tests/fakes/openai_api.py)."""
+    with FakeOpenAI() as fake:
+        yield fake
 
 
 def load_fixture(name: str) -> Any:

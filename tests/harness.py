@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -11,8 +12,10 @@ from urllib.parse import urlencode
 from flask import Flask
 from flask.testing import FlaskClient
 from psycopg_pool import ConnectionPool
+from werkzeug.serving import make_server
 from werkzeug.test import TestResponse
 
+from app import create_app
 from channels import meta_webhook, twilio_webhook
 from config import Settings
 from worker import runtime
@@ -85,3 +88,21 @@ def rows(pool: ConnectionPool, sql: str, params: Any = None) -> list[dict[str, A
 
 def outbound(pool: ConnectionPool) -> list[dict[str, Any]]:
     return rows(pool, "SELECT * FROM messages WHERE direction = 'out' ORDER BY id")
+
+
+@contextmanager
+def served(settings: Settings) -> Iterator[tuple[Flask, str]]:
+    """The whole app on a real threaded HTTP server on loopback (for a browser, or the simulator calling its own
+    webhook): (app, base URL). Stops the server and closes the app's pools afterwards."""
+    app = create_app(settings)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="app-test-server", daemon=True)
+    thread.start()
+    try:
+        yield app, f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        server.server_close()
+        app.extensions["db_pool"].close()
+        app.extensions["redis"].close()

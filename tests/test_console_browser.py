@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,13 +19,12 @@ import pytest
 import redis
 from flask import Flask
 from psycopg_pool import ConnectionPool
-from werkzeug.serving import make_server
 
-from app import create_app
 from channels.local_transport import LOCAL_OUTBOX_CHANNEL
 from config import Settings
 from tests.console_support import PASSWORD, Customer, make_agent
 from tests.harness import rows, run_jobs
+from tests.harness import served as harness_served
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
@@ -41,18 +39,8 @@ def settings(base_env: dict[str, str], core_url: str) -> Settings:
 
 @pytest.fixture
 def served(settings: Settings) -> Iterator[tuple[Flask, str]]:
-    app = create_app(settings)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="console-test-server", daemon=True)
-    thread.start()
-    try:
-        yield app, f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-        server.server_close()
-        app.extensions["db_pool"].close()
-        app.extensions["redis"].close()
+    with harness_served(settings) as app_and_url:
+        yield app_and_url
 
 
 def screenshot(page: object, name: str) -> None:

@@ -5,7 +5,6 @@ messages table after the real worker delivered it through the local transport.""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -13,7 +12,6 @@ import redis
 from flask.testing import FlaskClient
 from psycopg_pool import ConnectionPool
 
-from app import create_app
 from config import Settings
 from console import handoff
 from console.handoff import Conflict, Desk, Forbidden, NotFound, WindowClosed
@@ -24,15 +22,6 @@ from tests.harness import rows, run_jobs
 @pytest.fixture
 def settings(base_env: dict[str, str], core_url: str) -> Settings:
     return Settings.from_env({**base_env, "CORE_API_URL": core_url})
-
-
-@pytest.fixture
-def client(settings: Settings) -> Iterator[FlaskClient]:
-    app = create_app(settings)
-    with app.test_client() as test_client:
-        yield test_client
-    app.extensions["db_pool"].close()
-    app.extensions["redis"].close()
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ import redis
 from flask.testing import FlaskClient
 from psycopg_pool import ConnectionPool
 
-from app import create_app
 from config import Settings
 from console import handoff, live
 from tests.conftest import load_fixture
@@ -26,15 +25,6 @@ from tests.harness import post_meta, rows, run_jobs, to_our_number
 @pytest.fixture
 def settings(meta_settings: Settings, core_url: str) -> Settings:
     return meta_settings.with_overrides(core_api_url=core_url)
-
-
-@pytest.fixture
-def client(settings: Settings) -> Iterator[FlaskClient]:
-    app = create_app(settings)
-    with app.test_client() as test_client:
-        yield test_client
-    app.extensions["db_pool"].close()
-    app.extensions["redis"].close()
 
 
 @pytest.fixture

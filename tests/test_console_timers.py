@@ -10,7 +10,6 @@ import pytest
 from flask.testing import FlaskClient
 from psycopg_pool import ConnectionPool
 
-from app import create_app
 from config import Settings
 from console import casefile, timers
 from tests.console_support import TUESDAY_NIGHT, TZ, Customer
@@ -22,15 +21,6 @@ from worker.runtime import Runtime
 @pytest.fixture
 def settings(base_env: dict[str, str], core_url: str) -> Settings:
     return Settings.from_env({**base_env, "CORE_API_URL": core_url, "CONSOLE_WAIT_NOTICE_S": "300"})
-
-
-@pytest.fixture
-def client(settings: Settings) -> Iterator[FlaskClient]:
-    app = create_app(settings)
-    with app.test_client() as test_client:
-        yield test_client
-    app.extensions["db_pool"].close()
-    app.extensions["redis"].close()
 
 
 @pytest.fixture

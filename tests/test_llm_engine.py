@@ -35,12 +35,6 @@ def llm_env(base_env: dict[str, str], core_url: str, **extra: str) -> dict[str, 
 
 
 @pytest.fixture
-def openai_fake() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as fake:
-        yield fake
-
-
-@pytest.fixture
 def settings(base_env: dict[str, str], core_url: str, openai_fake: FakeOpenAI) -> Settings:
     return Settings.from_env(llm_env(base_env, core_url, LLM_PROVIDER="openai", LLM_API_KEY=OPENAI_KEY,
                                      LLM_BASE_URL=openai_fake.base_url))

@@ -26,12 +26,6 @@ FACTS: dict[str, Any] = {"case_number": "ENC-260106-AB12", "reason": "complaint"
 
 
 @pytest.fixture
-def openai_fake() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as fake:
-        yield fake
-
-
-@pytest.fixture
 def settings(base_env: dict[str, str], core_url: str, openai_fake: FakeOpenAI) -> Settings:
     return Settings.from_env({**base_env, "CORE_API_URL": core_url, "LLM_PROVIDER": "openai",
                               "LLM_API_KEY": DEFAULT_KEY, "LLM_BASE_URL": openai_fake.base_url,

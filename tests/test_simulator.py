@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,7 +21,6 @@ import httpx
 import pytest
 import redis
 from psycopg_pool import ConnectionPool
-from werkzeug.serving import make_server
 
 from app import create_app
 from channels.events import DeliveryStatus
@@ -31,6 +29,7 @@ from config import Settings
 from sandbox_core import BackgroundServer, create_sandbox_app
 from storage import contacts, conversations, messages
 from storage.crypto import Vault
+from tests.harness import served
 from worker import runtime
 from worker.main import EncargoWorker
 
@@ -57,18 +56,8 @@ def settings(base_env: dict[str, str], sandbox_core: str) -> Settings:
 @pytest.fixture
 def base_url(settings: Settings) -> Iterator[str]:
     """The whole app on a real HTTP server (threaded: the send endpoint calls its own webhook)."""
-    app = create_app(settings)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="simulator-test-server", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-        server.server_close()
-        app.extensions["db_pool"].close()
-        app.extensions["redis"].close()
+    with served(settings) as (_app, url):
+        yield url
 
 
 @pytest.fixture

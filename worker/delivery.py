@@ -16,14 +16,12 @@ provider's code. Database errors raise so that the job is retried.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
-
-import redis
 
 from channels import limits, throttle
 from channels.errors import SendError, TransientSendError
 from channels.outbound import Recipient, SendResult
+from config import Settings
 from storage import contacts, messages
 from worker.enqueue import enqueue_delivery
 from worker.runtime import Runtime
@@ -124,26 +122,24 @@ def deliver_or_raise(runtime: Runtime, message_id: int) -> str:
     return outcome.kind
 
 
+def sending_number(settings: Settings) -> str:
+    """The business number our sends come from (the throttle buckets' key)."""
+    return settings.meta_phone_number_id or settings.twilio_whatsapp_number or "local"
+
+
+def send_buckets(settings: Settings, recipient: str, *, throughput_burst: int) -> list[throttle.Bucket]:
+    """The (our number, this customer) pair bucket and our number's throughput bucket, in that order."""
+    number = sending_number(settings)
+    return [
+        throttle.Bucket(throttle.pair_key(number, recipient), throttle.PAIR_RATE_PER_S, throttle.PAIR_BURST),
+        throttle.Bucket(throttle.throughput_key(number), settings.meta_throughput_mps, throughput_burst),
+    ]
+
+
 def _throttle(runtime: Runtime, recipient: str) -> float:
     """Take a token from the recipient's pair bucket and the sending number's throughput bucket (both or neither).
 
     Short waits are slept here; a longer one is returned (nothing sent, retry later).
     """
-    settings = runtime.settings
-    number = settings.meta_phone_number_id or settings.twilio_whatsapp_number or "local"
-    buckets = [
-        throttle.Bucket(throttle.pair_key(number, recipient), throttle.PAIR_RATE_PER_S, throttle.PAIR_BURST),
-        throttle.Bucket(throttle.throughput_key(number), settings.meta_throughput_mps, settings.meta_throughput_mps),
-    ]
-    deadline = time.monotonic() + MAX_THROTTLE_WAIT_S
-    while True:
-        try:
-            wait = throttle.acquire_all(runtime.redis, buckets)
-        except redis.RedisError as exc:
-            log.warning("throttle unavailable, sending unthrottled (%s)", type(exc).__name__)
-            return 0.0
-        if wait <= 0:
-            return 0.0
-        if time.monotonic() + wait > deadline:
-            return wait
-        time.sleep(wait)
+    buckets = send_buckets(runtime.settings, recipient, throughput_burst=runtime.settings.meta_throughput_mps)
+    return throttle.take(runtime.redis, buckets, MAX_THROTTLE_WAIT_S)
