@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import unicodedata
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -16,9 +15,8 @@ from channels.outbound import Buttons, ChoiceList, Location, OutboundMessage, Te
 from chatbot.services import ServiceContext, business, catalog
 from core_api_client import CoreClient, CoreUnavailable
 from sandbox_core import BackgroundServer, create_sandbox_app
+from tests.services_support import SV, TUESDAY_1030, closed_port, make_ctx
 
-SV = ZoneInfo("America/El_Salvador")
-TUESDAY_1030 = datetime(2026, 1, 6, 10, 30, tzinfo=SV)
 TUESDAY_1945 = datetime(2026, 1, 6, 19, 45, tzinfo=SV)
 SATURDAY_1230 = datetime(2026, 1, 10, 12, 30, tzinfo=SV)
 SUNDAY_1100 = datetime(2026, 1, 11, 11, 0, tzinfo=SV)
@@ -34,20 +32,9 @@ def at_most_three_emojis(replies: list[OutboundMessage]) -> bool:
     return all(sum(1 for c in body if unicodedata.category(c) == "So") <= 3 for body in bodies)
 
 
-def make_ctx(core: CoreClient, conn: redis.Redis, now: datetime = TUESDAY_1030) -> ServiceContext:
-    return ServiceContext(core, conn, "demo", "Transportes Express El Salvador", SV, now)
-
-
 @pytest.fixture
 def ctx(core: CoreClient, redis_conn: redis.Redis) -> ServiceContext:
     return make_ctx(core, redis_conn)
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 # -- hours ----------------------------------------------------------------------------------------

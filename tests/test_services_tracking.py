@@ -7,10 +7,8 @@ SV20260103008921 (Juan Pérez → Carmen Díaz, DELIVERED, $40.00 refund availab
 
 from __future__ import annotations
 
-import socket
 import unicodedata
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 import pytest
 import redis
@@ -19,9 +17,8 @@ from channels.outbound import Buttons, ChoiceList, OutboundMessage, Text, previe
 from chatbot.services import ServiceContext, tracking
 from core_api_client import CoreClient
 from sandbox_core import BackgroundServer, create_sandbox_app
+from tests.services_support import SV, closed_port, make_ctx
 
-SV = ZoneInfo("America/El_Salvador")
-TUESDAY_1030 = datetime(2026, 1, 6, 10, 30, tzinfo=SV)
 TUESDAY_1945 = datetime(2026, 1, 6, 19, 45, tzinfo=SV)
 STRANGER = "+50379990001"
 MARIA = "+50370000002"  # recipient of SV20260105007834 and SV20260106012345
@@ -56,20 +53,9 @@ def emoji_count(text: str) -> int:
     return sum(1 for c in text if unicodedata.category(c) == "So")
 
 
-def make_ctx(core: CoreClient, conn: redis.Redis, now: datetime = TUESDAY_1030) -> ServiceContext:
-    return ServiceContext(core, conn, "demo", "Transportes Express El Salvador", SV, now)
-
-
 @pytest.fixture
 def ctx(core: CoreClient, redis_conn: redis.Redis) -> ServiceContext:
     return make_ctx(core, redis_conn)
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 @pytest.mark.parametrize("writer", [STRANGER, None], ids=["other-phone", "username-only"])
