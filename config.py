@@ -74,6 +74,8 @@ class Settings:
     recovery_interval_s: float = 10.0
     recovery_min_age_s: float = 60.0
     send_timeout_s: float = 10.0
+    # Drain jobs that take turns over customers' inboxes (worker/inbox.py): at least the worker processes.
+    message_drainers: int = 4
     max_body_bytes: int = 3 * 1024 * 1024
 
     # Messages one customer may send before the bot asks them to wait (design 9.3.1).
@@ -189,6 +191,7 @@ class Settings:
             "recovery_interval_s": reader.number("RECOVERY_INTERVAL_S", 10.0, 0.1, 3600),
             "recovery_min_age_s": reader.number("RECOVERY_MIN_AGE_S", 60.0, 0.0, 86400),
             "send_timeout_s": reader.number("SEND_TIMEOUT_S", 10.0, 0.1, 120),
+            "message_drainers": reader.integer("MESSAGE_DRAINERS", 4, 1, 256),
             "rate_limit_per_minute": reader.integer("RATE_LIMIT_PER_MINUTE", 20, 1, 10_000),
             "rate_limit_per_hour": reader.integer("RATE_LIMIT_PER_HOUR", 100, 1, 100_000),
             "rate_limit_per_day": reader.integer("RATE_LIMIT_PER_DAY", 500, 1, 1_000_000),

@@ -63,7 +63,7 @@ def queued_jobs(redis_url: str) -> dict[str, int]:
     try:
         return {"rq_queue_length": int(conn.llen("rq:queue:encargo")),
                 "announced_not_dispatched": int(conn.llen("ingest:events")),
-                "rate_limit_keys": int(conn.scard("rq:rl-keys"))}
+                "customers_waiting": int(conn.llen("inbox:ready"))}
     finally:
         conn.close()
 

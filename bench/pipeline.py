@@ -9,8 +9,7 @@ time), gunicorn as deployed, and `python -m worker.main --processes K` with
 WHATSAPP_PROVIDER=meta pointing at the fake (META_THROUGHPUT_MPS=1000).
 
 For each K:
-1. RQ's own ceiling: 5000 no-op jobs on K EncargoWorker processes (jobs/s), plain
-   and with the per-customer RateLimit the message jobs carry;
+1. RQ's own ceiling: 5000 no-op jobs on K EncargoWorker processes (jobs/s);
 2. open-loop phases at fixed rates (50, 100, 150 messages/s for 20 s, then a
    saturation phase offered 300/s for 10 s), each followed by the drain. Every
    message is a unique id from customers new to the phase, each sending at most 4
@@ -249,9 +248,7 @@ def main(argv: list[str] | None = None) -> int:
             log(f"== K={k}: RQ no-op baseline ({noop_jobs} jobs)")
             wait_for_quiet(10.0, quiet_wait)
             noop = rq_noop_baseline(stack, env, k, noop_jobs, tag=f"noop{k}")
-            wait_for_quiet(10.0, quiet_wait)
-            noop_rl = rq_noop_baseline(stack, env, k, noop_jobs, rate_limited=True, tag=f"noopRL{k}")
-            log(f"no-op jobs/s: plain {noop['jobs_per_s']}, with RateLimit {noop_rl['jobs_per_s']}")
+            log(f"no-op jobs/s: {noop['jobs_per_s']}")
             workers = stack.start_workers(env, k)
             roots = {"web": stack.pids["web"], "workers": workers.pid, "postgres": stack.pids["postgres"],
                      "redis": stack.pids["redis"], "core": stack.pids.get("core", -1), "fake": fake.pid,
@@ -278,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
                         break
             finally:
                 stack.stop(workers)
-            results[k] = {"noop": noop, "noop_rate_limited": noop_rl, "warmup": warm, "phases": phases}
+            results[k] = {"noop": noop, "warmup": warm, "phases": phases}
 
     # --- report -----------------------------------------------------------------------------------
     print()
@@ -286,13 +283,10 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print("RQ no-op baseline (EncargoWorker, K processes, burst; jobs/s):")
     print()
-    print(table(["K", "no-op jobs/s", "no-op + RateLimit jobs/s", "jobs", "failed", "CPU ms/job workers",
-                 "CPU ms/job redis", "other procs %"],
-                [[k, r["noop"]["jobs_per_s"], r["noop_rate_limited"]["jobs_per_s"], r["noop"]["jobs"],
-                  r["noop"]["failed"] + r["noop_rate_limited"]["failed"], r["noop"]["cpu_ms_per_job"]["workers"],
-                  r["noop"]["cpu_ms_per_job"]["redis"],
-                  f"{r['noop']['foreign_pct']} / {r['noop_rate_limited']['foreign_pct']}"]
-                 for k, r in results.items()]))
+    print(table(["K", "no-op jobs/s", "jobs", "failed", "CPU ms/job workers", "CPU ms/job redis", "other procs %"],
+                [[k, r["noop"]["jobs_per_s"], r["noop"]["jobs"], r["noop"]["failed"],
+                  r["noop"]["cpu_ms_per_job"]["workers"], r["noop"]["cpu_ms_per_job"]["redis"],
+                  r["noop"]["foreign_pct"]] for k, r in results.items()]))
     print()
     print("Phases (end-to-end latency = scheduled send -> first reply at the fake, ms):")
     print()

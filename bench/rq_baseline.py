@@ -65,14 +65,10 @@ def run_noop_worker(queue_name: str, ready_key: str, go_key: str) -> None:
 
 
 def rq_noop_baseline(stack: Stack, env: dict[str, str], processes: int, jobs: int, *,
-                     rate_limited: bool = False, customers: int = 500, tag: str = "") -> dict[str, Any]:
-    """jobs/s of K EncargoWorker processes running `noop_job` (options as production's message jobs).
-
-    rate_limited: also give each job the RateLimit(customer, concurrency=1) production message jobs carry.
-    """
+                     tag: str = "") -> dict[str, Any]:
+    """jobs/s of K EncargoWorker processes running `noop_job` (options as production's jobs)."""
     import redis
     from rq import Queue
-    from rq.rate_limit import RateLimit
     from rq.registry import FailedJobRegistry, StartedJobRegistry
 
     from worker.enqueue import FAILED_TTL_S
@@ -84,9 +80,7 @@ def rq_noop_baseline(stack: Stack, env: dict[str, str], processes: int, jobs: in
     ready_key, go_key = f"bench:{run}:ready", f"bench:{run}:go"
     t_enqueue = time.monotonic()
     for n in range(jobs):
-        queue.enqueue_call(noop_job, job_id=f"{run}-{n:07d}", timeout=30, result_ttl=0, failure_ttl=FAILED_TTL_S,
-                           rate_limit=RateLimit(key=f"{run}:c{n % customers}", concurrency=1) if rate_limited
-                           else None)
+        queue.enqueue_call(noop_job, job_id=f"{run}-{n:07d}", timeout=30, result_ttl=0, failure_ttl=FAILED_TTL_S)
     enqueue_s = time.monotonic() - t_enqueue
     procs = []
     for i in range(processes):
@@ -109,8 +103,7 @@ def rq_noop_baseline(stack: Stack, env: dict[str, str], processes: int, jobs: in
         t_end = None
         while time.monotonic() < deadline:
             remaining = conn.llen(queue.key)
-            if remaining == 0 and started.count == 0 and (
-                    not rate_limited or not conn.keys(f"rq:rl:{run}:c*:rate_limited")):
+            if remaining == 0 and started.count == 0:
                 t_end = time.monotonic()
                 break
             time.sleep(0.005)
@@ -130,7 +123,7 @@ def rq_noop_baseline(stack: Stack, env: dict[str, str], processes: int, jobs: in
         conn.close()
     elapsed = t_end - t0
     worker_cpu = sum(v for k, v in cpu["components"].items() if k.startswith("worker"))
-    return {"processes": processes, "jobs": jobs, "rate_limited": rate_limited, "elapsed_s": round(elapsed, 3),
+    return {"processes": processes, "jobs": jobs, "elapsed_s": round(elapsed, 3),
             "jobs_per_s": round(jobs / elapsed, 1), "failed": failed, "job_hashes_left": leftover,
             "enqueue_s": round(enqueue_s, 2),
             "cpu_ms_per_job": {"workers": round(1000 * worker_cpu / jobs, 3),

@@ -1,12 +1,13 @@
-"""From the webhook's announcement to an RQ job, off the acknowledgement path.
+"""From the webhook's announcement to the queue, off the acknowledgement path.
 
 The webhook stores an event in PostgreSQL and announces it with one RPUSH on
-`ingest:events` (a fraction of a millisecond); building the RQ job with its
-per-customer `RateLimit` costs a few milliseconds of Redis round trips and is
-done here instead. One dispatcher is active at a time (a Redis lease), so
-announcements become jobs in arrival order and a customer's messages keep
-their order. The dispatcher runs as a thread of every `encargo-worker`
-process group; the others stand by.
+`ingest:events` (a fraction of a millisecond); putting it on the queue costs
+more Redis round trips and is done here instead: a customer message goes to
+its customer's inbox (worker.inbox, one round trip for a whole batch), a
+status callback becomes an RQ job of its own. One dispatcher is active at a
+time (a Redis lease), so announcements are queued in arrival order and a
+customer's messages keep their order. The dispatcher runs as a thread of
+every `encargo-worker` process group; the others stand by.
 
 Failure policy: an announcement popped by a dispatcher that dies before
 queueing it is not lost: its event is still `received` in PostgreSQL and the
@@ -23,6 +24,7 @@ import threading
 import redis
 
 from storage import webhook_events
+from worker import inbox
 from worker.enqueue import enqueue_event
 from worker.leader import Leader
 from worker.runtime import Runtime
@@ -56,15 +58,17 @@ def dispatch_pending(runtime: Runtime, *, block_s: float = 0.0) -> int:
         items.extend(more if isinstance(more, list) else [more])
         if len(items) >= BATCH:
             break
-    queued: list[int] = []
-    for raw in items:
-        item = json.loads(raw)
-        enqueue_event(runtime.queue, runtime.settings, kind=item["kind"], event_pk=item["pk"], sealed=None,
-                      conversation_hash=item["conv"], correlation_id=item["cid"])
-        queued.append(int(item["pk"]))
-    if queued:
-        webhook_events.mark_queued(runtime.pool, queued)
-    return len(queued)
+    announced = [json.loads(raw) for raw in items]
+    messages = [(a["conv"], int(a["pk"]), a["cid"]) for a in announced if a["kind"] == "message"]
+    drainers = inbox.deliver(conn, runtime.settings, messages)
+    inbox.queue_drainers(runtime.queue, runtime.settings, drainers, "dispatcher")
+    for a in announced:
+        if a["kind"] != "message":
+            enqueue_event(runtime.queue, runtime.settings, kind=a["kind"], event_pk=a["pk"], sealed=None,
+                          conversation_hash=None, correlation_id=a["cid"])
+    if announced:
+        webhook_events.mark_queued(runtime.pool, [int(a["pk"]) for a in announced])
+    return len(announced)
 
 
 def run_dispatcher(runtime: Runtime, stop: threading.Event, *, lease_s: float = 10.0) -> None:

@@ -1,11 +1,12 @@
-"""Putting work on the RQ queue.
+"""Putting single events on the RQ queue.
 
-Messages of one customer are processed one at a time and in order: each
-inbound-message job carries rq's `RateLimit(key=<customer>, concurrency=1)`,
-so RQ holds a customer's later jobs back until the earlier one finished, and
-promotes them oldest first. Job ids sort in arrival order (the PostgreSQL id
-of the stored event), which keeps that order inside the same second. Status
-callbacks need no ordering (a status only moves forward) and carry no limit.
+Customer messages normally go through their customer's inbox (worker.inbox).
+A message queued on its own (retried after a failure in a drain job, or
+sealed in Redis while PostgreSQL was down) carries rq's
+`RateLimit(key=<customer>, concurrency=1)`, so RQ runs one such job per
+customer at a time, oldest first. Job ids sort in arrival order (the
+PostgreSQL id of the stored event). Status callbacks need no ordering (a
+status only moves forward) and carry no limit.
 """
 
 from __future__ import annotations

@@ -1,6 +1,9 @@
 """RQ jobs: thin wrappers that decode ids and call one service function.
 
-An event reaches a job either as the id of its `webhook_events` row, or,
+Customer messages normally reach a worker through their customer's inbox
+(`drain_inbox`, worker/inbox.py). `handle_message` takes one message on its
+own: a message that failed in a drain job, or one that only reached Redis.
+An event reaches such a job either as the id of its `webhook_events` row, or,
 when PostgreSQL was down at the webhook, as the sealed (encrypted) event
 itself: the job then stores it first (de-duplicated by the same unique key)
 and carries on as usual. Any exception makes RQ retry with back-off.
@@ -10,9 +13,11 @@ from __future__ import annotations
 
 import json
 
+from rq import get_current_job
+
 from observability import correlation
 from storage import webhook_events
-from worker import delivery, inbound, runtime, statuses
+from worker import delivery, inbound, inbox, runtime, statuses
 
 
 def handle_message(event_pk: int | None, sealed: str | None, correlation_id: str) -> str:
@@ -22,6 +27,14 @@ def handle_message(event_pk: int | None, sealed: str | None, correlation_id: str
         if pk is None:
             return "duplicate"
         return inbound.process_message(rt, pk)
+
+
+def drain_inbox(correlation_id: str) -> int:
+    """Take turns over the customers with messages waiting (worker.inbox); returns how many were handled."""
+    job = get_current_job()
+    assert job is not None
+    with correlation(correlation_id):
+        return inbox.drain(runtime.current(), job.id)
 
 
 def handle_status(event_pk: int | None, sealed: str | None, correlation_id: str) -> str:

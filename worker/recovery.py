@@ -1,8 +1,11 @@
-"""The safety net: events that were stored but never queued, or whose job vanished, are queued again.
+"""The safety net: events that were stored but never queued, or whose queue entry vanished, are queued again.
 
 Runs every RECOVERY_INTERVAL_S in the scheduler process. It covers
 - Redis down at the webhook: events wait in PostgreSQL as `received`;
-- Redis restarted and lost its queue: events are `queued` but no RQ job exists.
+- Redis restarted and lost its queue: events are `queued` but neither an RQ
+  job nor their customer's inbox holds them;
+- a drain job that died for good: its customers go back in turn and a drain
+  job is queued (`worker.inbox.wake`).
 A job killed with its worker is retried by RQ itself (abandoned-job handling);
 processing is idempotent, so queueing an event twice never doubles a reply.
 """
@@ -16,6 +19,7 @@ from rq.job import Job
 
 from channels.events import event_from_dict
 from storage import webhook_events
+from worker import inbox
 from worker.enqueue import conversation_hash, enqueue_event, job_id_for
 from worker.inbound import unseal
 from worker.runtime import Runtime
@@ -38,20 +42,30 @@ def recover_events(runtime: Runtime) -> int:
                     webhook_events.finish(conn, stored.id, "failed", error="gave up after repeated attempts")
                 log.error("event failed after repeated attempts", extra={"event_pk": stored.id})
                 continue
-            prefix = "ev" if stored.kind == "message" else "st"
-            job_id = job_id_for(stored.id).replace("ev", prefix, 1)
-            if stored.status == "queued" and Job.exists(job_id, connection=runtime.redis):
-                continue  # still on the queue, running, or scheduled for a retry
             kind, data = unseal(runtime, stored.payload_encrypted)
-            event = event_from_dict(kind, data)
-            enqueue_event(
-                runtime.queue, settings, kind=kind, event_pk=stored.id, sealed=None,
-                conversation_hash=conversation_hash(runtime.vault, event), correlation_id=stored.correlation_id,
-            )
+            customer = conversation_hash(runtime.vault, event_from_dict(kind, data))
+            if stored.status == "queued" and _still_queued(runtime, stored.id, stored.kind, customer,
+                                                           stored.correlation_id):
+                continue
+            if customer is not None:
+                drainers = inbox.deliver(runtime.redis, settings, [(customer, stored.id, stored.correlation_id)])
+                inbox.queue_drainers(runtime.queue, settings, drainers, stored.correlation_id)
+            else:
+                enqueue_event(runtime.queue, settings, kind=kind, event_pk=stored.id, sealed=None,
+                              conversation_hash=None, correlation_id=stored.correlation_id)
             queued.append(stored.id)
+        inbox.wake(runtime.redis, runtime.queue, settings)
     except redis.RedisError as exc:
         log.warning("recovery paused: redis unavailable (%s)", type(exc).__name__)
     webhook_events.mark_queued(runtime.pool, queued)
     if queued:
         log.info("recovered events queued", extra={"count": len(queued)})
     return len(queued)
+
+
+def _still_queued(runtime: Runtime, event_pk: int, kind: str, customer: str | None, correlation_id: str) -> bool:
+    """Whether an RQ job (queued, running or waiting for a retry) or the customer's inbox still holds the event."""
+    prefix = "ev" if kind == "message" else "st"
+    if Job.exists(job_id_for(event_pk).replace("ev", prefix, 1), connection=runtime.redis):
+        return True
+    return customer is not None and inbox.holds(runtime.redis, customer, event_pk, correlation_id)
