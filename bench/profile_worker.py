@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     from app import create_app
     from config import Settings
     from worker import inbound, runtime
-    from worker.dispatch import INGEST_KEY
+    from worker.enqueue import INGEST_KEY
 
     with Stack(keep=args.keep) as stack:
         stack.start_services()

@@ -3,6 +3,12 @@
 (provider, event_id) is unique, so a re-delivered event is recognised by the
 database itself (`INSERT ... ON CONFLICT DO NOTHING`), never by a read-then-write.
 The payload is stored encrypted: it carries phone numbers.
+
+Status: `received` (stored; a customer message waits in its customer's inbox
+from here on), `queued` (a status callback handed to the dispatcher, or an
+event the recovery loop queued again), then `processed`, `unroutable` or
+`failed`. Whether an unfinished event is still held in Redis is Redis's to
+say (worker.recovery asks it), not this column's.
 """
 
 from __future__ import annotations

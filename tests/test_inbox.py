@@ -64,8 +64,8 @@ def processed(db_pool: ConnectionPool) -> int:
 def test_a_burst_is_one_drain_job_and_each_customer_is_answered_in_order(
         client: FlaskClient, one_drainer: Settings, rt: runtime.Runtime, graph: FakeGraphAPI,
         db_pool: ConnectionPool) -> None:
-    send_round(client, 3)
-    assert dispatch_pending(rt) == 9
+    send_round(client, 3)  # the webhook puts each message in its customer's inbox...
+    assert dispatch_pending(rt) == 1  # ...and announces one drain job: the only one allowed
     assert [job.func_name for job in rt.queue.get_jobs()] == ["worker.jobs.drain_inbox"]  # not nine jobs
     run_jobs(one_drainer)
     assert processed(db_pool) == 9
@@ -80,7 +80,7 @@ def test_a_message_that_fails_is_retried_on_its_own_and_the_customer_goes_on(
         db_pool: ConnectionPool, redis_conn: redis.Redis) -> None:
     customer = "c0ffee"
     # A message whose stored event is gone (a database restored from an older backup) cannot be handled.
-    inbox.deliver(redis_conn, one_drainer, [(customer, 424242, "cid-lost")])
+    inbox.deliver(redis_conn, one_drainer, customer, 424242, "cid-lost")
     post_meta(client, text_payload("50370000001", "Hola", "wamid.after"))
     dispatch_pending(rt)
     assert inbox.drain(rt, "inbox-test") == 2
@@ -110,7 +110,8 @@ def test_a_customer_held_by_a_dead_drain_job_is_taken_over_once_its_lease_runs_o
 
 
 def test_only_the_lease_holder_removes_the_message(one_drainer: Settings, redis_conn: redis.Redis) -> None:
-    inbox.deliver(redis_conn, one_drainer, [("cafe", 7, "cid-7"), ("cafe", 8, "cid-8")])
+    assert inbox.deliver(redis_conn, one_drainer, "cafe", 7, "cid-7")  # a drain job announced
+    assert not inbox.deliver(redis_conn, one_drainer, "cafe", 8, "cid-8")  # the customer waits already
     first = inbox.claim(redis_conn, "inbox-a", lease_s=0.1, slot_life=60)
     assert first is not None and (first.customer, first.event_pk, first.correlation_id) == ("cafe", 7, "cid-7")
     assert inbox.claim(redis_conn, "inbox-b", lease_s=5, slot_life=60) is None  # held: nothing else to take

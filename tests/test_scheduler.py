@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -16,6 +17,8 @@ from psycopg_pool import ConnectionPool
 from app import create_app
 from config import Settings
 from tests.harness import post_meta, rows, text_payload
+from worker import inbox
+from worker.enqueue import INGEST_KEY
 from worker.leader import Leader
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,5 +70,7 @@ def test_two_scheduler_processes_recover_an_event_once(settings: Settings, base_
         for proc in procs:
             proc.wait(timeout=15)
     assert rows(db_pool, "SELECT status FROM webhook_events") == [{"status": "queued"}]
-    assert redis_conn.llen("rq:queue:encargo") == 1
+    (customer,) = redis_conn.lrange(inbox.READY_KEY, 0, -1)  # in its customer's inbox once, one drain job asked for
+    assert redis_conn.llen(inbox.inbox_key(customer.decode())) == 1
+    assert [json.loads(a)["kind"] for a in redis_conn.lrange(INGEST_KEY, 0, -1)] == ["drainer"]
     assert all(proc.returncode == 0 for proc in procs)

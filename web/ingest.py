@@ -1,9 +1,10 @@
 """Storing and queueing verified webhook events: the part of a webhook request after the signature.
 
 For each event: write it durably (PostgreSQL `webhook_events`, unique on
-provider + event id, payload encrypted), then announce it on the queue with one
-Redis command; the dispatcher (worker.dispatch) turns announcements into RQ jobs
-off the acknowledgement path.
+provider + event id, payload encrypted), then hand it to Redis with one command:
+a customer message goes into its customer's inbox (worker.inbox), a status
+callback is announced to the dispatcher (worker.dispatch), which builds its RQ
+job off the acknowledgement path.
 
 - A duplicate (same provider + event id) is acknowledged and not queued again.
 - Redis down: the event stays in PostgreSQL as `received`; the scheduler's
@@ -31,6 +32,7 @@ from config import Settings
 from observability import correlation, new_correlation_id
 from storage import webhook_events
 from storage.crypto import Vault
+from worker import inbox
 from worker.dispatch import announce
 from worker.enqueue import conversation_hash as conversation_hash_of
 from worker.enqueue import enqueue_event
@@ -88,8 +90,10 @@ class Ingestor:
             return
         result.event_pks.append(event_pk)
         try:
-            announce(self.redis, event_pk=event_pk, kind=kind, conversation_hash=conversation_hash,
-                     correlation_id=cid)
+            if conversation_hash is not None:
+                inbox.deliver(self.redis, self.settings, conversation_hash, event_pk, cid)
+            else:
+                announce(self.redis, event_pk=event_pk, kind=kind, correlation_id=cid)
         except redis.RedisError as exc:
             log.error("redis unavailable at ingest; event kept for recovery",
                       extra={"event_pk": event_pk, "error": type(exc).__name__})

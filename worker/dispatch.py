@@ -1,18 +1,22 @@
-"""From the webhook's announcement to the queue, off the acknowledgement path.
+"""From the announcements on `ingest:events` to RQ jobs, off the acknowledgement path.
 
-The webhook stores an event in PostgreSQL and announces it with one RPUSH on
-`ingest:events` (a fraction of a millisecond); putting it on the queue costs
-more Redis round trips and is done here instead: a customer message goes to
-its customer's inbox (worker.inbox, one round trip for a whole batch), a
-status callback becomes an RQ job of its own. One dispatcher is active at a
-time (a Redis lease), so announcements are queued in arrival order and a
-customer's messages keep their order. The dispatcher runs as a thread of
-every `encargo-worker` process group; the others stand by.
+Building an RQ job costs a few Redis round trips; the webhook should not wait
+for them. So the webhook announces what needs a job with one command, and
+this dispatcher queues the jobs:
+- a status callback: stored in PostgreSQL, announced with one RPUSH; queued
+  here as its own job;
+- a customer message goes straight into its customer's inbox (worker.inbox);
+  when that needs a new drain job, the same Lua call announces the job and it
+  is queued here.
+One dispatcher is active at a time (a Redis lease), so announcements are queued
+in arrival order. The dispatcher runs as a thread of every `encargo-worker`
+process group; the others stand by.
 
 Failure policy: an announcement popped by a dispatcher that dies before
-queueing it is not lost: its event is still `received` in PostgreSQL and the
-scheduler's recovery loop queues it (worker.recovery). Errors are logged,
-never raised out of the loop.
+queueing it is not lost: a status stays `received` in PostgreSQL and the
+scheduler's recovery loop queues it (worker.recovery); a drain job's slot
+expires and recovery announces a new one (`worker.inbox.wake`). Errors are
+logged, never raised out of the loop.
 """
 
 from __future__ import annotations
@@ -25,26 +29,23 @@ import redis
 
 from storage import webhook_events
 from worker import inbox
-from worker.enqueue import enqueue_event
+from worker.enqueue import INGEST_KEY, enqueue_event
 from worker.leader import Leader
 from worker.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-INGEST_KEY = "ingest:events"
 LEASE_KEY = "dispatcher:leader"
 BATCH = 200
 
 
-def announce(conn: redis.Redis, *, event_pk: int, kind: str, conversation_hash: str | None,
-             correlation_id: str) -> None:
-    """Tell the dispatcher a stored event waits to be queued. Raises redis errors."""
-    conn.rpush(INGEST_KEY, json.dumps({"pk": event_pk, "kind": kind, "conv": conversation_hash,
-                                       "cid": correlation_id}))
+def announce(conn: redis.Redis, *, event_pk: int, kind: str, correlation_id: str) -> None:
+    """Tell the dispatcher a stored status callback waits to be queued. Raises redis errors."""
+    conn.rpush(INGEST_KEY, json.dumps({"pk": event_pk, "kind": kind, "cid": correlation_id}))
 
 
 def dispatch_pending(runtime: Runtime, *, block_s: float = 0.0) -> int:
-    """Queue every announced event (waiting up to `block_s` for the first); returns how many."""
+    """Queue a job for every announcement (waiting up to `block_s` for the first); returns how many."""
     conn = runtime.redis
     if block_s > 0:
         first = conn.blpop([INGEST_KEY], timeout=block_s)
@@ -59,15 +60,13 @@ def dispatch_pending(runtime: Runtime, *, block_s: float = 0.0) -> int:
         if len(items) >= BATCH:
             break
     announced = [json.loads(raw) for raw in items]
-    messages = [(a["conv"], int(a["pk"]), a["cid"]) for a in announced if a["kind"] == "message"]
-    drainers = inbox.deliver(conn, runtime.settings, messages)
-    inbox.queue_drainers(runtime.queue, runtime.settings, drainers, "dispatcher")
-    for a in announced:
-        if a["kind"] != "message":
-            enqueue_event(runtime.queue, runtime.settings, kind=a["kind"], event_pk=a["pk"], sealed=None,
-                          conversation_hash=None, correlation_id=a["cid"])
-    if announced:
-        webhook_events.mark_queued(runtime.pool, [int(a["pk"]) for a in announced])
+    inbox.queue_drainers(runtime.queue, runtime.settings, [a["job"] for a in announced if a["kind"] == "drainer"],
+                         "dispatcher")
+    events = [a for a in announced if a["kind"] != "drainer"]
+    for a in events:
+        enqueue_event(runtime.queue, runtime.settings, kind=a["kind"], event_pk=a["pk"], sealed=None,
+                      conversation_hash=a.get("conv"), correlation_id=a["cid"])
+    webhook_events.mark_queued(runtime.pool, [int(a["pk"]) for a in events])
     return len(announced)
 
 

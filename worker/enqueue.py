@@ -21,6 +21,9 @@ from channels.events import InboundEvent, InboundMessage
 from config import Settings
 from storage.crypto import Vault
 
+# Announcements the dispatcher (worker.dispatch) turns into RQ jobs off the acknowledgement path.
+INGEST_KEY = "ingest:events"
+
 # Back-off for a job that raised or died with its worker: at once (a blip, a crash), then 10 s ... 10 min.
 MESSAGE_RETRY = Retry(max=5, interval=[0, 10, 30, 120, 600])
 STATUS_RETRY = Retry(max=4, interval=[3, 10, 30, 120])

@@ -15,8 +15,11 @@ have something waiting, one message per turn:
 - `inbox:drainers`    sorted set of drain jobs queued or running (job id ->
                       time after which the slot is free again).
 
-A message is put in its customer's inbox and, if the customer was not already
-waiting or held, the customer joins `inbox:ready` (one Lua call, `deliver`).
+The webhook puts a message in its customer's inbox and, if the customer was
+not already waiting or held, the customer joins `inbox:ready` (one Lua call,
+`deliver`); when a drain job is needed as well, the same call announces it on
+`ingest:events` and the dispatcher (worker.dispatch) queues it, off the
+acknowledgement path.
 A drain job claims the first ready customer (taking a lease on it), handles the
 oldest message of its inbox, and releases it: the message leaves the inbox
 only then, and the customer goes back to the end of `inbox:ready` if more is
@@ -58,7 +61,7 @@ from rq.timeouts import JobTimeoutException
 
 from config import Settings
 from observability import correlation
-from worker.enqueue import FAILED_TTL_S, enqueue_event
+from worker.enqueue import FAILED_TTL_S, INGEST_KEY, enqueue_event
 from worker.inbound import process_message
 from worker.runtime import Runtime
 
@@ -88,7 +91,7 @@ for i = #expired, 1, -1 do
 end
 """
 # ARGV[n], ARGV[n+1], ARGV[n+2]: the most drain jobs, a slot's life in seconds, a new job id.
-# Returns the new job id when a slot was free (the caller queues that job), else false.
+# Returns the new job id when a slot was free (that job must be queued), else false.
 _RESERVE = """
 local function reserve(n)
   redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
@@ -99,14 +102,23 @@ local function reserve(n)
   return false
 end
 """
+# KEYS[4]: the dispatcher's announcements; the reserved drain job is announced there.
+_ANNOUNCE = """
+local function announce(job_id)
+  if job_id then
+    redis.call('RPUSH', KEYS[4], cjson.encode({kind = 'drainer', job = job_id}))
+  end
+  return job_id
+end
+"""
 
-# KEYS: held, ready, drainers; ARGV: customer, item, most drainers, slot life, new job id.
+# KEYS: held, ready, drainers, announcements; ARGV: customer, item, most drainers, slot life, new job id.
 # A customer already waiting or held needs no new drain job: whoever holds them puts them back in turn.
-_DELIVER = _PREFIX + _NOW + _RESERVE + """
+_DELIVER = _PREFIX + _NOW + _RESERVE + _ANNOUNCE + """
 redis.call('RPUSH', prefix .. ARGV[1], ARGV[2])
 if redis.call('ZADD', KEYS[1], 'NX', 'inf', ARGV[1]) == 1 then
   redis.call('RPUSH', KEYS[2], ARGV[1])
-  return reserve(3)
+  return announce(reserve(3))
 end
 return false
 """
@@ -155,15 +167,16 @@ redis.call('ZREM', KEYS[3], ARGV[1])
 return reserve(2)
 """
 
-# KEYS: held, ready, drainers; ARGV: most drainers (1: only when there is none), slot life, new job id.
-_WAKE = _NOW + _SWEEP + _RESERVE + """
+# KEYS: held, ready, drainers, announcements; ARGV: most drainers (1: only when there is none), slot life,
+# new job id.
+_WAKE = _NOW + _SWEEP + _RESERVE + _ANNOUNCE + """
 if redis.call('LLEN', KEYS[2]) == 0 then
   return false
 end
-return reserve(1)
+return announce(reserve(1))
 """
 
-_KEYS = [HELD_KEY, READY_KEY, DRAINERS_KEY]
+_KEYS = [HELD_KEY, READY_KEY, DRAINERS_KEY, INGEST_KEY]
 
 
 def _script(lua: str) -> Script:
@@ -213,18 +226,14 @@ def _text(value: Any) -> str | None:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def deliver(conn: redis.Redis, settings: Settings, items: list[tuple[str, int, str]]) -> list[str]:
-    """Put messages (customer hash, event pk, correlation id) in their inboxes, in this order, in one round trip.
+def deliver(conn: redis.Redis, settings: Settings, customer: str, event_pk: int, correlation_id: str) -> bool:
+    """Put a message in its customer's inbox (one round trip); True when a drain job was announced for it.
 
-    Returns the ids of the drain jobs to queue (see `queue_drainers`). Raises redis errors.
+    Raises redis errors (the event stays in PostgreSQL for the recovery loop).
     """
-    if not items:
-        return []
-    pipe = conn.pipeline(transaction=False)
-    for customer, event_pk, correlation_id in items:
-        _DELIVER_SCRIPT(keys=_KEYS, args=[customer, item_for(event_pk, correlation_id), settings.message_drainers,
-                                 slot_life_s(settings), _new_job_id()], client=pipe)
-    return [job_id for raw in pipe.execute() if (job_id := _text(raw))]
+    job_id = _DELIVER_SCRIPT(keys=_KEYS, args=[customer, item_for(event_pk, correlation_id), settings.message_drainers,
+                                               slot_life_s(settings), _new_job_id()], client=conn)
+    return _text(job_id) is not None
 
 
 def queue_drainers(queue: Queue, settings: Settings, job_ids: list[str], correlation_id: str) -> None:
@@ -239,18 +248,15 @@ def holds(conn: redis.Redis, customer: str, event_pk: int, correlation_id: str) 
     return conn.lpos(inbox_key(customer), item_for(event_pk, correlation_id)) is not None
 
 
-def wake(conn: redis.Redis, queue: Queue, settings: Settings) -> bool:
-    """Return customers held by dead drain jobs to the turn order; queue a drain job if customers wait and none
-    exists (they all died for good). Returns whether one was queued."""
+def wake(conn: redis.Redis, settings: Settings) -> bool:
+    """Return customers held by dead drain jobs to the turn order; announce a drain job if customers wait and
+    none exists (they all died for good). Returns whether one was announced."""
     # Only when no drain job at all is queued or running: a live one takes the waiting customers in turn.
-    job_id = _text(_WAKE_SCRIPT(keys=_KEYS, args=[1, slot_life_s(settings), _new_job_id()], client=conn))
-    if job_id:
-        queue_drainers(queue, settings, [job_id], "recovery")
-    return job_id is not None
+    return _text(_WAKE_SCRIPT(keys=_KEYS, args=[1, slot_life_s(settings), _new_job_id()], client=conn)) is not None
 
 
 def claim(conn: redis.Redis, job_id: str, *, lease_s: float, slot_life: int) -> Claim | None:
-    raw = _CLAIM_SCRIPT(keys=_KEYS, args=[job_id, f"{lease_s:.3f}", slot_life], client=conn)
+    raw = _CLAIM_SCRIPT(keys=_KEYS[:3], args=[job_id, f"{lease_s:.3f}", slot_life], client=conn)
     if not raw:
         return None
     customer, item, lease = raw
@@ -296,7 +302,7 @@ def drain(runtime: Runtime, job_id: str, *, items_per_job: int = ITEMS_PER_JOB) 
 def _hand_over(runtime: Runtime, job_id: str) -> None:
     """Give this job's slot to a fresh drain job at the back of the queue."""
     settings = runtime.settings
-    new_id = _text(_HAND_OVER_SCRIPT(keys=_KEYS, args=[job_id, settings.message_drainers, slot_life_s(settings),
+    new_id = _text(_HAND_OVER_SCRIPT(keys=_KEYS[:3], args=[job_id, settings.message_drainers, slot_life_s(settings),
                                                       _new_job_id()], client=runtime.redis))
     if new_id:
         queue_drainers(runtime.queue, settings, [new_id], "hand-over")

@@ -1,11 +1,13 @@
 """The safety net: events that were stored but never queued, or whose queue entry vanished, are queued again.
 
 Runs every RECOVERY_INTERVAL_S in the scheduler process. It covers
-- Redis down at the webhook: events wait in PostgreSQL as `received`;
-- Redis restarted and lost its queue: events are `queued` but neither an RQ
-  job nor their customer's inbox holds them;
+- Redis down at the webhook: events wait in PostgreSQL, unfinished and held
+  by nothing in Redis;
+- Redis restarted and lost its queue: the same;
 - a drain job that died for good: its customers go back in turn and a drain
-  job is queued (`worker.inbox.wake`).
+  job is announced (`worker.inbox.wake`).
+An unfinished event is left alone while an RQ job (queued, running or waiting
+for a retry) or its customer's inbox holds it.
 A job killed with its worker is retried by RQ itself (abandoned-job handling);
 processing is idempotent, so queueing an event twice never doubles a reply.
 """
@@ -44,17 +46,15 @@ def recover_events(runtime: Runtime) -> int:
                 continue
             kind, data = unseal(runtime, stored.payload_encrypted)
             customer = conversation_hash(runtime.vault, event_from_dict(kind, data))
-            if stored.status == "queued" and _still_queued(runtime, stored.id, stored.kind, customer,
-                                                           stored.correlation_id):
+            if _still_queued(runtime, stored.id, stored.kind, customer, stored.correlation_id):
                 continue
             if customer is not None:
-                drainers = inbox.deliver(runtime.redis, settings, [(customer, stored.id, stored.correlation_id)])
-                inbox.queue_drainers(runtime.queue, settings, drainers, stored.correlation_id)
+                inbox.deliver(runtime.redis, settings, customer, stored.id, stored.correlation_id)
             else:
                 enqueue_event(runtime.queue, settings, kind=kind, event_pk=stored.id, sealed=None,
                               conversation_hash=None, correlation_id=stored.correlation_id)
             queued.append(stored.id)
-        inbox.wake(runtime.redis, runtime.queue, settings)
+        inbox.wake(runtime.redis, settings)
     except redis.RedisError as exc:
         log.warning("recovery paused: redis unavailable (%s)", type(exc).__name__)
     webhook_events.mark_queued(runtime.pool, queued)
