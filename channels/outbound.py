@@ -8,8 +8,8 @@ outbound message can be stored in PostgreSQL and sent later by a job.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import Any, Protocol, cast
 
 from channels.events import DeliveryStatus
 
@@ -91,7 +91,16 @@ _BY_KIND: dict[str, type[Any]] = {
 
 
 def message_to_dict(message: OutboundMessage) -> dict[str, Any]:
-    return asdict(message)
+    """The message as plain values (its buttons and rows as dicts), without dataclasses.asdict's deep copies."""
+    return cast(dict[str, Any], _plain(message))
+
+
+def _plain(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    return value
 
 
 def message_from_dict(data: dict[str, Any]) -> OutboundMessage:

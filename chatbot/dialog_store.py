@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import redis
@@ -64,7 +64,9 @@ class DialogState:
         del self.packages[:-MAX_PACKAGES]
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))
+        # Not dataclasses.asdict: it deep-copies every list and dict first, on every message.
+        return json.dumps({f.name: getattr(self, f.name) for f in fields(self)}, ensure_ascii=False,
+                          separators=(",", ":"))
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> DialogState:

@@ -75,12 +75,13 @@ def process_message(runtime: Runtime, event_pk: int) -> str:
             profile_name=event.profile_name,
         )
         conversation = conversations.open_for(conn, tenant_id=tenant.id, contact_id=contact.id)
-        messages.insert_inbound(
+        first_attempt = messages.insert_inbound(
             conn, tenant_id=tenant.id, conversation_id=conversation.id, channel=event.provider,
             provider_message_id=event.message_id, webhook_event_id=event_pk, kind=event.kind.value,
             body=event.text, payload=_inbound_payload(event), correlation_id=stored.correlation_id,
-        )
-        already_composed = messages.event_answered(conn, event_pk)
+        ) is not None
+        # Stored just now: nothing can have answered it yet (replies are stored after, in another transaction).
+        already_composed = not first_attempt and messages.event_answered(conn, event_pk)
         case = escalations.open_case(conn, conversation.id) if conversation.status != "bot" else None
 
     if not already_composed:
