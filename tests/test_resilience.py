@@ -260,3 +260,36 @@ def test_messages_of_one_customer_are_handled_in_order(meta_settings: Settings, 
             JOIN conversations c ON c.id = m.conversation_id
             WHERE m.direction = 'in' AND m.provider_message_id LIKE %s ORDER BY m.id""", (f"wamid.{digits}.%",))
         assert [r["body"] for r in inbound_order] == [f"Hola {i}" for i in range(per_customer)]
+
+
+@pytest.mark.slow
+def test_a_worker_asked_to_stop_finishes_its_message_and_leaves_the_rest_to_others(
+        meta_settings: Settings, base_env: dict[str, str], graph: FakeGraphAPI, db_pool: ConnectionPool) -> None:
+    customers = [f"5037100{n:04d}" for n in range(1, 9)]
+    graph.delay_next(0.25, n=len(customers) * 3)  # read receipt + 2 replies: ~0.75 s a message, ~6 s in all
+    with create_app(meta_settings).test_client() as client:
+        for digits in customers:
+            assert post_meta(client, text_payload(digits, "Hola", f"wamid.stop.{digits}")).status_code == 200
+
+    def answered() -> int:
+        return sum(1 for digits in customers if graph.messages_to("+" + digits))
+
+    env = worker_env(base_env, graph)
+    leaving = start_worker(env)
+    try:
+        wait_for(lambda: answered() >= 1, 30, "the first reply")
+        leaving.send_signal(signal.SIGTERM)  # a deploy: the worker must not take the whole backlog with it
+        leaving.wait(timeout=20)
+    finally:
+        stop(leaving)
+    assert leaving.returncode == 0
+    assert answered() < len(customers)
+    staying = start_worker(env)
+    try:
+        wait_for(lambda: answered() == len(customers) and rows(
+            db_pool, "SELECT count(*) AS n FROM webhook_events WHERE status = 'processed'")[0]["n"] == len(customers),
+            60, "the other worker to answer the rest")
+    finally:
+        stop(staying)
+    assert all(len(graph.messages_to("+" + digits)) == 2 for digits in customers)  # welcome + menu, once each
+    assert [r["status"] for r in outbound(db_pool)] == ["accepted"] * 2 * len(customers)  # nothing interrupted

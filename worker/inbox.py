@@ -39,7 +39,9 @@ Failure policy:
   customer is never left held by a dead job;
 - a drain job hands its slot to a fresh job after ITEMS_PER_JOB messages or
   half its timeout, so it never runs into the timeout and other jobs (status
-  callbacks, notifications, delivery retries) get their turn in the queue.
+  callbacks, notifications, delivery retries) get their turn in the queue; and
+  as soon as its worker is asked to stop (a deploy): the message in hand is
+  finished, the rest is left to the other workers (`STOPPING`).
 
 All Lua runs with Redis's own clock (`TIME`), so worker clocks do not matter.
 Keys are built inside the scripts from the customer hash: single Redis
@@ -49,6 +51,7 @@ instance only (no Redis Cluster), like the rest of the queue.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -73,6 +76,8 @@ READY_KEY = "inbox:ready"
 DRAINERS_KEY = "inbox:drainers"
 
 ITEMS_PER_JOB = 200
+# Set when this process's worker was asked to stop (worker.main.EncargoWorker): drain jobs hand over at once.
+STOPPING = threading.Event()
 SWEEP_LIMIT = 50
 # A drain job that died is run again at once by RQ (its customers' leases have run out by then).
 DRAIN_RETRY = Retry(max=3, interval=[0, 10, 60])
@@ -278,7 +283,7 @@ def drain(runtime: Runtime, job_id: str, *, items_per_job: int = ITEMS_PER_JOB) 
     done = 0
     while True:
         now = time.monotonic()
-        if done >= items_per_job or now > hand_over_at:
+        if done >= items_per_job or now > hand_over_at or STOPPING.is_set():
             _hand_over(runtime, job_id)
             return done
         claimed = claim(runtime.redis, job_id, lease_s=max(0.1, killed_at - now), slot_life=slot_life_s(settings))

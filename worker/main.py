@@ -9,6 +9,9 @@ per 2 cores) give more throughput. The price is that a job cannot be killed
 mid-flight by the parent; rq's SIGALRM timeout still bounds it. A worker that
 dies leaves its job "abandoned": after the job's timeout plus a short grace
 the next maintenance pass (every WORKER_MAINTENANCE_INTERVAL_S) retries it.
+On SIGTERM (a deploy) the worker finishes the job in hand and exits; a drain
+job of customers' messages (worker/inbox.py) stops after the message in hand
+and leaves the rest to the other workers.
 
 Failed jobs stay in rq's FailedJobRegistry for 7 days:
 `rq info --url $REDIS_URL` and `python -m worker.failed` list them.
@@ -30,7 +33,7 @@ from rq.utils import now as utcnow
 from chatbot.router import route
 from config import Settings, settings_or_exit
 from observability import configure_logging, init_sentry
-from worker import runtime
+from worker import inbox, runtime
 from worker.dispatch import dispatch_pending, start_dispatcher
 
 log = logging.getLogger(__name__)
@@ -60,6 +63,11 @@ class EncargoWorker(SimpleWorker):
         if pipeline is None and timeout is None and last is not None and (utcnow() - last).total_seconds() < 1.0:
             return
         super().heartbeat(timeout, pipeline)
+
+    def handle_warm_shutdown_request(self) -> None:
+        """A drain job in progress finishes the message in hand and leaves the rest to the other workers."""
+        inbox.STOPPING.set()
+        super().handle_warm_shutdown_request()  # type: ignore[no-untyped-call]
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         if job.timeout == -1:
