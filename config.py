@@ -76,6 +76,8 @@ class Settings:
     send_timeout_s: float = 10.0
     # Drain jobs that take turns over customers' inboxes (worker/inbox.py): at least the worker processes.
     message_drainers: int = 4
+    # Seconds a drain job with nothing to do waits for the next message before giving its slot up.
+    message_drain_linger_s: float = 0.5
     max_body_bytes: int = 3 * 1024 * 1024
 
     # Messages one customer may send before the bot asks them to wait (design 9.3.1).
@@ -192,6 +194,7 @@ class Settings:
             "recovery_min_age_s": reader.number("RECOVERY_MIN_AGE_S", 60.0, 0.0, 86400),
             "send_timeout_s": reader.number("SEND_TIMEOUT_S", 10.0, 0.1, 120),
             "message_drainers": reader.integer("MESSAGE_DRAINERS", 4, 1, 256),
+            "message_drain_linger_s": reader.number("MESSAGE_DRAIN_LINGER_S", 0.5, 0.0, 60),
             "rate_limit_per_minute": reader.integer("RATE_LIMIT_PER_MINUTE", 20, 1, 10_000),
             "rate_limit_per_hour": reader.integer("RATE_LIMIT_PER_HOUR", 100, 1, 100_000),
             "rate_limit_per_day": reader.integer("RATE_LIMIT_PER_DAY", 500, 1, 1_000_000),

@@ -7,8 +7,9 @@ acknowledges N signed webhooks through the real Flask app (in this process, no g
 each stored event with `worker.inbound.process_message` in this process under cProfile, exactly as an RQ
 job does (without RQ's own per-job cost, which `bench.pipeline` measures as the no-op baseline).
 Reports per message: worker CPU ms, SQL statements (cProfile's count of psycopg executes), Redis
-commands (the server's INFO commandstats delta) and HTTP requests (httpx sends), then the top
-functions by cumulative time. A tool for optimising, not a target: the figures go in docs/BENCHMARKS.md.
+commands (the server's INFO commandstats delta) and HTTP requests (http.client responses for the
+Graph API, httpx sends for the core), then the top functions by cumulative time. A tool for
+optimising, not a target: the figures go in docs/BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -107,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| wall ms | {1000 * wall_s / n:.2f} |")
         if stats is not None:
             print(f"| SQL statements | {_calls(stats, 'psycopg/cursor.py', 'execute') / n:.1f} |")
-            print(f"| HTTP requests | {_calls(stats, 'httpx/_client.py', 'send') / n:.1f} |")
+            http = _calls(stats, 'http/client.py', 'getresponse') + _calls(stats, 'httpx/_client.py', 'send')
+            print(f"| HTTP requests (Graph API, core) | {http / n:.1f} |")
         print(f"| Redis commands | {redis_by_command.total() / n:.1f} |")
         print()
         print("Redis commands per message: " + ", ".join(

@@ -51,6 +51,9 @@ TEST_ENV = {
     "TWILIO_WHATSAPP_NUMBER": "whatsapp:+14155238886",
     "WHATSAPP_PROVIDER": "local",
     "LOG_LEVEL": "WARNING",
+    # A drain job would wait half a second for more messages at the end of every burst run; tests/test_inbox.py
+    # covers the lingering itself.
+    "MESSAGE_DRAIN_LINGER_S": "0",
 }
 
 

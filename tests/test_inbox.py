@@ -5,8 +5,9 @@ Everything runs on the real Redis, PostgreSQL, Flask app and RQ worker; Meta is 
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import redis
@@ -154,3 +155,35 @@ def test_recovery_queues_a_message_again_only_when_redis_lost_it(
     assert recovery.recover_events(rt) == 1
     run_jobs(one_drainer)
     assert processed(db_pool) == 1 and len(graph.messages_to("+50370000001")) == 2
+
+
+def test_a_lingering_drain_job_takes_the_next_message_without_a_new_job(
+        client: FlaskClient, one_drainer: Settings, graph: FakeGraphAPI, db_pool: ConnectionPool) -> None:
+    lingering = one_drainer.with_overrides(message_drain_linger_s=3.0)
+    built = runtime.build_runtime(lingering, pool_size=2)
+    runtime.configure(built)
+    try:
+        post_meta(client, text_payload("50370000001", "Hola", "wamid.L1"))
+        dispatch_pending(built)
+        (job_id,) = built.queue.job_ids
+        built.queue.remove(job_id)  # a worker took it
+        handled: list[int] = []
+        worker = threading.Thread(target=lambda: handled.append(inbox.drain(built, job_id)))
+        worker.start()
+        wait_until(lambda: processed(db_pool) == 1)
+        post_meta(client, text_payload("50370000002", "Hola", "wamid.L2"))  # arrives while the job lingers
+        worker.join(timeout=30)
+        assert handled == [2]  # the same job answered both, then gave up after 3 s with nothing to do
+        assert dispatch_pending(built) == 0 and built.queue.count == 0  # no other drain job was asked for
+        assert built.redis.zcard(inbox.DRAINERS_KEY) == 0  # and its slot is free again
+        assert len(graph.messages_to("+50370000002")) == 2
+    finally:
+        runtime.configure(None)
+        built.close()
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)

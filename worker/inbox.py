@@ -25,8 +25,10 @@ oldest message of its inbox, and releases it: the message leaves the inbox
 only then, and the customer goes back to the end of `inbox:ready` if more is
 waiting. A customer is held by at most one drain job, so their messages run one
 at a time, in order; different customers run in parallel. At most
-`MESSAGE_DRAINERS` drain jobs exist; under load each takes hundreds of turns,
-under light load each takes the one message that started it.
+`MESSAGE_DRAINERS` drain jobs exist; under load each takes hundreds of turns.
+When nobody waits, a drain job lingers `MESSAGE_DRAIN_LINGER_S` (looking
+again every POLL_S) before it gives its slot up: under a steady trickle the
+same job takes the next message instead of a new RQ job being built for it.
 
 Failure policy:
 - a message whose handling raises is handed to its own RQ job with the usual
@@ -76,6 +78,7 @@ READY_KEY = "inbox:ready"
 DRAINERS_KEY = "inbox:drainers"
 
 ITEMS_PER_JOB = 200
+POLL_S = 0.02
 # Set when this process's worker was asked to stop (worker.main.EncargoWorker): drain jobs hand over at once.
 STOPPING = threading.Event()
 SWEEP_LIMIT = 50
@@ -128,13 +131,15 @@ end
 return false
 """
 
-# KEYS: held, ready, drainers; ARGV: this job's id, lease seconds, slot life.
-# Returns {customer, item, lease} or false when nobody waits (the job's slot is then given up).
+# KEYS: held, ready, drainers; ARGV: this job's id, lease seconds, slot life, "1" to keep the slot.
+# Returns {customer, item, lease} or false when nobody waits (the job's slot is then given up, unless kept).
 _CLAIM = _PREFIX + _NOW + _SWEEP + """
 while true do
   local customer = redis.call('LPOP', KEYS[2])
   if not customer then
-    redis.call('ZREM', KEYS[3], ARGV[1])
+    if ARGV[4] ~= '1' then
+      redis.call('ZREM', KEYS[3], ARGV[1])
+    end
     return false
   end
   local item = redis.call('LINDEX', prefix .. customer, 0)
@@ -260,8 +265,11 @@ def wake(conn: redis.Redis, settings: Settings) -> bool:
     return _text(_WAKE_SCRIPT(keys=_KEYS, args=[1, slot_life_s(settings), _new_job_id()], client=conn)) is not None
 
 
-def claim(conn: redis.Redis, job_id: str, *, lease_s: float, slot_life: int) -> Claim | None:
-    raw = _CLAIM_SCRIPT(keys=_KEYS[:3], args=[job_id, f"{lease_s:.3f}", slot_life], client=conn)
+def claim(conn: redis.Redis, job_id: str, *, lease_s: float, slot_life: int, keep_slot: bool = False) -> Claim | None:
+    """The next customer in turn and their oldest message; None when nobody waits (the slot given up unless
+    `keep_slot`)."""
+    raw = _CLAIM_SCRIPT(keys=_KEYS[:3], args=[job_id, f"{lease_s:.3f}", slot_life, "1" if keep_slot else "0"],
+                        client=conn)
     if not raw:
         return None
     customer, item, lease = raw
@@ -280,15 +288,21 @@ def drain(runtime: Runtime, job_id: str, *, items_per_job: int = ITEMS_PER_JOB) 
     started = time.monotonic()
     killed_at = started + settings.job_timeout_s  # RQ's timeout: no lease may outlive it
     hand_over_at = started + settings.job_timeout_s / 2
+    idle_until = started + settings.message_drain_linger_s
     done = 0
     while True:
         now = time.monotonic()
         if done >= items_per_job or now > hand_over_at or STOPPING.is_set():
             _hand_over(runtime, job_id)
             return done
-        claimed = claim(runtime.redis, job_id, lease_s=max(0.1, killed_at - now), slot_life=slot_life_s(settings))
+        lingering = now < idle_until
+        claimed = claim(runtime.redis, job_id, lease_s=max(0.1, killed_at - now), slot_life=slot_life_s(settings),
+                        keep_slot=lingering)
         if claimed is None:
-            return done
+            if not lingering:
+                return done  # the slot is given up: the next message announces a new drain job
+            time.sleep(POLL_S)
+            continue
         with correlation(claimed.correlation_id):
             try:
                 process_message(runtime, claimed.event_pk)
@@ -302,6 +316,7 @@ def drain(runtime: Runtime, job_id: str, *, items_per_job: int = ITEMS_PER_JOB) 
             if release(runtime.redis, claimed) < 0:
                 log.warning("inbox lease ran out while the message was handled", extra={"event_pk": claimed.event_pk})
         done += 1
+        idle_until = time.monotonic() + settings.message_drain_linger_s
 
 
 def _hand_over(runtime: Runtime, job_id: str) -> None:
