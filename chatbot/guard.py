@@ -17,13 +17,14 @@ then let through (a broken limiter must not silence customers).
 from __future__ import annotations
 
 import html
-import json
 import logging
 import re
 import unicodedata
 from dataclasses import dataclass
+from typing import Any, cast
 
 import redis
+from redis.commands.core import Script
 
 log = logging.getLogger(__name__)
 
@@ -103,25 +104,38 @@ def check_rate(conn: redis.Redis, conversation_hash: str, message_id: str, at: f
     return RateDecision(False, notify=at >= noticed_until, window=window)
 
 
+# KEYS: the customer's repeat key; ARGV: fingerprint, message id, TTL. The same message again (a retried job)
+# gets its count back unchanged. Read and write in one round trip.
+_REPEATS = Script(cast(Any, None), b"""
+local last = {}
+local raw = redis.call('GET', KEYS[1])
+if raw then
+  local ok, decoded = pcall(cjson.decode, raw)
+  if ok and type(decoded) == 'table' then last = decoded end
+end
+if last['last'] == ARGV[2] then
+  return tonumber(last['count']) or 1
+end
+local count = 1
+if last['fp'] == ARGV[1] then
+  count = (tonumber(last['count']) or 0) + 1
+end
+redis.call('SET', KEYS[1], cjson.encode({fp = ARGV[1], count = count, last = ARGV[2]}), 'EX', ARGV[3])
+return count
+""")
+
+
 def count_repeats(conn: redis.Redis, conversation_hash: str, message_id: str, text: str) -> int:
     """How many times in a row the customer has now sent this same text (1 for a new one; 0 if unknown)."""
     fingerprint = fold(text)
     if not fingerprint:
         return 0
-    key = _key(conversation_hash, "repeat")
     try:
-        raw = conn.get(key)
-        last = json.loads(raw) if raw else {}
-        if not isinstance(last, dict):
-            last = {}
-        if last.get("last") == message_id:  # the same message again (a retried job)
-            return int(last.get("count", 1))
-        count = int(last.get("count", 0)) + 1 if last.get("fp") == fingerprint else 1
-        conn.set(key, json.dumps({"fp": fingerprint, "count": count, "last": message_id}), ex=REPEAT_TTL_S)
-    except (redis.RedisError, ValueError, TypeError) as exc:
+        return int(_REPEATS(keys=[_key(conversation_hash, "repeat")], args=[fingerprint, message_id, REPEAT_TTL_S],
+                            client=conn))
+    except redis.RedisError as exc:
         log.warning("repeat detection failed: %s", type(exc).__name__)
         return 0
-    return count
 
 
 # -- cleaning what the customer typed ------------------------------------------------------------

@@ -198,6 +198,9 @@ def test_repeats_are_counted_in_a_row(redis_conn: redis.Redis) -> None:
               for i, text in enumerate(["Hola", "hola", "HOLA ", "hola", "otra cosa", "otra  cosa"])]
     assert counts == [1, 2, 3, 4, 1, 2]
     assert guard.count_repeats(redis_conn, "h", "m5", "otra cosa") == 2  # the same message again: not counted
+    redis_conn.set("guard:h3:repeat", "not json")  # a value nobody can read starts the count afresh
+    assert guard.count_repeats(redis_conn, "h3", "n1", "¿Dónde está?") == 1
+    assert guard.count_repeats(redis_conn, "h3", "n2", "¿donde esta?") == 2  # not ASCII: read back as written
 
 
 def test_message_time_follows_the_message_unless_absurd() -> None:

@@ -69,7 +69,8 @@ def process_message(runtime: Runtime, event_pk: int) -> str:
             webhook_events.finish(conn, event_pk, "unroutable", error="no tenant for the receiving number")
         return "unroutable"
 
-    with runtime.pool.connection() as conn, conn.transaction():
+    # Pipeline mode around the transaction: BEGIN and COMMIT travel with the statements instead of alone.
+    with runtime.pool.connection() as conn, conn.pipeline(), conn.transaction():
         contact = contacts.upsert_inbound(
             conn, runtime.vault, tenant_id=tenant.id, phone=event.user_phone, bsuid=event.user_bsuid,
             profile_name=event.profile_name,
@@ -98,7 +99,7 @@ def process_message(runtime: Runtime, event_pk: int) -> str:
             situation=engine.Situation(conversation.id, conversation.status, case.case_number if case else None),
             conversation_hash=key,
         )
-        with runtime.pool.connection() as conn, conn.transaction():
+        with runtime.pool.connection() as conn, conn.pipeline(), conn.transaction():
             pending = _store_outcome(conn, runtime, tenant, contact.id, conversation.id, event_pk,
                                      stored.correlation_id, outcome)
         dialog_store.save(runtime.redis, key, outcome.state)
