@@ -74,29 +74,40 @@ def _key(conversation_hash: str, part: str) -> str:
     return KEY.format(conversation_hash=conversation_hash, part=part)
 
 
+# KEYS: the minute, hour and day sorted sets, then the notice key; ARGV: message id, its time, then each
+# window's seconds. Counts the message once (by id) in each window and drops what fell out of it.
+# Returns the three counts and the stored notice time (false when none): one round trip.
+_RATE = Script(cast(Any, None), b"""
+local at = tonumber(ARGV[2])
+local counts = {}
+for i = 1, 3 do
+  local since = '(' .. tostring(at - tonumber(ARGV[2 + i]))
+  redis.call('ZADD', KEYS[i], at, ARGV[1])
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', since)
+  counts[i] = redis.call('ZCOUNT', KEYS[i], since, at)
+  redis.call('EXPIRE', KEYS[i], tonumber(ARGV[2 + i]) + 3600)
+end
+counts[4] = redis.call('GET', KEYS[4])
+return counts
+""")
+
+
 def check_rate(conn: redis.Redis, conversation_hash: str, message_id: str, at: float,
                limits: RateLimits) -> RateDecision:
     """Count this message (idempotently, by id) and say whether it is within the limits."""
+    keys = [_key(conversation_hash, window) for window, _s in WINDOWS] + [_key(conversation_hash, "notice")]
     try:
-        pipe = conn.pipeline(transaction=True)
-        for window, seconds in WINDOWS:
-            key = _key(conversation_hash, window)
-            pipe.zadd(key, {message_id: at})
-            pipe.zremrangebyscore(key, "-inf", f"({at - seconds}")
-            pipe.zcount(key, f"({at - seconds}", at)
-            pipe.expire(key, seconds + 3600)
-        pipe.get(_key(conversation_hash, "notice"))
-        results = pipe.execute()
+        results = _RATE(keys=keys, args=[message_id, repr(at), *(seconds for _w, seconds in WINDOWS)], client=conn)
     except redis.RedisError as exc:
         log.warning("rate limit check failed, letting the message through: %s", type(exc).__name__)
         return RateDecision(True)
-    counts = {window: int(results[i * 4 + 2]) for i, (window, _s) in enumerate(WINDOWS)}
+    counts = {window: int(results[i]) for i, (window, _s) in enumerate(WINDOWS)}
     exceeded = [(w, s) for w, s in WINDOWS if counts[w] > limits.limit(w)]
     if not exceeded:
         return RateDecision(True)
     window, seconds = exceeded[-1]  # the longest window exceeded decides how long the wait is
-    raw_notice = results[-1]
-    noticed_until = float(raw_notice) if raw_notice is not None else 0.0
+    raw_notice = results[3]
+    noticed_until = float(raw_notice) if raw_notice else 0.0
     try:
         conn.set(_key(conversation_hash, "notice"), str(max(noticed_until, at + seconds)), ex=seconds + 3600)
     except redis.RedisError as exc:
