@@ -63,7 +63,9 @@ def upsert_inbound(
             WHERE id = %s
             RETURNING id, phone_encrypted, bsuid, profile_name, opted_out_at
             """,
-            (profile_name, bsuid, phone_hash, vault.encrypt(phone) if phone else None, row["id"]),
+            # Encrypted only when the row has no phone yet: COALESCE keeps a stored one (Fernet costs ~0.1 ms).
+            (profile_name, bsuid, phone_hash, vault.encrypt(phone) if phone and not row["phone_encrypted"] else None,
+             row["id"]),
         ).fetchone()
         assert row is not None
     return Contact(
