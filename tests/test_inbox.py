@@ -103,7 +103,7 @@ def test_a_customer_held_by_a_dead_drain_job_is_taken_over_once_its_lease_runs_o
     assert inbox.drain(rt, "inbox-other") == 0  # held: no other drain job may touch the customer yet
     assert recovery.recover_events(rt) == 0 and rt.queue.count == 0
     time.sleep(1.1)  # the lease and the dead job's slot run out
-    recovery.recover_events(rt)  # the scheduler's pass: the customer back in turn, a drain job queued
+    recovery.recover_events(rt)  # the scheduler's pass: the customer back in turn, a drain job announced
     run_jobs(one_drainer)
     assert processed(db_pool) == 1
     assert reply_events(graph, "50370000001") == [held.event_pk, held.event_pk]  # welcome + menu, once each
