@@ -27,6 +27,8 @@ from typing import cast
 
 import redis
 
+from storage import lua
+
 log = logging.getLogger(__name__)
 
 THROUGHPUT_KEY = "throttle:number:{number}"
@@ -77,7 +79,7 @@ for i, key in ipairs(KEYS) do
 end
 return string.format('%.6f', wait)
 """
-_LUA_SHA = hashlib.sha1(_LUA.encode(), usedforsecurity=False).hexdigest()
+_TAKE = lua.script(_LUA)
 
 
 @dataclass(frozen=True)
@@ -109,11 +111,7 @@ def acquire_all(redis_conn: redis.Redis, buckets: list[Bucket], now: float | Non
     for bucket in buckets:
         args += [repr(float(bucket.rate_per_s)), str(int(bucket.burst))]
     keys = [bucket.key for bucket in buckets]
-    try:
-        result = redis_conn.evalsha(_LUA_SHA, len(keys), *keys, *args)
-    except redis.exceptions.NoScriptError:
-        result = redis_conn.eval(_LUA, len(keys), *keys, *args)
-    raw = cast(bytes | str, result)
+    raw = cast(bytes | str, _TAKE(keys=keys, args=args, client=redis_conn))
     return float(raw.decode() if isinstance(raw, bytes) else raw)
 
 

@@ -21,10 +21,10 @@ import logging
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import Any, cast
 
 import redis
-from redis.commands.core import Script
+
+from storage import lua
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ def _key(conversation_hash: str, part: str) -> str:
 # KEYS: the minute, hour and day sorted sets, then the notice key; ARGV: message id, its time, then each
 # window's seconds. Counts the message once (by id) in each window and drops what fell out of it.
 # Returns the three counts and the stored notice time (false when none): one round trip.
-_RATE = Script(cast(Any, None), b"""
+_RATE = lua.script("""
 local at = tonumber(ARGV[2])
 local counts = {}
 for i = 1, 3 do
@@ -117,7 +117,7 @@ def check_rate(conn: redis.Redis, conversation_hash: str, message_id: str, at: f
 
 # KEYS: the customer's repeat key; ARGV: fingerprint, message id, TTL. The same message again (a retried job)
 # gets its count back unchanged. Read and write in one round trip.
-_REPEATS = Script(cast(Any, None), b"""
+_REPEATS = lua.script("""
 local last = {}
 local raw = redis.call('GET', KEYS[1])
 if raw then

@@ -65,6 +65,7 @@ def dispatch_pending(runtime: Runtime, *, block_s: float = 0.0) -> int:
     events = [a for a in announced if a["kind"] != "drainer"]
     for a in events:
         enqueue_event(runtime.queue, runtime.settings, kind=a["kind"], event_pk=a["pk"], sealed=None,
+                      # "conv": a message announced by a web process of the previous release (before inboxes)
                       conversation_hash=a.get("conv"), correlation_id=a["cid"])
     webhook_events.mark_queued(runtime.pool, [int(a["pk"]) for a in events])
     return len(announced)

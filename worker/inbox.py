@@ -57,15 +57,15 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import redis
-from redis.commands.core import Script
 from rq import Queue, Retry
 from rq.timeouts import JobTimeoutException
 
 from config import Settings
 from observability import correlation
+from storage import lua
 from worker.enqueue import FAILED_TTL_S, INGEST_KEY, enqueue_event
 from worker.inbound import process_message
 from worker.runtime import Runtime
@@ -188,14 +188,8 @@ return announce(reserve(1))
 
 _KEYS = [HELD_KEY, READY_KEY, DRAINERS_KEY, INGEST_KEY]
 
-
-def _script(lua: str) -> Script:
-    """A script called with an explicit client (a connection or a pipeline); EVALSHA, loaded on first use."""
-    return Script(cast(Any, None), lua.encode())
-
-
 _DELIVER_SCRIPT, _CLAIM_SCRIPT, _RELEASE_SCRIPT, _HAND_OVER_SCRIPT, _WAKE_SCRIPT = (
-    _script(lua) for lua in (_DELIVER, _CLAIM, _RELEASE, _HAND_OVER, _WAKE))
+    lua.script(source) for source in (_DELIVER, _CLAIM, _RELEASE, _HAND_OVER, _WAKE))
 
 
 @dataclass(frozen=True)

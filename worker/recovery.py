@@ -44,10 +44,13 @@ def recover_events(runtime: Runtime) -> int:
                     webhook_events.finish(conn, stored.id, "failed", error="gave up after repeated attempts")
                 log.error("event failed after repeated attempts", extra={"event_pk": stored.id})
                 continue
+            prefix = "ev" if stored.kind == "message" else "st"
+            if Job.exists(job_id_for(stored.id).replace("ev", prefix, 1), connection=runtime.redis):
+                continue  # its own RQ job: queued, running or waiting for a retry
             kind, data = unseal(runtime, stored.payload_encrypted)
             customer = conversation_hash(runtime.vault, event_from_dict(kind, data))
-            if _still_queued(runtime, stored.id, stored.kind, customer, stored.correlation_id):
-                continue
+            if customer is not None and inbox.holds(runtime.redis, customer, stored.id, stored.correlation_id):
+                continue  # waiting (or being answered) in its customer's inbox
             if customer is not None:
                 inbox.deliver(runtime.redis, settings, customer, stored.id, stored.correlation_id)
             else:
@@ -62,10 +65,3 @@ def recover_events(runtime: Runtime) -> int:
         log.info("recovered events queued", extra={"count": len(queued)})
     return len(queued)
 
-
-def _still_queued(runtime: Runtime, event_pk: int, kind: str, customer: str | None, correlation_id: str) -> bool:
-    """Whether an RQ job (queued, running or waiting for a retry) or the customer's inbox still holds the event."""
-    prefix = "ev" if kind == "message" else "st"
-    if Job.exists(job_id_for(event_pk).replace("ev", prefix, 1), connection=runtime.redis):
-        return True
-    return customer is not None and inbox.holds(runtime.redis, customer, event_pk, correlation_id)

@@ -14,6 +14,7 @@ Only plumbing lives here; each fake keeps its provider's wire format.
 from __future__ import annotations
 
 import json
+import socketserver
 import threading
 from collections import deque
 from dataclasses import dataclass
@@ -55,6 +56,22 @@ class JSONHandler(BaseHTTPRequestHandler):
             pass  # the client gave up (timeout test): nothing to answer
 
 
+def serve_in_thread(server: socketserver.BaseServer, name: str) -> threading.Thread:
+    """Serve on a daemon thread (polling for shutdown every 20 ms); the thread is returned started."""
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, name=name, daemon=True)
+    thread.start()
+    return thread
+
+
+def stop_serving(server: socketserver.BaseServer | None, thread: threading.Thread | None) -> None:
+    """Stop a server started with `serve_in_thread` and free its port; either may be None (never started)."""
+    if server is not None:
+        server.shutdown()
+        server.server_close()
+    if thread is not None:
+        thread.join(timeout=5)
+
+
 class LoopbackServer:
     """A ThreadingHTTPServer on 127.0.0.1 in a daemon thread; subclasses set `handler_class`."""
 
@@ -79,21 +96,13 @@ class LoopbackServer:
         server.daemon_threads = True
         server.handle_error = lambda request, client_address: None  # type: ignore[method-assign]
         self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.02}, name=type(self).__name__, daemon=True
-        )
-        self._thread.start()
+        self._thread = serve_in_thread(server, type(self).__name__)
         return self
 
     def stop(self) -> None:
         self.released.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        stop_serving(self._server, self._thread)
+        self._server, self._thread = None, None
 
     def release(self) -> None:
         """Let every held (hung) response go."""

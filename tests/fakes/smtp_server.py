@@ -23,6 +23,8 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any, Self, cast
 
+from tests.fakes.loopback import serve_in_thread, stop_serving
+
 HOSTNAME = "fake-smtp.test"
 MAX_LINE = 1000  # RFC 5321 4.5.3.1.6, CRLF included
 
@@ -247,19 +249,12 @@ class FakeSMTPServer:
     def start(self) -> Self:
         handler = type("Session", (_Session,), {"fake": self})
         self._server = _Server(("127.0.0.1", 0), handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
-                                        name="FakeSMTPServer", daemon=True)
-        self._thread.start()
+        self._thread = serve_in_thread(self._server, "FakeSMTPServer")
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        stop_serving(self._server, self._thread)
+        self._server, self._thread = None, None
 
     def __enter__(self) -> Self:
         return self.start()
