@@ -52,7 +52,7 @@ def stream(conn: redis.Redis, tenant_id: int, *, heartbeat_s: float = HEARTBEAT_
     """Server-sent events for one browser: each published event as `event: <type>` + `data:`; a comment
     line every `heartbeat_s` keeps proxies from closing the connection. Ends after `max_s` (the browser
     reconnects by itself) or when Redis goes away."""
-    pubsub = conn.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+    pubsub = conn.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call,unused-ignore]  # typed from redis 8 on
     started = time.monotonic()
     try:
         pubsub.subscribe(channel(tenant_id))
