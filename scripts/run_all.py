@@ -5,8 +5,9 @@ scripts/devservices.py), applies migrations, then runs the sandbox core, the
 web server (gunicorn), the RQ worker and the scheduler as child processes with
 the environment from .run/env (the real environment wins). Every child line is
 printed with the child's name in front. Ctrl-C or SIGTERM stops the children,
-then PostgreSQL and Redis, and exits 0; a child that dies on its own stops
-everything and the exit status is 1.
+then PostgreSQL and Redis, and exits 0; a child that dies on its own is
+started again after a back-off that grows while it keeps crashing (the rest
+keeps running); the exit status is 1 only when the web server never answers.
 
     python -m scripts.run_all                  # everything (make run)
     python -m scripts.run_all --only worker    # one process, services assumed up (make worker)
@@ -107,9 +108,11 @@ def run(console: Console) -> int:
             record.add(spec.name, group.start(spec.name, spec.command, env), spec.marker)
         health = f"http://127.0.0.1:{ports.web}/healthz"
         timeout = start_timeout(env)
+        markers = {spec.name: spec.marker for spec in specs}
         code = supervise(
             group, stop, lambda: http_ok(health), lambda: print_banner(ports, env, console),
             ready_timeout=timeout, ready_what=f"{health}",
+            on_restart=lambda name, pid: record.add(name, pid, markers[name]),
         )
     except Interrupted:
         console.line("run", f"{stop.signal_name}: stopping")

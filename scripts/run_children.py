@@ -3,6 +3,9 @@
 Children run in their own sessions (the terminal's Ctrl-C reaches only the
 supervisor) and get SIGTERM if the supervisor dies without cleaning up. The
 first SIGINT/SIGTERM/SIGHUP asks to stop; a second one stops without waiting.
+A child that exits on its own is started again after a back-off that grows
+while it keeps crashing soon after starting (RESTART_DELAYS_S); only a signal
+stops everything.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from typing import IO
 from scripts.run_environment import ROOT, START_TIMEOUT_S
 
 STOP_TIMEOUT_S = 25.0  # an RQ worker finishes its current job on SIGTERM (JOB_TIMEOUT_S is 30 by default)
+RESTART_DELAYS_S = (1.0, 2.0, 5.0, 10.0, 30.0)  # after the 1st, 2nd, ... crash in a row
+STABLE_S = 60.0  # a child that ran this long before crashing starts again from the first delay
 
 
 class Interrupted(Exception):
@@ -93,8 +98,10 @@ class ProcessGroup:
     console: Console
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     _pumps: list[threading.Thread] = field(default_factory=list)
+    _commands: dict[str, tuple[list[str], dict[str, str], Path]] = field(default_factory=dict)
 
     def start(self, name: str, command: list[str], env: Mapping[str, str], cwd: Path = ROOT) -> int:
+        self._commands[name] = (list(command), dict(env), cwd)
         proc = subprocess.Popen(
             command, env=dict(env), cwd=cwd, stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -111,6 +118,11 @@ class ProcessGroup:
         with pipe:
             for raw in iter(pipe.readline, b""):
                 self.console.line(name, raw.decode("utf-8", errors="replace"))
+
+    def restart(self, name: str) -> int:
+        """Start child `name` again with the command it was started with; returns its new pid."""
+        command, env, cwd = self._commands[name]
+        return self.start(name, command, env, cwd)
 
     def first_exited(self) -> tuple[str, int] | None:
         for name, proc in self.procs.items():
@@ -170,6 +182,15 @@ class StopFlag:
             raise Interrupted
 
 
+@dataclass
+class _Crashes:
+    """A child's crashes in a row, and when it may start again."""
+
+    in_a_row: int = 0
+    started_at: float = field(default_factory=time.monotonic)
+    restart_at: float | None = None
+
+
 def supervise(
     group: ProcessGroup,
     stop: StopFlag,
@@ -179,19 +200,37 @@ def supervise(
     ready_timeout: float = START_TIMEOUT_S,
     ready_what: str = "the web server",
     poll_s: float = 0.2,
+    on_restart: Callable[[str, int], None] | None = None,
+    restart_delays: tuple[float, ...] = RESTART_DELAYS_S,
 ) -> int:
-    """Watch the children until a signal (0) or until one dies / never gets ready (1)."""
+    """Watch the children until a signal (0) or until the web server never gets ready (1).
+
+    A child that exits is started again after a back-off (logged), growing while it keeps crashing within
+    STABLE_S of starting; `on_restart(name, pid)` hears of each new process.
+    """
     deadline = time.monotonic() + ready_timeout
     announced = False
     next_check = 0.0
+    crashes = {name: _Crashes() for name in group.procs}
     while not stop.requested:
-        dead = group.first_exited()
-        if dead is not None:
-            name, code = dead
-            reason = describe_exit(code)
-            group.console.line("run", f"{name} exited unexpectedly ({reason}); stopping everything")
-            return 1
         now = time.monotonic()
+        for name, proc in list(group.procs.items()):
+            state = crashes.setdefault(name, _Crashes())
+            code = proc.poll()
+            if code is not None and state.restart_at is None:
+                lived = now - state.started_at
+                state.in_a_row = state.in_a_row + 1 if lived < STABLE_S else 1
+                delay = restart_delays[min(state.in_a_row, len(restart_delays)) - 1]
+                again = f" ({state.in_a_row} times in a row)" if state.in_a_row > 1 else ""
+                group.console.line("run", f"{name} exited unexpectedly ({describe_exit(code)}){again}; "
+                                          f"restarting it in {delay:g}s")
+                state.restart_at = now + delay
+            elif code is not None and state.restart_at is not None and now >= state.restart_at:
+                pid = group.restart(name)
+                state.started_at, state.restart_at = time.monotonic(), None
+                group.console.line("run", f"{name} restarted (pid {pid})")
+                if on_restart is not None:
+                    on_restart(name, pid)
         if not announced and now >= next_check:
             if ready():
                 on_ready()

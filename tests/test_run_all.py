@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -268,26 +269,40 @@ def test_console_prefixes_every_line() -> None:
     assert out.getvalue() == "web          | one\nweb          | two\n"
 
 
-def test_dead_child_is_reported_and_the_rest_stopped() -> None:
+def test_crashed_child_is_restarted_with_growing_delay_and_the_rest_keeps_running() -> None:
     out = io.StringIO()
     group = ProcessGroup(Console(out, color=False))
     env = dict(os.environ)
     group.start("sleeper", _python("import time; print('up', flush=True); time.sleep(60)"), env)
-    group.start("crasher", _python("import sys, time; time.sleep(0.3); print('boom'); sys.exit(3)"), env)
+    group.start("crasher", _python("import sys; print('boom', flush=True); sys.exit(3)"), env)
+    sleeper = group.procs["sleeper"].pid
     stop = StopFlag()
+    restarts: list[tuple[str, int]] = []
+    result: list[int] = []
+    watcher = threading.Thread(target=lambda: result.append(supervise(
+        group, stop, ready=lambda: True, on_ready=lambda: None, poll_s=0.02,
+        on_restart=lambda name, pid: restarts.append((name, pid)), restart_delays=(0.1, 0.3, 0.6))))
+    watcher.start()
     try:
-        code = supervise(group, stop, ready=lambda: False, on_ready=lambda: None, ready_timeout=30,
-                         poll_s=0.05)
+        deadline = time.monotonic() + 20
+        while len(restarts) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
     finally:
-        started = time.monotonic()
+        stop.event.set()
+        watcher.join(timeout=10)
         group.stop_all(timeout=10)
-    assert code == 1
-    assert time.monotonic() - started < 5
+    assert result == [0]  # a crash does not stop everything; only the stop request does
+    assert [name for name, _pid in restarts][:3] == ["crasher"] * 3
+    assert group.procs["sleeper"].pid == sleeper  # never touched until the stop
     assert group.procs["sleeper"].returncode == -signal.SIGTERM
     text = out.getvalue()
-    assert "crasher exited unexpectedly (exit code 3)" in text
-    assert "crasher      | boom" in text
+    assert "crasher exited unexpectedly (exit code 3); restarting it in 0.1s" in text
+    assert "crasher exited unexpectedly (exit code 3) (2 times in a row); restarting it in 0.3s" in text
+    assert "crasher exited unexpectedly (exit code 3) (3 times in a row); restarting it in 0.6s" in text
+    assert f"crasher restarted (pid {restarts[0][1]})" in text
+    assert text.count("crasher      | boom") >= 3
     assert "sleeper      | up" in text
+    assert "stopping everything" not in text
 
 
 def test_child_ignoring_sigterm_is_killed_after_the_timeout() -> None:
