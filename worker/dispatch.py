@@ -74,13 +74,20 @@ def dispatch_pending(runtime: Runtime, *, block_s: float = 0.0) -> int:
 def run_dispatcher(runtime: Runtime, stop: threading.Event, *, lease_s: float = 10.0) -> None:
     """Loop until `stop` is set: while holding the lease, turn announcements into jobs."""
     leader = Leader(runtime.redis, lease_s=lease_s, key=LEASE_KEY)
+    redis_lost = False
     try:
         while not stop.is_set():
-            if not leader.holds():
+            if not leader.holds():  # False while Redis is away, too
                 stop.wait(lease_s / 3)
                 continue
             try:
                 dispatch_pending(runtime, block_s=min(1.0, lease_s / 3))
+                redis_lost = False
+            except (redis.ConnectionError, redis.TimeoutError) as exc:  # one line per outage (holds() is False)
+                if not redis_lost:
+                    log.warning("dispatcher paused: redis unavailable (%s)", type(exc).__name__)
+                redis_lost = True
+                stop.wait(1.0)
             except Exception:  # noqa: BLE001 - the loop must survive Redis/PostgreSQL blips; recovery covers losses
                 log.exception("dispatcher pass failed")
                 stop.wait(1.0)

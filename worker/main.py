@@ -13,6 +13,14 @@ On SIGTERM (a deploy) the worker finishes the job in hand and exits; a drain
 job of customers' messages (worker/inbox.py) stops after the message in hand
 and leaves the rest to the other workers.
 
+Nothing else ends a worker: when Redis goes away, rq's loop stops, and
+`run_worker` waits for Redis with back-off (one log line per outage) and
+starts a new loop. With `--processes N` this process supervises N worker
+processes (worker.pool): one that dies is replaced with back-off, and the
+live count is reported to Redis for `/readyz`. The dispatcher thread runs in
+this process. Exit status: 0 after a stop request, 1 if it ever ends without
+one (so a supervisor such as `make run` or systemd sees the failure).
+
 Failed jobs stay in rq's FailedJobRegistry for 7 days:
 `rq info --url $REDIS_URL` and `python -m worker.failed` list them.
 """
@@ -20,12 +28,16 @@ Failed jobs stay in rq's FailedJobRegistry for 7 days:
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
-import multiprocessing
 import os
 import signal
+import sys
+import threading
+import time
 from typing import Any
 
+import redis
 from rq import SimpleWorker
 from rq.job import Job
 from rq.utils import now as utcnow
@@ -33,8 +45,9 @@ from rq.utils import now as utcnow
 from chatbot.router import route
 from config import Settings, settings_or_exit
 from observability import configure_logging, init_sentry
-from worker import inbox, runtime
+from worker import inbox, presence, runtime
 from worker.dispatch import dispatch_pending, start_dispatcher
+from worker.pool import WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -76,32 +89,120 @@ class EncargoWorker(SimpleWorker):
 
 
 def run_worker(settings: Settings, *, burst: bool = False, name: str | None = None) -> bool:
-    """Run one worker in this process until stopped (or the queue is empty, with burst)."""
+    """Run one worker in this process until stopped (or the queue is empty, with burst).
+
+    rq's work loop ends when Redis goes away under it (a failed heartbeat, a timeout); here a worker that
+    was not asked to stop waits for Redis with back-off (one log line when it goes, one when it is back) and
+    starts a new work loop. Returns whether any job was processed.
+    """
     rt = runtime.build_runtime(settings)
     runtime.configure(rt)
     # Load the router's spaCy tables and lexicon now (~3 s) rather than on a customer's first message.
     route("hola")
     EncargoWorker.heartbeat_grace_s = settings.job_heartbeat_grace_s
-    worker = EncargoWorker(
-        [rt.queue], connection=rt.redis, name=name,
-        maintenance_interval=settings.worker_maintenance_interval_s,
-        # An idle worker blocks on the queue for worker_ttl - 15 s; waking at the maintenance interval
-        # is what lets it notice (and retry) the job of a worker that died.
-        worker_ttl=settings.worker_maintenance_interval_s + 15,
-    )
+    outage = RedisOutage(rt.redis)
+    worked = False
+    loops = 0
     try:
-        return bool(worker.work(burst=burst, logging_level=settings.log_level, with_scheduler=True))
+        while True:
+            if not burst and not outage.wait(inbox.STOPPING):
+                return worked  # asked to stop while Redis was away
+            worker = EncargoWorker(
+                # a name is taken until rq's death record: after an outage it may still be, so rq picks one
+                [rt.queue], connection=rt.redis, name=name if loops == 0 else None,
+                maintenance_interval=settings.worker_maintenance_interval_s,
+                # An idle worker blocks on the queue for worker_ttl - 15 s; waking at the maintenance interval
+                # is what lets it notice (and retry) the job of a worker that died.
+                worker_ttl=settings.worker_maintenance_interval_s + 15,
+            )
+            loops += 1
+            try:
+                worked = bool(worker.work(burst=burst, logging_level=settings.log_level, with_scheduler=True)) or worked
+            except redis.RedisError:  # raised while registering or tearing down, outside rq's own loop
+                pass
+            finally:
+                _quiet_leftovers(worker)
+            if burst or inbox.STOPPING.is_set():
+                return worked
+            _catch_stop_signals()
     finally:
         rt.close()
+
+
+class RedisOutage:
+    """Waits for Redis with back-off, logging once when it goes away and once when it is back."""
+
+    FIRST_DELAY_S = 0.5
+    MAX_DELAY_S = 10.0
+
+    def __init__(self, conn: redis.Redis) -> None:
+        self.conn = conn
+        self.down_since: float | None = None
+
+    def wait(self, stop: threading.Event) -> bool:
+        """True once Redis answers; False when `stop` is set first."""
+        delay = self.FIRST_DELAY_S
+        while not stop.is_set():
+            try:
+                self.conn.ping()
+            except redis.RedisError as exc:
+                if self.down_since is None:
+                    self.down_since = time.monotonic()
+                    log.error("redis unreachable (%s); the worker waits for it", type(exc).__name__)
+                stop.wait(delay)
+                delay = min(delay * 2, self.MAX_DELAY_S)
+                continue
+            if self.down_since is not None:
+                log.warning("redis reachable again after %.0fs; the worker resumes", time.monotonic() - self.down_since)
+                self.down_since = None
+            return True
+        return False
+
+
+class _RedisRetryLines(logging.Filter):
+    """Drops rq's own line per reconnection attempt and its 'quitting' traceback for a lost connection:
+    `RedisOutage` says it once per outage instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and "Redis connection timeout" in record.msg:
+            return False
+        args = record.args if isinstance(record.args, tuple) else ()
+        exc = record.exc_info[1] if record.exc_info else None
+        lost = (redis.ConnectionError, redis.TimeoutError)
+        return not (isinstance(exc, lost) or any(isinstance(arg, lost) for arg in args))
+
+
+def _quiet_leftovers(worker: EncargoWorker) -> None:
+    """rq's teardown may fail halfway without Redis: stop the pubsub thread it would have stopped."""
+    thread = getattr(worker, "pubsub_thread", None)
+    if thread is not None and thread.is_alive():
+        thread.stop()
+        thread.join(timeout=1)
+
+
+def _catch_stop_signals() -> None:
+    """Between two work loops rq's handlers are gone: a stop request must still end the worker."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def request_stop(_signum: int, _frame: Any) -> None:
+        inbox.STOPPING.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
 
 
 def _child(settings: Settings, index: int) -> None:
     configure_logging(f"worker-{index}", settings.log_level)
     init_sentry(settings.sentry_dsn, settings.env)
+    logging.getLogger("rq.worker").addFilter(_RedisRetryLines())
     run_worker(settings)
+    if not inbox.STOPPING.is_set():
+        sys.exit(1)  # a worker only ends on request: anything else is a failure its supervisor must see
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
+    """Returns the exit status: 0 after a stop request (SIGTERM, Ctrl-C) or a burst run, 1 otherwise."""
     parser = argparse.ArgumentParser(description="Encargo RQ worker")
     parser.add_argument("--processes", type=int, default=int(os.environ.get("WORKER_PROCESSES", "4")))
     parser.add_argument("--burst", action="store_true", help="exit when the queue is empty")
@@ -109,31 +210,55 @@ def main(argv: list[str] | None = None) -> None:
     settings = settings_or_exit("encargo-worker")
     configure_logging("worker", settings.log_level)
     init_sentry(settings.sentry_dsn, settings.env)
-    if args.processes <= 1 or args.burst:
-        if not args.burst:
-            dispatcher_rt = runtime.build_runtime(settings, pool_size=1)
-            start_dispatcher(dispatcher_rt)
-        run_worker(settings, burst=args.burst)
-        return
+    logging.getLogger("rq.worker").addFilter(_RedisRetryLines())
+    if args.burst:
+        run_worker(settings, burst=True)
+        return 0
     dispatcher_rt = runtime.build_runtime(settings, pool_size=1)
     _thread, stop_dispatcher = start_dispatcher(dispatcher_rt)
-    ctx = multiprocessing.get_context("spawn")
-    children = [ctx.Process(target=_child, args=(settings, i), daemon=False) for i in range(args.processes)]
-    for child in children:
-        child.start()
-    log.info("worker processes started", extra={"count": len(children)})
+    if args.processes <= 1:
+        reporter = threading.Thread(target=_report_alone, args=(dispatcher_rt.redis, stop_dispatcher),
+                                    name="presence", daemon=True)
+        reporter.start()
+        try:
+            run_worker(settings)
+        finally:
+            stop_dispatcher.set()
+            reporter.join(timeout=5)
+        if inbox.STOPPING.is_set():
+            return 0
+        log.error("the worker stopped without being asked to")
+        return 1
 
-    def stop(signum: int, _frame: Any) -> None:
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: Any) -> None:
+        log.info("%s: stopping the worker processes", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    pool = WorkerPool(args.processes, functools.partial(_child, settings), conn=dispatcher_rt.redis)
+    try:
+        pool.run(stop)
+    finally:
         stop_dispatcher.set()
-        for child in children:
-            if child.pid and child.is_alive():
-                os.kill(child.pid, signal.SIGTERM)
+    return 0 if stop.is_set() else 1
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    for child in children:
-        child.join()
+
+def _report_alone(conn: redis.Redis, stop: threading.Event) -> None:
+    """A single worker process reports itself (one of one) while it runs; errors are ignored."""
+    key = presence.group_key()
+    while not stop.wait(presence.REPORT_TTL_S / 5):
+        try:
+            presence.report(conn, key, expected=1, alive=1)
+        except redis.RedisError:
+            continue
+    try:
+        presence.withdraw(conn, key)
+    except redis.RedisError:
+        pass
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
