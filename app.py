@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import Flask
 from rq import Queue
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import Settings, settings_or_exit
 from console import views as console_views
@@ -28,6 +29,9 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env()
     app = Flask(__name__)
+    if settings.trusted_proxy_hops:  # client address and scheme from the proxies we trust; never their Host
+        hops = settings.trusted_proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=0)  # type: ignore[method-assign]
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.config["SECRET_KEY"] = settings.phone_hash_key
     app.extensions["settings"] = settings

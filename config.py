@@ -111,8 +111,12 @@ class Settings:
     console_sla_high_s: int = 120
     # A waiting chat nobody took for this long: the bot tells the customer honestly and offers a callback.
     console_wait_notice_s: int = 600
-    # Failed logins allowed per e-mail (and 4x per client address) in 15 minutes.
+    # Failed logins allowed per (e-mail, client address) in 15 minutes; per e-mail from all addresses, 4x that
+    # in an hour (console/login_limit.py).
     console_login_attempts: int = 5
+    # Proxies in front of the web process that append the client's address to X-Forwarded-For (the TLS proxy the
+    # README recommends: 1). 0: no proxy, the connection's own address is the client's and the header is ignored.
+    trusted_proxy_hops: int = 0
     console_reset_ttl_s: int = 3600
     # Live event streams one web process keeps open (each holds one of its threads, which webhooks need too);
     # further console pages refresh every 30 s and retry the stream every 20 s.
@@ -220,6 +224,7 @@ class Settings:
             "console_sla_high_s": reader.integer("CONSOLE_SLA_HIGH_S", 120, 10, 86400),
             "console_wait_notice_s": reader.integer("CONSOLE_WAIT_NOTICE_S", 600, 30, 86400),
             "console_login_attempts": reader.integer("CONSOLE_LOGIN_ATTEMPTS", 5, 1, 100),
+            "trusted_proxy_hops": reader.integer("TRUSTED_PROXY_HOPS", 0, 0, 10),
             "console_reset_ttl_s": reader.integer("CONSOLE_RESET_TTL_S", 3600, 60, 7 * 86400),
             "console_max_streams": reader.integer("CONSOLE_MAX_STREAMS", 4, 1, 1000),
             "smtp_url": reader.text("SMTP_URL"),

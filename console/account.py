@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
 
-from console import agents, auth, canned
+from console import agents, auth, canned, login_limit
 from console.agents import AgentError
 from console.blueprint import bp, mailer, state
 from console.mailer import ResetMail
@@ -32,16 +32,19 @@ def login_submit() -> Any:
     target = request.form.get("next") or ""
     settings, redis_conn = state().settings, state().desk.redis
     address = auth.client_address()
-    if auth.login_blocked(redis_conn, settings, email, address):
+    wait_s = login_limit.blocked_for(redis_conn, settings, email, address)
+    if wait_s:
         log.warning("console login refused: too many failures")
-        return render_template("console/login.html", next=target,
-                               error="Demasiados intentos fallidos. Espera 15 minutos e inténtalo de nuevo."), 429
+        minutes = -(-wait_s // 60)
+        error = (f"Demasiados intentos fallidos. Espera {minutes} {'minuto' if minutes == 1 else 'minutos'} "
+                 "e inténtalo de nuevo, o cambia tu contraseña con «¿Olvidaste tu contraseña?».")
+        return render_template("console/login.html", next=target, error=error), 429
     with get_pool().connection() as conn:
         agent = agents.authenticate(conn, email, password) if email and password else None
     if agent is None:
-        auth.record_failure(redis_conn, email, address)
+        login_limit.record_failure(redis_conn, settings, email, address)
         return render_template("console/login.html", next=target, error="Correo o contraseña incorrectos."), 401
-    auth.clear_failures(redis_conn, email)
+    login_limit.clear_address(redis_conn, settings, email, address)
     auth.log_in(agent)
     log.info("agent logged in", extra={"agent_id": agent.id})
     return redirect(target if target.startswith("/console") and not target.startswith("//") else url_for(".queue"))
@@ -49,16 +52,22 @@ def login_submit() -> Any:
 
 @bp.post("/logout")
 def logout() -> Any:
+    """End the session on the server: a copy of the cookie stops working at once."""
     auth.log_out()
     return redirect(url_for(".login"))
 
 
 @bp.route("/password/forgot", methods=["GET", "POST"])
 def forgot_password() -> Any:
-    """The answer is the same whether or not the address is an agent's, and whether or not mailing works."""
+    """The answer is the same whether or not the address is an agent's, and whether or not mailing works.
+
+    In production without SMTP_URL no link is made (nobody would read the log in time, and a link in a
+    production log is a secret lying around): the page says resets are unavailable instead.
+    """
     sent = False
     settings = state().settings
-    if request.method == "POST":
+    unavailable = settings.is_production and not settings.smtp_url
+    if request.method == "POST" and not unavailable:
         email = (request.form.get("email") or "").strip()
         mail = None
         with get_pool().connection() as conn:
@@ -73,7 +82,8 @@ def forgot_password() -> Any:
         if mail is not None:  # the token is committed: the link works as soon as it arrives
             mailer().deliver(mail)
         sent = True
-    return render_template("console/forgot.html", sent=sent, mailing=bool(settings.smtp_url))
+    return render_template("console/forgot.html", sent=sent, mailing=bool(settings.smtp_url),
+                           unavailable=unavailable)
 
 
 def _public_url(path: str) -> str:
@@ -83,19 +93,26 @@ def _public_url(path: str) -> str:
 
 @bp.route("/password/reset/<token>", methods=["GET", "POST"])
 def reset_password(token: str) -> Any:
+    """Choose a new password with a one-time link. It ends every session of the agent, and clears the
+    account's login failures: a reset is how a locked-out agent gets back in."""
     with get_pool().connection() as conn:
+        status = agents.reset_status(conn, token)
+        if status != agents.RESET_VALID:
+            return render_template("console/reset.html", status=status, error=None), 410
         if request.method == "GET":
-            valid = agents.reset_is_valid(conn, token)
-            return render_template("console/reset.html", valid=valid, error=None), 200 if valid else 410
+            return render_template("console/reset.html", status=status, error=None)
         password = request.form.get("password") or ""
         if password != (request.form.get("confirm") or ""):
-            return render_template("console/reset.html", valid=True, error="Las contraseñas no coinciden."), 400
+            return render_template("console/reset.html", status=status, error="Las contraseñas no coinciden."), 400
         try:
             agent = agents.use_reset(conn, token, password)
         except AgentError as exc:
-            return render_template("console/reset.html", valid=True, error=str(exc)), 400
-    if agent is None:
-        return render_template("console/reset.html", valid=False, error=None), 410
+            return render_template("console/reset.html", status=status, error=str(exc)), 400
+    if agent is None:  # used, replaced or expired meanwhile
+        with get_pool().connection() as conn:
+            status = agents.reset_status(conn, token)
+        return render_template("console/reset.html", status=status, error=None), 410
+    login_limit.clear_account(state().desk.redis, state().settings, agent.email)
     flash("Contraseña cambiada. Ya puedes entrar.")
     return redirect(url_for(".login"))
 
@@ -136,7 +153,7 @@ def agents_page() -> Any:
                 if form.get("agent_id"):
                     target = int(form["agent_id"])
                     if target == agent.id:
-                        raise AgentError("you cannot deactivate yourself")
+                        raise AgentError("No puedes desactivarte a ti mismo.")
                     if not agents.set_active(conn, agent.tenant_id, target, form.get("active") == "1"):
                         abort(404, description="no such agent")
                 else:

@@ -1,7 +1,11 @@
 """Support agents: who may use the console, for which company, with which role; and password resets.
 
 Passwords are stored only as werkzeug scrypt hashes. A reset is a random
-one-time token whose SHA-256 alone is stored; it expires and works once.
+one-time token whose SHA-256 alone is stored; it expires, works once, and
+stops working when a newer link is issued for the same agent. Changing the
+password (by a reset or otherwise) and deactivating an agent end all of that
+agent's console sessions (console/sessions.py). AgentError messages are shown
+to agents as they are, so they are Spanish.
 Callers pass a connection (autocommit) or hold the transaction.
 """
 
@@ -16,8 +20,12 @@ from typing import Any
 from psycopg import Connection
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from console import sessions
+
 ROLES = ("agent", "supervisor", "admin")
 MIN_PASSWORD_LEN = 10
+# What a reset link is worth (reset_status).
+RESET_VALID, RESET_REPLACED, RESET_GONE = "valid", "replaced", "gone"
 # A hash compared when the e-mail is unknown, so a wrong address costs as long as a wrong password.
 _DUMMY_HASH = generate_password_hash("not-a-real-password", method="scrypt")
 
@@ -34,8 +42,6 @@ class Agent:
     email: str
     role: str
     active: bool
-    # Changes with the password: a session remembers it, so changing the password ends the other sessions.
-    stamp: str = ""
 
     @property
     def first_name(self) -> str:
@@ -47,7 +53,10 @@ class Agent:
         return self.role in ("supervisor", "admin")
 
 
-_COLUMNS = "id, tenant_id, name, email, role, active, left(md5(password_hash), 16) AS stamp"
+_COLUMNS = "id, tenant_id, name, email, role, active"
+# The same columns, qualified for a join with agents AS a.
+SESSION_COLUMNS = "a.id, a.tenant_id, a.name, a.email, a.role, a.active"
+_TOO_SHORT = f"La contraseña debe tener al menos {MIN_PASSWORD_LEN} caracteres."
 
 
 def create_agent(conn: Connection[Any], *, tenant_id: int, name: str, email: str, role: str,
@@ -55,13 +64,13 @@ def create_agent(conn: Connection[Any], *, tenant_id: int, name: str, email: str
     """Add an agent; raises AgentError for a bad role, a short password or an e-mail already in use."""
     name, email = name.strip(), email.strip().lower()
     if role not in ROLES:
-        raise AgentError(f"role must be one of {', '.join(ROLES)}")
+        raise AgentError(f"El rol debe ser uno de estos: {', '.join(ROLES)}.")
     if not name:
-        raise AgentError("the agent needs a name")
+        raise AgentError("Falta el nombre del agente.")
     if "@" not in email or len(email) > 200:
-        raise AgentError("the e-mail address is not valid")
+        raise AgentError("El correo no es válido.")
     if len(password) < MIN_PASSWORD_LEN:
-        raise AgentError(f"the password must have at least {MIN_PASSWORD_LEN} characters")
+        raise AgentError(_TOO_SHORT)
     row = conn.execute(
         f"""
         INSERT INTO agents (tenant_id, name, email, role, password_hash) VALUES (%s, %s, %s, %s, %s)
@@ -71,7 +80,7 @@ def create_agent(conn: Connection[Any], *, tenant_id: int, name: str, email: str
         (tenant_id, name, email, role, generate_password_hash(password, method="scrypt")),
     ).fetchone()
     if row is None:
-        raise AgentError(f"an agent with e-mail {email} exists already")
+        raise AgentError(f"Ya existe un agente con el correo {email}.")
     return Agent(**row)
 
 
@@ -99,14 +108,22 @@ def authenticate(conn: Connection[Any], email: str, password: str) -> Agent | No
     if not check_password_hash(row["password_hash"], password) or not row["active"]:
         return None
     conn.execute("UPDATE agents SET last_login_at = now() WHERE id = %s", (row["id"],))
-    return Agent(**{k: row[k] for k in ("id", "tenant_id", "name", "email", "role", "active", "stamp")})
+    return from_row(row)
+
+
+def from_row(row: dict[str, Any]) -> Agent:
+    """An Agent from a row holding (at least) the columns of _COLUMNS."""
+    return Agent(**{k: row[k] for k in ("id", "tenant_id", "name", "email", "role", "active")})
 
 
 def set_password(conn: Connection[Any], agent_id: int, password: str) -> None:
+    """Store the new password and end every console session of the agent, in one transaction."""
     if len(password) < MIN_PASSWORD_LEN:
-        raise AgentError(f"the password must have at least {MIN_PASSWORD_LEN} characters")
-    conn.execute("UPDATE agents SET password_hash = %s WHERE id = %s",
-                 (generate_password_hash(password, method="scrypt"), agent_id))
+        raise AgentError(_TOO_SHORT)
+    with conn.transaction():
+        conn.execute("UPDATE agents SET password_hash = %s WHERE id = %s",
+                     (generate_password_hash(password, method="scrypt"), agent_id))
+        sessions.end_all(conn, agent_id)
 
 
 def for_tenant(conn: Connection[Any], tenant_id: int) -> list[Agent]:
@@ -117,9 +134,15 @@ def for_tenant(conn: Connection[Any], tenant_id: int) -> list[Agent]:
 
 
 def set_active(conn: Connection[Any], tenant_id: int, agent_id: int, active: bool) -> bool:
-    """Deactivate (their sessions end at once) or reactivate an agent of this tenant; False if not found."""
-    row = conn.execute("UPDATE agents SET active = %s WHERE id = %s AND tenant_id = %s RETURNING id",
-                       (active, agent_id, tenant_id)).fetchone()
+    """Deactivate (their sessions end at once, for good) or reactivate an agent of this tenant; False if not found.
+
+    Reactivating revives none of the old sessions: the agent logs in again.
+    """
+    with conn.transaction():
+        row = conn.execute("UPDATE agents SET active = %s WHERE id = %s AND tenant_id = %s RETURNING id",
+                           (active, agent_id, tenant_id)).fetchone()
+        if row is not None and not active:
+            sessions.end_all(conn, agent_id)
     return row is not None
 
 
@@ -131,36 +154,53 @@ def _token_hash(token: str) -> str:
 
 
 def create_reset(conn: Connection[Any], agent_id: int, ttl_s: int) -> str:
-    """A new one-time reset token for the agent (returned once; only its hash is stored)."""
+    """A new one-time reset token for the agent (returned once; only its hash is stored).
+
+    The agent's earlier links that are still unused stop working: only the newest link counts.
+    """
     token = secrets.token_urlsafe(32)
-    conn.execute(
-        "INSERT INTO password_resets (agent_id, token_hash, expires_at)"
-        " VALUES (%s, %s, now() + make_interval(secs => %s))",
-        (agent_id, _token_hash(token), ttl_s),
-    )
+    with conn.transaction():
+        conn.execute("UPDATE password_resets SET revoked_at = now()"
+                     " WHERE agent_id = %s AND used_at IS NULL AND revoked_at IS NULL", (agent_id,))
+        conn.execute(
+            "INSERT INTO password_resets (agent_id, token_hash, expires_at)"
+            " VALUES (%s, %s, now() + make_interval(secs => %s))",
+            (agent_id, _token_hash(token), ttl_s),
+        )
     return token
 
 
-def reset_is_valid(conn: Connection[Any], token: str) -> bool:
+def reset_status(conn: Connection[Any], token: str) -> str:
+    """What a reset link is worth now: RESET_VALID, RESET_REPLACED (a newer link exists) or RESET_GONE
+    (unknown, used or expired)."""
     row = conn.execute(
-        "SELECT 1 FROM password_resets WHERE token_hash = %s AND used_at IS NULL AND expires_at > now()",
+        "SELECT used_at IS NULL AND expires_at > now() AS open, revoked_at IS NOT NULL AS replaced"
+        " FROM password_resets WHERE token_hash = %s",
         (_token_hash(token),),
     ).fetchone()
-    return row is not None
+    if row is None:
+        return RESET_GONE
+    if row["replaced"]:
+        return RESET_REPLACED
+    return RESET_VALID if row["open"] else RESET_GONE
+
+
+def reset_is_valid(conn: Connection[Any], token: str) -> bool:
+    return reset_status(conn, token) == RESET_VALID
 
 
 def use_reset(conn: Connection[Any], token: str, new_password: str) -> Agent | None:
     """Set the new password if the token is unused and not expired; the token then stops working.
 
-    None when the token is unknown, used or expired. Raises AgentError for a short password
-    (the token stays usable then).
+    None when the token is unknown, used, replaced by a newer one or expired. Raises AgentError for a
+    short password (the token stays usable then). Every session of the agent ends (set_password).
     """
     if len(new_password) < MIN_PASSWORD_LEN:
-        raise AgentError(f"the password must have at least {MIN_PASSWORD_LEN} characters")
+        raise AgentError(_TOO_SHORT)
     with conn.transaction():
         row = conn.execute(
-            "UPDATE password_resets SET used_at = now()"
-            " WHERE token_hash = %s AND used_at IS NULL AND expires_at > now() RETURNING agent_id",
+            "UPDATE password_resets SET used_at = now() WHERE token_hash = %s AND used_at IS NULL"
+            " AND revoked_at IS NULL AND expires_at > now() RETURNING agent_id",
             (_token_hash(token),),
         ).fetchone()
         if row is None:

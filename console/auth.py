@@ -1,12 +1,16 @@
-"""Console sessions: login, logout, the CSRF token, the login rate limit, who is asking.
+"""Console sessions: login, logout, the CSRF token, who is asking, the client's address.
 
-The session is Flask's signed cookie (HttpOnly, SameSite=Lax, Secure when
-CONSOLE_SECURE_COOKIES) holding the agent id, the agent's tenant and a CSRF
-token. Every state-changing request of the console (any method but GET/HEAD)
-must carry that token, as the `csrf_token` form field or the `X-CSRF-Token`
-header; without it the answer is 403. Failed logins are counted in Redis per
-e-mail and per client address for 15 minutes; past the limit the answer is
-429 even for the right password.
+The browser holds Flask's signed cookie (HttpOnly, SameSite=Lax, Secure when
+CONSOLE_SECURE_COOKIES) with a session token, the agent's tenant and a CSRF
+token. The session itself lives on the server (console/sessions.py): each
+request looks the token up, so logging out, a password change or reset and
+deactivating the agent end it for every copy of the cookie at once. Every
+state-changing request of the console (any method but GET/HEAD) must carry
+the CSRF token, as the `csrf_token` form field or the `X-CSRF-Token` header;
+without it the answer is 403. The login rate limit is console/login_limit.py.
+
+The client's address is the request's remote address; behind TRUSTED_PROXY_HOPS
+proxies app.py's ProxyFix has already taken it from X-Forwarded-For.
 """
 
 from __future__ import annotations
@@ -24,20 +28,16 @@ from flask import Flask, Request, abort, current_app, jsonify, redirect, request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 
 from config import Settings
-from console import agents
+from console import agents, sessions
 from console.agents import Agent
 from storage.db import get_pool
 
 log = logging.getLogger(__name__)
 
-LOGIN_WINDOW_S = 15 * 60
 RESET_KEY = "console:reset:{agent_id}"
 RESET_INTERVAL_S = 60
-FAIL_KEY = "console:login-fail:{kind}:{who}"
 CACHE_KEY = "encargo.console_agent"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-# Client addresses get this many times the per-e-mail allowance (an office shares one address).
-ADDRESS_FACTOR = 4
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -73,7 +73,7 @@ def init_app(app: Flask, settings: Settings) -> None:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.console_secure_cookies,
-        PERMANENT_SESSION_LIFETIME=12 * 3600,
+        PERMANENT_SESSION_LIFETIME=sessions.LIFETIME_S,
     )
 
 
@@ -102,17 +102,20 @@ def check_csrf() -> None:
 
 
 def current_agent() -> Agent | None:
-    """The logged-in, still active agent of this request (loaded once per request)."""
+    """The agent of this request's open server-side session, if still active (loaded once per request).
+
+    A cookie whose session was revoked or expired, or whose agent was deactivated, is cleared.
+    """
     cache = request.environ  # per request (an app context, and so `g`, may outlive a request in tests)
     if CACHE_KEY in cache:
         return cast(Agent | None, cache[CACHE_KEY])
     agent = None
-    agent_id = session.get("agent_id")
-    if isinstance(agent_id, int):
+    token = session.get("sid")
+    if isinstance(token, str) and token:
         with get_pool().connection() as conn:
-            agent = agents.get(conn, agent_id)
-        if (agent is None or not agent.active or agent.tenant_id != session.get("tenant_id")
-                or agent.stamp != session.get("stamp")):
+            row = sessions.agent_of(conn, token, agents.SESSION_COLUMNS)
+        agent = agents.from_row(row) if row is not None else None
+        if agent is None or not agent.active or agent.tenant_id != session.get("tenant_id"):
             session.clear()
             agent = None
     cache[CACHE_KEY] = agent
@@ -145,54 +148,28 @@ def require_agent() -> Agent:
 
 
 def log_in(agent: Agent) -> None:
+    """Start a server-side session for the agent and put its token in a fresh cookie."""
+    with get_pool().connection() as conn:
+        token = sessions.start(conn, agent.id)
     session.clear()
     session.permanent = True
-    session["agent_id"] = agent.id
+    session["sid"] = token
     session["tenant_id"] = agent.tenant_id
-    session["stamp"] = agent.stamp
     session["csrf"] = secrets.token_urlsafe(32)
+    request.environ.pop(CACHE_KEY, None)
 
 
 def log_out() -> None:
+    """End this session on the server (every copy of the cookie stops working) and clear the cookie."""
+    token = session.get("sid")
+    if isinstance(token, str) and token:
+        with get_pool().connection() as conn:
+            sessions.end(conn, token)
     session.clear()
+    request.environ.pop(CACHE_KEY, None)
 
 
-# -- the login rate limit ------------------------------------------------------------------------------
-
-
-def _keys(email: str, address: str) -> tuple[str, str]:
-    who = hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]
-    return FAIL_KEY.format(kind="email", who=who), FAIL_KEY.format(kind="ip", who=address)
-
-
-def login_blocked(conn: redis.Redis, settings: Settings, email: str, address: str) -> bool:
-    """Whether this e-mail or this client address failed too often in the last 15 minutes."""
-    email_key, ip_key = _keys(email, address)
-    try:
-        by_email, by_ip = conn.mget([email_key, ip_key])
-    except redis.RedisError as exc:  # no Redis: the hash's cost still slows guessing down
-        log.warning("login limit unavailable: %s", type(exc).__name__)
-        return False
-    limit = settings.console_login_attempts
-    return int(by_email or 0) >= limit or int(by_ip or 0) >= limit * ADDRESS_FACTOR
-
-
-def record_failure(conn: redis.Redis, email: str, address: str) -> None:
-    try:
-        pipe = conn.pipeline()
-        for key in _keys(email, address):
-            pipe.incr(key)
-            pipe.expire(key, LOGIN_WINDOW_S, nx=True)
-        pipe.execute()
-    except redis.RedisError as exc:
-        log.warning("login failure not counted: %s", type(exc).__name__)
-
-
-def clear_failures(conn: redis.Redis, email: str) -> None:
-    try:
-        conn.delete(_keys(email, "")[0])
-    except redis.RedisError as exc:
-        log.warning("login failures not cleared: %s", type(exc).__name__)
+# -- the reset link limit ------------------------------------------------------------------------------
 
 
 def reset_allowed(conn: redis.Redis, agent_id: int) -> bool:

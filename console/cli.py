@@ -6,7 +6,8 @@
         For `make run`: the configured tenant gets the agent CONSOLE_DEMO_EMAIL with CONSOLE_DEMO_PASSWORD
         (kept when it exists) and a few canned answers; prints how to log in.
     encargo-admin reset-link --email ana@empresa.sv
-        Prints a one-time password reset link (PUBLIC_BASE_URL + path), valid CONSOLE_RESET_TTL_S seconds.
+        Prints a one-time password reset link (PUBLIC_BASE_URL + path), valid CONSOLE_RESET_TTL_S seconds;
+        the agent's earlier links stop working. This is how an admin helps when SMTP is not configured.
 
 Exit status: 0 done, 1 refused (bad data, unknown tenant or agent), 2 bad configuration.
 """

@@ -37,9 +37,9 @@ def test_create_the_first_admin(base_env: dict[str, str], db_pool: ConnectionPoo
 
     again = admin(base_env, "create-agent", "--email", "ana@empresa.sv", "--name", "Ana",
                   ENCARGO_AGENT_PASSWORD="una clave larga de admin")
-    assert again.returncode == 1 and "exists already" in again.stdout
+    assert again.returncode == 1 and "Ya existe un agente con el correo ana@empresa.sv" in again.stdout
     short = admin(base_env, "create-agent", "--email", "b@empresa.sv", "--name", "B", ENCARGO_AGENT_PASSWORD="corta")
-    assert short.returncode == 1 and "at least 10 characters" in short.stdout
+    assert short.returncode == 1 and "al menos 10 caracteres" in short.stdout
     no_password = admin(base_env, "create-agent", "--email", "c@empresa.sv", "--name", "C")
     assert no_password.returncode == 1 and "ENCARGO_AGENT_PASSWORD" in no_password.stdout
 
