@@ -20,6 +20,7 @@ from app import create_app
 from config import Settings
 from console import auth
 from tests.console_support import PASSWORD, make_agent
+from tests.fakes.smtp_server import closed_port
 from tests.harness import rows
 
 COOKIE = "encargo_console"
@@ -230,7 +231,7 @@ def test_an_attackers_address_cannot_lock_the_agent_out_of_hers(apps: list[Flask
     assert status == 302, text
     assert carlos.get("/console/api/queue").status_code == 200
 
-    keys = b" ".join(redis_conn.keys("console:login-fail:*")).decode()
+    keys = " ".join(k.decode() if isinstance(k, bytes) else k for k in redis_conn.keys("console:login-fail:*"))
     assert keys and "carlos" not in keys and ATTACKER not in keys  # neither e-mails nor addresses in clear
 
 
@@ -260,3 +261,17 @@ def test_many_addresses_hit_the_account_ceiling_and_a_reset_lets_the_agent_back_
     status, text = try_login(carlos, "carlos@example.com", NEW_PASSWORD, CARLOS_HOME)
     assert status == 302, text
     assert carlos.get("/console/api/queue").status_code == 200
+
+
+def test_without_redis_agents_still_log_in_and_out(apps: list[Flask], settings: Settings, db_pool: ConnectionPool,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    app = console_app(apps, settings, redis_url=f"redis://127.0.0.1:{closed_port()}/0")
+    make_agent(db_pool, "Carlos Rivas", "carlos@example.com")
+    carlos = app.test_client()
+    with caplog.at_level(logging.WARNING, logger="console.login_limit"):
+        assert try_login(carlos, "carlos@example.com", "adivinando 123")[0] == 401
+        log_in(carlos, "carlos@example.com")
+    assert "login limit unavailable: ConnectionError" in caplog.text
+    thief = copy_of(app, carlos)
+    assert carlos.post("/console/logout", data={"csrf_token": csrf_of(carlos, "/console")}).status_code == 302
+    assert thief.get("/console/api/queue").status_code == 401  # sessions never needed Redis
