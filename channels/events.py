@@ -117,6 +117,9 @@ class StatusUpdate:
     recipient_bsuid: str | None = None
     error_code: str | None = None
     error_title: str | None = None
+    # Our idempotency key echoed back (Meta's biz_opaque_callback_data, Twilio's status callback URL): it finds
+    # the reply when its provider id was never stored (the worker died mid-send).
+    reference: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property

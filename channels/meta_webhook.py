@@ -174,6 +174,7 @@ def _parse_status(number: str, status: dict[str, Any]) -> StatusUpdate | None:
         recipient_bsuid=status.get("recipient_user_id"),
         error_code=str(error["code"]) if "code" in error else None,
         error_title=error.get("title") or error.get("message"),
+        reference=reference if isinstance(reference := status.get("biz_opaque_callback_data"), str) else None,
         raw={"metadata": {"phone_number_id": number}, "status": status},
     )
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import logging
 from typing import Any
+from urllib.parse import urlencode
 
 import requests
 import urllib3
@@ -66,6 +67,11 @@ TWILIO_API_URL = "https://api.twilio.com"
 BODY_MAX = 1600
 
 _STATUSES = {"delivered": DeliveryStatus.DELIVERED, "sent": DeliveryStatus.SENT, "read": DeliveryStatus.READ}
+
+
+def status_callback_url(base: str, reference: str) -> str:
+    """Where Twilio posts this message's receipts: our webhook, with our idempotency key as `ref`."""
+    return f"{base}?{urlencode({'ref': reference})}" if reference else base
 
 
 class RebasedHttpClient(TwilioHttpClient):  # type: ignore[misc]  # twilio ships no type information
@@ -140,7 +146,8 @@ class TwilioTransport:
     def send(self, to: Recipient, message: OutboundMessage, *, reference: str) -> list[SendResult]:
         """Send `message` as one or more Twilio messages; one result per message, in order.
 
-        `reference` is only logged (Twilio accepts no idempotency key). Raises a
+        Twilio accepts no idempotency key: `reference` travels in the status callback URL (`?ref=`), so
+        the receipts find the reply even when its send response was lost. Raises a
         `SendError` for the first part that fails, with the earlier results on its
         `partial_results`.
         """
@@ -156,7 +163,7 @@ class TwilioTransport:
         results: list[SendResult] = []
         for index, params in enumerate(parts):
             if self._status_callback:
-                params["status_callback"] = self._status_callback
+                params["status_callback"] = status_callback_url(self._status_callback, reference)
             try:
                 created = self._create(to=f"whatsapp:{phone}", from_=self._from, **params)
             except SendError as exc:

@@ -52,7 +52,7 @@ def sign(auth_token: str, url: str, form: Mapping[str, str]) -> str:
     return str(RequestValidator(auth_token).compute_signature(url, dict(form)))
 
 
-def parse_form(form: Mapping[str, str]) -> list[InboundEvent]:
+def parse_form(form: Mapping[str, str], *, reference: str | None = None) -> list[InboundEvent]:
     """One form is one event. Raises MalformedPayload when it is not a Twilio messaging webhook."""
     sid = form.get("MessageSid") or form.get("SmsMessageSid")
     if not sid:
@@ -74,6 +74,7 @@ def parse_form(form: Mapping[str, str]) -> list[InboundEvent]:
                 recipient_phone=e164(form.get("To")),
                 error_code=form.get("ErrorCode") or None,
                 error_title=form.get("ChannelStatusMessage") or form.get("ErrorMessage") or None,
+                reference=reference or None,  # `ref` of the status callback URL we gave with the message
                 raw=raw,
             )
         ]

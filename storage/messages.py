@@ -119,15 +119,25 @@ def status_of(conn: Connection[Any], message_id: int) -> str | None:
     return None if row is None else str(row["status"])
 
 
+# mark_sent replaces the row's status unless a receipt got there first with a later one (`reconcile`); a
+# failed/interrupted verdict of another job is replaced too: the provider's answer says it was sent.
+_SEND_WINS = "(status_rank < %(rank)s OR (status = 'failed' AND error_code = 'interrupted'))"
+
+
 def mark_sent(conn: Connection[Any], message_id: int, provider_message_id: str, status: DeliveryStatus) -> None:
+    """The provider accepted the reply: record its id and status (a later status from a receipt stays)."""
     conn.execute(
-        """
-        UPDATE messages SET provider_message_id = %s, status = %s, status_rank = %s,
-               error_code = NULL, error_title = NULL, updated_at = now(),
-               sent_at = CASE WHEN %s >= 3 THEN now() ELSE sent_at END
-        WHERE id = %s
-        """,
-        (provider_message_id, status.value, status.rank, status.rank, message_id),
+        f"""
+        UPDATE messages SET provider_message_id = %(id)s, updated_at = now(),
+               status = CASE WHEN {_SEND_WINS} THEN %(status)s ELSE status END,
+               status_rank = CASE WHEN {_SEND_WINS} THEN %(rank)s ELSE status_rank END,
+               error_code = CASE WHEN {_SEND_WINS} THEN NULL ELSE error_code END,
+               error_title = CASE WHEN {_SEND_WINS} THEN NULL ELSE error_title END,
+               failed_at = CASE WHEN {_SEND_WINS} THEN NULL ELSE failed_at END,
+               sent_at = CASE WHEN %(rank)s >= 3 THEN COALESCE(sent_at, now()) ELSE sent_at END
+        WHERE id = %(message_id)s
+        """,  # noqa: S608 - a fixed condition
+        {"id": provider_message_id, "status": status.value, "rank": status.rank, "message_id": message_id},
     )
 
 
@@ -191,19 +201,42 @@ def apply_status(
     ).fetchone()
     if exists:
         return "stale"
-    if reference:
-        row = conn.execute(
-            f"""
-            UPDATE messages SET provider_message_id = %s, status = %s, status_rank = %s, updated_at = now(),
-                   error_code = COALESCE(%s, error_code), error_title = COALESCE(%s, error_title){stamp}
-            WHERE idempotency_key = %s AND provider_message_id IS NULL
-            RETURNING id
-            """,  # noqa: S608 - column comes from a fixed mapping
-            (provider_message_id, status.value, status.rank, error_code, error_title, reference),
-        ).fetchone()
-        if row is not None:
-            return "applied"
+    if reference and reconcile(conn, reference=reference, provider_message_id=provider_message_id, status=status,
+                               error_code=error_code, error_title=error_title):
+        return "applied"
     return "unknown"
+
+
+def reconcile(
+    conn: Connection[Any], *, reference: str, provider_message_id: str, status: DeliveryStatus,
+    error_code: str | None, error_title: str | None,
+) -> bool:
+    """A receipt for a reply whose send response we never stored, found by its idempotency key.
+
+    The reply was `sending` (the receipt beat the response), `failed/interrupted` (its worker died
+    mid-send: we could not know the provider had it) or failed without an answer: the provider's word wins.
+    The provider id is recorded and the status becomes the receipt's; a receipt that is not a failure clears
+    our guessed error. Returns whether such a reply was found.
+    """
+    if status == DeliveryStatus.FAILED:
+        errors = "error_code = COALESCE(%(code)s, error_code), error_title = COALESCE(%(title)s, error_title)," \
+                 " failed_at = COALESCE(failed_at, now())"
+    else:
+        errors = "error_code = NULL, error_title = NULL, failed_at = NULL, sent_at = COALESCE(sent_at, now())"
+        column = _TIMESTAMP_COLUMN.get(status)
+        if column and column != "sent_at":
+            errors += f", {column} = COALESCE({column}, now())"
+    row = conn.execute(
+        f"""
+        UPDATE messages SET provider_message_id = %(id)s, status = %(status)s, status_rank = %(rank)s,
+               updated_at = now(), {errors}
+        WHERE idempotency_key = %(ref)s AND direction = 'out' AND provider_message_id IS NULL
+        RETURNING id
+        """,  # noqa: S608 - the column names come from fixed mappings
+        {"id": provider_message_id, "status": status.value, "rank": status.rank, "code": error_code,
+         "title": error_title, "ref": reference},
+    ).fetchone()
+    return row is not None
 
 
 def _outbound_row(row: Any) -> OutboundRow:

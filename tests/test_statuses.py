@@ -11,9 +11,11 @@ from flask.testing import FlaskClient
 from psycopg_pool import ConnectionPool
 
 from app import create_app
+from channels import twilio_webhook
 from config import Settings
 from tests.conftest import load_fixture
-from tests.harness import outbound, post_meta, rows, run_jobs, text_payload, to_our_number
+from tests.fakes.twilio_api import DEFAULT_ACCOUNT_SID, FakeTwilioAPI
+from tests.harness import outbound, post_meta, post_twilio, rows, run_jobs, text_payload, to_our_number
 
 
 @pytest.fixture
@@ -103,3 +105,72 @@ def test_receipt_matched_by_our_reference_when_send_response_was_lost(client: Fl
     run_jobs(meta_settings)
     row = rows(db_pool, "SELECT status, provider_message_id FROM messages WHERE idempotency_key = '1:0'")[0]
     assert row == {"status": "delivered", "provider_message_id": "wamid.FROM_META"}
+
+
+# --- replies whose send response was lost: the receipt's reference finds them ------------------
+
+
+def interrupt(pool: ConnectionPool, idempotency_key: str) -> None:
+    """What worker.delivery leaves when a worker died mid-send: failed/interrupted, no provider id."""
+    with pool.connection() as conn:
+        conn.execute("UPDATE messages SET provider_message_id = NULL, status = 'failed', status_rank = 6,"
+                     " error_code = 'interrupted', error_title = 'the worker stopped while sending',"
+                     " failed_at = now() WHERE idempotency_key = %s", (idempotency_key,))
+
+
+def reply_row(pool: ConnectionPool, idempotency_key: str) -> dict[str, Any]:
+    return rows(pool, "SELECT status, provider_message_id, error_code, error_title, failed_at IS NULL AS unfailed,"
+                      " sent_at IS NOT NULL AS stamped FROM messages WHERE idempotency_key = %s",
+                (idempotency_key,))[0]
+
+
+def test_interrupted_meta_reply_becomes_what_the_customer_got(client: FlaskClient, meta_settings: Settings,
+                                                              db_pool: ConnectionPool) -> None:
+    wamid = send_hola(client, meta_settings, db_pool)[0]
+    interrupt(db_pool, "1:0")
+    payload = status_payload("meta_status_sent.json", wamid, "sent")
+    payload["entry"][0]["changes"][0]["value"]["statuses"][0]["biz_opaque_callback_data"] = "1:0"
+    assert post_meta(client, payload).status_code == 200
+    run_jobs(meta_settings)
+    assert reply_row(db_pool, "1:0") == {"status": "sent", "provider_message_id": wamid, "error_code": None,
+                                         "error_title": None, "unfailed": True, "stamped": True}
+    post_meta(client, status_payload("meta_status_read.json", wamid))  # later receipts find it by its id
+    run_jobs(meta_settings)
+    assert reply_row(db_pool, "1:0")["status"] == "read"
+    # what the counts see: nothing failed any more
+    assert rows(db_pool, "SELECT count(*) AS n FROM messages WHERE direction = 'out' AND status = 'failed'") \
+        == [{"n": 0}]
+
+
+@pytest.fixture
+def twilio() -> Iterator[FakeTwilioAPI]:
+    fake = FakeTwilioAPI(auth_token="12345").start()
+    yield fake
+    fake.stop()
+
+
+def test_interrupted_twilio_reply_is_found_by_the_ref_of_its_status_callback(
+        settings: Settings, twilio: FakeTwilioAPI, db_pool: ConnectionPool) -> None:
+    public = "https://bot.example.com"
+    twilio_settings = settings.with_overrides(
+        whatsapp_provider="twilio", twilio_account_sid=DEFAULT_ACCOUNT_SID, twilio_auth_token="12345",
+        twilio_whatsapp_number="whatsapp:+14155238886", twilio_api_base_url=twilio.url, simulator_enabled=False,
+        public_base_url=public)
+    inbound = {k: str(v) for k, v in load_fixture("twilio_inbound_text.json").items()}
+    inbound["To"] = "whatsapp:+14155238886"
+    with create_app(twilio_settings).test_client() as c:
+        assert post_twilio(c, inbound, signature=twilio_webhook.sign(
+            "12345", f"{public}/webhooks/twilio", inbound)).status_code == 200
+        run_jobs(twilio_settings)
+        callback = twilio.sent[0]["StatusCallback"]
+        assert callback == f"{public}/webhooks/twilio?ref=1%3A0"
+        sid = twilio.sent_ids[0]
+        interrupt(db_pool, "1:0")
+        delivered = {"MessageSid": sid, "SmsSid": sid, "MessageStatus": "delivered", "SmsStatus": "delivered",
+                     "From": "whatsapp:+14155238886", "To": inbound["From"], "AccountSid": DEFAULT_ACCOUNT_SID}
+        path = callback.removeprefix(public)
+        assert post_twilio(c, delivered, path=path,
+                           signature=twilio_webhook.sign("12345", callback, delivered)).status_code == 200
+        run_jobs(twilio_settings)
+    row = reply_row(db_pool, "1:0")
+    assert (row["status"], row["provider_message_id"], row["error_code"]) == ("delivered", sid, None)

@@ -61,7 +61,7 @@ def test_text_goes_through_the_rewritten_base_url(fake: FakeTwilioAPI, transport
         "To": f"whatsapp:{PHONE}",
         "From": SENDER,
         "Body": "Hola, ¿en qué te ayudo?",
-        "StatusCallback": "https://encargo.example/webhooks/twilio",
+        "StatusCallback": "https://encargo.example/webhooks/twilio?ref=out-1",  # our key comes back with receipts
     }]
     assert fake.received[0]["path"] == f"/2010-04-01/Accounts/{SID}/Messages.json"
     assert results[0].provider_message_id == fake.sent_ids[0]

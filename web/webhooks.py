@@ -92,7 +92,8 @@ def twilio_receive() -> Response | tuple[Response, int]:
         log.warning("twilio webhook with invalid signature refused")
         return _error("invalid X-Twilio-Signature", 403)
     try:
-        events: list[InboundEvent] = twilio_webhook.parse_form(request.form.to_dict(flat=True))
+        events: list[InboundEvent] = twilio_webhook.parse_form(request.form.to_dict(flat=True),
+                                                               reference=request.args.get("ref"))
     except MalformedPayload as exc:
         return _error(str(exc), 400)
     return _answer(_ingestor().accept(events), Response(twilio_webhook.EMPTY_TWIML, status=200, mimetype="text/xml"))

@@ -5,6 +5,12 @@ only moves a message's status forward. A receipt can arrive before the send
 response was stored (the provider is faster than our database write): then the
 message is not known yet and this raises `UnknownMessage`, so RQ retries the
 job a few seconds later; after the last retry the event is marked failed.
+
+A receipt carries our idempotency key (`StatusUpdate.reference`: Meta's
+biz_opaque_callback_data, the `ref` of Twilio's status callback URL). A reply
+whose send response never came back (marked failed/interrupted when its worker
+died, or still `sending`) is found by it: the receipt records its provider id
+and moves it to what the customer actually got (sent/delivered/read).
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ def process_status(runtime: Runtime, event_pk: int) -> str:
     kind, data = unseal(runtime, stored.payload_encrypted)
     event = event_from_dict(kind, data)
     assert isinstance(event, StatusUpdate)
-    reference = (event.raw.get("status") or {}).get("biz_opaque_callback_data") if event.provider == "meta" else None
+    reference = event.reference or None
     with runtime.pool.connection() as conn:
         outcome = messages.apply_status(
             conn, channel=event.provider, provider_message_id=event.message_id, status=event.status,
