@@ -23,8 +23,9 @@ from psycopg_pool import ConnectionPool
 
 from app import create_app
 from config import Settings
+from tests.conftest import load_fixture
 from tests.fakes.graph_api import DEFAULT_TOKEN, FakeGraphAPI
-from tests.harness import outbound, post_meta, rows, run_jobs, text_payload
+from tests.harness import outbound, post_meta, rows, run_jobs, text_payload, to_our_number
 from worker import jobs, recovery, runtime
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -221,6 +222,18 @@ def test_worker_killed_mid_send_is_retried_without_double_reply(meta_settings: S
     first, second = outbound(db_pool)
     assert (first["status"], first["error_code"]) == ("failed", "interrupted")
     assert second["status"] == "accepted"
+    # Meta's receipt for the welcome carries our key back: the reply becomes what the customer got.
+    receipt = to_our_number(load_fixture("meta_status_sent.json"))
+    receipt["entry"][0]["changes"][0]["value"]["statuses"][0].update(
+        id=graph.sent_ids[0], status="delivered", biz_opaque_callback_data="1:0")
+    with create_app(meta_settings).test_client() as client:
+        assert post_meta(client, receipt).status_code == 200
+    run_jobs(meta_settings)
+    first, second = outbound(db_pool)
+    assert (first["status"], first["provider_message_id"], first["error_code"]) == (
+        "delivered", graph.sent_ids[0], None)
+    assert rows(db_pool, "SELECT status, count(*) AS n FROM messages WHERE direction = 'out' GROUP BY status"
+                         " ORDER BY status") == [{"status": "accepted", "n": 1}, {"status": "delivered", "n": 1}]
 
 
 @pytest.mark.slow
