@@ -122,6 +122,22 @@ def current_agent() -> Agent | None:
     return agent
 
 
+def session_token() -> str:
+    """This request's session token ('' without one); for `session_is_open` later in a long response."""
+    token = session.get("sid")
+    return token if isinstance(token, str) else ""
+
+
+def session_is_open(token: str) -> bool:
+    """Whether the session still counts (not revoked or expired, its agent active): a long response such as
+    the live stream asks again as it goes, so logging out ends it too."""
+    if not token:
+        return False
+    with get_pool().connection() as conn:
+        row = sessions.agent_of(conn, token, agents.SESSION_COLUMNS)
+    return row is not None and bool(row["active"])
+
+
 def _wants_json() -> bool:
     return request.path.startswith("/console/api/") or request.accept_mimetypes.best == "application/json"
 

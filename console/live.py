@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from typing import Any
 
 import redis
@@ -48,7 +48,7 @@ def publish(conn: redis.Redis, tenant_id: int, kind: str, **data: Any) -> None:
 
 
 def stream(conn: redis.Redis, tenant_id: int, *, heartbeat_s: float = HEARTBEAT_S,
-           max_s: float | None = None) -> Iterator[str]:
+           max_s: float | None = None) -> Generator[str, None, None]:
     """Server-sent events for one browser: each published event as `event: <type>` + `data:`; a comment
     line every `heartbeat_s` keeps proxies from closing the connection. Ends after `max_s` (the browser
     reconnects by itself) or when Redis goes away."""

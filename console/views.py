@@ -300,10 +300,17 @@ def api_events() -> Response:
         return Response(f"retry: {STREAM_BUSY_RETRY_MS}\n: busy\n\n", mimetype="text/event-stream",
                         headers=headers)
 
+    token = auth.session_token()
+
     def events() -> Iterator[str]:
+        feed = live.stream(console.desk.redis, agent.tenant_id, max_s=STREAM_MAX_S)
         try:
-            yield from live.stream(console.desk.redis, agent.tenant_id, max_s=STREAM_MAX_S)
+            for chunk in feed:
+                if not chunk.startswith("retry:") and not auth.session_is_open(token):
+                    return  # logged out (maybe in another tab): a copy of the cookie hears nothing more
+                yield chunk
         finally:
+            feed.close()  # unsubscribes now, not when the generator is collected
             console.streams.release()
 
     return Response(stream_with_context(events()), mimetype="text/event-stream", headers=headers)

@@ -18,7 +18,7 @@ from psycopg_pool import ConnectionPool
 
 from app import create_app
 from config import Settings
-from console import auth
+from console import auth, live
 from tests.console_support import PASSWORD, make_agent
 from tests.fakes.smtp_server import closed_port
 from tests.harness import rows
@@ -122,6 +122,25 @@ def test_logging_out_ends_the_session_for_a_copied_cookie_too(app: Flask, db_poo
     log_in(carlos, "carlos@example.com")  # a new login is a new session; the old copy stays dead
     assert carlos.get("/console/api/queue").status_code == 200
     assert thief.get("/console/api/queue").status_code == 401
+
+
+def test_logging_out_ends_a_live_stream_opened_with_a_copied_cookie(app: Flask, db_pool: ConnectionPool,
+                                                                    redis_conn: redis.Redis) -> None:
+    carlos = make_agent(db_pool, "Carlos Rivas", "carlos@example.com")
+    browser = app.test_client()
+    log_in(browser, "carlos@example.com")
+    thief = copy_of(app, browser)
+    stream = thief.get("/console/api/events", buffered=False)
+    try:
+        chunks = iter(stream.response)
+        assert next(chunks).startswith(b"retry: 2000\n: connected")
+        live.publish(redis_conn, carlos.tenant_id, "escalation", case_id=1)
+        assert next(chunks).startswith(b"event: escalation")  # the copy hears the tenant's events...
+        assert browser.post("/console/logout", data={"csrf_token": csrf_of(browser, "/console")}).status_code == 302
+        live.publish(redis_conn, carlos.tenant_id, "escalation", case_id=2)
+        assert next(chunks, None) is None  # ...until the logout: the stream ends instead of forwarding it
+    finally:
+        stream.close()
 
 
 def test_a_password_reset_ends_every_session_of_that_agent_only(app: Flask, db_pool: ConnectionPool,
