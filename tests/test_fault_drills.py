@@ -8,11 +8,16 @@ session's servers are left alone.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+import threading
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,13 +26,19 @@ from typing import Any
 
 import pytest
 import redis
+from flask.testing import FlaskClient
 from psycopg_pool import ConnectionPool
 
 from app import create_app
+from channels import meta_webhook
 from config import Settings
 from scripts import devservices
+from storage.db import open_pool
+from storage.migrate import apply_migrations
+from storage.tenants import ensure_configured_tenant
+from tests.conftest import load_fixture
 from tests.fakes.graph_api import DEFAULT_TOKEN, FakeGraphAPI
-from tests.harness import post_meta, rows, text_payload
+from tests.harness import post_meta, rows, served, text_payload, to_our_number
 from worker import recovery, runtime
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -114,7 +125,7 @@ def alive_workers(conn: redis.Redis) -> int | None:
 def private_redis(tmp_path: Path) -> Iterator[dict[str, Any]]:
     """A Redis of this test's own (non-persistent: a kill loses everything in it, the harshest case)."""
     port = devservices.free_port()
-    state = {"server": devservices.start_redis(tmp_path / "redis", port, persistent=False), "port": port}
+    state: dict[str, Any] = {"server": devservices.start_redis(tmp_path / "redis", port, persistent=False), "port": port}
     state["url"] = state["server"].url
     yield state
     state["server"].stop()
@@ -163,6 +174,105 @@ def test_redis_killed_mid_burst_then_restarted(meta_settings: Settings, base_env
     assert 1 <= log.count("redis unreachable") <= 2, log
     assert log.count("redis unreachable") == log.count("redis reachable again"), log
     assert "could not connect to Redis" not in log
+
+
+# --- PostgreSQL stopped mid-burst -----------------------------------------------------------
+
+
+@pytest.fixture
+def private_postgres(settings: Settings) -> Iterator[dict[str, Any]]:
+    """A PostgreSQL of this test's own, migrated, with the tenant; `stop_now()` is `pg_ctl -m immediate`."""
+    top = Path(tempfile.mkdtemp(prefix="encargo-drill-"))
+    os.chmod(top, 0o755)  # noqa: S103 - the server runs as the postgres user when we are root
+    base = top / "pg"
+    port = devservices.free_port()
+    server = devservices.start_postgres(base, port)
+    apply_migrations(server.url)
+    pool = open_pool(server.url, max_size=4, name="drill")
+    pool.wait(timeout=30)
+    ensure_configured_tenant(pool, settings)
+    bindir = devservices.postgres_bindir()
+    assert bindir is not None
+    state: dict[str, Any] = {"url": server.url, "pool": pool, "servers": [server]}
+
+    def stop_now() -> None:
+        command = [str(bindir / "pg_ctl"), "-D", str(base / "pgdata"), "-m", "immediate", "-w", "stop"]
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        subprocess.run(command, check=True, capture_output=True, timeout=30)
+
+    state["stop_now"] = stop_now
+    state["start"] = lambda: state["servers"].append(devservices.start_postgres(base, port))
+    yield state
+    pool.close()
+    for srv in state["servers"]:
+        srv.stop()
+    stop_now_quietly = [str(bindir / "pg_ctl"), "-D", str(base / "pgdata"), "-m", "immediate", "stop"]
+    if os.geteuid() == 0:
+        stop_now_quietly = ["runuser", "-u", "postgres", "--", *stop_now_quietly]
+    subprocess.run(stop_now_quietly, check=False, capture_output=True, timeout=30)
+    shutil.rmtree(top, ignore_errors=True)
+
+
+def post_receipts(client: FlaskClient, graph: FakeGraphAPI) -> None:
+    """Meta's 'sent' receipt for every message it accepted, our key echoed back, as Meta would post them."""
+    payload = to_our_number(load_fixture("meta_status_sent.json"))
+    template = payload["entry"][0]["changes"][0]["value"]["statuses"][0]
+    statuses = []
+    with graph.lock:
+        accepted = list(graph.accepted)
+    for item in accepted:
+        status = {**template, "id": item.id, "status": "sent", "recipient_id": item.body["to"].lstrip("+"),
+                  "biz_opaque_callback_data": item.body["biz_opaque_callback_data"]}
+        statuses.append(status)
+    payload["entry"][0]["changes"][0]["value"]["statuses"] = statuses
+    assert post_meta(client, payload).status_code == 200
+
+
+def test_postgres_stopped_immediately_mid_burst_then_started(meta_settings: Settings, base_env: dict[str, str],
+                                                             graph: FakeGraphAPI, redis_conn: redis.Redis,
+                                                             private_postgres: dict[str, Any],
+                                                             tmp_path: Path) -> None:
+    settings = meta_settings.with_overrides(database_url=private_postgres["url"], recovery_min_age_s=0.0)
+    pool: ConnectionPool = private_postgres["pool"]
+    env = worker_env(base_env, graph, DATABASE_URL=private_postgres["url"])
+    first, second = customers("5037400", 6), customers("5037500", 4)
+    graph.delay_next(0.15, n=len(first) * 2)  # slow sends: the stop lands in the middle of the burst
+    workers = start_workers(env, tmp_path / "worker.log", processes=2)
+    app = create_app(settings)
+    try:
+        wait_for(lambda: alive_workers(redis_conn) == 2, 60, "two worker processes")
+        with app.test_client() as client:
+            for digits in first:
+                assert post_meta(client, text_payload(digits, "Hola", f"wamid.pk.{digits}")).status_code == 200
+            wait_for(lambda: len(graph.sent) >= 2, 30, "the first replies")
+            private_postgres["stop_now"]()  # no checkpoint, connections cut: a crash
+            for digits in second:  # PostgreSQL is down: the webhook queues the sealed messages in Redis
+                assert post_meta(client, text_payload(digits, "Hola", f"wamid.pk.{digits}")).status_code == 200
+            time.sleep(2)
+            assert workers.proc.poll() is None
+            private_postgres["start"]()
+            pool.check()  # this test's own connections died with the server
+            rt = runtime.build_runtime(settings, pool_size=1)
+            try:  # the scheduler's recovery loop, every half second
+                wait_for(lambda: processed(pool) == len(first) + len(second), 60, "every message answered",
+                         every=lambda: recovery.recover_events(rt))
+            finally:
+                rt.close()
+            assert_each_got_welcome_and_menu_once(graph, first + second)
+            post_receipts(client, graph)
+            # replies in flight when the database went are failed/interrupted until their receipts come
+            wait_for(lambda: rows(pool, "SELECT count(*) AS n FROM messages WHERE direction = 'out'"
+                                        " AND status = 'sent' AND error_code IS NULL")[0]["n"]
+                     == 2 * (len(first) + len(second)), 30, "every reply marked sent by its receipt")
+        assert workers.proc.poll() is None
+    finally:
+        code = workers.stop()
+        app.extensions["db_pool"].close()
+        app.extensions["redis"].close()
+    assert code == 0
+    assert rows(pool, "SELECT count(*) AS n FROM messages WHERE direction = 'out'")[0]["n"] \
+        == 2 * (len(first) + len(second))  # one row per reply: none written twice
 
 
 # --- worker processes killed -----------------------------------------------------------------
@@ -217,3 +327,42 @@ def test_killed_worker_processes_are_replaced_and_readyz_shows_it(
     assert "worker processes alive: 4 of 4" in log
     with create_app(meta_settings).test_client() as c:
         assert c.get("/readyz").get_json()["workers"] is None  # stopped on purpose: it no longer counts
+
+
+# --- every message delivered three times at once ---------------------------------------------
+
+
+def test_every_message_delivered_three_times_concurrently(meta_settings: Settings, base_env: dict[str, str],
+                                                          graph: FakeGraphAPI, db_pool: ConnectionPool,
+                                                          redis_conn: redis.Redis, tmp_path: Path) -> None:
+    digits = customers("5037600", 8)
+    workers = start_workers(worker_env(base_env, graph), tmp_path / "worker.log", processes=2)
+    try:
+        wait_for(lambda: alive_workers(redis_conn) == 2, 60, "two worker processes")
+        with served(meta_settings) as (_app, base_url):
+            bodies = [json.dumps(text_payload(d, "Hola", f"wamid.x3.{d}")).encode() for d in digits]
+            start = threading.Barrier(3 * len(bodies))
+            codes: list[int] = []
+
+            def deliver(body: bytes) -> None:  # Meta re-delivering while the first delivery is in flight
+                headers = {"Content-Type": "application/json",
+                           "X-Hub-Signature-256": meta_webhook.sign("test-app-secret", body)}
+                request = urllib.request.Request(f"{base_url}/webhooks/whatsapp", data=body,  # noqa: S310 - loopback
+                                                 method="POST", headers=headers)
+                start.wait(timeout=10)
+                with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
+                    codes.append(response.status)
+
+            threads = [threading.Thread(target=deliver, args=(body,)) for body in bodies for _ in range(3)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=30)
+        assert codes == [200] * len(threads)
+        wait_for(lambda: processed(db_pool) == len(digits), 60, "every message answered")
+        time.sleep(1)  # a duplicate would be answered just after: give it the time to show
+    finally:
+        code = workers.stop()
+    assert code == 0
+    assert rows(db_pool, "SELECT count(*) AS n FROM webhook_events")[0]["n"] == len(digits)  # stored once each
+    assert_each_got_welcome_and_menu_once(graph, digits)

@@ -102,13 +102,22 @@ def test_postgres_down_event_is_queued_and_stored_by_the_job(meta_settings: Sett
     assert len(graph.messages_to("+50370000001")) == 2
 
 
-def test_both_stores_down_answers_503(meta_settings: Settings) -> None:
+def test_both_stores_down_answers_503(meta_settings: Settings, graph: FakeGraphAPI,
+                                      db_pool: ConnectionPool) -> None:
     down = create_app(meta_settings.with_overrides(redis_url=closed_port_url("redis"),
                                                    database_url=closed_port_url("postgresql")))
+    payload = text_payload("50370000001", "Hola", "wamid.X1")
     with down.test_client() as c:
-        resp = post_meta(c, text_payload("50370000001", "Hola", "wamid.X1"))
+        resp = post_meta(c, payload)
     assert resp.status_code == 503
     assert "retry" in resp.get_json()["error"]
+    # Meta keeps the message and delivers it again once we are back: answered once, nothing lost
+    with create_app(meta_settings).test_client() as c:
+        assert post_meta(c, payload).status_code == 200
+        assert post_meta(c, payload).status_code == 200
+    run_jobs(meta_settings)
+    assert len(graph.messages_to("+50370000001")) == 2
+    assert rows(db_pool, "SELECT status FROM webhook_events") == [{"status": "processed"}]
 
 
 def test_readiness_reports_each_store(meta_settings: Settings) -> None:
