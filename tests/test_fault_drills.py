@@ -125,8 +125,8 @@ def alive_workers(conn: redis.Redis) -> int | None:
 def private_redis(tmp_path: Path) -> Iterator[dict[str, Any]]:
     """A Redis of this test's own (non-persistent: a kill loses everything in it, the harshest case)."""
     port = devservices.free_port()
-    state: dict[str, Any] = {"server": devservices.start_redis(tmp_path / "redis", port, persistent=False), "port": port}
-    state["url"] = state["server"].url
+    server = devservices.start_redis(tmp_path / "redis", port, persistent=False)
+    state: dict[str, Any] = {"server": server, "port": port, "url": server.url}
     yield state
     state["server"].stop()
 
