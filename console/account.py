@@ -117,6 +117,39 @@ def reset_password(token: str) -> Any:
     return redirect(url_for(".login"))
 
 
+@bp.route("/password", methods=["GET", "POST"])
+@auth.login_required
+def change_password() -> Any:
+    """An agent changes her own password: every session of hers ends, and this one starts afresh.
+
+    Wrong current passwords count as failed logins of the account from this address (a stolen session
+    cannot be used to guess the password).
+    """
+    agent = auth.require_agent()
+    if request.method == "GET":
+        return render_template("console/password.html", error=None)
+    settings, redis_conn = state().settings, state().desk.redis
+    address = auth.client_address()
+    if login_limit.blocked_for(redis_conn, settings, agent.email, address):
+        return render_template("console/password.html",
+                               error="Demasiados intentos fallidos. Espera unos minutos e inténtalo de nuevo."), 429
+    password = request.form.get("password") or ""
+    if password != (request.form.get("confirm") or ""):
+        return render_template("console/password.html", error="Las contraseñas nuevas no coinciden."), 400
+    with get_pool().connection() as conn:
+        if not agents.password_matches(conn, agent.id, request.form.get("current") or ""):
+            login_limit.record_failure(redis_conn, settings, agent.email, address)
+            return render_template("console/password.html", error="La contraseña actual no es correcta."), 400
+        try:
+            agents.set_password(conn, agent.id, password)  # ends every session of the agent, this one too
+        except AgentError as exc:
+            return render_template("console/password.html", error=str(exc)), 400
+    auth.log_in(agent)  # a new session for the browser that made the change
+    log.info("agent changed their password", extra={"agent_id": agent.id})
+    flash("Contraseña cambiada. Se cerraron tus sesiones en otros navegadores.")
+    return redirect(url_for(".queue"))
+
+
 @bp.route("/canned", methods=["GET", "POST"])
 @auth.login_required
 def canned_page() -> Any:

@@ -111,6 +111,12 @@ def authenticate(conn: Connection[Any], email: str, password: str) -> Agent | No
     return from_row(row)
 
 
+def password_matches(conn: Connection[Any], agent_id: int, password: str) -> bool:
+    """Whether `password` is the agent's current one (asked again before changing it)."""
+    row = conn.execute("SELECT password_hash FROM agents WHERE id = %s", (agent_id,)).fetchone()
+    return row is not None and check_password_hash(row["password_hash"], password)
+
+
 def from_row(row: dict[str, Any]) -> Agent:
     """An Agent from a row holding (at least) the columns of _COLUMNS."""
     return Agent(**{k: row[k] for k in ("id", "tenant_id", "name", "email", "role", "active")})

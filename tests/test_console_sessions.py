@@ -162,6 +162,37 @@ def test_a_password_reset_ends_every_session_of_that_agent_only(app: Flask, db_p
     log_in(office, "carlos@example.com", NEW_PASSWORD)
 
 
+def test_an_agent_changing_her_password_ends_her_other_sessions_and_keeps_this_one(
+        app: Flask, db_pool: ConnectionPool) -> None:
+    make_agent(db_pool, "Carlos Rivas", "carlos@example.com")
+    office, phone = app.test_client(), app.test_client()
+    log_in(office, "carlos@example.com")
+    log_in(phone, "carlos@example.com")
+    thief = copy_of(app, office)
+    assert 'href="/console/password"' in office.get("/console").get_data(as_text=True)
+
+    def change(current: str, new: str, confirm: str | None = None) -> tuple[int, str]:
+        answer = office.post("/console/password", data={
+            "current": current, "password": new, "confirm": new if confirm is None else confirm,
+            "csrf_token": csrf_of(office, "/console/password")})
+        return answer.status_code, answer.get_data(as_text=True)
+
+    status, text = change("no es la mía 123", NEW_PASSWORD)
+    assert status == 400 and "La contraseña actual no es correcta." in text
+    status, text = change(PASSWORD, NEW_PASSWORD, "otra distinta 123")
+    assert status == 400 and "Las contraseñas nuevas no coinciden." in text
+    assert phone.get("/console/api/queue").status_code == 200  # nothing changed yet
+
+    status, _ = change(PASSWORD, NEW_PASSWORD)
+    assert status == 302
+    assert "Se cerraron tus sesiones en otros navegadores" in office.get("/console").get_data(as_text=True)
+    assert office.get("/console/api/queue").status_code == 200  # the browser that changed it goes on
+    assert phone.get("/console/api/queue").status_code == 401
+    assert thief.get("/console/api/queue").status_code == 401  # the old cookie, copied before, is dead
+    assert try_login(phone, "carlos@example.com", PASSWORD)[0] == 401
+    log_in(phone, "carlos@example.com", NEW_PASSWORD)
+
+
 def test_a_deactivated_agent_stays_logged_out_after_reactivation(app: Flask, db_pool: ConnectionPool) -> None:
     make_agent(db_pool, "Ana Martínez", "ana@example.com", role="admin")
     luis_id = make_agent(db_pool, "Luis Pérez", "luis@example.com").id
