@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -174,6 +175,24 @@ def test_redis_killed_mid_burst_then_restarted(meta_settings: Settings, base_env
     assert 1 <= log.count("redis unreachable") <= 2, log
     assert log.count("redis unreachable") == log.count("redis reachable again"), log
     assert "could not connect to Redis" not in log
+
+
+def test_worker_started_while_redis_is_down_waits_and_stops_cleanly(base_env: dict[str, str], graph: FakeGraphAPI,
+                                                                    tmp_path: Path) -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    workers = start_workers(worker_env(base_env, graph, REDIS_URL=f"redis://127.0.0.1:{port}/0"),
+                            tmp_path / "worker.log", processes=1)
+    try:
+        wait_for(lambda: "redis unreachable" in workers.log(), 60, "the worker to notice")
+        time.sleep(1.5)  # a few back-off rounds
+        assert workers.proc.poll() is None
+    finally:
+        code = workers.stop()
+    assert code == 0
+    assert workers.log().count("redis unreachable") == 1
+    assert "Traceback" not in workers.log()
 
 
 # --- PostgreSQL stopped mid-burst -----------------------------------------------------------

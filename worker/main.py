@@ -103,6 +103,8 @@ def run_worker(settings: Settings, *, burst: bool = False, name: str | None = No
     outage = RedisOutage(rt.redis)
     worked = False
     loops = 0
+    if not burst:
+        _catch_stop_signals()  # Redis may be away before rq's loop ever installs its own
     try:
         while True:
             if not burst and not outage.wait(inbox.STOPPING):
