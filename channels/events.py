@@ -156,9 +156,58 @@ class MalformedPayload(ValueError):
     """The body is not a webhook of the expected shape; the message says why (sent back with a 400)."""
 
 
+class FieldTypeError(MalformedPayload):
+    """A field of a well-formed body holds the wrong JSON type (a number where text is expected, null, a list).
+
+    Raised by the parsers' typed accessors; the parser decides what it costs: a message whose content is of the
+    wrong type becomes UNSUPPORTED (answered as such), one whose id or sender is unreadable is rejected.
+    """
+
+    def __init__(self, path: str, expected: str, got: object) -> None:
+        super().__init__(f"{path}: expected {expected}, got {_json_type(got)}")
+        self.path = path
+
+
+@dataclass(frozen=True)
+class RejectedItem:
+    """A message or status of a delivery that cannot become an event: quarantined with `reason`, never lost.
+
+    `raw` is the item as received (kept sealed with the reason), `item_id` the provider's id when readable.
+    """
+
+    provider: str
+    kind: str  # message | status
+    reason: str
+    item_id: str | None = None
+    raw: Any = field(default=None, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What one webhook request carried: the events to store and queue, and the parts to quarantine."""
+
+    events: list[InboundEvent]
+    rejected: list[RejectedItem] = field(default_factory=list)
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    return "a list" if isinstance(value, list) else "an object" if isinstance(value, dict) else type(value).__name__
+
+
+_ASCII_DIGITS = frozenset("0123456789")
+
+
 def e164(number: str | None) -> str | None:
     """'50370000001', '+503 7000-0001', 'whatsapp:+50370000001' -> '+50370000001'."""
     if not number:
         return None
-    digits = "".join(ch for ch in number.removeprefix("whatsapp:") if ch.isdigit())
+    digits = "".join(ch for ch in number.removeprefix("whatsapp:") if ch in _ASCII_DIGITS)  # not "²" or "١"
     return f"+{digits}" if digits else None

@@ -9,17 +9,19 @@ with a `MessageStatus` other than "received" is a status callback.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 from typing import Any
 
 from twilio.request_validator import RequestValidator
 
 from channels.events import (
+    Delivery,
     DeliveryStatus,
-    InboundEvent,
     InboundMessage,
     MalformedPayload,
     MessageKind,
+    RejectedItem,
     StatusUpdate,
     e164,
 )
@@ -52,8 +54,12 @@ def sign(auth_token: str, url: str, form: Mapping[str, str]) -> str:
     return str(RequestValidator(auth_token).compute_signature(url, dict(form)))
 
 
-def parse_form(form: Mapping[str, str], *, reference: str | None = None) -> list[InboundEvent]:
-    """One form is one event. Raises MalformedPayload when it is not a Twilio messaging webhook."""
+def parse_form(form: Mapping[str, str], *, reference: str | None = None) -> Delivery:
+    """One form is one event (or one rejected part). Raises MalformedPayload when it is not a Twilio webhook.
+
+    Form values are always text; a message without a usable sender (no ASCII digits in `From` or `WaId`)
+    cannot be answered and is rejected, to be quarantined with the reason.
+    """
     sid = form.get("MessageSid") or form.get("SmsMessageSid")
     if not sid:
         raise MalformedPayload("form has no MessageSid: not a Twilio messaging webhook")
@@ -62,9 +68,9 @@ def parse_form(form: Mapping[str, str], *, reference: str | None = None) -> list
     if status and status != "received":
         value = _STATUSES.get(status)
         if value is None:
-            log.info("ignoring twilio status %s", status)
-            return []
-        return [
+            log.info("ignoring twilio status %s", status[:40])
+            return Delivery([])
+        return Delivery([
             StatusUpdate(
                 provider="twilio",
                 channel_number=e164(form.get("From")) or "",
@@ -77,8 +83,12 @@ def parse_form(form: Mapping[str, str], *, reference: str | None = None) -> list
                 reference=reference or None,  # `ref` of the status callback URL we gave with the message
                 raw=raw,
             )
-        ]
-    return [_parse_message(sid, form, raw)]
+        ])
+    message = _parse_message(sid, form, raw)
+    if message.user_phone is None:
+        return Delivery([], [RejectedItem(provider="twilio", kind="message", item_id=sid, raw=raw,
+                                          reason="From: no sender (no phone number in From or WaId)")])
+    return Delivery([message])
 
 
 def _parse_message(sid: str, form: Mapping[str, str], raw: dict[str, Any]) -> InboundMessage:
@@ -141,7 +151,9 @@ def _int(value: Any) -> int:
 
 
 def _float(value: Any) -> float | None:
+    """A finite number, or None ("nan" and "inf" are not coordinates; jsonb refuses them)."""
     try:
-        return float(value)
+        number = float(value)
     except (TypeError, ValueError):
         return None
+    return number if math.isfinite(number) else None

@@ -56,7 +56,7 @@ def apply_retention(rt: Runtime, now: datetime | None = None) -> RetentionResult
                 UPDATE webhook_events SET payload_encrypted = ''
                 WHERE payload_encrypted <> '' AND (
                     id IN (SELECT webhook_event_id FROM messages WHERE conversation_id = ANY(%s))
-                    OR (received_at < %s AND status IN ('processed', 'failed', 'unroutable')))
+                    OR (received_at < %s AND status IN ('processed', 'failed', 'unroutable', 'quarantined')))
                 RETURNING id""", (ids, normal)),
             agent_notes=_count(conn, "DELETE FROM agent_notes WHERE conversation_id = ANY(%s) RETURNING id", (ids,))
             if _table_exists(conn, "agent_notes") else 0,

@@ -8,7 +8,9 @@ Status: `received` (stored; a customer message waits in its customer's inbox
 from here on), `queued` (a status callback handed to the dispatcher, or an
 event the recovery loop queued again), then `processed`, `unroutable` or
 `failed`. Whether an unfinished event is still held in Redis is Redis's to
-say (worker.recovery asks it), not this column's.
+say (worker.recovery asks it), not this column's. `quarantined`: a part of a
+delivery that cannot be processed, kept with the reason in `error` (issue 12);
+it is never queued.
 """
 
 from __future__ import annotations
@@ -53,6 +55,25 @@ def record(
     return None if row is None else int(_get(row, "id"))
 
 
+def quarantine(
+    pool: ConnectionPool, *, provider: str, event_id: str, kind: str, payload_encrypted: str, correlation_id: str,
+    reason: str,
+) -> int | None:
+    """Keep a part that cannot be processed, with the reason; its id, or None when kept before. Raises on DB errors."""
+    with pool.connection() as conn:
+        row = conn.execute(
+            """
+            INSERT INTO webhook_events (provider, event_id, kind, payload_encrypted, correlation_id, status, error,
+                                        processed_at)
+            VALUES (%s, %s, %s, %s, %s, 'quarantined', %s, now())
+            ON CONFLICT (provider, event_id) DO NOTHING
+            RETURNING id
+            """,
+            (provider, event_id, kind, payload_encrypted, correlation_id, reason),
+        ).fetchone()
+    return None if row is None else int(_get(row, "id"))
+
+
 def mark_queued(pool: ConnectionPool, event_ids: list[int]) -> None:
     if not event_ids:
         return
@@ -73,7 +94,7 @@ def load(conn: Connection[Any], event_pk: int) -> StoredEvent | None:
     return None if row is None else StoredEvent(**row)
 
 
-FINISHED = ("processed", "unroutable", "failed")
+FINISHED = ("processed", "unroutable", "failed", "quarantined")
 
 
 def begin_attempt(conn: Connection[Any], event_pk: int) -> StoredEvent | None:

@@ -13,13 +13,22 @@ job off the acknowledgement path.
   de-duplication key; the job stores it when the database is back.
 - Both down: the event was stored nowhere, and the webhook must answer 503 so
   the provider delivers it again.
+- An event that cannot be stored as it is (a lone UTF-16 surrogate, which
+  neither UTF-8 nor PostgreSQL can hold; a NUL or an absurdly long id), and a
+  part the parser rejected (an id or sender of the wrong type), is quarantined:
+  kept in `webhook_events` as `quarantined` with the reason, sealed as ASCII
+  JSON, never queued. It costs only itself: the other events of the delivery
+  are stored and queued, and the webhook answers 200 once all of it is durable.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import psycopg
 import psycopg_pool
@@ -27,7 +36,7 @@ import redis
 from psycopg_pool import ConnectionPool
 from rq import Queue
 
-from channels.events import InboundEvent, event_kind
+from channels.events import InboundEvent, RejectedItem, event_kind
 from config import Settings
 from observability import correlation, new_correlation_id
 from storage import webhook_events
@@ -44,6 +53,8 @@ SEEN_KEY = "seen:{provider}:{event_id}"
 SEEN_TTL_S = 8 * 24 * 3600
 
 _DB_ERRORS = (psycopg.Error, psycopg_pool.PoolTimeout)
+# Provider ids are short (a wamid is ~60 characters); a longer one cannot be a key of ours (btree rows are bounded).
+MAX_ID_CHARS = 256
 
 
 @dataclass
@@ -52,6 +63,7 @@ class IngestResult:
     duplicates: int = 0
     stored_only: int = 0  # in PostgreSQL, waiting for Redis
     lost: int = 0  # stored nowhere: the provider must retry
+    quarantined: int = 0  # kept with the reason, not processed
     event_pks: list[int] = field(default_factory=list)
 
 
@@ -63,22 +75,38 @@ class Ingestor:
     queue: Queue
     vault: Vault
 
-    def accept(self, events: list[InboundEvent]) -> IngestResult:
+    def accept(self, events: list[InboundEvent], rejected: Sequence[RejectedItem] = ()) -> IngestResult:
+        """Store and queue each event, quarantine each rejected part; one's failure never stops the others."""
         result = IngestResult()
         for event in events:
             with correlation(new_correlation_id()) as cid:
                 self._accept_one(event, cid, result)
+        for item in rejected:
+            with correlation(new_correlation_id()) as cid:
+                self._quarantine(item.provider, item.kind, item.item_id, item.raw, item.reason, cid, result)
         return result
 
     def _accept_one(self, event: InboundEvent, cid: str, result: IngestResult) -> None:
         kind = event_kind(event)
-        sealed = self.vault.encrypt(json.dumps({"kind": kind, "event": event.to_dict()}, ensure_ascii=False))
-        conversation_hash = conversation_hash_of(self.vault, event)
+        fields = event.to_dict()
+        problem = _id_problem(event.event_id) or _id_problem(getattr(event, "user_bsuid", None) or "", "user id")
+        try:
+            sealed = self.vault.encrypt(json.dumps({"kind": kind, "event": fields}, ensure_ascii=False))
+            conversation_hash = conversation_hash_of(self.vault, event)
+        except UnicodeEncodeError:
+            problem = problem or _surrogate_problem(fields)
+        if problem:
+            self._quarantine(event.provider, kind, event.event_id, fields, problem, cid, result)
+            return
         try:
             event_pk = webhook_events.record(
                 self.pool, provider=event.provider, event_id=event.event_id, kind=kind,
                 payload_encrypted=sealed, correlation_id=cid,
             )
+        except psycopg.DataError as exc:  # the database refuses this value: not an outage
+            self._quarantine(event.provider, kind, event.event_id, fields,
+                             f"not storable: {type(exc).__name__}", cid, result)
+            return
         except _DB_ERRORS as exc:
             log.error("postgresql unavailable at ingest; queueing the sealed event",
                       extra={"error": type(exc).__name__})
@@ -121,3 +149,53 @@ class Ingestor:
             result.lost += 1
             return
         result.queued += 1
+
+    def _quarantine(self, provider: str, kind: str, item_id: str | None, content: Any, reason: str, cid: str,
+                    result: IngestResult) -> None:
+        """Keep a part that cannot be processed, with the reason. Database down: counted as lost (503, retried)."""
+        kept = json.dumps({"kind": kind, "event": content}, ensure_ascii=True, sort_keys=True, default=str)
+        if item_id is None or _id_problem(item_id):
+            item_id = "quarantine:" + hashlib.sha256(kept.encode()).hexdigest()[:40]
+        try:
+            stored = webhook_events.quarantine(
+                self.pool, provider=provider, event_id=item_id, kind=kind,
+                payload_encrypted=self.vault.encrypt(kept), correlation_id=cid, reason=reason[:500],
+            )
+        except _DB_ERRORS as exc:
+            log.error("postgresql unavailable at ingest; a part to quarantine is not stored",
+                      extra={"error": type(exc).__name__})
+            result.lost += 1
+            return
+        if stored is None:
+            result.duplicates += 1
+            return
+        result.quarantined += 1
+        log.warning("webhook part quarantined",
+                    extra={"event_pk": stored, "provider": provider, "reason": reason[:200]})
+
+
+def _id_problem(value: str, what: str = "id") -> str | None:
+    """Why `value` cannot be a key in PostgreSQL (NUL, lone surrogate, too long), or None."""
+    if "\x00" in value:
+        return f"not storable: the {what} holds a NUL character"
+    if len(value) > MAX_ID_CHARS:
+        return f"not storable: the {what} is longer than {MAX_ID_CHARS} characters"
+    if _has_surrogate(value):
+        return f"not storable: the {what} holds a lone UTF-16 surrogate"
+    return None
+
+
+def _surrogate_problem(event: dict[str, Any]) -> str:
+    """The reason for an event that UTF-8 cannot encode, naming the first field that holds a lone surrogate."""
+    for name, value in event.items():
+        if isinstance(value, str) and _has_surrogate(value):
+            return f"not storable: {name} holds a lone UTF-16 surrogate"
+    return "not storable: the payload holds a lone UTF-16 surrogate"
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False

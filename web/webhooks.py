@@ -3,7 +3,12 @@
 No dialog logic runs inside a request. Answers:
 - Meta: empty 200; Twilio: 200 with an empty TwiML <Response/>.
 - Missing signature 401, wrong signature 403 (nothing stored, a warning logged without the body).
-- Malformed JSON or form 400 with the reason; body over 3 MiB 413.
+- Malformed JSON or form 400 with the reason (invalid UTF-8, nesting past 32
+  levels, numbers past Python's limits included); body over MAX_BODY_BYTES 413
+  (web.body_limit, chunked bodies too).
+- One message that cannot be stored or read (a lone surrogate, an id of the
+  wrong type) is quarantined with its reason and costs only itself: 200 once
+  everything else is stored (web.ingest).
 - Unknown types, unknown numbers and other business-level surprises still 200:
   anything else makes Meta re-deliver for a week.
 - 503 only when an event could be stored neither in PostgreSQL nor in Redis.
@@ -17,7 +22,7 @@ import logging
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from channels import meta_webhook, twilio_webhook
-from channels.events import InboundEvent, MalformedPayload
+from channels.events import MalformedPayload
 from config import Settings
 from web.ingest import Ingestor, IngestResult
 
@@ -67,11 +72,11 @@ def meta_receive() -> Response | tuple[Response, int]:
         log.warning("meta webhook with invalid signature refused", extra={"bytes": len(raw)})
         return _error("invalid X-Hub-Signature-256", 403)
     try:
-        events = meta_webhook.parse_body(raw)
+        delivery = meta_webhook.parse_body(raw)
     except MalformedPayload as exc:
         log.warning("malformed meta webhook", extra={"reason": str(exc)[:200]})
         return _error(str(exc), 400)
-    return _answer(_ingestor().accept(events), Response(status=200))
+    return _answer(_ingestor().accept(delivery.events, delivery.rejected), Response(status=200))
 
 
 @bp.post("/webhooks/twilio")
@@ -92,11 +97,11 @@ def twilio_receive() -> Response | tuple[Response, int]:
         log.warning("twilio webhook with invalid signature refused")
         return _error("invalid X-Twilio-Signature", 403)
     try:
-        events: list[InboundEvent] = twilio_webhook.parse_form(request.form.to_dict(flat=True),
-                                                               reference=request.args.get("ref"))
+        delivery = twilio_webhook.parse_form(request.form.to_dict(flat=True), reference=request.args.get("ref"))
     except MalformedPayload as exc:
         return _error(str(exc), 400)
-    return _answer(_ingestor().accept(events), Response(twilio_webhook.EMPTY_TWIML, status=200, mimetype="text/xml"))
+    return _answer(_ingestor().accept(delivery.events, delivery.rejected),
+                   Response(twilio_webhook.EMPTY_TWIML, status=200, mimetype="text/xml"))
 
 
 def _public_url(settings: Settings) -> str:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import fields, replace
 from typing import Any
 
@@ -158,10 +159,15 @@ def _store_outcome(conn: Connection[Any], runtime: Runtime, tenant: Tenant, cont
 
 
 def _storable(event: InboundMessage) -> InboundMessage:
-    """The message without NUL characters, which PostgreSQL text and jsonb cannot hold (a customer may send one)."""
-    changes: dict[str, Any] = {f.name: value.replace("\x00", "") for f in fields(event)
-               if isinstance(value := getattr(event, f.name), str) and "\x00" in value}
+    """The message without NUL characters, which PostgreSQL text and jsonb cannot hold (a customer may send one),
+    and with any lone UTF-16 surrogate (which UTF-8 cannot encode) replaced by U+FFFD."""
+    changes: dict[str, Any] = {f.name: _SURROGATE.sub("\ufffd", value.replace("\x00", "")) for f in fields(event)
+                               if isinstance(value := getattr(event, f.name), str)
+                               and ("\x00" in value or _SURROGATE.search(value))}
     return replace(event, **changes) if changes else event
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _inbound_payload(event: InboundMessage) -> dict[str, object]:
