@@ -177,6 +177,35 @@ def test_redis_killed_mid_burst_then_restarted(meta_settings: Settings, base_env
     assert "could not connect to Redis" not in log
 
 
+def test_redis_blip_while_idle_is_said_once_each_way(meta_settings: Settings, base_env: dict[str, str],
+                                                     graph: FakeGraphAPI, db_pool: ConnectionPool,
+                                                     private_redis: dict[str, Any], tmp_path: Path) -> None:
+    env = worker_env(base_env, graph, REDIS_URL=private_redis["url"])
+    workers = start_workers(env, tmp_path / "worker.log", processes=1)
+    conn = redis.Redis.from_url(private_redis["url"], socket_timeout=2)
+    try:
+        wait_for(lambda: alive_workers(conn) == 1, 60, "the worker")
+        time.sleep(1)  # idle, blocked on the queue
+        private_redis["server"].process.kill()
+        private_redis["server"].process.wait()
+        time.sleep(3)  # several of rq's reconnection attempts
+        private_redis["server"] = devservices.start_redis(tmp_path / "redis", private_redis["port"],
+                                                          persistent=False)
+        wait_for(lambda: "redis reachable again" in workers.log(), 30, "the worker to see Redis back")
+        with create_app(meta_settings.with_overrides(redis_url=private_redis["url"])).test_client() as client:
+            assert post_meta(client, text_payload("50372880001", "Hola", "wamid.blip.1")).status_code == 200
+        wait_for(lambda: processed(db_pool) == 1, 30, "the message answered")
+        assert workers.proc.poll() is None
+    finally:
+        code = workers.stop()
+        conn.close()
+    assert code == 0
+    log = workers.log()
+    assert (log.count("redis unreachable"), log.count("redis reachable again")) == (1, 1), log
+    assert "could not connect to Redis" not in log
+    assert len(graph.messages_to("+50372880001")) == 2
+
+
 def test_worker_started_while_redis_is_down_waits_and_stops_cleanly(base_env: dict[str, str], graph: FakeGraphAPI,
                                                                     tmp_path: Path) -> None:
     with socket.socket() as sock:  # a port nobody listens on

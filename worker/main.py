@@ -34,7 +34,6 @@ import os
 import signal
 import sys
 import threading
-import time
 from typing import Any
 
 import redis
@@ -45,7 +44,7 @@ from rq.utils import now as utcnow
 from chatbot.router import route
 from config import Settings, settings_or_exit
 from observability import configure_logging, init_sentry
-from worker import inbox, presence, runtime
+from worker import inbox, outage, presence, runtime
 from worker.dispatch import dispatch_pending, start_dispatcher
 from worker.pool import WorkerPool
 
@@ -76,6 +75,8 @@ class EncargoWorker(SimpleWorker):
         if pipeline is None and timeout is None and last is not None and (utcnow() - last).total_seconds() < 1.0:
             return
         super().heartbeat(timeout, pipeline)
+        if pipeline is None:
+            outage.STATE.came_back()  # rq's own retries got through an outage: say it is over
 
     def handle_warm_shutdown_request(self) -> None:
         """A drain job in progress finishes the message in hand and leaves the rest to the other workers."""
@@ -100,14 +101,13 @@ def run_worker(settings: Settings, *, burst: bool = False, name: str | None = No
     # Load the router's spaCy tables and lexicon now (~3 s) rather than on a customer's first message.
     route("hola")
     EncargoWorker.heartbeat_grace_s = settings.job_heartbeat_grace_s
-    outage = RedisOutage(rt.redis)
     worked = False
     loops = 0
     if not burst:
         _catch_stop_signals()  # Redis may be away before rq's loop ever installs its own
     try:
         while True:
-            if not burst and not outage.wait(inbox.STOPPING):
+            if not burst and not outage.wait_for_redis(rt.redis, inbox.STOPPING):
                 return worked  # asked to stop while Redis was away
             worker = EncargoWorker(
                 # a name is taken until rq's death record: after an outage it may still be, so rq picks one
@@ -129,49 +129,6 @@ def run_worker(settings: Settings, *, burst: bool = False, name: str | None = No
             _catch_stop_signals()
     finally:
         rt.close()
-
-
-class RedisOutage:
-    """Waits for Redis with back-off, logging once when it goes away and once when it is back."""
-
-    FIRST_DELAY_S = 0.5
-    MAX_DELAY_S = 10.0
-
-    def __init__(self, conn: redis.Redis) -> None:
-        self.conn = conn
-        self.down_since: float | None = None
-
-    def wait(self, stop: threading.Event) -> bool:
-        """True once Redis answers; False when `stop` is set first."""
-        delay = self.FIRST_DELAY_S
-        while not stop.is_set():
-            try:
-                self.conn.ping()
-            except redis.RedisError as exc:
-                if self.down_since is None:
-                    self.down_since = time.monotonic()
-                    log.error("redis unreachable (%s); the worker waits for it", type(exc).__name__)
-                stop.wait(delay)
-                delay = min(delay * 2, self.MAX_DELAY_S)
-                continue
-            if self.down_since is not None:
-                log.warning("redis reachable again after %.0fs; the worker resumes", time.monotonic() - self.down_since)
-                self.down_since = None
-            return True
-        return False
-
-
-class _RedisRetryLines(logging.Filter):
-    """Drops rq's own line per reconnection attempt and its 'quitting' traceback for a lost connection:
-    `RedisOutage` says it once per outage instead."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str) and "Redis connection timeout" in record.msg:
-            return False
-        args = record.args if isinstance(record.args, tuple) else ()
-        exc = record.exc_info[1] if record.exc_info else None
-        lost = (redis.ConnectionError, redis.TimeoutError)
-        return not (isinstance(exc, lost) or any(isinstance(arg, lost) for arg in args))
 
 
 def _quiet_leftovers(worker: EncargoWorker) -> None:
@@ -197,7 +154,7 @@ def _catch_stop_signals() -> None:
 def _child(settings: Settings, index: int) -> None:
     configure_logging(f"worker-{index}", settings.log_level)
     init_sentry(settings.sentry_dsn, settings.env)
-    logging.getLogger("rq.worker").addFilter(_RedisRetryLines())
+    logging.getLogger("rq.worker").addFilter(outage.RetryLines())
     run_worker(settings)
     if not inbox.STOPPING.is_set():
         sys.exit(1)  # a worker only ends on request: anything else is a failure its supervisor must see
@@ -212,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = settings_or_exit("encargo-worker")
     configure_logging("worker", settings.log_level)
     init_sentry(settings.sentry_dsn, settings.env)
-    logging.getLogger("rq.worker").addFilter(_RedisRetryLines())
+    logging.getLogger("rq.worker").addFilter(outage.RetryLines())
     if args.burst:
         run_worker(settings, burst=True)
         return 0
