@@ -19,7 +19,7 @@ from console import views as console_views
 from observability import configure_logging, init_sentry
 from storage import db
 from storage.crypto import Vault
-from web import health, internal_events, webhooks
+from web import body_limit, health, internal_events, webhooks
 from web.ingest import Ingestor
 from worker.runtime import redis_from_settings
 
@@ -33,6 +33,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         hops = settings.trusted_proxy_hops
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=0)  # type: ignore[method-assign]
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    body_limit.init_app(app, settings.max_body_bytes)  # issue 12: chunked bodies too; a 413 the client can read
     app.config["SECRET_KEY"] = settings.phone_hash_key
     app.extensions["settings"] = settings
 

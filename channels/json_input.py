@@ -22,12 +22,16 @@ class BadJson(ValueError):
     """The body is not JSON we accept; the message says why."""
 
 
+class TooDeep(BadJson):
+    """Lists and objects nest past the allowed depth."""
+
+
 def load(raw: bytes, *, max_depth: int = MAX_DEPTH) -> Any:
     """Decode UTF-8 JSON. Raises BadJson for invalid JSON, NaN/Infinity, huge integers or nesting past `max_depth`."""
     try:
         value = json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float)
     except RecursionError:
-        raise BadJson(f"JSON nested too deeply (more than {max_depth} levels)") from None
+        raise TooDeep(f"JSON nested too deeply (more than {max_depth} levels)") from None
     except UnicodeDecodeError:
         raise BadJson("body is not valid JSON: not UTF-8") from None
     except json.JSONDecodeError as exc:
@@ -35,7 +39,7 @@ def load(raw: bytes, *, max_depth: int = MAX_DEPTH) -> Any:
     except ValueError:  # int() past sys.get_int_max_str_digits(), 1e999, or a NaN/Infinity literal
         raise BadJson("body is not valid JSON: a number is too large or not finite") from None
     if nesting_exceeds(value, max_depth):
-        raise BadJson(f"JSON nested too deeply (more than {max_depth} levels)")
+        raise TooDeep(f"JSON nested too deeply (more than {max_depth} levels)")
     return value
 
 

@@ -5,7 +5,9 @@ Wire contract (docs/openapi.yaml):
 - `X-Encargo-Timestamp: <unix seconds>` and
   `X-Encargo-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>." + raw body)>`;
   the sandbox core signs exactly this way (`sandbox_core/events.py`);
-- a timestamp more than `max_age_s` away from our clock is refused (replay).
+- a timestamp more than `max_age_s` away from our clock is refused (replay);
+- `X-Encargo-Key-Id: <tenant slug>` names whose secret signed it (absent: the
+  configured tenant); an event whose `tenant` names another one is refused.
 
 Events carry tracking codes and statuses, never phone numbers or names: the
 bot reads those from the core (`GET /api/packages/track/{code}`) when it
@@ -16,15 +18,19 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from jsonschema import Draft202012Validator
 
+from channels import json_input
+
 TIMESTAMP_HEADER = "X-Encargo-Timestamp"
 SIGNATURE_HEADER = "X-Encargo-Signature"
+KEY_ID_HEADER = "X-Encargo-Key-Id"
+# Unix seconds have 10 digits until the year 2286; more is not a time, and int() of thousands of digits is slow.
+_MAX_TIMESTAMP_DIGITS = 12
 
 STATUS_CHANGED = "package.status_changed"
 REFUND_AVAILABLE = "package.refund_available"
@@ -71,6 +77,10 @@ class BadSignature(ValueError):
     """Missing or wrong signature, or a timestamp outside the allowed age (shown in the 401)."""
 
 
+class MalformedHeader(ValueError):
+    """A signing header that cannot be what it claims, e.g. a timestamp of "²" or 5,000 digits (shown in the 400)."""
+
+
 @dataclass(frozen=True)
 class CoreEvent:
     """A validated event; `raw` is the decoded body as received (stored as the payload)."""
@@ -94,13 +104,17 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
 
 def verify(secret: str, timestamp: str | None, signature: str | None, body: bytes, *, now: float,
            max_age_s: float) -> None:
-    """Raise BadSignature unless `signature` signs `body` at `timestamp` and the timestamp is recent."""
+    """Raise BadSignature unless `signature` signs `body` at `timestamp` and the timestamp is recent.
+
+    Raises MalformedHeader for a timestamp that is not unix seconds in ASCII digits (str.isdigit alone
+    accepts "²" and "١٢٣", which int() then refuses or reads; thousands of digits are refused unread).
+    """
     if not secret:
         raise BadSignature("internal events are not configured (INTERNAL_EVENTS_SECRET is empty)")
     if not timestamp or not signature:
         raise BadSignature(f"{TIMESTAMP_HEADER} and {SIGNATURE_HEADER} headers are required")
-    if not timestamp.isdigit():
-        raise BadSignature(f"{TIMESTAMP_HEADER} must be unix seconds")
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= _MAX_TIMESTAMP_DIGITS):
+        raise MalformedHeader(f"{TIMESTAMP_HEADER} must be unix seconds (at most {_MAX_TIMESTAMP_DIGITS} ASCII digits)")
     if abs(now - int(timestamp)) > max_age_s:
         raise BadSignature(f"{TIMESTAMP_HEADER} is more than {int(max_age_s)} s from now (replay refused)")
     if not hmac.compare_digest(sign(secret, timestamp, body).encode(), signature.strip().encode()):
@@ -110,8 +124,10 @@ def verify(secret: str, timestamp: str | None, signature: str | None, body: byte
 def parse(body: bytes) -> CoreEvent:
     """Decode and validate one event; raises InvalidEvent naming the first problem found."""
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        data = json_input.load(body)
+    except json_input.TooDeep as exc:
+        raise InvalidEvent(f"body must be a JSON object: {exc}") from None
+    except json_input.BadJson:
         raise InvalidEvent("body must be a JSON object") from None
     errors = sorted(_VALIDATOR.iter_errors(data), key=lambda e: list(e.absolute_path))
     if errors:

@@ -30,6 +30,7 @@ def create_sandbox_app(
     api_key: str = "",
     events_url: str = "",
     events_secret: str = "",
+    events_key_id: str = "",
 ) -> Flask:
     """Build a sandbox core app.
 
@@ -37,12 +38,12 @@ def create_sandbox_app(
     bundled demo data). With `api_key` set, every endpoint but /health needs
     `Authorization: Bearer <api_key>`. With both `events_url` and
     `events_secret` set, status changes made through /sandbox are pushed there
-    as signed events.
+    as signed events (naming `events_key_id` as the signing tenant when set).
     """
     app = Flask(__name__)
     app.extensions[STATE_KEY] = CoreState(load_data(data_path))
     app.extensions[EVENTS_KEY] = (
-        EventSink(events_url, events_secret) if events_url and events_secret else None
+        EventSink(events_url, events_secret, key_id=events_key_id) if events_url and events_secret else None
     )
     app.register_blueprint(core_api)
     app.register_blueprint(sandbox_control)

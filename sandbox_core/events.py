@@ -4,7 +4,9 @@ The real core is expected to tell the bot when a package changes status; the
 sandbox does the same when its demo control endpoint changes one. Each event
 is a JSON body signed with HMAC-SHA256 over "<unix timestamp>." + raw body,
 keyed by a secret shared with the receiver, sent in
-`X-Encargo-Signature: sha256=<hex>` next to `X-Encargo-Timestamp`.
+`X-Encargo-Signature: sha256=<hex>` next to `X-Encargo-Timestamp`. With a
+`key_id`, `X-Encargo-Key-Id` names the company (tenant slug) whose secret
+signed it; without, the receiver checks it with its configured tenant's.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ logger = logging.getLogger(__name__)
 EVENT_STATUS_CHANGED = "package.status_changed"
 TIMESTAMP_HEADER = "X-Encargo-Timestamp"
 SIGNATURE_HEADER = "X-Encargo-Signature"
+KEY_ID_HEADER = "X-Encargo-Key-Id"
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -34,11 +37,12 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
 
 @dataclass(frozen=True)
 class EventSink:
-    """Where status events go: the receiver's URL and the shared signing secret."""
+    """Where status events go: the receiver's URL, the shared signing secret and whose secret it is."""
 
     url: str
     secret: str
     timeout_s: float = 5.0
+    key_id: str = ""  # the receiver's tenant slug; empty: its configured tenant
 
     def deliver_status_changed(self, tracking_code: str, status: str, occurred_at: str) -> bool:
         """POST one signed status event; True when the receiver answered 2xx.
@@ -61,6 +65,8 @@ class EventSink:
             TIMESTAMP_HEADER: timestamp,
             SIGNATURE_HEADER: sign(self.secret, timestamp, body),
         }
+        if self.key_id:
+            headers[KEY_ID_HEADER] = self.key_id
         try:
             response = httpx.post(self.url, content=body, headers=headers, timeout=self.timeout_s)
         except (httpx.HTTPError, httpx.InvalidURL) as exc:

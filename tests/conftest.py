@@ -49,6 +49,8 @@ TEST_ENV = {
     "META_PHONE_NUMBER_ID": "106540352242922",
     "TWILIO_AUTH_TOKEN": "12345",
     "TWILIO_WHATSAPP_NUMBER": "whatsapp:+14155238886",
+    # The configured tenant's secret for /internal/events, stored (encrypted) in its row by ensure_configured_tenant.
+    "INTERNAL_EVENTS_SECRET": "test-internal-events-secret-0123456789abcdef",
     "WHATSAPP_PROVIDER": "local",
     "LOG_LEVEL": "WARNING",
     # A drain job would wait half a second for more messages at the end of every burst run; tests/test_inbox.py

@@ -13,11 +13,12 @@ from psycopg_pool import ConnectionPool
 from werkzeug.test import TestResponse
 
 from config import Settings
-from notifications.events import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+from notifications.events import KEY_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from sandbox_core.state import load_data
+from tests.conftest import TEST_ENV
 from tests.harness import rows
 
-SECRET = "test-internal-events-secret-0123456789abcdef"
+SECRET = TEST_ENV["INTERNAL_EVENTS_SECRET"]  # the configured tenant's, in its row since the test's clean start
 
 
 def notification_settings(settings: Settings, core_url: str, **overrides: Any) -> Settings:
@@ -34,11 +35,15 @@ def status_event(code: str, status: str, *, event_id: str | None = None, **extra
 
 
 def post_event(client: FlaskClient, event: dict[str, Any] | bytes, *, secret: str = SECRET,
-               timestamp: int | None = None, signature: str | None = None) -> TestResponse:
+               timestamp: int | str | None = None, signature: str | None = None, key_id: str | None = None,
+               content_type: str = "application/json") -> TestResponse:
+    """POST a signed event; `key_id` names the signing tenant (X-Encargo-Key-Id; absent: the configured one)."""
     raw = event if isinstance(event, bytes) else json.dumps(event).encode()
     ts = str(int(time.time()) if timestamp is None else timestamp)
-    headers = {"Content-Type": "application/json", TIMESTAMP_HEADER: ts,
+    headers = {"Content-Type": content_type, TIMESTAMP_HEADER: ts,
                SIGNATURE_HEADER: signature if signature is not None else sign(secret, ts, raw)}
+    if key_id is not None:
+        headers[KEY_ID_HEADER] = key_id
     return client.post("/internal/events", data=raw, headers=headers)
 
 

@@ -14,6 +14,8 @@ from app import create_app
 from config import Settings
 from sandbox_core.app import create_sandbox_app
 from sandbox_core.server import BackgroundServer
+from storage.crypto import Vault
+from storage.tenants import ensure_configured_tenant, set_events_secret
 from tests.harness import rows, run_jobs
 from tests.notifications_helpers import SECRET, notification_settings, post_event, status_event
 
@@ -106,7 +108,6 @@ def test_a_replay_within_five_minutes_is_accepted_once(client: FlaskClient, db_p
         ({"occurred_at": "yesterday at noon"}, "occurred_at", "ISO 8601"),
         ({"occurred_at": "2026-01-06T09:40:00"}, "occurred_at", "UTC offset"),
         ({"recipient_phone": "+50370000002"}, None, "Additional properties are not allowed"),
-        ({"tenant": "nobody"}, "tenant", "unknown tenant"),
     ],
 )
 def test_an_invalid_event_gets_a_400_saying_what_is_wrong(
@@ -133,22 +134,28 @@ def test_a_status_event_without_status_and_a_non_json_body_are_refused(client: F
     assert response.get_json()["message"] == "body must be a JSON object"
 
 
-def test_without_a_configured_secret_every_event_is_refused(settings: Settings, core_url: str) -> None:
-    app = create_app(notification_settings(settings, core_url, internal_events_secret=""))
+def test_without_a_configured_secret_every_event_is_refused(settings: Settings, core_url: str,
+                                                            db_pool: ConnectionPool) -> None:
+    unconfigured = notification_settings(settings, core_url, internal_events_secret="")
+    ensure_configured_tenant(db_pool, unconfigured)  # what encargo-migrate does with this environment
+    app = create_app(unconfigured)
     with app.test_client() as c:
         response = post_event(c, status_event("SV20260105007834", "ARRIVED_AT_DESTINATION"))
     assert response.status_code == 401
     assert "INTERNAL_EVENTS_SECRET" in response.get_json()["message"]
 
 
+@pytest.mark.parametrize("key_id", ["", "demo"])
 def test_a_status_change_in_the_sandbox_core_reaches_the_customer(
-    settings: Settings, db_pool: ConnectionPool
+    settings: Settings, db_pool: ConnectionPool, key_id: str
 ) -> None:
-    """The sandbox core signs its events exactly as /internal/events checks them (make run's demo path)."""
+    """The sandbox core signs its events exactly as /internal/events checks them (make run's demo path),
+    naming its tenant in X-Encargo-Key-Id or not."""
     with BackgroundServer(create_sandbox_app()) as plain_core:
         nsettings = notification_settings(settings, plain_core.url)
         with BackgroundServer(create_app(nsettings)) as web:
-            sandbox = create_sandbox_app(events_url=f"{web.url}/internal/events", events_secret=SECRET)
+            sandbox = create_sandbox_app(events_url=f"{web.url}/internal/events", events_secret=SECRET,
+                                         events_key_id=key_id)
             with BackgroundServer(sandbox) as core, sandbox.test_client() as control:
                 nsettings = nsettings.with_overrides(core_api_url=core.url)
                 response = control.post("/sandbox/packages/SV20260106012345/status",
@@ -209,3 +216,95 @@ def test_the_sandbox_core_records_a_repeated_report_once() -> None:
     assert first.get_json() == second.get_json()
     assert bad.status_code == 400
     assert [(n["notification_id"], n["mode"]) for n in logged] == [("encargo-7", "template")]
+
+
+# --- issue 12: hostile requests, and each tenant signs its own events ------------------------------
+
+
+@pytest.mark.parametrize("timestamp", ["²", "١٢٣٤٥٦٧٨٩٠", "9" * 5000, "1e9", "-5", " 1767714000"])
+def test_a_timestamp_that_is_not_ascii_unix_seconds_gets_a_400(client: FlaskClient, db_pool: ConnectionPool,
+                                                                timestamp: str) -> None:
+    response = post_event(client, status_event("SV20260105007834", "ARRIVED_AT_DESTINATION"), timestamp=timestamp)
+    assert response.status_code == 400
+    assert response.get_json()["error"] == "invalid_header"
+    assert "ASCII digits" in response.get_json()["message"]
+    assert _core_events(db_pool) == []
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "application/xml", ""])
+def test_a_body_that_is_not_declared_json_gets_a_415(client: FlaskClient, db_pool: ConnectionPool,
+                                                     content_type: str) -> None:
+    response = post_event(client, status_event("SV20260105007834", "ARRIVED_AT_DESTINATION"),
+                          content_type=content_type)
+    assert response.status_code == 415
+    assert response.get_json()["error"] == "unsupported_media_type"
+    assert _core_events(db_pool) == []
+
+
+@pytest.mark.parametrize("body", [
+    b"[" * 20_000 + b"]" * 20_000,
+    b'{"event_id": "e-deep", "refund": ' + b'{"amount": ' * 40 + b"1" + b"}" * 41,
+    b'{"event_id": "e-big", "refund": {"amount": ' + b"9" * 5000 + b"}}",
+])
+def test_deep_nesting_and_huge_numbers_get_a_400_not_a_500(client: FlaskClient, db_pool: ConnectionPool,
+                                                           body: bytes) -> None:
+    response = post_event(client, body)
+    assert response.status_code == 400
+    assert response.get_json()["error"] == "invalid_event"
+    assert _core_events(db_pool) == []
+
+
+@pytest.fixture
+def tenant_b(db_pool: ConnectionPool, settings: Settings) -> str:
+    """A second company with its own events secret."""
+    with db_pool.connection() as conn:
+        conn.execute("INSERT INTO tenants (slug, name) VALUES ('otra', 'Otra Encomienda')")
+    vault = Vault(settings.phone_encryption_keys, settings.phone_hash_key)
+    assert set_events_secret(db_pool, vault, "otra", "secret-of-tenant-b-0123456789abcdef")
+    return "secret-of-tenant-b-0123456789abcdef"
+
+
+def test_each_tenant_signs_its_own_events(client: FlaskClient, db_pool: ConnectionPool, tenant_b: str) -> None:
+    event = status_event("SV20260105007834", "ARRIVED_AT_DESTINATION", event_id="e-a")
+    # tenant B's secret cannot post for tenant A (the configured tenant), named or not
+    assert post_event(client, event, secret=tenant_b).status_code == 401
+    assert post_event(client, event, secret=tenant_b, key_id="demo").status_code == 401
+    # nor can A's secret post as B
+    assert post_event(client, event, key_id="otra").status_code == 401
+    assert _core_events(db_pool) == []
+    # each with its own secret: stored for its own tenant
+    assert post_event(client, event).get_json() == {"event_id": "e-a", "status": "accepted"}
+    assert post_event(client, event, secret=tenant_b, key_id="otra").get_json() == {"event_id": "e-a",
+                                                                                     "status": "accepted"}
+    stored = rows(db_pool, "SELECT t.slug FROM core_events e JOIN tenants t ON t.id = e.tenant_id ORDER BY e.id")
+    assert [r["slug"] for r in stored] == ["demo", "otra"]
+
+
+def test_an_event_naming_another_tenant_is_refused(client: FlaskClient, db_pool: ConnectionPool,
+                                                   tenant_b: str) -> None:
+    naming_a = status_event("SV20260105007834", "ARRIVED_AT_DESTINATION", tenant="demo")
+    response = post_event(client, naming_a, secret=tenant_b, key_id="otra")
+    assert response.status_code == 403
+    assert response.get_json()["error"] == "forbidden"
+    assert response.get_json()["field"] == "tenant"
+    naming_nobody = status_event("SV20260105007834", "ARRIVED_AT_DESTINATION", tenant="nobody")
+    assert post_event(client, naming_nobody).status_code == 403
+    assert _core_events(db_pool) == []
+    naming_itself = status_event("SV20260105007834", "ARRIVED_AT_DESTINATION", tenant="otra", event_id="e-own")
+    assert post_event(client, naming_itself, secret=tenant_b, key_id="otra").status_code == 202
+    assert post_event(client, status_event("SV20260105007834", "ARRIVED_AT_DESTINATION", tenant="demo")
+                      ).status_code == 202
+
+
+def test_an_unknown_key_id_is_refused(client: FlaskClient, db_pool: ConnectionPool) -> None:
+    for key_id in ("nadie", "x" * 500):
+        response = post_event(client, status_event("SV20260105007834", "ARRIVED_AT_DESTINATION"), key_id=key_id)
+        assert response.status_code == 401
+        assert "unknown key id" in response.get_json()["message"]
+    assert _core_events(db_pool) == []
+
+
+def test_the_events_secret_is_encrypted_at_rest(db_pool: ConnectionPool) -> None:
+    stored = rows(db_pool, "SELECT events_secret_encrypted FROM tenants WHERE slug = 'demo'")[0]
+    assert stored["events_secret_encrypted"]
+    assert SECRET not in stored["events_secret_encrypted"]

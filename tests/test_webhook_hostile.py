@@ -11,18 +11,25 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator
+import socket
+import time
+from collections.abc import Iterable, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from flask.testing import FlaskClient
 from psycopg_pool import ConnectionPool
 
 from app import create_app
+from channels import meta_webhook
 from config import Settings
+from notifications import events as core_events
 from tests.fakes.graph_api import FakeGraphAPI
 from tests.fakes.twilio_api import DEFAULT_ACCOUNT_SID, FakeTwilioAPI
-from tests.harness import post_meta, post_twilio, rows, run_jobs, text_payload
+from tests.harness import post_meta, post_twilio, rows, run_jobs, served, text_payload
+from tests.notifications_helpers import SECRET as EVENTS_SECRET
+from tests.notifications_helpers import status_event
 
 UNSUPPORTED_REPLY = "No pude leer ese mensaje"
 
@@ -109,6 +116,32 @@ def test_a_nul_in_a_message_id_quarantines_only_that_message(client: FlaskClient
     assert [e["status"] for e in events] == ["quarantined", "received"]
     assert "\x00" not in events[0]["event_id"]
     assert events[1]["event_id"] == "wamid.GOOD1"
+
+
+def test_the_worker_answers_a_stored_message_whose_text_holds_a_lone_surrogate(
+    meta_settings: Settings, graph: FakeGraphAPI, db_pool: ConnectionPool, redis_conn: Any
+) -> None:
+    """An event sealed before this check existed (or by another writer, as ASCII JSON) still gets its answer."""
+    from channels.events import InboundMessage, MessageKind
+    from storage import webhook_events
+    from storage.crypto import Vault
+    from worker import inbox
+    from worker.enqueue import conversation_hash
+
+    vault = Vault(meta_settings.phone_encryption_keys, meta_settings.phone_hash_key)
+    message = InboundMessage(provider="meta", channel_number="106540352242922", message_id="wamid.OLD",
+                             kind=MessageKind.TEXT, timestamp=1749416383, user_phone="+50370000001",
+                             profile_name="Ana \udc80", text="hola \ud800")
+    sealed = vault.encrypt(json.dumps({"kind": "message", "event": message.to_dict()}, ensure_ascii=True))
+    pk = webhook_events.record(db_pool, provider="meta", event_id="wamid.OLD", kind="message",
+                               payload_encrypted=sealed, correlation_id="c-old")
+    assert pk is not None
+    key = conversation_hash(vault, message)
+    assert key is not None
+    inbox.deliver(redis_conn, meta_settings, key, pk, "c-old")
+    run_jobs(meta_settings)
+    assert "Transportes Express El Salvador" in _texts(graph, "+50370000001")
+    assert rows(db_pool, "SELECT body FROM messages WHERE direction = 'in'") == [{"body": "hola \ufffd"}]
 
 
 # --- wrong types in a well-signed payload ----------------------------------------------------
@@ -270,3 +303,76 @@ def test_twilio_message_without_a_usable_sender_is_quarantined(
     events = rows(db_pool, "SELECT status, error FROM webhook_events")
     assert [e["status"] for e in events] == ["quarantined"]
     assert "sender" in events[0]["error"]
+
+
+# --- body limits, over a real socket to the app on Werkzeug's server --------------------------------
+
+
+def raw_post(base_url: str, path: str, headers: dict[str, str], parts: Iterable[bytes], *,
+             chunked: bool = False, pause_s: float = 0.0) -> tuple[int, bytes]:
+    """Send a request the way a slow client does, part by part, then read the answer: (status, body)."""
+    where = urlsplit(base_url)
+    head = [f"POST {path} HTTP/1.1", f"Host: {where.netloc}", "Connection: close"]
+    head += [f"{name}: {value}" for name, value in headers.items()]
+    if chunked:
+        head.append("Transfer-Encoding: chunked")
+    with socket.create_connection((where.hostname, where.port), timeout=20) as sock:
+        sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
+        for part in parts:
+            sock.sendall(f"{len(part):x}\r\n".encode() + part + b"\r\n" if chunked else part)
+            time.sleep(pause_s)
+        if chunked:
+            sock.sendall(b"0\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    status_line, _, rest = answer.partition(b"\r\n")
+    return int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2]
+
+
+def _pieces(data: bytes, size: int) -> list[bytes]:
+    return [data[i:i + size] for i in range(0, len(data), size)]
+
+
+@pytest.fixture
+def served_app(meta_settings: Settings) -> Iterator[str]:
+    with served(meta_settings) as (_app, url):
+        yield url
+
+
+def test_a_signed_chunked_event_past_64_kib_is_refused_unparsed(served_app: str, db_pool: ConnectionPool) -> None:
+    event = json.dumps(status_event("SV20260105007834", "ARRIVED_AT_DESTINATION", event_id="e-big"))
+    raw = (event + " " * (200 * 1024)).encode()  # still one valid, signed event: whitespace is JSON
+    ts = str(int(time.time()))
+    headers = {"Content-Type": "application/json", core_events.TIMESTAMP_HEADER: ts,
+               core_events.SIGNATURE_HEADER: core_events.sign(EVENTS_SECRET, ts, raw)}
+    status, body = raw_post(served_app, "/internal/events", headers, _pieces(raw, 16 * 1024), chunked=True)
+    assert status == 413
+    assert json.loads(body)["error"] == "too_large"
+    assert rows(db_pool, "SELECT id FROM core_events") == []
+    # the same event, small enough, chunked: accepted
+    raw = event.encode()
+    headers[core_events.SIGNATURE_HEADER] = core_events.sign(EVENTS_SECRET, ts, raw)
+    status, body = raw_post(served_app, "/internal/events", headers, _pieces(raw, 40), chunked=True)
+    assert (status, json.loads(body)) == (202, {"event_id": "e-big", "status": "accepted"})
+
+
+def test_a_client_still_sending_an_oversize_body_reads_the_413(served_app: str, db_pool: ConnectionPool) -> None:
+    raw = b'{"entry": [], "pad": "' + b"x" * (4 * 1024 * 1024) + b'"}'
+    headers = {"Content-Type": "application/json", "Content-Length": str(len(raw)),
+               "X-Hub-Signature-256": meta_webhook.sign("test-app-secret", raw)}
+    status, body = raw_post(served_app, "/webhooks/whatsapp", headers, _pieces(raw, 256 * 1024), pause_s=0.05)
+    assert status == 413
+    assert json.loads(body)["error"] == "too_large"
+    assert rows(db_pool, "SELECT id FROM webhook_events") == []
+
+
+def test_a_chunked_webhook_within_the_limit_is_stored(served_app: str, db_pool: ConnectionPool) -> None:
+    raw = json.dumps(text_payload("50370000001", "Hola", "wamid.CHUNKED")).encode()
+    headers = {"Content-Type": "application/json", "X-Hub-Signature-256": meta_webhook.sign("test-app-secret", raw)}
+    status, _ = raw_post(served_app, "/webhooks/whatsapp", headers, _pieces(raw, 100), chunked=True)
+    assert status == 200
+    assert [r["event_id"] for r in rows(db_pool, "SELECT event_id FROM webhook_events")] == ["wamid.CHUNKED"]
+    over = b" " * (3 * 1024 * 1024 + 1)
+    status, _ = raw_post(served_app, "/webhooks/whatsapp", headers, _pieces(over, 256 * 1024), chunked=True)
+    assert status == 413

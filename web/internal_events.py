@@ -2,14 +2,19 @@
 
 Five steps and stop: verify the signature (HMAC-SHA256 of "<timestamp>." + raw
 body, `X-Encargo-Timestamp` / `X-Encargo-Signature`, replays older than
-INTERNAL_EVENTS_MAX_AGE_S refused), validate against the event schema, store
-durably (`core_events`, unique on tenant + event id), queue the job, answer.
+INTERNAL_EVENTS_MAX_AGE_S refused) with the secret of the tenant the sender
+names (`X-Encargo-Key-Id: <tenant slug>`, absent: the configured tenant;
+issue 12), validate against the event schema, store durably (`core_events`,
+unique on tenant + event id), queue the job, answer.
 
 Answers (JSON `{"error", "message", "field"?}` on errors):
 - 202 `{"event_id", "status": "accepted" | "duplicate"}` once the event is stored
   (a repeated event id is acknowledged again and not processed twice);
-- 400 the body is not a valid event, saying what is wrong; 401 bad or missing
-  signature, or a stale timestamp; 413 body too large;
+- 400 the body is not a valid event (nesting past 32 levels included), or the
+  timestamp header is not unix seconds in ASCII digits; 401 bad or missing
+  signature, a stale timestamp, an unknown key id; 403 the event names another
+  tenant than the key that signed it; 413 body over 64 KiB (chunked too,
+  web.body_limit); 415 a Content-Type other than JSON;
 - 503 the database is unavailable (nothing stored: the core must retry).
 Redis down after the store: still 202; the scheduler's recovery queues it.
 """
@@ -29,6 +34,9 @@ from config import Settings
 from notifications import events, store
 from notifications.queueing import announce
 from observability import correlation, new_correlation_id
+from storage import tenants
+from storage.crypto import DecryptionError
+from web import body_limit
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +46,7 @@ MAX_EVENT_BYTES = 64 * 1024
 
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
+    body_limit.limit_path(app, "/internal/events", MAX_EVENT_BYTES)
 
 
 def _error(status: int, error: str, message: str, field: str | None = None) -> tuple[Response, int]:
@@ -50,13 +59,32 @@ def _error(status: int, error: str, message: str, field: str | None = None) -> t
 @bp.post("/internal/events")
 def receive_event() -> tuple[Response, int]:
     settings: Settings = current_app.extensions["settings"]
-    if (request.content_length or 0) > MAX_EVENT_BYTES:
-        return _error(413, "too_large", f"an event must be at most {MAX_EVENT_BYTES} bytes")
-    raw = request.get_data(cache=True)
+    if request.mimetype != "application/json":
+        return _error(415, "unsupported_media_type", "the body must be JSON (Content-Type: application/json)")
+    raw = request.get_data(cache=True)  # at most MAX_EVENT_BYTES: web.body_limit refused anything longer
+    pool = current_app.extensions["db_pool"]
+    key_id = request.headers.get(events.KEY_ID_HEADER) or settings.tenant_slug
     try:
-        events.verify(settings.internal_events_secret, request.headers.get(events.TIMESTAMP_HEADER),
+        key = tenants.events_key(pool, current_app.extensions["ingestor"].vault, key_id) if len(key_id) <= 64 else None
+    except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+        log.error("internal event not verified: database unavailable (%s)", type(exc).__name__)
+        return _error(503, "unavailable", "the event could not be verified; retry later")
+    except DecryptionError:
+        log.error("the events secret of a tenant cannot be decrypted with PHONE_ENCRYPTION_KEY")
+        return _error(401, "unauthorized", "events are not configured for this key id")
+    if key is None:
+        log.warning("internal event refused: unknown key id")
+        return _error(401, "unauthorized", f"{events.KEY_ID_HEADER}: unknown key id")
+    if not key.secret:
+        log.warning("internal event refused: no events secret for tenant %s", key.slug)
+        return _error(401, "unauthorized", f"internal events are not configured for {key.slug!r} "
+                                           "(no secret: the configured tenant's is INTERNAL_EVENTS_SECRET)")
+    try:
+        events.verify(key.secret, request.headers.get(events.TIMESTAMP_HEADER),
                       request.headers.get(events.SIGNATURE_HEADER), raw, now=time.time(),
                       max_age_s=settings.internal_events_max_age_s)
+    except events.MalformedHeader as exc:
+        return _error(400, "invalid_header", str(exc), events.TIMESTAMP_HEADER)
     except events.BadSignature as exc:
         log.warning("internal event refused: %s", exc)
         return _error(401, "unauthorized", str(exc))
@@ -64,14 +92,13 @@ def receive_event() -> tuple[Response, int]:
         event = events.parse(raw)
     except events.InvalidEvent as exc:
         return _error(400, "invalid_event", str(exc), exc.field)
-    pool = current_app.extensions["db_pool"]
-    slug = event.tenant or settings.tenant_slug
+    if event.tenant is not None and event.tenant != key.slug:
+        log.warning("internal event refused: it names another tenant than its key's (%s)", key.slug)
+        return _error(403, "forbidden", f"tenant: the event names {event.tenant!r} but is signed with the key "
+                                        f"of {key.slug!r}", "tenant")
     with correlation(new_correlation_id()) as cid:
         try:
-            tenant_id = store.tenant_id_for(pool, slug)
-            if tenant_id is None:
-                return _error(400, "invalid_event", f"tenant: unknown tenant {slug!r}", "tenant")
-            pk, created = store.record(pool, tenant_id, event)
+            pk, created = store.record(pool, key.tenant_id, event)
         except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
             log.error("internal event not stored: database unavailable (%s)", type(exc).__name__)
             return _error(503, "unavailable", "the event could not be stored; retry later")
