@@ -129,6 +129,8 @@ def on_awaiting_not_found_choice(t: Turn) -> State:
     if t.code:
         return info.track(t, t.code)
     name_search = t.ds.not_found_code is None
+    if name_search and phone_in(t.text):
+        return info.typed_phone(t)
     if name_search and t.intent in ("out_of_scope", "find_packages") and len(t.folded.split()) <= 5:
         return info.name_given(t) or elsewhere(t)  # "try another name": the new name typed at once
     return elsewhere(t)
@@ -159,8 +161,8 @@ def on_awaiting_name(t: Turn) -> State:
         return info.track(t, t.code)
     if (state := picked(t)) is not None or t.intent in OVERRIDING:
         return state if state is not None else dispatch(t)
-    if phone := phone_in(t.text):
-        return info.search_by_phone(t, phone)
+    if phone_in(t.text):  # never a key to anyone's packages: the honest answer instead
+        return info.typed_phone(t)
     if t.intent in INFORMATION - {"find_packages", "track_package"} and not t.route.entities.get("name"):
         return switch(t)
     if t.intent not in ("thanks", "goodbye") and (state := info.name_given(t)) is not None:

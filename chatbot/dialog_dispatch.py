@@ -271,7 +271,7 @@ def ask_again(t: Turn, state: State) -> State:
         if purpose == "hours":
             t.replies += business.hours_answer(t.ctx, None, t.ds.day)
         elif purpose == "search":
-            t.replies.append(info.point_list(t, t.line("ask_point.search"), with_any=True))
+            t.replies.append(info.point_list(t, t.line("ask_point.search")))
         elif purpose == "pricing":
             t.say("ask_point.pricing")
         else:

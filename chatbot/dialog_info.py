@@ -5,14 +5,18 @@ session remembers (packages, the point being discussed, the last quote) and
 returns the dialog's next state. Statuses, prices, hours and policies come
 from the services only; the services raise `CoreError` when the core cannot
 answer, and the dialog turns that into the "try again later" reply.
+Searching without a code is `chatbot.services.lookup`'s decision (design 9.1):
+only the writer's own number lists packages; a name with the point at most
+confirms one waits there; a typed phone is never a key. No code a stranger
+did not type is ever kept in the session, so nothing can be "opened" later.
 """
 
 from __future__ import annotations
 
 from channels.outbound import Choice, ChoiceList
 from chatbot.dialog_turn import State, Turn, wording
-from chatbot.guard import safe_name
-from chatbot.services import business, catalog, faq, tracking
+from chatbot.guard import phone_in, safe_name
+from chatbot.services import business, catalog, faq, lookup, tracking
 from core_api_client import Package
 
 PLURAL = (" los dos ", " ambos ", " los 2 ", " todos ", " mis paquetes ", " los paquetes ", " cada uno ",
@@ -40,6 +44,8 @@ def track_request(t: Turn) -> State:
     """"Quiero rastrear…": a code tracks; "los dos" / "¿cuándo llega?" use the session's packages."""
     if t.code:
         return track(t, t.code)
+    if _typed_other_phone(t):  # "rastrea los del 7000-0002": never a key
+        return typed_phone(t)
     if t.ds.packages and t.mentions(*PLURAL):
         return eta(t, t.ds.packages if len(t.ds.packages) > 1 else t.ds.listed or t.ds.packages)
     if t.ds.packages and t.mentions(*PICKUP):
@@ -104,33 +110,51 @@ def pickup(t: Turn) -> State:
 
 
 def search(t: Turn) -> State:
-    """Packages without a code: the writer's own number first, then by name (and destination point)."""
+    """Packages without a code: only the writer's own number is a key (`chatbot.services.lookup`).
+
+    A phone typed in the chat gets the honest answer instead; a number with no packages may give the
+    recipient's full name and point (design 2.1.2); a username-only writer is told to get the code.
+    """
     t.topic = "find_packages"
-    if t.customer.phone:
-        packages = tracking.find_for_phone(t.ctx, t.customer.phone)
-        if packages:
-            return show_packages(t, packages)
+    if _typed_other_phone(t):
+        return typed_phone(t)
+    own = lookup.own_packages(t.ctx, t.customer.phone)
+    if own.outcome == "listed":
+        return show_packages(t, own)
+    t.replies += own.replies
+    if own.outcome == "no_phone":
+        return _no_code_choices(t)
     t.ds.search = {}
     t.say("ask_search")
     return State.AWAITING_NAME
 
 
-def show_packages(t: Turn, packages: list[Package]) -> State:
-    if len(packages) == 1:
-        return track(t, packages[0].tracking_code)
-    t.replies += tracking.package_choices(t.ctx, packages, t.customer.phone)
-    t.ds.listed = [p.tracking_code for p in packages[: tracking.CHOICES_MAX]]
+def show_packages(t: Turn, own: lookup.OwnPackages) -> State:
+    """The writer's own packages: the one package tracked at once, several as a list to pick from."""
+    if len(own.packages) == 1:
+        return track(t, own.packages[0].tracking_code)
+    t.replies += own.replies
+    t.ds.listed = own.codes
     t.solved("search")
     return State.AWAITING_PACKAGE_CHOICE
 
 
-def search_by_phone(t: Turn, phone: str) -> State:
-    packages = tracking.find_for_phone(t.ctx, phone)
-    if packages:
-        return show_packages(t, packages)
-    t.say("phone_search_none")
-    t.say("ask_search")
-    return State.AWAITING_NAME
+def _typed_other_phone(t: Turn) -> bool:
+    typed = phone_in(t.text)
+    return typed is not None and not lookup.is_writers_phone(typed, t.customer.phone)
+
+
+def typed_phone(t: Turn) -> State:
+    """A phone number typed as a key to packages: never searched; how to get the code instead."""
+    t.topic = "find_packages"
+    t.replies += lookup.typed_phone_replies(t.customer.phone)
+    return _no_code_choices(t)
+
+
+def _no_code_choices(t: Turn) -> State:
+    """After an answer without packages: the buttons (code / another name / a person) are awaited."""
+    t.ds.not_found_code, t.ds.listed = None, []
+    return State.AWAITING_NOT_FOUND_CHOICE
 
 
 def name_given(t: Turn) -> State | None:
@@ -138,38 +162,45 @@ def name_given(t: Turn) -> State | None:
     name = safe_name(t.text.split(",")[0])
     if name is None:
         return None
+    t.topic = "find_packages"
+    refused = lookup.check_name(t.customer.phone, name)
+    if refused is not None:
+        t.replies += refused.replies
+        if refused.outcome == "needs_full_name":
+            t.ds.search = {}
+            return State.AWAITING_NAME
+        return _no_code_choices(t)
     t.ds.search = {"name": name}
     if t.point:
         return name_search(t, t.point)
     body = t.line("ask_search_point", name=name.split(" ")[0])
-    t.replies.append(point_list(t, body, with_any=True))
+    t.replies.append(point_list(t, body))
     t.ds.purpose = "search"
     return State.AWAITING_POINT
 
 
 def name_search(t: Turn, point_id: str | None) -> State:
+    """Design 2.1.2 within 9.1: at most "there is a package for that name at <point>", never its code."""
     name = str(t.ds.search.get("name") or "")
-    packages = tracking.find_by_name(t.ctx, name, point_id) if name else []
-    if packages:
-        return show_packages(t, packages)
-    w = wording()["searching_none"]
-    point = catalog.point_by_id(t.ctx, point_id) if point_id else None
-    where = w["where"].format(point=point.name) if point else ""
-    t.buttons(w["body"].format(name=name, where=where),
-              ("nf_name", w["name"]), ("nf_human", w["human"]), ("nf_retry", w["code"]))
-    t.ds.not_found_code = None
-    return State.AWAITING_NOT_FOUND_CHOICE
+    answer = lookup.confirm_by_name(t.ctx, t.customer.phone, name, point_id)
+    t.replies += answer.replies
+    t.topic = "find_packages"
+    t.ds.purpose = None
+    if answer.outcome == "needs_full_name":
+        t.ds.search = {}
+        return State.AWAITING_NAME
+    if answer.outcome == "exists":
+        t.solved("search")
+    return _no_code_choices(t)
 
 
-def point_list(t: Turn, body: str, *, with_any: bool = False) -> ChoiceList:
+def point_list(t: Turn, body: str) -> ChoiceList:
     """The service points as a list (rows `point:<id>`), numbered in the text too for typed answers."""
-    w, points = wording(), catalog.points(t.ctx)[:9]
+    points = catalog.points(t.ctx)[:10]
     lines = [f"{n}. {p.name}" for n, p in enumerate(points, 1)]
     rows = [Choice(f"point:{p.id}", _row_title(p.name), business.fit(p.address, 72)) for p in points]
-    if with_any:
-        lines.append(f"{len(points) + 1}. {w['search_point_any']}")
-        rows.append(Choice("point:any", w["search_point_any"], w["search_point_any_description"]))
-    return ChoiceList(body="\n".join([body, "", *lines]), button_label=w["search_point_button"], rows=tuple(rows))
+    return ChoiceList(body="\n".join([body, "", *lines]), button_label=wording()["search_point_button"],
+                      rows=tuple(rows))
 
 
 def _row_title(name: str) -> str:

@@ -5,7 +5,7 @@
 A scenario file is a YAML list of conversations (format: tests/scenarios/FORMAT.md):
 
     - name: short description
-      from: "+50370000001"            # the customer's number
+      from: "+50370000001"            # the customer's number (or from_user: "US.1349..." without a phone)
       at: "2026-01-06T10:30:00-06:00" # the clock of the first turn
       turns:
         - user: "Hola"

@@ -60,8 +60,8 @@ class Pipeline:
     counter: int = 0
     _vault: Any = field(default=None, repr=False)
 
-    def reset(self, phone: str) -> None:
-        """A clean state for this number: empty everything (own services) or forget the number (given ones)."""
+    def reset(self, phone: str | None, user_id: str | None = None) -> None:
+        """A clean state for this customer: empty everything (own services) or forget them (given ones)."""
         from storage.tenants import ensure_configured_tenant
 
         if self.own_services:
@@ -72,15 +72,15 @@ class Pipeline:
             self.redis.flushdb()
             ensure_configured_tenant(self.pool, self.settings)
         else:
-            self._forget(phone)
+            self._forget(phone, user_id)
 
-    def _forget(self, phone: str) -> None:
+    def _forget(self, phone: str | None, user_id: str | None) -> None:
         from worker.enqueue import conversation_hash
 
-        phone_hash = self._vault.lookup_hash(phone)
         with self.pool.connection() as conn, conn.transaction():
-            contact_ids = [r["id"] for r in conn.execute("SELECT id FROM contacts WHERE phone_hash = %s",
-                                                          (phone_hash,))]
+            contact_ids = [r["id"] for r in conn.execute(
+                "SELECT id FROM contacts k WHERE (k.phone_hash = %s OR (k.phone_hash IS NULL AND k.bsuid = %s))",
+                self._contact_key(phone, user_id))]
             if contact_ids:
                 conv = "(SELECT id FROM conversations WHERE contact_id = ANY(%s))"
                 for table in ("events", "escalations", "messages"):
@@ -90,17 +90,24 @@ class Pipeline:
                 conn.execute("DELETE FROM conversations WHERE contact_id = ANY(%s)", (contact_ids,))
                 conn.execute("DELETE FROM contacts WHERE id = ANY(%s)", (contact_ids,))
         probe = InboundMessage(provider="meta", channel_number=self.settings.meta_phone_number_id, message_id="probe",
-                               kind=MessageKind.TEXT, timestamp=0, user_phone=phone)
+                               kind=MessageKind.TEXT, timestamp=0, user_phone=phone,
+                               user_bsuid=None if phone else user_id)
         key = conversation_hash(self._vault, probe)
         keys = [k for pattern in (f"dialog:*{key}*", f"guard:{key}:*") for k in self.redis.scan_iter(match=pattern)]
         if keys:
             self.redis.delete(*keys)
 
-    def send(self, phone: str, text: str, when: datetime, profile_name: str | None) -> str:
+    def _contact_key(self, phone: str | None, user_id: str | None) -> tuple[str | None, str | None]:
+        """The customer's contact row: by the phone's keyed hash, or by a username-only customer's user id."""
+        return (self._vault.lookup_hash(phone) if phone else None, None if phone else user_id)
+
+    def send(self, phone: str | None, text: str, when: datetime, profile_name: str | None,
+             user_id: str | None = None) -> str:
+        """Post one text as Meta would: from a phone, or (username-only) from a business-scoped user id."""
         self.counter += 1
         message_id = f"wamid.CONVERSE{self.counter:06d}{uuid.uuid4().hex[:10]}"
-        digits = phone.lstrip("+")
-        contact: dict[str, Any] = {"wa_id": digits}
+        contact: dict[str, Any] = {"wa_id": phone.lstrip("+")} if phone else {"user_id": user_id}
+        sender: dict[str, Any] = {"from": phone.lstrip("+")} if phone else {"from_user_id": user_id}
         if profile_name:
             contact["profile"] = {"name": profile_name}
         value = {
@@ -108,7 +115,7 @@ class Pipeline:
             "metadata": {"display_phone_number": "50300000000",
                          "phone_number_id": self.settings.meta_phone_number_id},
             "contacts": [contact],
-            "messages": [{"from": digits, "id": message_id, "timestamp": str(int(when.timestamp())),
+            "messages": [{**sender, "id": message_id, "timestamp": str(int(when.timestamp())),
                           "type": "text", "text": {"body": text}}],
         }
         body = {"object": "whatsapp_business_account",
@@ -128,8 +135,9 @@ class Pipeline:
         EncargoWorker([rt.queue], connection=rt.redis).work(burst=True, with_scheduler=False,
                                                             logging_level="WARNING")
 
-    def observe(self, phone: str, message_id: str, after_id: int) -> tuple[Observed, int]:
-        phone_hash = self._vault.lookup_hash(phone)
+    def observe(self, phone: str | None, message_id: str, after_id: int,
+                user_id: str | None = None) -> tuple[Observed, int]:
+        key = self._contact_key(phone, user_id)
         with self.pool.connection() as conn:
             inbound = conn.execute("SELECT route FROM messages WHERE provider_message_id = %s AND direction = 'in'",
                                    (message_id,)).fetchone()
@@ -137,9 +145,10 @@ class Pipeline:
                 """
                 SELECT m.id, m.payload, m.idempotency_key FROM messages m
                 JOIN conversations c ON c.id = m.conversation_id JOIN contacts k ON k.id = c.contact_id
-                WHERE k.phone_hash = %s AND m.direction = 'out' AND m.id > %s ORDER BY m.id
+                WHERE (k.phone_hash = %s OR (k.phone_hash IS NULL AND k.bsuid = %s))
+                  AND m.direction = 'out' AND m.id > %s ORDER BY m.id
                 """,
-                (phone_hash, after_id),
+                (*key, after_id),
             ).fetchall()
             state = conn.execute(
                 """
@@ -148,9 +157,9 @@ class Pipeline:
                         ORDER BY c.id DESC LIMIT 1) AS status,
                        (SELECT e.priority FROM escalations e JOIN conversations c ON c.id = e.conversation_id
                         WHERE c.contact_id = k.id ORDER BY e.id DESC LIMIT 1) AS priority
-                FROM contacts k WHERE k.phone_hash = %s
+                FROM contacts k WHERE (k.phone_hash = %s OR (k.phone_hash IS NULL AND k.bsuid = %s))
                 """,
-                (phone_hash,),
+                key,
             ).fetchone()
         route = (inbound or {}).get("route") or {}
         replies = [r["payload"] for r in rows if "/part" not in str(r["idempotency_key"] or "")]
@@ -242,18 +251,18 @@ def _other_database(redis_url: str, index: int) -> str:
 
 def run_conversation(pipe: Pipeline, conv: Conversation) -> dict[str, Any]:
     """Replay one conversation from a clean state; its report: passed, failures and every turn seen."""
-    pipe.reset(conv.phone)
+    pipe.reset(conv.phone, conv.user_id)
     clock, last_id, transcript = conv.at, 0, ""
     turns, failures = [], []
     for n, turn in enumerate(conv.turns, 1):
         clock += turn.after
-        message_id = pipe.send(conv.phone, turn.user, clock, conv.profile_name)
+        message_id = pipe.send(conv.phone, turn.user, clock, conv.profile_name, conv.user_id)
         pipe.work()
-        seen, last_id = pipe.observe(conv.phone, message_id, last_id)
+        seen, last_id = pipe.observe(conv.phone, message_id, last_id, conv.user_id)
         transcript = f"{transcript}\n{seen.text}"
         problems = check(turn.expect, seen, transcript)
         failures += [{"turn": n, "user": turn.user, "failure": p} for p in problems]
         turns.append({"user": turn.user, "at": clock.isoformat(), "intent": seen.intent,
                       "replies": [readable(p) for p in seen.replies], "escalated": seen.escalated,
                       "priority": seen.priority, "opted_out": seen.opted_out, "failures": problems})
-    return {"name": conv.name, "from": conv.phone, "passed": not failures, "failures": failures, "turns": turns}
+    return {"name": conv.name, "from": conv.who, "passed": not failures, "failures": failures, "turns": turns}

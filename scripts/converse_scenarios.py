@@ -1,6 +1,8 @@
 """Scenario files: the format of tests/scenarios/FORMAT.md, loaded and validated.
 
-A file is a YAML list of conversations (name, from, at, name_on_whatsapp, turns);
+A file is a YAML list of conversations (name, from or from_user, at,
+name_on_whatsapp, turns); `from` is a phone number, `from_user` a business-scoped
+user id for a customer who hides their phone behind a WhatsApp username;
 each turn has the customer's text (`user`), an optional `after` (time since the
 previous turn: 45s, 2m, 1h, 1m30s) and an `expect` mapping whose keys must be
 among EXPECT_KEYS (their meaning is checked in scripts/converse_checks.py).
@@ -21,6 +23,7 @@ EXPECT_KEYS = frozenset({"intent", "reply_contains", "reply_contains_any", "repl
                          "transcript_contains", "escalated", "priority", "location_sent", "opted_out"})
 _DURATION = re.compile(r"^(?:\s*\d+(?:\.\d+)?\s*[smhd]?)+\s*$")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)")
+_USER_ID = re.compile(r"^[A-Z]{2}\.[A-Za-z0-9.]{4,80}$")
 
 
 class ScenarioError(ValueError):
@@ -37,10 +40,16 @@ class Turn:
 @dataclass(frozen=True)
 class Conversation:
     name: str
-    phone: str
+    phone: str | None  # None for a username-only customer, known by `user_id` alone
     at: datetime
     turns: tuple[Turn, ...]
     profile_name: str | None = None
+    user_id: str | None = None  # Meta's business-scoped user id ("US.1349..."), for `from_user`
+
+    @property
+    def who(self) -> str:
+        """The customer as the report names them: the phone, or the user id."""
+        return self.phone or self.user_id or ""
 
 
 def duration(raw: Any, where: str) -> timedelta:
@@ -64,16 +73,14 @@ def load_scenarios(path: Path) -> list[Conversation]:
     for n, raw in enumerate(data, 1):
         where = f"{path.name} conversation {n}"
         if not isinstance(raw, dict) or not isinstance(raw.get("turns"), list):
-            raise ScenarioError(f"{where}: needs name, from, at and a list of turns")
+            raise ScenarioError(f"{where}: needs name, from (or from_user), at and a list of turns")
         try:
             at = datetime.fromisoformat(str(raw.get("at")))
         except ValueError:
             raise ScenarioError(f"{where}: at={raw.get('at')!r} is not an ISO date-time") from None
         if at.tzinfo is None:
             raise ScenarioError(f"{where}: at={raw.get('at')!r} needs a UTC offset")
-        phone = "+" + "".join(ch for ch in str(raw.get("from") or "") if ch.isdigit())
-        if len(phone) < 9:
-            raise ScenarioError(f"{where}: from={raw.get('from')!r} is not a phone number")
+        phone, user_id = _customer(raw, where)
         turns = []
         for m, turn in enumerate(raw["turns"], 1):
             if not isinstance(turn, dict) or "user" not in turn:
@@ -87,5 +94,21 @@ def load_scenarios(path: Path) -> list[Conversation]:
             turns.append(Turn(str(turn["user"] if turn["user"] is not None else ""),
                               duration(turn.get("after"), f"{where} turn {m}"), expect))
         found.append(Conversation(str(raw.get("name") or where), phone, at, tuple(turns),
-                                  str(raw["name_on_whatsapp"]) if raw.get("name_on_whatsapp") else None))
+                                  str(raw["name_on_whatsapp"]) if raw.get("name_on_whatsapp") else None,
+                                  user_id))
     return found
+
+
+def _customer(raw: dict[str, Any], where: str) -> tuple[str | None, str | None]:
+    """(phone, user id) from exactly one of `from` (a phone number) and `from_user` (a business-scoped id)."""
+    if (raw.get("from") is None) == (raw.get("from_user") is None):
+        raise ScenarioError(f"{where}: needs exactly one of from (a phone) and from_user (a user id)")
+    if raw.get("from_user") is not None:
+        user_id = str(raw["from_user"]).strip()
+        if not _USER_ID.match(user_id):
+            raise ScenarioError(f"{where}: from_user={raw['from_user']!r} is not a user id like US.1349120865530")
+        return None, user_id
+    phone = "+" + "".join(ch for ch in str(raw.get("from") or "") if ch.isdigit())
+    if len(phone) < 9:
+        raise ScenarioError(f"{where}: from={raw.get('from')!r} is not a phone number")
+    return phone, None

@@ -35,6 +35,13 @@ def test_published_examples_pass_on_the_given_services(base_env: dict[str, str])
     assert last_line(result) == "4 passed, 0 failed"
 
 
+def test_every_information_level_with_and_without_a_code_passes(base_env: dict[str, str]) -> None:
+    """privacy.yaml: stranger, sender, recipient and username-only (`from_user`), each with a code and without."""
+    result = converse(str(SCENARIOS / "privacy.yaml"), env=base_env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert last_line(result) == "10 passed, 0 failed"
+
+
 @pytest.mark.slow
 def test_every_flow_passes_on_throwaway_services() -> None:
     """No DATABASE_URL/REDIS_URL: the runner starts its own Redis and PostgreSQL."""
@@ -84,3 +91,9 @@ def test_a_malformed_file_is_refused_with_its_reason(tmp_path: Path) -> None:
                         '  turns:\n    - user: "Hola"\n      expect: {mood: happy}\n', encoding="utf-8")
     result = converse(str(scenario))
     assert result.returncode == 2 and "unknown expectation mood" in result.stderr
+    for who, reason in (('from_user: "arroba"', "is not a user id"),
+                        ('from: "+50370000001"\n  from_user: "US.13491208655302741918"', "exactly one of from")):
+        scenario.write_text(f'- name: x\n  {who}\n  at: "2026-01-06T10:00:00-06:00"\n'
+                            '  turns:\n    - user: "Hola"\n', encoding="utf-8")
+        result = converse(str(scenario))
+        assert result.returncode == 2 and reason in result.stderr, result.stderr

@@ -114,11 +114,12 @@ def test_the_parties_see_their_details(chat: Chat) -> None:
     assert "$40.00" in juan and "reembolso disponible" in juan
 
 
-def test_search_by_name_shows_a_stranger_no_names(chat: Chat) -> None:
+def test_search_by_name_shows_a_stranger_no_codes_or_names(chat: Chat) -> None:
     chat.send(STRANGER, "no tengo el código")
     chat.send(STRANGER, "María López")
-    text = chat.text(STRANGER, "Santa Ana")
-    assert "SV20260105007834" in text and "Pedro" not in text and "$35" not in text
+    text = chat.text(STRANGER, "Santa Ana")  # design 9.1: a name only confirms a package waits there
+    assert "Sí hay un paquete a nombre de *María López*" in text and "Santa Ana - Punto Principal" in text
+    assert "SV20260105007834" not in text and "Pedro" not in text and "$35" not in text
 
 
 # -- context and topic switches -----------------------------------------------------------------------

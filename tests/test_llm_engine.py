@@ -26,6 +26,7 @@ from tests.fakes.openai_api import DEFAULT_KEY as OPENAI_KEY
 from tests.fakes.openai_api import FakeOpenAI, Reply, json_reply
 from tests.harness import rows
 from tests.test_engine_flows import JUAN, MARIA, STRANGER, Chat
+from tests.test_privacy import as_username
 
 UNDERSTOOD_NOTHING = "rastrear paquete"  # the rules' fallback shows the menu (rows "Rastrear paquete"...)
 
@@ -192,7 +193,27 @@ def test_find_packages_searches_only_the_writers_own_phone(chat: Chat, db_pool: 
                        Reply(content="No encontré paquetes a tu número."))
     chat.text(STRANGER, "tengo algo en camino?")
     result = tool_results(openai_fake.requests[2])[0]
-    assert "SV20260106012345" not in result and "María" not in result
+    assert result == "No encontré paquetes registrados con el número desde el que me escribes 📱"
+
+
+def test_find_packages_for_the_sender_lists_his_own_packages_only(chat: Chat, openai_fake: FakeOpenAI) -> None:
+    openai_fake.script("json", out_of_scope())
+    openai_fake.script("tools", Reply(tool_calls=[("find_packages", {"phone": "+50370000002"})]),
+                       Reply(content="Tienes 5 envíos."))
+    chat.text(JUAN, "tengo algo en camino?")
+    result = tool_results(openai_fake.requests[2])[0]
+    assert "Encontré 5 paquetes" in result and "SV20260106012890" in result and "Para: Luis Flores" in result
+    assert "SV20260105007834" not in result and "Pedro" not in result  # María's other package is not his
+
+
+def test_find_packages_for_a_username_only_customer_finds_nothing(chat: Chat, openai_fake: FakeOpenAI) -> None:
+    openai_fake.script("json", out_of_scope())
+    openai_fake.script("tools", Reply(tool_calls=[("find_packages", {"phone": "+50370000002"}),
+                                                  ("find_packages", {"name": "María López"})]),
+                       Reply(content="Sin el código no puedo buscarlo; pídeselo a quien te lo envió."))
+    as_username(chat, "tengo algo en camino?")
+    results = tool_results(openai_fake.requests[2])
+    assert results == ["No hay número de teléfono del cliente; pídele el código de rastreo."] * 2
 
 
 def test_a_stranger_never_gets_names_or_amounts_from_the_model(chat: Chat, db_pool: ConnectionPool,

@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from channels.outbound import Buttons, ChoiceList, OutboundMessage, Text, preview_text
-from chatbot.services import ServiceContext, tracking
+from chatbot.services import ServiceContext, lookup, tracking
 from core_api_client import CoreClient
 from sandbox_core import BackgroundServer, create_sandbox_app
 from tests.services_support import SV, closed_port, make_ctx
@@ -153,12 +153,17 @@ def test_tracking_is_never_cached(redis_conn: redis.Redis) -> None:
         assert tracking.track(ctx, "SV20260106012345", JUAN).outcome == "core_unavailable"
 
 
-def test_several_packages_of_the_sender_become_a_numbered_list_with_names(ctx: ServiceContext) -> None:
-    packages = tracking.find_for_phone(ctx, JUAN)
-    assert len(packages) == 5
-    [message] = tracking.package_choices(ctx, packages, JUAN)
+# -- searching without a code (chatbot.services.lookup) ----------------------------------------------------
+
+
+def test_the_senders_own_packages_become_a_numbered_list_with_names(ctx: ServiceContext) -> None:
+    own = lookup.own_packages(ctx, JUAN)
+    assert own.outcome == "listed" and len(own.packages) == 5
+    assert all(p.sender.phone == JUAN for p in own.packages)
+    [message] = own.replies
     assert isinstance(message, ChoiceList)
-    assert [r.id for r in message.rows] == [f"pkg:{p.tracking_code}" for p in packages]
+    assert [r.id for r in message.rows] == [f"pkg:{p.tracking_code}" for p in own.packages]
+    assert own.codes == [p.tracking_code for p in own.packages]
     assert message.rows[0].title == "SV20260106012345"
     assert message.rows[0].description == "Santa Ana · En tránsito"
     assert "Encontré 5 paquetes:" in message.body
@@ -168,14 +173,94 @@ def test_several_packages_of_the_sender_become_a_numbered_list_with_names(ctx: S
     assert_within_meta_limits([message])
 
 
-def test_search_by_name_matches_initials_and_hides_names_from_strangers(ctx: ServiceContext) -> None:
-    found = tracking.find_by_name(ctx, "M. López", "Santa Ana")
-    codes = [p.tracking_code for p in found]
-    assert {"SV20260105007823", "SV20260105007834"} <= set(codes)
-    assert all(p.destination_point == "santa_ana" for p in found)
-    text = read(tracking.package_choices(ctx, found, STRANGER))
-    assert "SV20260105007823" in text and "López" not in text and "Pedro" not in text
-    assert tracking.find_by_name(ctx, "Nadie Inexistente") == []
+def test_the_recipients_own_packages_name_the_sender(ctx: ServiceContext) -> None:
+    own = lookup.own_packages(ctx, "7000-0002")  # the local format of María's number
+    assert sorted(own.codes) == ["SV20260105007834", "SV20260106012345"]
+    text = read(own.replies)
+    assert "De: Pedro Ramírez" in text and "De: Juan Pérez" in text
+    assert "SV20260105007823" not in text  # "M. López" is another person with another phone
+
+
+def test_a_number_that_matches_nothing_finds_nothing(ctx: ServiceContext) -> None:
+    own = lookup.own_packages(ctx, STRANGER)
+    assert own.outcome == "none" and own.packages == [] and own.codes == []
+    assert read(own.replies) == "No encontré paquetes registrados con el número desde el que me escribes 📱"
+
+
+def test_a_username_only_writer_finds_nothing_without_a_code(ctx: ServiceContext) -> None:
+    own = lookup.own_packages(ctx, None)
+    assert own.outcome == "no_phone" and own.packages == [] and own.codes == []
+    [message] = own.replies
+    assert isinstance(message, Buttons)
+    assert [(b.id, b.title) for b in message.buttons] == [("nf_retry", "Tengo el código"),
+                                                          ("nf_human", "Hablar con asesor")]
+    assert "sin el código" in message.body and "teléfono registrado" in message.body
+    named = lookup.confirm_by_name(ctx, None, "María López", "santa_ana")
+    assert named.outcome == "no_phone" and "SV2026" not in read(named.replies)
+    assert "María" not in read(named.replies) and "Santa Ana" not in read(named.replies)
+    assert_within_meta_limits(own.replies)
+
+
+def test_a_list_never_shows_a_package_of_someone_else(ctx: ServiceContext, core: CoreClient) -> None:
+    marias = [p for code in ("SV20260105007834", "SV20260106012345") if (p := core.track(code)) is not None]
+    assert read(tracking.package_choices(ctx, marias, STRANGER)) == "No encontré paquetes con esos datos."
+    assert read(tracking.package_choices(ctx, marias, None)) == "No encontré paquetes con esos datos."
+    text = read(tracking.package_choices(ctx, marias, JUAN))  # Juan sent SV20260106012345 only
+    assert "SV20260106012345" in text and "Para: María López" in text
+    assert "SV20260105007834" not in text and "Pedro" not in text
+
+
+def test_a_full_name_and_the_point_only_confirm_a_package_waits_there(ctx: ServiceContext) -> None:
+    answer = lookup.confirm_by_name(ctx, STRANGER, "maria lopez", "santa_ana")
+    assert answer.outcome == "exists"
+    [message] = answer.replies
+    assert isinstance(message, Buttons)
+    assert [b.id for b in message.buttons] == ["nf_retry", "nf_human"]
+    text = read(answer.replies)
+    for expected in ("Sí hay un paquete a nombre de *maria lopez*", "*Santa Ana - Punto Principal*",
+                     "pídele el código de rastreo a quien te lo envió", "teléfono registrado", "Hablar con asesor"):
+        assert expected in text
+    for hidden in ("SV2026", "María", "López", "Pedro", "$35", "Listo", "tránsito", "Recibido", "06/01", "05/01"):
+        assert hidden not in text, hidden
+    assert_within_meta_limits(answer.replies)
+
+
+@pytest.mark.parametrize("typed", ["María", "López", "M. López", "maría 7000-0002"])
+def test_a_first_name_or_a_surname_alone_confirms_nothing(ctx: ServiceContext, typed: str) -> None:
+    answer = lookup.confirm_by_name(ctx, STRANGER, typed, "santa_ana")
+    assert answer.outcome == "needs_full_name"
+    text = read(answer.replies)
+    assert "*nombre y apellido*" in text and "SV2026" not in text and "Santa Ana" not in text
+
+
+@pytest.mark.parametrize(("typed", "point"), [
+    ("María López", "la_union"),  # her packages go to Santa Ana
+    ("Juan Pérez", "santa_ana"),  # a sender's name: only the one who collects counts
+    ("Carmen Díaz", "la_union"),  # already delivered: nothing waits to be collected
+    ("Pedro López", "santa_ana"),  # one word right, one wrong
+])
+def test_a_name_that_is_not_a_waiting_recipient_there_finds_nothing(ctx: ServiceContext, typed: str,
+                                                                    point: str) -> None:
+    answer = lookup.confirm_by_name(ctx, STRANGER, typed, point)
+    assert answer.outcome == "none"
+    [message] = answer.replies
+    assert isinstance(message, Buttons) and [b.id for b in message.buttons] == ["nf_name", "nf_human", "nf_retry"]
+    assert "No encontré paquetes por retirar a nombre de" in message.body and "SV2026" not in message.body
+
+
+def test_a_name_without_a_point_confirms_nothing(ctx: ServiceContext) -> None:
+    for point in (None, "", "atlantida"):
+        answer = lookup.confirm_by_name(ctx, STRANGER, "María López", point)
+        assert answer.outcome == "needs_point"
+        assert "a qué punto va" in read(answer.replies) and "SV2026" not in read(answer.replies)
+
+
+def test_a_typed_phone_is_answered_honestly_and_is_only_the_writers_own_when_it_is(ctx: ServiceContext) -> None:
+    text = read(lookup.typed_phone_replies(STRANGER))
+    assert "solo puedo mostrarte los paquetes del número desde el que me escribes" in text
+    assert "sin un número de teléfono visible" in read(lookup.typed_phone_replies(None))
+    assert lookup.is_writers_phone("7000-0002", MARIA) and lookup.is_writers_phone("+503 7000 0002", MARIA)
+    assert not lookup.is_writers_phone("7000-0002", STRANGER) and not lookup.is_writers_phone("7000-0002", None)
 
 
 def test_pickup_answer_after_hours_gives_tomorrow_and_says_closed(core: CoreClient, redis_conn: redis.Redis) -> None:

@@ -4,9 +4,11 @@ Every tool returns the text the rules path would show for the same request,
 at the writer's information level (`chatbot.services.tracking`): the writer's
 phone comes from WhatsApp, never from the model's arguments, so a stranger
 never gets names, amounts or refunds, whatever the prompt says. There is no
-tool that lists customers or phone numbers. `find_packages` only searches the
-writer's own phone. `escalate` runs nothing here: it asks the dialog to hand
-over, with the rules' own case number and wording.
+tool that lists customers or phone numbers, and none that searches by a name or
+a typed phone: `find_packages` goes through `chatbot.services.lookup`, which
+only searches the writer's own phone (nothing for a username-only writer).
+`escalate` runs nothing here: it asks the dialog to hand over, with the rules'
+own case number and wording.
 
 Every result is kept in `Toolbox.results`: the output guard accepts a fact in
 an answer only when one of them (or the company data) carries it.
@@ -24,7 +26,7 @@ from typing import Any
 from channels.outbound import Buttons, ChoiceList, Location, OutboundMessage, Text
 from chatbot import entities as ent
 from chatbot.llm.types import ToolCall, ToolSpec
-from chatbot.services import ServiceContext, business, catalog, faq, tracking
+from chatbot.services import ServiceContext, business, catalog, faq, lookup, tracking
 from core_api_client import CoreError
 
 log = logging.getLogger(__name__)
@@ -142,11 +144,12 @@ def _track(box: Toolbox, args: dict[str, Any]) -> str:
 
 
 def _find(box: Toolbox, args: dict[str, Any]) -> str:
-    if not box.writer_phone:
+    """The writer's own packages (`lookup.own_packages`); the model's arguments are never a key."""
+    own = lookup.own_packages(box.ctx, box.writer_phone)
+    if own.outcome == "no_phone":
         return NO_PHONE
-    packages = tracking.find_for_phone(box.ctx, box.writer_phone)
-    box.codes.extend(p.tracking_code for p in packages[:tracking.CHOICES_MAX])
-    return bodies(tracking.package_choices(box.ctx, packages, box.writer_phone))
+    box.codes.extend(own.codes)
+    return bodies(own.replies)
 
 
 def _point(box: Toolbox, args: dict[str, Any]) -> str:

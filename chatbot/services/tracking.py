@@ -5,8 +5,9 @@ destination cities and point names, the ETA and the history. Names, amounts
 to collect and refunds only go to the sender's or recipient's own phone
 (`Package.is_party`); a writer without a phone (username-only) is a stranger.
 The package is read live from the core on every call: never cached.
-`track` turns core failures into its `core_unavailable` outcome; the search
-helpers raise `CoreError` to the caller. Reply ids: `nf_retry`, `nf_search`,
+`track` turns core failures into its `core_unavailable` outcome. Searching
+without a code is `chatbot.services.lookup`'s job; `package_choices` renders
+only the writer's own packages. Reply ids: `nf_retry`, `nf_search`,
 `nf_human` (not found), `pkg:<code>` (a package picked from a list),
 `pin:<point_id>` / `pin_no` (map pin offer).
 """
@@ -17,8 +18,6 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import timedelta
-
-from rapidfuzz import fuzz
 
 from channels.outbound import Buttons, Choice, ChoiceList, OutboundMessage, Text
 from chatbot.services import (
@@ -39,7 +38,7 @@ logger = logging.getLogger(__name__)
 
 ARRIVED, DELIVERED = "ARRIVED_AT_DESTINATION", "DELIVERED"
 _DONE = frozenset({ARRIVED, DELIVERED, "RETURNED_TO_SENDER", "CANCELLED"})
-HISTORY_MAX, CHOICES_MAX, MIN_NAME_SCORE, CODE_ECHO_MAX = 6, 10, 50, 30
+HISTORY_MAX, CHOICES_MAX, CODE_ECHO_MAX = 6, 10, 30
 
 
 @dataclass(frozen=True)
@@ -50,7 +49,8 @@ class TrackingAnswer:
     full_access: bool  # the writer is the sender or recipient and saw everything
 
 
-def _digits(phone: str | None) -> str:
+def phone_digits(phone: str | None) -> str:
+    """The digits of a phone number, with El Salvador's 503 added to a bare 8-digit number."""
     digits = re.sub(r"\D", "", phone or "")
     return "503" + digits if len(digits) == 8 else digits
 
@@ -59,8 +59,8 @@ def _roles(package: Package, writer_phone: str | None) -> tuple[bool, bool]:
     """(is sender, is recipient); both False for strangers and writers without a phone."""
     if not writer_phone or not package.is_party(writer_phone):
         return False, False
-    mine = _digits(writer_phone)
-    return _digits(package.sender.phone) == mine, _digits(package.recipient.phone) == mine
+    mine = phone_digits(writer_phone)
+    return phone_digits(package.sender.phone) == mine, phone_digits(package.recipient.phone) == mine
 
 
 def _points(ctx: ServiceContext) -> dict[str, ServicePoint]:
@@ -209,42 +209,24 @@ def track(ctx: ServiceContext, code: str, writer_phone: str | None) -> TrackingA
                           sender or recipient)
 
 
-def find_for_phone(ctx: ServiceContext, phone: str) -> list[Package]:
-    """Packages where `phone` is the sender's or recipient's, newest first (live; raises CoreError)."""
-    return ctx.core.search(phone=phone)
-
-
-def find_by_name(ctx: ServiceContext, name: str, destination: str | None = None) -> list[Package]:
-    """Packages whose sender or recipient is loosely called `name` ("M. López" ~ "María López"), best first.
-
-    The core does the loose search; results whose names are far from `name` are dropped. Raises CoreError.
-    """
-    wanted = catalog.fold(name)
-    if not wanted:
-        return []
-    scored = []
-    for package in ctx.core.search(name=name, destination=destination):
-        score = max(fuzz.token_set_ratio(wanted, catalog.fold(p.name)) for p in (package.sender, package.recipient))
-        if score >= MIN_NAME_SCORE:
-            scored.append((score, package))
-    return [package for _score, package in sorted(scored, key=lambda pair: -pair[0])]
-
-
 def package_choices(ctx: ServiceContext, packages: list[Package], writer_phone: str | None) -> list[OutboundMessage]:
-    """Several packages as a numbered list (rows `pkg:<code>`); names only on the writer's own packages."""
+    """The writer's own packages as a numbered list (rows `pkg:<code>`), with the other party's name.
+
+    A list hands out tracking codes, and a code is the credential: packages the writer is not the sender
+    or recipient of are left out whatever the caller passed. Searches go through `chatbot.services.lookup`.
+    """
     w = wording()["choices"]
+    packages = [p for p in packages if any(_roles(p, writer_phone))]
     if not packages:
         return [Text(w["none"])]
     shown, lines, rows, points = packages[:CHOICES_MAX], [], [], _points(ctx)
     for n, package in enumerate(shown, 1):
-        view, (sender, recipient) = _View(ctx, package, points), _roles(package, writer_phone)
+        view, (sender, _recipient) = _View(ctx, package, points), _roles(package, writer_phone)
         status = view.status(package.status, "short")
         lines.append(w["line"].format(n=n, code=package.tracking_code, destination=view.destination_city,
                                       status=view.status_line("short")))
-        if sender or recipient:
-            other = w["to"].format(name=package.recipient.name) if sender else w["from"].format(
-                name=package.sender.name)
-            lines.append(other)
+        lines.append(w["to"].format(name=package.recipient.name) if sender else w["from"].format(
+            name=package.sender.name))
         description = business.fit(w["description"].format(destination=view.destination_city, status=status), 72)
         rows.append(Choice(f"pkg:{package.tracking_code}", package.tracking_code[:24], description))
     intro = w["intro"].format(count=len(packages))
