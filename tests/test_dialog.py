@@ -423,6 +423,34 @@ def test_stranger_without_phone_is_a_stranger(say: Say) -> None:
     assert "Santa Ana" in text and "$35" not in text and "María" not in text
 
 
+def test_searching_without_a_code_keeps_no_code_a_stranger_could_open(say: Say) -> None:
+    """Design 9.1: a name only confirms; the session holds nothing that "1" or a typed title would open."""
+    ds = DialogState()
+    say(ds, "no tengo el código", phone=STRANGER)
+    assert ds.state == State.AWAITING_NAME
+    say(ds, "López", phone=STRANGER)
+    assert ds.state == State.AWAITING_NAME  # a surname alone: asked again for the full name
+    say(ds, "María López", phone=STRANGER)
+    assert ds.state == State.AWAITING_POINT and "point:any" not in ds.options
+    turn = say(ds, "Santa Ana", phone=STRANGER)
+    assert "Sí hay un paquete" in readable(turn.replies) and "SV2026" not in readable(turn.replies)
+    assert (ds.state, ds.options, ds.listed, ds.packages) == (
+        State.AWAITING_NOT_FOUND_CHOICE, ["nf_retry", "nf_human"], [], [])
+    turn = say(ds, "1", phone=STRANGER)
+    assert ds.state == State.AWAITING_CODE and ds.packages == [] and "Paquete encontrado" not in readable(turn.replies)
+
+
+@pytest.mark.parametrize(("phone", "state"), [(STRANGER, State.AWAITING_NAME), (None, State.AWAITING_NOT_FOUND_CHOICE)])
+def test_a_typed_phone_is_never_searched(say: Say, phone: str | None, state: State) -> None:
+    ds = DialogState()
+    assert say(ds, "no tengo el código", phone=phone) and ds.state == state
+    turn = say(ds, "7000-0002", phone=phone)
+    text = readable(turn.replies)
+    assert "SV2026" not in text and "María" not in text and "Pedro" not in text
+    assert ds.state == State.AWAITING_NOT_FOUND_CHOICE and ds.options == ["nf_retry", "nf_human"]
+    assert ds.listed == [] and ds.packages == []
+
+
 
 
 def test_anything_else_yes_shows_the_menu_no_says_goodbye(say: Say) -> None:
