@@ -206,7 +206,7 @@ def test_a_list_never_shows_a_package_of_someone_else(ctx: ServiceContext, core:
     assert read(tracking.package_choices(ctx, marias, STRANGER)) == "No encontré paquetes con esos datos."
     assert read(tracking.package_choices(ctx, marias, None)) == "No encontré paquetes con esos datos."
     text = read(tracking.package_choices(ctx, marias, JUAN))  # Juan sent SV20260106012345 only
-    assert "SV20260106012345" in text and "Para: María López" in text
+    assert text.startswith("Encontré 1 paquete:\n") and "SV20260106012345" in text and "Para: María López" in text
     assert "SV20260105007834" not in text and "Pedro" not in text
 
 

@@ -229,7 +229,7 @@ def package_choices(ctx: ServiceContext, packages: list[Package], writer_phone: 
             name=package.sender.name))
         description = business.fit(w["description"].format(destination=view.destination_city, status=status), 72)
         rows.append(Choice(f"pkg:{package.tracking_code}", package.tracking_code[:24], description))
-    intro = w["intro"].format(count=len(packages))
+    intro = w["intro"].format(count=len(packages)) if len(packages) > 1 else w["intro_one"]
     more = [w["more"].format(shown=len(shown))] if len(packages) > len(shown) else []
     body = "\n".join([intro, *more, "", *lines, "", w["ask"]])
     return [ChoiceList(body=body, button_label=w["button"], rows=tuple(rows))]
