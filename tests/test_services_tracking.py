@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import unicodedata
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 import redis
@@ -253,6 +254,14 @@ def test_a_name_without_a_point_confirms_nothing(ctx: ServiceContext) -> None:
         answer = lookup.confirm_by_name(ctx, STRANGER, "María López", point)
         assert answer.outcome == "needs_point"
         assert "a qué punto va" in read(answer.replies) and "SV2026" not in read(answer.replies)
+
+
+def test_only_the_lookup_service_asks_the_core_to_search() -> None:
+    """One enforcement point: the rules, the LLM tools, the console and the workers all go through lookup."""
+    root = Path(__file__).resolve().parent.parent
+    callers = sorted(str(path.relative_to(root)) for package in ("chatbot", "console", "web", "worker", "notifications")
+                     for path in (root / package).rglob("*.py") if "core.search(" in path.read_text(encoding="utf-8"))
+    assert callers == ["chatbot/services/lookup.py"]
 
 
 def test_a_typed_phone_is_answered_honestly_and_is_only_the_writers_own_when_it_is(ctx: ServiceContext) -> None:
