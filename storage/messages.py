@@ -114,6 +114,16 @@ def claim_for_sending(conn: Connection[Any], message_id: int) -> OutboundRow | N
     return None if row is None else _outbound_row(row)
 
 
+def contact_of_pending(conn: Connection[Any], message_id: int) -> int | None:
+    """The contact a still pending reply goes to; None when the reply is not pending."""
+    row = conn.execute(
+        "SELECT (SELECT c.contact_id FROM conversations c WHERE c.id = m.conversation_id) AS contact_id"
+        " FROM messages m WHERE m.id = %s AND m.status = 'pending'",
+        (message_id,),
+    ).fetchone()
+    return None if row is None else int(row["contact_id"])
+
+
 def status_of(conn: Connection[Any], message_id: int) -> str | None:
     row = conn.execute("SELECT status FROM messages WHERE id = %s", (message_id,)).fetchone()
     return None if row is None else str(row["status"])
@@ -158,10 +168,10 @@ def add_extra_part(conn: Connection[Any], parent: OutboundRow, part: int, provid
 
 
 def release_for_retry(conn: Connection[Any], message_id: int, error_code: str, error_title: str) -> None:
-    """A transient failure: back to `pending` with the error visible, to be retried."""
+    """A transient failure (or a send that must wait): `pending` with the error visible, to be retried."""
     conn.execute(
         "UPDATE messages SET status = 'pending', status_rank = 0, error_code = %s, error_title = %s, updated_at = now()"
-        " WHERE id = %s AND status = 'sending'",
+        " WHERE id = %s AND status IN ('pending', 'sending')",
         (error_code, error_title[:500], message_id),
     )
 

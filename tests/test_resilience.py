@@ -20,13 +20,14 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 from psycopg_pool import ConnectionPool
+from rq import Worker
 
 from app import create_app
 from config import Settings
 from tests.conftest import load_fixture
 from tests.fakes.graph_api import DEFAULT_TOKEN, FakeGraphAPI
 from tests.harness import outbound, post_meta, rows, run_jobs, text_payload, to_our_number
-from worker import jobs, recovery, runtime
+from worker import delivery, jobs, recovery, runtime
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -243,6 +244,40 @@ def test_worker_killed_mid_send_is_retried_without_double_reply(meta_settings: S
         "delivered", graph.sent_ids[0], None)
     assert rows(db_pool, "SELECT status, count(*) AS n FROM messages WHERE direction = 'out' GROUP BY status"
                          " ORDER BY status") == [{"status": "accepted", "n": 1}, {"status": "delivered", "n": 1}]
+
+
+@pytest.mark.slow
+def test_worker_killed_while_a_reply_waits_for_the_throttle_leaves_it_to_be_sent(
+        meta_settings: Settings, base_env: dict[str, str], graph: FakeGraphAPI, db_pool: ConnectionPool,
+        redis_conn: Any) -> None:
+    """A reply is claimed only right before the provider call: one killed while it waits for the send
+    throttle was never in flight, so it stays pending and another worker sends it (once)."""
+    env = worker_env(base_env, graph, JOB_TIMEOUT_S="3", JOB_HEARTBEAT_GRACE_S="1",
+                     WORKER_MAINTENANCE_INTERVAL_S="1")
+    doomed = start_worker(env)
+    try:
+        wait_for(lambda: Worker.count(connection=redis_conn) == 1, 30, "the worker to start")
+        # The customer's pair bucket holds 3/4 of a token: the first reply waits 1.5 s (slept in the job).
+        [pair, _number] = delivery.send_buckets(meta_settings, "+50370000001", throughput_burst=80)
+        seconds, micros = redis_conn.time()
+        redis_conn.hset(pair.key, mapping={"tokens": 1 - 1.5 * pair.rate_per_s, "ts": seconds + micros / 1e6})
+        with create_app(meta_settings).test_client() as client:
+            post_meta(client, text_payload("50370000001", "Hola", "wamid.T1"))
+        wait_for(lambda: len(outbound(db_pool)) == 2, 30, "the replies to be stored")
+        time.sleep(0.5)  # inside the throttle's 1.5 s wait
+        assert graph.messages_to("+50370000001") == []
+        doomed.kill()
+        doomed.wait()
+    finally:
+        stop(doomed)
+    assert {r["status"] for r in outbound(db_pool)} == {"pending"}
+    rescuer = start_worker(env)
+    try:
+        wait_for(lambda: len(graph.messages_to("+50370000001")) == 2
+                 and {r["status"] for r in outbound(db_pool)} == {"accepted"}, 45, "both replies to be sent")
+    finally:
+        stop(rescuer)
+    assert [b["biz_opaque_callback_data"] for b in graph.messages_to("+50370000001")] == ["1:0", "1:1"]
 
 
 @pytest.mark.slow

@@ -1,10 +1,13 @@
 """Sending one stored reply through the configured transport, exactly once.
 
-A reply row is claimed (`pending` -> `sending`) before the provider is called,
-so two jobs never send the same row. If a worker dies while a row is
-`sending`, nobody knows whether the provider got it: the row is marked failed
-("interrupted") and not resent, because a customer must never get the same
-reply twice; the failure is visible in the messages table.
+A reply row is claimed (`pending` -> `sending`) right before the provider is
+called, so two jobs never send the same row. Everything that may wait or fail
+on its own (the recipient's lookup, the send throttle's wait) happens before
+the claim, so a row is `sending` only while the provider call is in flight.
+If a worker dies while a row is `sending`, nobody knows whether the provider
+got it: the row is marked failed ("interrupted") and not resent, because a
+customer must never get the same reply twice; the provider's receipt, which
+carries the row's idempotency key, reconciles it later (worker/statuses.py).
 
 Failure policy: transient provider errors (429, 5xx, timeouts, 130429,
 131056) put the row back to `pending` and return RETRY_LATER; the caller
@@ -44,22 +47,14 @@ MAX_THROTTLE_WAIT_S = 2.0
 
 def deliver(runtime: Runtime, message_id: int, recipient: Recipient | None = None) -> Outcome:
     """Send one stored reply. `recipient`, when the caller knows it already, saves decrypting it again."""
-    with runtime.pool.connection() as conn:
-        row = messages.claim_for_sending(conn, message_id)
-        if row is None:
-            status = messages.status_of(conn, message_id)
-            if status == "sending":
-                messages.mark_failed(
-                    conn, message_id, "interrupted",
-                    "the worker stopped while sending; not resent to avoid a duplicate",
-                )
-                log.warning("reply was in flight when a worker stopped; marked failed",
-                            extra={"message_id": message_id})
-                return Outcome(FAILED)
-            return Outcome(SKIPPED)
-        if recipient is None:
-            phone, bsuid = contacts.recipient_of(conn, runtime.vault, row.contact_id)
-            recipient = Recipient(phone=phone, bsuid=bsuid)
+    if recipient is None:
+        with runtime.pool.connection() as conn:
+            contact_id = messages.contact_of_pending(conn, message_id)
+            if contact_id is not None:
+                phone, bsuid = contacts.recipient_of(conn, runtime.vault, contact_id)
+                recipient = Recipient(phone=phone, bsuid=bsuid)
+        if recipient is None:  # not pending: sent, failed, or left in flight by a worker that died
+            return _not_pending(runtime, message_id)
 
     wait = _throttle(runtime, recipient.phone or recipient.bsuid or "")
     if wait > 0:
@@ -67,6 +62,10 @@ def deliver(runtime: Runtime, message_id: int, recipient: Recipient | None = Non
             messages.release_for_retry(conn, message_id, "throttled", f"sending rate limit; retry in {wait:.1f}s")
         return Outcome(RETRY_LATER, wait)
 
+    with runtime.pool.connection() as conn:
+        row = messages.claim_for_sending(conn, message_id)
+    if row is None:
+        return _not_pending(runtime, message_id)
     try:
         results = runtime.transport.send(recipient, row.message, reference=row.idempotency_key)
     except SendError as exc:
@@ -74,6 +73,17 @@ def deliver(runtime: Runtime, message_id: int, recipient: Recipient | None = Non
     _record_sent(runtime, row, results)
     log.info("reply sent", extra={"message_id": message_id, "parts": len(results)})
     return Outcome(SENT)
+
+
+def _not_pending(runtime: Runtime, message_id: int) -> Outcome:
+    """A reply this job cannot claim: left `sending` by a worker that died mid-send, or already done."""
+    with runtime.pool.connection() as conn:
+        if messages.status_of(conn, message_id) != "sending":
+            return Outcome(SKIPPED)
+        messages.mark_failed(conn, message_id, "interrupted",
+                             "the worker stopped while sending; not resent to avoid a duplicate")
+    log.warning("reply was in flight when a worker stopped; marked failed", extra={"message_id": message_id})
+    return Outcome(FAILED)
 
 
 def _record_sent(runtime: Runtime, row: messages.OutboundRow, results: list[SendResult]) -> None:
