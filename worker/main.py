@@ -50,6 +50,8 @@ from worker.pool import WorkerPool
 
 log = logging.getLogger(__name__)
 
+PUBSUB_POLL_S = 1.0
+
 
 class EncargoWorker(SimpleWorker):
     """SimpleWorker whose abandoned-job detection waits timeout + grace, not timeout + 60 s."""
@@ -82,6 +84,19 @@ class EncargoWorker(SimpleWorker):
         """A drain job in progress finishes the message in hand and leaves the rest to the other workers."""
         inbox.STOPPING.set()
         super().handle_warm_shutdown_request()  # type: ignore[no-untyped-call]
+
+    def subscribe(self) -> None:
+        """rq's command listener, waking every PUBSUB_POLL_S instead of rq's 60 s.
+
+        The listener thread waits that long for a message before it looks at its stop flag, and redis-py 8.2's
+        `stop()` waits for the thread: with 60 s every worker shutdown (a deploy, the end of a burst run) could
+        hang for a minute.
+        """
+        self.log.info("Worker %s: subscribing to channel %s", self.name, self.pubsub_channel_name)
+        self.pubsub = self.connection.pubsub()
+        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
+        self.pubsub_thread = self.pubsub.run_in_thread(  # type: ignore[assignment,unused-ignore]  # rq types it None
+            sleep_time=PUBSUB_POLL_S, daemon=True, exception_handler=self._pubsub_exception_handler)
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         if job.timeout == -1:
