@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 DRAIN_LIMIT_BYTES = 16 * 1024 * 1024
 _READ_BYTES = 64 * 1024
+# WSGI request variables (PEP 3333), not process settings.
+_PATH, _CONTENT_LENGTH, _TRANSFER_ENCODING = "PATH_INFO", "CONTENT_LENGTH", "HTTP_TRANSFER_ENCODING"
 
 
 class BodyLimit:
@@ -43,19 +45,19 @@ class BodyLimit:
         self.limits: dict[str, int] = {}
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        limit = self.limits.get(environ.get("PATH_INFO", ""), self.default_limit)
+        limit = self.limits.get(environ.get(_PATH, ""), self.default_limit)
         stream: IO[bytes] = environ["wsgi.input"]
         try:
-            if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+            if "chunked" in environ.get(_TRANSFER_ENCODING, "").lower():
                 body = _read(stream, limit + 1)
                 if len(body) > limit:
                     _read(stream, DRAIN_LIMIT_BYTES, keep=False)
                     return _answer(start_response, 413, "too_large", f"the body must be at most {limit} bytes")
                 environ["wsgi.input"] = io.BytesIO(body)
-                environ["CONTENT_LENGTH"] = str(len(body))
-                del environ["HTTP_TRANSFER_ENCODING"]
+                environ[_CONTENT_LENGTH] = str(len(body))
+                del environ[_TRANSFER_ENCODING]
             else:
-                declared = environ.get("CONTENT_LENGTH", "")
+                declared = environ.get(_CONTENT_LENGTH, "")
                 length = int(declared) if declared.isascii() and declared.isdigit() else 0
                 if length > limit:
                     _read(stream, min(length, DRAIN_LIMIT_BYTES), keep=False)
