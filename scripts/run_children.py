@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import IO
 
 from scripts.run_environment import ROOT, START_TIMEOUT_S
+from worker.pool import describe_exit
 
 STOP_TIMEOUT_S = 25.0  # an RQ worker finishes its current job on SIGTERM (JOB_TIMEOUT_S is 30 by default)
 RESTART_DELAYS_S = (1.0, 2.0, 5.0, 10.0, 30.0)  # after the 1st, 2nd, ... crash in a row
@@ -64,15 +65,6 @@ class Console:
             for item in lines:
                 self.stream.write(prefix + item.rstrip("\r") + "\n")
             self.stream.flush()
-
-
-def describe_exit(code: int) -> str:
-    if code < 0:
-        try:
-            return f"killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return f"exit code {code}"
 
 
 # --- child processes ------------------------------------------------------------------------

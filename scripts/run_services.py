@@ -16,10 +16,11 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from scripts import devservices
-from scripts.run_children import Console, StopFlag, describe_exit, run_step
+from scripts.run_children import Console, StopFlag, run_step
 from scripts.run_commands import entry_point_spec
 from scripts.run_environment import RUN_DIR, Ports, StartupError
 from scripts.run_record import PidRecord
+from worker.pool import describe_exit
 
 # PostgreSQL's data when we are root and the postgres user cannot reach .run (a clone under /root).
 FALLBACK_PG_BASE = Path("/var/lib/encargo")

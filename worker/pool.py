@@ -40,6 +40,7 @@ STOP_TIMEOUT_S = 40.0  # longer than a job's timeout: each child finishes the jo
 
 
 def describe_exit(code: int | None) -> str:
+    """How a process ended, from its exit status (negative: the signal that killed it), for the logs."""
     if code is None:
         return "still running"
     if code < 0:
