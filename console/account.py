@@ -158,7 +158,7 @@ def canned_page() -> Any:
     with get_pool().connection() as conn:
         if request.method == "POST":
             if not agent.can_manage:
-                abort(403, description="only supervisors and admins change canned answers")
+                abort(403, description="Solo supervisores y administradores pueden cambiar las respuestas rápidas.")
             try:
                 if request.form.get("delete"):
                     canned.remove(conn, agent.tenant_id, int(request.form["delete"]))
@@ -177,7 +177,7 @@ def agents_page() -> Any:
     """Admins add agents of their company and deactivate or reactivate them."""
     agent = auth.require_agent()
     if agent.role != "admin":
-        abort(403, description="only admins manage agents")
+        abort(403, description="Solo los administradores pueden gestionar agentes.")
     error, status = None, 200
     with get_pool().connection() as conn:
         if request.method == "POST":
@@ -188,7 +188,7 @@ def agents_page() -> Any:
                     if target == agent.id:
                         raise AgentError("No puedes desactivarte a ti mismo.")
                     if not agents.set_active(conn, agent.tenant_id, target, form.get("active") == "1"):
-                        abort(404, description="no such agent")
+                        abort(404, description="No encontramos ese agente.")
                 else:
                     agents.create_agent(conn, tenant_id=agent.tenant_id, name=form.get("name", ""),
                                         email=form.get("email", ""), role=form.get("role", "agent"),

@@ -95,7 +95,7 @@ def check_csrf() -> None:
     given = request.headers.get("X-CSRF-Token") or request.form.get("csrf_token") or ""
     if not expected or not hmac.compare_digest(str(expected), given):
         log.warning("console request without a valid CSRF token", extra={"path": request.path})
-        abort(403, description="missing or invalid CSRF token; reload the page")
+        abort(403, description="Falta el token de seguridad (CSRF) o ya no es válido: recarga la página.")
 
 
 # -- who is asking ---------------------------------------------------------------------------------

@@ -41,9 +41,9 @@ def for_tenant(conn: Connection[Any], tenant_id: int) -> list[dict[str, Any]]:
 def add(conn: Connection[Any], tenant_id: int, title: str, body: str) -> int:
     title, body = title.strip(), body.strip()
     if not title or not body:
-        raise CannedError("a canned answer needs a title and a text")
+        raise CannedError("Una respuesta rápida necesita título y texto.")
     if len(title) > TITLE_MAX or len(body) > BODY_MAX:
-        raise CannedError(f"title up to {TITLE_MAX} and text up to {BODY_MAX} characters")
+        raise CannedError(f"El título puede tener hasta {TITLE_MAX} caracteres y el texto hasta {BODY_MAX}.")
     row = conn.execute(
         "INSERT INTO canned_answers (tenant_id, title, body) VALUES (%s, %s, %s)"
         " ON CONFLICT (tenant_id, title) DO UPDATE SET body = EXCLUDED.body RETURNING id",

@@ -80,7 +80,7 @@ class WindowClosed(HandoffError):
     status = 409
 
     def __init__(self, closes_at: datetime | None) -> None:
-        super().__init__("the customer's 24-hour window is closed; send an approved template instead")
+        super().__init__(error_text("window_closed"))
         self.closes_at = closes_at
 
 
@@ -121,6 +121,16 @@ def wording() -> dict[str, Any]:
     return data
 
 
+def error_text(key: str, **values: Any) -> str:
+    """What the agent reads when an action cannot be done (console/texts.yaml `errors`)."""
+    return str(wording()["errors"][key]).format(**values)
+
+
+def status_text(status: str) -> str:
+    """A case status in the agent's words ("en espera"), never the stored id."""
+    return str(wording()["case_statuses"].get(status, status))
+
+
 def name_part(customer_name: str | None) -> str:
     first = (customer_name or "").strip().split(" ")[0]
     return f" {first}" if first and len(first) <= 20 and first.replace("-", "").isalpha() else ""
@@ -142,7 +152,7 @@ def load_case(conn: Connection[Any], tenant_id: int, case_id: int, *, lock: bool
         (case_id, tenant_id),
     ).fetchone()
     if row is None:
-        raise NotFound(f"case {case_id} does not exist")
+        raise NotFound(error_text("not_found"))
     return Case(**row)
 
 
@@ -207,11 +217,12 @@ def claim(desk: Desk, agent: Agent, case_id: int) -> Case:
         case = load_case(conn, agent.tenant_id, case_id)
         if row is None:
             if case.status == "taken":
-                who = "you" if case.taken_by == agent.id else case.taken_by_name
-                raise Conflict(f"case {case.case_number} is already taken by {who}")
-            raise Conflict(f"case {case.case_number} is {case.status}")
+                if case.taken_by == agent.id:
+                    raise Conflict(error_text("taken_by_you"))
+                raise Conflict(error_text("taken_by", who=case.taken_by_name))
+            raise Conflict(error_text("not_claimable", case=case.case_number, status=status_text(case.status)))
         if case.conversation_status == "closed":
-            raise Conflict(f"the conversation of case {case.case_number} was closed")
+            raise Conflict(error_text("conversation_closed", case=case.case_number))
         conn.execute("UPDATE conversations SET status = 'agent' WHERE id = %s", (case.conversation_id,))
         _record(conn, case, agent, "claim")
         sent = _greet(conn, desk, case, agent, "agent_joined")
@@ -231,9 +242,9 @@ def take_over(desk: Desk, agent: Agent, case_id: int, from_agent_id: int) -> Cas
         case = load_case(conn, agent.tenant_id, case_id)
         if row is None:
             if case.status == "taken" and case.taken_by == agent.id:
-                raise Conflict(f"you already have case {case.case_number}")
-            raise Conflict(f"case {case.case_number} changed meanwhile ({case.status}"
-                           f"{', ' + (case.taken_by_name or '') if case.taken_by_name else ''}); reload")
+                raise Conflict(error_text("taken_by_you"))
+            status = status_text(case.status) + (f", con {case.taken_by_name}" if case.taken_by_name else "")
+            raise Conflict(error_text("changed", case=case.case_number, status=status))
         _record(conn, case, agent, "takeover", from_agent_id=from_agent_id)
         sent = _greet(conn, desk, case, agent, "agent_took_over")
     _after(desk, case, sent, {"action": "takeover", "agent": agent.name, "agent_id": agent.id,
@@ -254,9 +265,9 @@ def _greet(conn: Connection[Any], desk: Desk, case: Case, agent: Agent, key: str
 def _holding(conn: Connection[Any], agent: Agent, case_id: int, *, supervisors_too: bool = False) -> Case:
     case = load_case(conn, agent.tenant_id, case_id, lock=True)
     if case.status != "taken":
-        raise Conflict(f"case {case.case_number} is {case.status}; claim it first")
+        raise Conflict(error_text("claim_first", case=case.case_number, status=status_text(case.status)))
     if case.taken_by != agent.id and not (supervisors_too and agent.can_manage):
-        raise Forbidden(f"{case.taken_by_name} has case {case.case_number}; take it over first")
+        raise Forbidden(error_text("someone_else_has", who=case.taken_by_name, case=case.case_number))
     return case
 
 
@@ -264,9 +275,9 @@ def reply(desk: Desk, agent: Agent, case_id: int, text: str, client_key: str | N
     """Send the agent's text to the customer; returns the message id (the same one for a repeated client_key)."""
     body = text.strip()
     if not body:
-        raise HandoffError("the reply is empty")
+        raise HandoffError(error_text("reply_empty"))
     if len(body) > REPLY_MAX:
-        raise HandoffError(f"the reply is longer than {REPLY_MAX} characters")
+        raise HandoffError(error_text("reply_too_long", max=REPLY_MAX))
     key = f"console:{case_id}:reply:{client_key or uuid.uuid4().hex}"[:200]
     with desk.pool.connection() as conn, conn.transaction():
         case = _holding(conn, agent, case_id)
@@ -321,7 +332,7 @@ def resolve(desk: Desk, agent: Agent, case_id: int, reason: str, *, ask_csat: bo
     """Close the case with a reason; the customer is thanked and, if asked, rates the attention 1-10."""
     reason = " ".join(reason.split())
     if not reason:
-        raise HandoffError("say how the case was resolved")
+        raise HandoffError(error_text("resolve_reason"))
     with desk.pool.connection() as conn, conn.transaction():
         case = _holding(conn, agent, case_id, supervisors_too=True)
         window = _window_open(conn, case)
@@ -350,7 +361,7 @@ def add_note(desk: Desk, agent: Agent, case_id: int, body: str) -> int:
     """A private note between agents on the case's conversation (never sent to the customer)."""
     body = body.strip()
     if not body:
-        raise HandoffError("the note is empty")
+        raise HandoffError(error_text("note_empty"))
     with desk.pool.connection() as conn, conn.transaction():
         case = load_case(conn, agent.tenant_id, case_id)
         row: Any = conn.execute(

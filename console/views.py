@@ -75,9 +75,9 @@ def _filters() -> tuple[str, str | None]:
     status = request.args.get("status") or "open"
     priority = request.args.get("priority") or None
     if status not in casefile.STATUS_FILTERS:
-        abort(400, description=f"status must be one of {', '.join(casefile.STATUS_FILTERS)}")
+        abort(400, description="Ese filtro de estado no existe.")
     if priority is not None and priority not in casefile.PRIORITIES:
-        abort(400, description=f"priority must be one of {', '.join(casefile.PRIORITIES)}")
+        abort(400, description="Ese filtro de prioridad no existe.")
     return status, priority
 
 
@@ -184,14 +184,14 @@ def api_case(case_id: int) -> Response:
     try:
         after = int(request.args.get("after") or 0)
     except ValueError:
-        abort(400, description="'after' must be a message id (a whole number)")
+        abort(400, description="'after' debe ser el número de un mensaje.")
     return jsonify(_case_detail(agent, case_id, after))
 
 
 def _body() -> dict[str, Any]:
     data = request.get_json(silent=True) if request.is_json else request.form.to_dict()
     if not isinstance(data, dict):
-        abort(400, description="send a JSON object")
+        abort(400, description="La solicitud debe ser un objeto JSON.")
     return data
 
 
@@ -208,7 +208,7 @@ def api_takeover(case_id: int) -> Response:
     data = _body()
     from_agent = data.get("from_agent_id")
     if not isinstance(from_agent, int) and not (isinstance(from_agent, str) and from_agent.isdigit()):
-        abort(400, description="from_agent_id (who has the chat now) is required")
+        abort(400, description="Falta quién tiene el caso ahora (from_agent_id).")
     handoff.take_over(state().desk, auth.require_agent(), case_id, int(from_agent))
     return jsonify(ok=True, status="taken")
 
@@ -219,7 +219,7 @@ def api_reply(case_id: int) -> tuple[Response, int]:
     data = _body()
     text = data.get("text")
     if not isinstance(text, str):
-        abort(400, description="'text' is required")
+        abort(400, description="Escribe el texto.")
     key = data.get("client_key")
     message_id = handoff.reply(state().desk, auth.require_agent(), case_id, text,
                                str(key)[:64] if isinstance(key, str) and key else None)
@@ -233,13 +233,13 @@ def api_template(case_id: int) -> tuple[Response, int]:
     data = _body()
     values = data.get("values") or {}
     if not isinstance(values, dict):
-        abort(400, description="'values' must be an object")
+        abort(400, description="Los valores de la plantilla no son válidos.")
     try:
         spec = approved.template(tenant_slug(agent.tenant_id), str(data.get("name") or ""))
         message = approved.build_message(spec, {k: str(v) for k, v in values.items()})
         preview = spec.render({k: str(v) for k, v in values.items()})
     except approved.MissingTemplateValue as exc:
-        abort(400, description=f"missing value: {exc.args[0]}")
+        abort(400, description=f"Falta un valor de la plantilla: {exc.args[0]}")
     except KeyError as exc:
         abort(400, description=str(exc.args[0]))
     message_id = handoff.send_template(state().desk, agent, case_id, message, preview)
@@ -259,7 +259,7 @@ def api_resolve(case_id: int) -> Response:
     data = _body()
     reason = data.get("reason")
     if not isinstance(reason, str):
-        abort(400, description="'reason' is required")
+        abort(400, description="Cuenta cómo se resolvió el caso.")
     csat = data.get("csat") in (True, "1", "true", "on")
     handoff.resolve(state().desk, auth.require_agent(), case_id, reason, ask_csat=csat)
     return jsonify(ok=True, status="resolved")
@@ -270,7 +270,7 @@ def api_resolve(case_id: int) -> Response:
 def api_note(case_id: int) -> tuple[Response, int]:
     text = _body().get("body")
     if not isinstance(text, str):
-        abort(400, description="'body' is required")
+        abort(400, description="La nota está vacía.")
     note_id = handoff.add_note(state().desk, auth.require_agent(), case_id, text)
     return jsonify(ok=True, note_id=note_id), 201
 

@@ -89,7 +89,7 @@ def test_two_agents_claiming_at_once_exactly_one_wins(maria: Customer, desk: Des
 
     assert len(won) == 1 and len(lost) == len(team) - 1
     winner = next(a for a in team if a.id == won[0])
-    assert all(f"already taken by {winner.name}" in message for message in lost)
+    assert all(f"ya lo tomó {winner.name}" in message for message in lost)
     assert case_row(db_pool, case_id)["taken_by"] == winner.id
     assert rows(db_pool, "SELECT count(*) AS n FROM handoff_events WHERE action = 'claim'")[0]["n"] == 1
     run_jobs(settings)
@@ -103,11 +103,11 @@ def test_take_over_is_deliberate_and_recorded(maria: Customer, desk: Desk, db_po
     ana = make_agent(db_pool, "Ana Martínez", "ana@example.com", role="supervisor")
     handoff.claim(desk, carlos, case_id)
 
-    with pytest.raises(Forbidden, match="Carlos Rivas has case"):
+    with pytest.raises(Forbidden, match="Carlos Rivas tiene el caso"):
         handoff.reply(desk, ana, case_id, "Hola")
-    with pytest.raises(Conflict, match="already taken by Carlos Rivas"):
+    with pytest.raises(Conflict, match="ya lo tomó Carlos Rivas"):
         handoff.claim(desk, ana, case_id)
-    with pytest.raises(Conflict, match="changed meanwhile"):
+    with pytest.raises(Conflict, match="cambió mientras tanto"):
         handoff.take_over(desk, ana, case_id, from_agent_id=ana.id)  # not who has it now
 
     handoff.take_over(desk, ana, case_id, from_agent_id=carlos.id)
@@ -116,7 +116,7 @@ def test_take_over_is_deliberate_and_recorded(maria: Customer, desk: Desk, db_po
                    (case_id,))
     assert [(h["action"], h["agent_id"]) for h in history] == [("claim", carlos.id), ("takeover", ana.id)]
     assert history[1]["data"] == {"from_agent_id": carlos.id}
-    with pytest.raises(Forbidden, match="Ana Martínez has case"):
+    with pytest.raises(Forbidden, match="Ana Martínez tiene el caso"):
         handoff.reply(desk, carlos, case_id, "Sigo aquí")
     run_jobs(settings)
     assert maria.received()[-1].startswith("Hola María, soy Ana del equipo de soporte. Continúo yo")
@@ -126,14 +126,14 @@ def test_reply_goes_out_through_the_transport_once(maria: Customer, desk: Desk, 
                                                    settings: Settings) -> None:
     case_id = maria.escalate()
     carlos = make_agent(db_pool, "Carlos Rivas", "carlos@example.com")
-    with pytest.raises(Conflict, match="claim it first"):
+    with pytest.raises(Conflict, match="está en espera: tómalo primero"):  # the status in words, not its id
         handoff.reply(desk, carlos, case_id, "Hola")
     handoff.claim(desk, carlos, case_id)
 
     first = handoff.reply(desk, carlos, case_id, "Encontré tu paquete: SV20260105007823", client_key="k1")
     again = handoff.reply(desk, carlos, case_id, "Encontré tu paquete: SV20260105007823", client_key="k1")
     assert first == again  # a double click does not send twice
-    with pytest.raises(handoff.HandoffError, match="empty"):
+    with pytest.raises(handoff.HandoffError, match="Escribe la respuesta"):
         handoff.reply(desk, carlos, case_id, "   ")
     run_jobs(settings)
     assert maria.received().count("Encontré tu paquete: SV20260105007823") == 1
@@ -171,7 +171,7 @@ def test_hand_back_returns_the_chat_to_the_bot(maria: Customer, desk: Desk, db_p
 
     maria.send("a qué hora abre el punto de Santa Ana")
     assert "Santa Ana" in maria.received()[-1]  # the bot answers again
-    with pytest.raises(Conflict, match="returned"):
+    with pytest.raises(Conflict, match="devuelto al asistente"):
         handoff.reply(desk, carlos, case_id, "Hola")
 
 
@@ -180,7 +180,7 @@ def test_resolve_with_a_reason_and_a_1_to_10_rating(maria: Customer, desk: Desk,
     case_id = maria.escalate()
     carlos = make_agent(db_pool, "Carlos Rivas", "carlos@example.com")
     handoff.claim(desk, carlos, case_id)
-    with pytest.raises(handoff.HandoffError, match="how the case was resolved"):
+    with pytest.raises(handoff.HandoffError, match="Cuenta cómo se resolvió"):
         handoff.resolve(desk, carlos, case_id, "  ", ask_csat=True)
     handoff.resolve(desk, carlos, case_id, "Paquete encontrado con otro nombre", ask_csat=True)
     row = case_row(db_pool, case_id)

@@ -203,13 +203,13 @@ def test_outside_the_window_the_api_offers_the_templates(client: FlaskClient, db
 
     refused = client.post(f"/console/api/cases/{case_id}/reply", json={"text": "Hola"}, headers=headers)
     assert refused.status_code == 409
-    assert refused.get_json()["window_closed"] is True and "approved template" in refused.get_json()["error"]
+    assert refused.get_json()["window_closed"] is True and "plantilla aprobada" in refused.get_json()["error"]
     page = client.get(f"/console/cases/{case_id}").get_data(as_text=True)
     assert "ventana de 24 horas de WhatsApp está cerrada" in page and 'value="paquete_llego"' in page
 
     missing = client.post(f"/console/api/cases/{case_id}/template", json={"name": "paquete_llego", "values": {}},
                           headers=headers)
-    assert missing.status_code == 400 and "missing value" in missing.get_json()["error"]
+    assert missing.status_code == 400 and "Falta un valor" in missing.get_json()["error"]
     values = {"customer_name": "María", "tracking_code": "SV20260105007823", "point_name": "Santa Ana",
               "point_address": "Calle Libertad", "point_hours": "8am-6pm", "amount_due": "$0.00",
               "point_id": "santa_ana"}
@@ -308,7 +308,7 @@ def test_canned_answers_are_managed_by_supervisors_and_filled_per_case(client: F
             "body": "Hola {nombre}, tu paquete {codigo} ya está ubicado. Caso {caso}. Te atendió {agente}. {otro}"})
         assert added.status_code == 200 and "Paquete ubicado" in added.get_data(as_text=True)
         empty = supervisor.post("/console/canned", data={"title": "", "body": "y", "csrf_token": token})
-        assert empty.status_code == 400 and "needs a title and a text" in empty.get_data(as_text=True)
+        assert empty.status_code == 400 and "necesita título y texto" in empty.get_data(as_text=True)
 
     detail = client.get(f"/console/api/cases/{case_id}").get_json()
     assert [a["body"] for a in detail["canned"]] == [
