@@ -92,6 +92,16 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str, *, every:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def recover_until_answered(settings: Settings, pool: ConnectionPool, expected: int) -> None:
+    """Run the scheduler's recovery pass (as its loop would) until `expected` messages are processed."""
+    rt = runtime.build_runtime(settings, pool_size=1)
+    try:
+        wait_for(lambda: processed(pool) == expected, 60, "every message answered",
+                 every=lambda: recovery.recover_events(rt))
+    finally:
+        rt.close()
+
+
 def processed(pool: ConnectionPool) -> int:
     return int(rows(pool, "SELECT count(*) AS n FROM webhook_events WHERE kind = 'message'"
                           " AND status = 'processed'")[0]["n"])
@@ -155,12 +165,7 @@ def test_redis_killed_mid_burst_then_restarted(meta_settings: Settings, base_env
         assert workers.proc.poll() is None  # the outage stopped nothing
         private_redis["server"] = devservices.start_redis(tmp_path / "redis", private_redis["port"],
                                                           persistent=False)
-        rt = runtime.build_runtime(settings, pool_size=1)
-        try:  # the scheduler's recovery loop, every half second
-            wait_for(lambda: processed(db_pool) == len(first) + len(second), 60, "every message answered",
-                     every=lambda: recovery.recover_events(rt))
-        finally:
-            rt.close()
+        recover_until_answered(settings, db_pool, len(first) + len(second))
         wait_for(lambda: alive_workers(conn) == 2, 15, "both workers reporting again")
         assert workers.proc.poll() is None
     finally:
@@ -301,12 +306,7 @@ def test_postgres_stopped_immediately_mid_burst_then_started(meta_settings: Sett
             assert workers.proc.poll() is None
             private_postgres["start"]()
             pool.check()  # this test's own connections died with the server
-            rt = runtime.build_runtime(settings, pool_size=1)
-            try:  # the scheduler's recovery loop, every half second
-                wait_for(lambda: processed(pool) == len(first) + len(second), 60, "every message answered",
-                         every=lambda: recovery.recover_events(rt))
-            finally:
-                rt.close()
+            recover_until_answered(settings, pool, len(first) + len(second))
             assert_each_got_welcome_and_menu_once(graph, first + second)
             post_receipts(client, graph)
             # replies in flight when the database went are failed/interrupted until their receipts come
