@@ -39,10 +39,11 @@ import redis
 
 from channels.events import InboundMessage, MessageKind
 from channels.outbound import Choice, ChoiceList, OutboundMessage, Text
-from chatbot import dialog, dialog_store, guard
-from chatbot import dialog_care as care
-from chatbot.dialog_store import DialogState
-from chatbot.dialog_turn import Customer, Situation, State, Turn, wording
+from chatbot import guard
+from chatbot.dialog import cases, machine
+from chatbot.dialog import store as dialog_store
+from chatbot.dialog.store import DialogState
+from chatbot.dialog.turn import Customer, Situation, State, Turn, wording
 from chatbot.llm import answer, history, tools
 from chatbot.llm.costs import LlmCall
 from chatbot.llm.fallback import RouterFallback
@@ -122,7 +123,7 @@ def _respond(settings: Settings, conn: redis.Redis, message: InboundMessage, ten
     before = ds.state
     routable = message.kind in ROUTED_KINDS
     clean = guard.clean(message.text) if routable else guard.CleanText("", empty=True)
-    decision = _route(clean.text, dialog.context_for(ds), message.reply_id) if routable else None
+    decision = _route(clean.text, machine.context_for(ds), message.reply_id) if routable else None
     limits = guard.RateLimits(settings.rate_limit_per_minute, settings.rate_limit_per_hour,
                               settings.rate_limit_per_day)
     rate = guard.check_rate(conn, conversation_hash, message.message_id, now.timestamp(), limits)
@@ -130,7 +131,7 @@ def _respond(settings: Settings, conn: redis.Redis, message: InboundMessage, ten
     fallback: RouterFallback | None = None
     if session is not None and decision is not None and decision.confidence < LLM_THRESHOLD:
         fallback = RouterFallback(session, tenant.name)  # the rules are not sure: the model reads it too
-        decision = _route(clean.text, dialog.context_for(ds), message.reply_id, fallback)
+        decision = _route(clean.text, machine.context_for(ds), message.reply_id, fallback)
         if fallback.unsure and decision.stage != "llm":  # nobody is sure: the menu, not a guess
             decision = Route("out_of_scope", decision.entities, "fallback", decision.confidence)
     routing = _routing(decision, message, clean, before)
@@ -152,7 +153,7 @@ def _respond(settings: Settings, conn: redis.Redis, message: InboundMessage, ten
             and decision.stage == "llm" and not clean.foreign:  # the model read a question no intent covers
         recent = history.recent(conn, conversation_hash, situation.conversation_id, settings.llm_history_turns)
         turn.free_answer = _answer_freely(session, recent)
-    dialog.step(turn)
+    machine.step(turn)
     routing.update(state_after=ds.state, understood=turn.understood, silent=not turn.replies)
     if fallback is not None and fallback.unsure:
         routing["llm_unsure"] = True
@@ -184,7 +185,7 @@ def _answer_freely(session: LlmSession, recent: list[tuple[str, str]]) -> Callab
             t.ds.remember_package(code)
         if result.escalate is not None:
             intent = "complaint" if result.escalate == "complaint" else "human_agent"
-            return care.escalate(t, result.escalate, escalation.priority_for(intent, care.is_frustrated(t)))
+            return cases.escalate(t, result.escalate, escalation.priority_for(intent, cases.is_frustrated(t)))
         assert result.text is not None
         if not result.grounded:  # a decline or a clarifying question: nothing was answered
             if t.ds.not_understood >= 1:

@@ -2,8 +2,9 @@
 
 - `answer`: a few customer messages are about the hand-over itself, not for the
   bot: the 1-10 rating asked when an agent resolved the case (within a day),
-  and the buttons of the "nobody is free yet" message (call me back / keep
-  waiting). `answer` returns the outcome for those (stored by the worker like
+  the comment that may follow the rating (`console.rating_comment` says when
+  a message is one), and the buttons of the "nobody is free yet" message
+  (call me back / keep waiting). `answer` returns the outcome for those (stored by the worker like
   any other) and None for everything else, which goes to the engine as usual.
 - `announce_message` / `announce_status`: live console events after a message
   of a conversation with a person (or a new escalation) was stored, and after a
@@ -25,9 +26,9 @@ from psycopg_pool import ConnectionPool
 
 from channels.events import InboundMessage
 from channels.outbound import Text
-from chatbot import dialog_store
+from chatbot.dialog import store as dialog_store
 from chatbot.engine import Outcome
-from console import handoff, live
+from console import handoff, live, rating_comment
 from storage import analytics
 
 log = logging.getLogger(__name__)
@@ -48,12 +49,31 @@ def answer(pool: ConnectionPool, redis_conn: redis.Redis, event: InboundMessage,
             return _waiting_choice(conn, redis_conn, event.reply_id, tenant_id, conversation_id, conversation_hash)
     if conversation_status != "bot":  # with a person, "2" answers the agent's question, not the rating
         return None
-    match = _RATING.match(event.text or "") if event.reply_id is None else None
-    if match is None:
+    if event.reply_id is not None or not event.text:
         return None
+    match = _RATING.match(event.text)
+    if match is None:
+        return _comment(pool, redis_conn, event.text, tenant_id=tenant_id, conversation_id=conversation_id,
+                        conversation_hash=conversation_hash)
     with pool.connection() as conn, conn.transaction():
         return _rating(conn, redis_conn, int(match.group(1)), tenant_id=tenant_id, contact_id=contact_id,
                        conversation_id=conversation_id, conversation_hash=conversation_hash)
+
+
+def _comment(pool: ConnectionPool, redis_conn: redis.Redis, text: str, *, tenant_id: int, conversation_id: int,
+             conversation_hash: str) -> Outcome | None:
+    """The first message after a rating: stored with it and thanked when it reads as a comment."""
+    case_id = rating_comment.pending(redis_conn, conversation_hash)
+    if case_id is None:
+        return None
+    stored = rating_comment.store(pool, redis_conn, tenant_id=tenant_id, conversation_id=conversation_id,
+                                  case_id=case_id, text=text) if rating_comment.reads_as_comment(text) else None
+    rating_comment.close(redis_conn, conversation_hash)
+    if stored is None:
+        return None
+    return Outcome([Text(handoff.wording()["csat_comment_thanks"])],
+                   {"stage": "console", "intent": "csat_comment", "score": stored["csat_score"]},
+                   dialog_store.load(redis_conn, conversation_hash))
 
 
 def _rating(conn: Connection[Any], redis_conn: redis.Redis, score: int, *, tenant_id: int, contact_id: int,
@@ -75,6 +95,7 @@ def _rating(conn: Connection[Any], redis_conn: redis.Redis, score: int, *, tenan
                      data={"score": score, "scale": 10, "case_number": row["case_number"],
                            "agent_id": row["resolved_by"]})
     live.publish(redis_conn, tenant_id, "handoff", case_id=row["id"], action="rated", score=score)
+    rating_comment.offer(redis_conn, conversation_hash, int(row["id"]))
     return Outcome([Text(handoff.wording()["csat_thanks"])], {"stage": "console", "intent": "csat", "score": score},
                    dialog_store.load(redis_conn, conversation_hash))
 

@@ -17,8 +17,9 @@ from typing import Any
 import redis
 from psycopg import Connection
 
-from chatbot import dialog_store, texts
-from chatbot.dialog_store import DialogState
+from chatbot import texts
+from chatbot.dialog import store as dialog_store
+from chatbot.dialog.store import DialogState
 from console import casefile
 from console.summary import Facts
 from core_api_client import CoreClient, CoreError

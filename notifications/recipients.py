@@ -15,7 +15,7 @@ from typing import Any
 from psycopg import Connection
 
 from channels.events import InboundMessage, MessageKind
-from chatbot import dialog_store
+from chatbot.dialog import store as dialog_store
 from config import Settings
 from storage.crypto import Vault
 from worker.enqueue import conversation_hash

@@ -16,10 +16,11 @@ import pytest
 import redis
 
 from channels.outbound import Buttons, ChoiceList, Location, OutboundMessage, Text
-from chatbot import dialog, dialog_store, guard
-from chatbot.dialog import State
-from chatbot.dialog_store import DialogState
-from chatbot.dialog_turn import Customer, Situation, Turn
+from chatbot import guard
+from chatbot.dialog import machine
+from chatbot.dialog import store as dialog_store
+from chatbot.dialog.store import DialogState
+from chatbot.dialog.turn import Customer, Situation, State, Turn
 from chatbot.engine import message_time
 from chatbot.router import route
 from chatbot.services import ServiceContext
@@ -58,11 +59,11 @@ def say(core_url: str, redis_conn: redis.Redis) -> Iterator[Say]:
              status: str = "bot", reply_id: str | None = None, repeats: int = 0, is_new: bool = False,
              opted_out: bool = False, core: CoreClient | None = None) -> Turn:
         clean = guard.clean(text)
-        decision = route(clean.text, dialog.context_for(ds), reply_id=reply_id)
+        decision = route(clean.text, machine.context_for(ds), reply_id=reply_id)
         ctx = ServiceContext(core or client, redis_conn, "demo", COMPANY, TZ, at)
         turn = Turn(decision, clean, reply_id, ds, ctx, Customer(phone, "Juan", is_new, opted_out),
                     Situation(1, status, "ENC-TEST" if status != "bot" else None), repeats)
-        dialog.step(turn)
+        machine.step(turn)
         return turn
 
     yield send
@@ -73,11 +74,11 @@ def say(core_url: str, redis_conn: redis.Redis) -> Iterator[Say]:
 
 
 def test_every_state_has_a_handler_and_is_drawn() -> None:
-    assert set(dialog.TABLE) == set(State)
-    diagram = (ROOT / "chatbot" / "dialog.mmd").read_text(encoding="utf-8")
+    assert set(machine.TABLE) == set(State)
+    diagram = (ROOT / "chatbot" / "dialog" / "machine.mmd").read_text(encoding="utf-8")
     edges = re.findall(r"^\s*(\[\*\]|\w+) --> (\w+)", diagram, flags=re.M)
     drawn = {name for edge in edges for name in edge} - {"[*]"}
-    assert drawn == {s.value for s in State}, "dialog.mmd must draw exactly the states of chatbot.dialog.State"
+    assert drawn == {s.value for s in State}, "machine.mmd must draw exactly the states of chatbot.dialog.turn.State"
 
 
 @pytest.mark.parametrize(("state", "expecting"), [
@@ -87,11 +88,11 @@ def test_every_state_has_a_handler_and_is_drawn() -> None:
 ])
 def test_the_router_is_told_what_the_bot_asked(state: State, expecting: str | None) -> None:
     ds = DialogState(state=state.value, last_intent="pricing")
-    context = dialog.context_for(ds)
+    context = machine.context_for(ds)
     assert (context.expecting, context.last_intent) == (expecting, "pricing")
     ds = DialogState(options=["menu_track", "menu_points"], option_titles=["Rastrear", "Puntos"])
-    assert dialog.context_for(ds).expecting == "option"
-    assert dialog.context_for(ds).options == ("menu_track", "menu_points")
+    assert machine.context_for(ds).expecting == "option"
+    assert machine.context_for(ds).options == ("menu_track", "menu_points")
 
 
 # -- the session store -------------------------------------------------------------------------------
@@ -392,7 +393,7 @@ def test_goodbye_asks_for_a_rating_once(say: Say) -> None:
 
 
 def test_long_conversation_gets_a_summary_once(say: Say) -> None:
-    ds = DialogState(exchanges=dialog.SUMMARY_AFTER - 2)
+    ds = DialogState(exchanges=machine.SUMMARY_AFTER - 2)
     say(ds, "¿Dónde queda el punto de Santa Ana?")
     turn = say(ds, "aceptan tarjeta?")
     assert "te he ayudado con" in readable(turn.replies) and ds.summary_sent
@@ -457,7 +458,7 @@ def test_anything_else_yes_shows_the_menu_no_says_goodbye(say: Say) -> None:
     ds = DialogState()
     turn = say(ds, "aceptan tarjeta?")
     assert readable(turn.replies).endswith("¿Te ayudo con algo más? 😊")
-    assert dialog.context_for(ds).expecting == "yes_no"
+    assert machine.context_for(ds).expecting == "yes_no"
     assert "Rastrear paquete" in readable(say(ds, "sí").replies)
     say(ds, "¿qué pasa si no retiran mi paquete?")
     turn = say(ds, "no")
@@ -478,9 +479,9 @@ def test_asking_for_the_location_sends_the_pin(say: Say) -> None:
 
 
 def test_every_text_the_dialog_says_is_in_the_texts_file() -> None:
-    from chatbot.dialog_turn import wording
+    from chatbot.dialog.turn import wording
 
-    source = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "chatbot").glob("dialog*.py"))
+    source = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "chatbot" / "dialog").glob("*.py"))
     keys = set(re.findall(r"""(?:say|line|menu_help\(t,)\(?\s*["']([a-z_.]+)["']""", source))
     assert len(keys) > 30
     for key in keys:

@@ -18,7 +18,7 @@ import redis
 from psycopg_pool import ConnectionPool
 
 from app import create_app
-from chatbot.dialog_store import DialogState
+from chatbot.dialog.store import DialogState
 from config import Settings
 from tests.harness import post_meta, rows, run_jobs
 from tests.test_engine_flows import JUAN, MARIA, STRANGER, TUESDAY_10AM, Chat, readable

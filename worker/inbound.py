@@ -29,7 +29,8 @@ from psycopg import Connection
 
 from channels.events import InboundMessage, event_from_dict
 from channels.outbound import Recipient
-from chatbot import dialog_store, engine, guard
+from chatbot import engine, guard
+from chatbot.dialog import store as dialog_store
 from chatbot.llm import costs as llm_costs
 from console import customer_side
 from storage import analytics, contacts, conversations, escalations, messages, webhook_events

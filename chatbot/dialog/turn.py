@@ -17,7 +17,7 @@ from typing import Any
 
 from channels.outbound import Buttons, Choice, ChoiceList, OutboundMessage, Text
 from chatbot import texts
-from chatbot.dialog_store import DialogState
+from chatbot.dialog.store import DialogState
 from chatbot.guard import CleanText
 from chatbot.routing import Route
 from chatbot.services import ServiceContext, catalog
@@ -32,7 +32,7 @@ _WEIGHT = re.compile(r"(\d+(?:[.,]\d+)?)")
 
 
 class State(enum.StrEnum):
-    """The dialog's named states (chatbot/dialog.mmd draws them with their transitions)."""
+    """The dialog's named states (chatbot/dialog/machine.mmd draws them with their transitions)."""
 
     IDLE = "idle"
     AWAITING_CODE = "awaiting_tracking_code"

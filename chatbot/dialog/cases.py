@@ -1,5 +1,4 @@
-"""Dialog actions about the person rather than the parcel: greetings and courtesies, not understanding,
-complaints, hand-over to a human, opting out of messages.
+"""A case for a person: complaints, not understanding, the offer of a person, hand-over, waiting with a person.
 
 Escalation wording and case numbers come from `chatbot.services.escalation`
 (inside hours: an agent takes the chat; outside: a callback at the next
@@ -10,10 +9,9 @@ holding message per `HOLD_REPEAT_S` and otherwise stays silent.
 
 from __future__ import annotations
 
-from channels.outbound import Choice, ChoiceList
-from chatbot import dialog_info
-from chatbot.dialog_turn import State, Turn, wording
-from chatbot.services import business, escalation
+from chatbot.dialog import courtesy, tracking
+from chatbot.dialog.turn import State, Turn, wording
+from chatbot.services import escalation
 
 HOLD_REPEAT_S = 2 * 3600
 NOT_UNDERSTOOD_OFFER, NOT_UNDERSTOOD_ESCALATE = 2, 3
@@ -32,117 +30,6 @@ def is_frustrated(t: Turn) -> bool:
     return t.mentions(*FRUSTRATED) or shouting or "!!!" in t.text or t.ds.complaints >= 2
 
 
-# -- greetings and courtesies -----------------------------------------------------------------------
-
-
-def greet(t: Turn, extra: str | None = None) -> State:
-    """First contact, returning customer, or a hello in the middle of a session; then the menu.
-
-    `extra` is a line added to the greeting (e.g. "I only speak Spanish" for a first message in English).
-    """
-    w = wording()
-    opener = next((v for k, v in w["greeting_openers"].items() if t.folded.startswith(k)), w["default_opener"])
-    name_part = f", {t.customer.first_name}" if t.customer.first_name else ""
-    if t.ds.exchanges == 0:
-        if t.customer.is_new:
-            key = "welcome_first"
-        else:
-            key = "welcome_again" if opener == w["default_opener"] else "welcome_again_opener"
-        body = t.line(key, opener=opener, name_part=name_part, company=t.ctx.company_name)
-        company = t.company()
-        if company and company.support_hours and not business.is_open(t.ctx, company.support_hours, t.ctx.now):
-            body = f"{body}\n\n{w['out_of_hours_note']}"
-    else:
-        body = t.line("welcome_session", opener=opener, name_part=name_part)
-    t.say_text(f"{body}\n\n{extra}" if extra else body)
-    t.menu()
-    t.topic = "greeting"
-    return State.IDLE
-
-
-def menu_help(t: Turn, key: str = "menu_confused") -> State:
-    t.menu(t.line(key))
-    t.topic = "menu"
-    return State.IDLE
-
-
-def faq_menu(t: Turn) -> State:
-    w = wording()["faq_menu"]
-    rows = tuple(Choice(r["id"], r["title"], r.get("description")) for r in w["rows"])
-    t.replies.append(ChoiceList(body=w["prompt"], button_label=w["button"], rows=rows))
-    t.topic = "menu"
-    return State.IDLE
-
-
-def thanks(t: Turn) -> State:
-    t.say("thanks")
-    t.ds.pending, t.ds.purpose = None, None
-    t.topic = "thanks"
-    return State.IDLE
-
-
-def goodbye(t: Turn) -> State:
-    """Farewell (for the night after 6 pm); once per session, when something was solved, a rating."""
-    hour = t.ctx.local_now.hour
-    t.say("goodbye_night" if hour >= 18 or hour < 5 else "goodbye")
-    t.ds.pending, t.ds.purpose = None, None
-    t.topic = "goodbye"
-    if t.ds.solved and not t.ds.csat_asked:
-        w = wording()["csat"]
-        t.buttons(w["body"], *((o["id"], o["title"]) for o in w["options"]))
-        t.ds.csat_asked = True
-        return State.AWAITING_CSAT
-    return State.IDLE
-
-
-def csat(t: Turn, score: int) -> State:
-    t.event("csat", score=score)
-    t.say("csat.thanks")
-    t.topic = "csat"
-    return State.IDLE
-
-
-def opt_out(t: Turn) -> State:
-    t.opt_out = True
-    t.event("opt_out")
-    t.say("opt_out_done", company=t.ctx.company_name)
-    t.topic = "opt_out"
-    return State.IDLE
-
-
-def opt_in(t: Turn) -> State:
-    if t.customer.opted_out:
-        t.opt_out = False
-        t.event("opt_in")
-        t.say("opt_in_done", company=t.ctx.company_name)
-    else:
-        t.say("opt_in_already")
-    t.topic = "opt_in"
-    return State.IDLE
-
-
-def is_opt_in(t: Turn) -> bool:
-    return t.folded in {w for w in wording()["opt_in_words"]}
-
-
-# -- not understood ---------------------------------------------------------------------------------
-
-
-def odd_input(t: Turn) -> State | None:
-    """Empty text or only emojis: a short nudge, not counted as a misunderstanding."""
-    if t.clean.empty:
-        t.say("empty_text")
-        return State.IDLE
-    if t.clean.emoji_only:
-        if any(e in t.text for e in wording()["thanks_emojis"]):
-            t.say("emoji_thanks")
-        else:
-            t.say("emoji_only")
-            t.menu()
-        return State.IDLE
-    return None
-
-
 def not_understood(t: Turn) -> State:
     """Say so and show the menu; the 2nd time in a row offer a person, the 3rd hand over."""
     t.understood = False
@@ -153,7 +40,7 @@ def not_understood(t: Turn) -> State:
     if t.ds.not_understood >= NOT_UNDERSTOOD_OFFER:
         return offer_human(t, "not_understood", wording()["offer_human"]["body"])
     if t.customer.is_new and t.ds.exchanges == 0:  # a first message we cannot read: introduce ourselves
-        greet(t, t.line("only_spanish") if t.clean.foreign else None)
+        courtesy.greet(t, t.line("only_spanish") if t.clean.foreign else None)
         t.topic = None
         return State.IDLE
     if t.clean.truncated:
@@ -177,9 +64,6 @@ def human_declined(t: Turn) -> State:
     return State.IDLE
 
 
-# -- complaints and hand-over -------------------------------------------------------------------------
-
-
 def complaint(t: Turn) -> State:
     """Design 2.3.2: a "lost" package is first looked up (it may just be waiting); anything else, or an
     angry customer, goes straight to a supervisor with high priority."""
@@ -188,12 +72,12 @@ def complaint(t: Turn) -> State:
     if t.mentions(*LOST) and not is_frustrated(t) and t.ds.complaints == 1:
         t.ds.purpose = "complaint"
         if t.code:
-            return dialog_info.track(t, t.code)
+            return tracking.track(t, t.code)
         t.say("complaint_ask_code")
         return State.AWAITING_CODE
     state = escalate(t, "complaint", escalation.HIGH)
     if t.code:
-        dialog_info.track(t, t.code)
+        tracking.track(t, t.code)
     elif not t.ds.packages and t.ds.handoff is not None:
         t.say("escalation_ask_code")
         t.ds.handoff["expecting"] = "tracking_code"
@@ -239,7 +123,7 @@ def handoff(t: Turn) -> State:
     if not hold:
         t.ds.handoff = hold = {"case": case, "since": t.ts, "replied_at": None, "expecting": None}
     if hold.get("expecting") == "tracking_code" and t.code:
-        dialog_info.track(t, t.code)
+        tracking.track(t, t.code)
         t.ds.purpose = None
         t.say("handoff_code_added", case=case)
         hold["expecting"], hold["replied_at"] = None, t.ts
@@ -251,4 +135,3 @@ def handoff(t: Turn) -> State:
     else:
         t.silent = True
     return State.IN_HANDOFF
-

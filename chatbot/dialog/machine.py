@@ -1,4 +1,4 @@
-"""The dialog manager: an explicit state machine over the router's results (diagram: chatbot/dialog.mmd).
+"""The dialog manager: an explicit state machine over the router's results (diagram: chatbot/dialog/machine.mmd).
 
 `TABLE` maps each named state to a small handler that reads the turn (the
 router's intent, entities, the option picked, a yes/no) and returns the next
@@ -9,9 +9,8 @@ complaints, asking for a person, and the offer of a person after the same
 message five times. `step` runs one turn and then `_finish` does what every
 turn needs: the resume offer, "¿algo más?", the summary of a long session, the
 options the next message may pick from, and the counters. What a message means
-on its own (options, intents, topic switches) is in `chatbot.dialog_dispatch`;
-the answers themselves in `chatbot.dialog_info` (packages, the business) and
-`chatbot.dialog_care` (courtesies, complaints, hand-over).
+on its own (options, intents, topic switches) is in `chatbot.dialog.dispatch`;
+the answers themselves in the topic modules of `chatbot.dialog`.
 """
 
 from __future__ import annotations
@@ -20,9 +19,8 @@ import logging
 from collections.abc import Callable
 
 from channels.outbound import Buttons, Choice, ChoiceList, OutboundMessage, Text
-from chatbot import dialog_care as care
-from chatbot import dialog_info as info
-from chatbot.dialog_dispatch import (
+from chatbot.dialog import cases, courtesy, points, quote, tracking
+from chatbot.dialog.dispatch import (
     INFORMATION,
     OVERRIDING,
     TASKS,
@@ -40,8 +38,8 @@ from chatbot.dialog_dispatch import (
     resume_declined,
     switch,
 )
-from chatbot.dialog_store import DialogState
-from chatbot.dialog_turn import State, Turn, state_of, wording
+from chatbot.dialog.store import DialogState
+from chatbot.dialog.turn import State, Turn, state_of, wording
 from chatbot.guard import phone_in, safe_name
 from chatbot.routing import DialogContext
 from chatbot.services import core_unavailable_replies, escalation
@@ -96,43 +94,43 @@ def on_idle(t: Turn) -> State:
     if t.ds.purpose == "anything_else":  # the bot asked "¿Te ayudo con algo más?"
         t.ds.purpose = None
         if t.route.answer == "no" and _only_an_answer(t):
-            return care.goodbye(t)
+            return courtesy.goodbye(t)
         if t.route.answer == "yes" and _only_an_answer(t):
-            return care.menu_help(t, "anything_else_yes")
+            return courtesy.menu_help(t, "anything_else_yes")
     return dispatch(t)
 
 
 def on_awaiting_code(t: Turn) -> State:
     complaint = t.ds.purpose == "complaint"
     if t.code:
-        return info.track(t, t.code)
+        return tracking.track(t, t.code)
     if (state := picked(t)) is not None or t.intent in OVERRIDING:
         return state if state is not None else dispatch(t)
     if t.intent == "find_packages" or t.route.answer == "no":
-        return care.escalate(t, "complaint", escalation.HIGH) if complaint else info.search(t)
+        return cases.escalate(t, "complaint", escalation.HIGH) if complaint else tracking.search(t)
     if t.intent in INFORMATION - {"track_package"}:
         return switch(t)
     if t.intent in ("thanks", "goodbye", "greeting", "menu", "track_package"):
         return dispatch(t)
     if complaint:
-        return care.escalate(t, "complaint", escalation.HIGH)
+        return cases.escalate(t, "complaint", escalation.HIGH)
     return not_the_answer(t, "invalid_code")
 
 
 def on_awaiting_package_choice(t: Turn) -> State:
     if t.code:
-        return info.track(t, t.code)
+        return tracking.track(t, t.code)
     return elsewhere(t)
 
 
 def on_awaiting_not_found_choice(t: Turn) -> State:
     if t.code:
-        return info.track(t, t.code)
+        return tracking.track(t, t.code)
     name_search = t.ds.not_found_code is None
     if name_search and phone_in(t.text):
-        return info.typed_phone(t)
+        return tracking.typed_phone(t)
     if name_search and t.intent in ("out_of_scope", "find_packages") and len(t.folded.split()) <= 5:
-        return info.name_given(t) or elsewhere(t)  # "try another name": the new name typed at once
+        return tracking.name_given(t) or elsewhere(t)  # "try another name": the new name typed at once
     return elsewhere(t)
 
 
@@ -143,29 +141,29 @@ def on_awaiting_point(t: Turn) -> State:
     if t.intent in OVERRIDING:
         return dispatch(t)
     if purpose == "search" and t.code:
-        return info.track(t, t.code)
+        return tracking.track(t, t.code)
     point = t.point or named_point(t)
     if point:
         return point_chosen(t, point)
     if purpose == "search" and t.mentions(" no se ", " otro ", " otra ", " ninguno ", " cualquiera ", " todos "):
-        return info.name_search(t, None)
+        return tracking.name_search(t, None)
     if purpose == "pricing" and t.intent in ("out_of_scope", "pricing", "locations", "delivery_time"):
         place = safe_name(t.text)
         if place and len(place.split()) <= 4:
-            return info.pricing(t, place)
+            return quote.pricing(t, place)
     return elsewhere(t)
 
 
 def on_awaiting_name(t: Turn) -> State:
     if t.code:
-        return info.track(t, t.code)
+        return tracking.track(t, t.code)
     if (state := picked(t)) is not None or t.intent in OVERRIDING:
         return state if state is not None else dispatch(t)
     if phone_in(t.text):  # never a key to anyone's packages: the honest answer instead
-        return info.typed_phone(t)
+        return tracking.typed_phone(t)
     if t.intent in INFORMATION - {"find_packages", "track_package"} and not t.route.entities.get("name"):
         return switch(t)
-    if t.intent not in ("thanks", "goodbye") and (state := info.name_given(t)) is not None:
+    if t.intent not in ("thanks", "goodbye") and (state := tracking.name_given(t)) is not None:
         return state
     return not_the_answer(t, "ask_search")
 
@@ -176,9 +174,9 @@ def on_awaiting_weight(t: Turn) -> State:
     if (state := picked(t)) is not None or t.intent in OVERRIDING:
         return state if state is not None else dispatch(t)
     if t.weight is not None or (t.intent in ("out_of_scope", "pricing") and t.bare_number() is not None):
-        return info.pricing(t)
+        return quote.pricing(t)
     if t.point and t.intent in ("out_of_scope", "pricing", "locations"):
-        return info.pricing(t, t.point)
+        return quote.pricing(t, t.point)
     return elsewhere(t)
 
 
@@ -186,11 +184,11 @@ def on_awaiting_pin(t: Turn) -> State:
     if (state := picked(t)) is not None:
         return state
     if t.route.answer == "yes" and t.ds.pin_point:
-        return info.pin(t, t.ds.pin_point)
+        return points.pin(t, t.ds.pin_point)
     if t.route.answer == "no" and t.intent not in OVERRIDING and _only_an_answer(t):
-        return care.goodbye(t) if t.intent == "goodbye" else pin_declined(t)
-    if t.intent == "locations" and t.ds.pin_point and not t.point and t.mentions(*info.MAP):
-        return info.pin(t, t.ds.pin_point)
+        return courtesy.goodbye(t) if t.intent == "goodbye" else pin_declined(t)
+    if t.intent == "locations" and t.ds.pin_point and not t.point and t.mentions(*points.MAP):
+        return points.pin(t, t.ds.pin_point)
     return dispatch(t)
 
 
@@ -205,10 +203,10 @@ def on_awaiting_complaint_check(t: Turn) -> State:
     if t.route.answer == "yes" or t.intent == "thanks":
         return complaint_settled(t)
     if t.intent == "goodbye" and t.route.answer != "no":
-        return care.goodbye(t)
+        return courtesy.goodbye(t)
     if t.intent in INFORMATION - {"track_package", "find_packages"} and t.route.answer is None:
         return dispatch(t)
-    return care.escalate(t, "complaint", escalation.HIGH)  # "no", "he says it is not there", anger...
+    return cases.escalate(t, "complaint", escalation.HIGH)  # "no", "he says it is not there", anger...
 
 
 def on_awaiting_human_confirm(t: Turn) -> State:
@@ -217,7 +215,7 @@ def on_awaiting_human_confirm(t: Turn) -> State:
     if t.route.answer == "yes":
         return human_confirmed(t)
     if t.route.answer == "no" and t.intent not in OVERRIDING:
-        return care.human_declined(t)
+        return cases.human_declined(t)
     t.ds.purpose = None
     return dispatch(t)
 
@@ -237,18 +235,18 @@ def on_awaiting_csat(t: Turn) -> State:
     if (state := picked(t)) is not None:
         return state
     if t.text.strip() in ("1", "2", "3", "4", "5"):
-        return care.csat(t, int(t.text.strip()))
+        return courtesy.csat(t, int(t.text.strip()))
     return dispatch(t)
 
 
 def on_handoff(t: Turn) -> State:
     """Opting out or in is recorded even now (and confirmed unless an agent has the chat)."""
-    if t.intent == "opt_out" or care.is_opt_in(t):
-        care.opt_out(t) if t.intent == "opt_out" else care.opt_in(t)
+    if t.intent == "opt_out" or courtesy.is_opt_in(t):
+        courtesy.opt_out(t) if t.intent == "opt_out" else courtesy.opt_in(t)
         if t.situation.status == "agent":
             t.replies, t.silent = [], True
         return State.IN_HANDOFF
-    return care.handoff(t)
+    return cases.handoff(t)
 
 
 TABLE: dict[State, Handler] = {
@@ -293,13 +291,13 @@ def step(t: Turn) -> State:
 
 
 def _in_any_state(t: Turn) -> State | None:
-    if care.is_opt_in(t):
-        return care.opt_in(t)
+    if courtesy.is_opt_in(t):
+        return courtesy.opt_in(t)
     if t.intent == "opt_out":
-        return care.opt_out(t)
+        return courtesy.opt_out(t)
     if t.repeats >= REPEATS_BEFORE_OFFER and t.repeats % REPEATS_BEFORE_OFFER == 0:
         t.event("repeated", count=t.repeats)
-        return care.offer_human(t, "repeated_message", wording()["repeated_offer"]["body"])
+        return cases.offer_human(t, "repeated_message", wording()["repeated_offer"]["body"])
     return None
 
 

@@ -4,7 +4,7 @@
 number or title) or else its intent, using what the session remembers; it is
 what the IDLE state does and what every other state falls back to. `switch`
 leaves an open question for another topic and keeps it pending; `ask_again`
-and `resume` come back to it. The state table itself is in `chatbot.dialog`.
+and `resume` come back to it. The state table itself is in `chatbot.dialog.machine`.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from channels.outbound import Choice, ChoiceList
-from chatbot import dialog_care as care
-from chatbot import dialog_info as info
-from chatbot.dialog_turn import State, Turn, state_of, wording
-from chatbot.services import business, catalog, escalation, tracking
+from chatbot.dialog import cases, courtesy, delivery_times, package_in_view, points, policies, quote, tracking
+from chatbot.dialog.turn import State, Turn, state_of, wording
+from chatbot.services import business, catalog, escalation
+from chatbot.services import tracking as tracking_service
 
 Handler = Callable[[Turn], State]
 
@@ -37,18 +37,18 @@ def dispatch(t: Turn) -> State:
         return state
     intent = t.intent
     if (t.ds.packages and not t.code and intent in ("track_package", "find_packages", "out_of_scope", "hours",
-                                                     "delivery_time") and t.mentions(*info.OTHER_PACKAGE)):
-        return info.ask_code(t, other=True)  # "¿y el otro que envié ayer?"
+                                                     "delivery_time") and t.mentions(*package_in_view.OTHER_PACKAGE)):
+        return tracking.ask_code(t, other=True)  # "¿y el otro que envié ayer?"
     if t.ds.last_intent == "pricing" and intent in ("out_of_scope", "menu", "locations") and len(
             t.folded.split()) <= 6:  # right after a quote: "¿y para 20 libras?", "¿y a Usulután?"
-        destination = t.point or info.destination_in(t)
+        destination = t.point or quote.destination_in(t)
         if t.weight is not None or destination:
-            return info.pricing(t, destination)
+            return quote.pricing(t, destination)
     return INTENT_ACTIONS.get(intent, unknown)(t)
 
 
 def unknown(t: Turn) -> State:
-    return care.odd_input(t) or info.faq_answer(t) or answered_freely(t) or care.not_understood(t)
+    return courtesy.odd_input(t) or policies.faq_answer(t) or answered_freely(t) or cases.not_understood(t)
 
 
 def answered_freely(t: Turn) -> State | None:
@@ -58,45 +58,45 @@ def answered_freely(t: Turn) -> State | None:
 
 def menu_or_welcome(t: Turn) -> State:
     if t.customer.is_new and t.ds.exchanges == 0:
-        return care.greet(t)
-    return care.menu_help(t)
+        return courtesy.greet(t)
+    return courtesy.menu_help(t)
 
 
 def human_request(t: Turn) -> State:
-    return care.escalate(t, "customer_request", escalation.priority_for("human_agent", care.is_frustrated(t)))
+    return cases.escalate(t, "customer_request", escalation.priority_for("human_agent", cases.is_frustrated(t)))
 
 
 def _escalation_for(intent: str) -> Handler:
     def handler(t: Turn) -> State:
-        return care.escalate(t, intent, escalation.priority_for(intent, care.is_frustrated(t)))
+        return cases.escalate(t, intent, escalation.priority_for(intent, cases.is_frustrated(t)))
     return handler
 
 
 def _policy(topic: str) -> Handler:
     def handler(t: Turn) -> State:
-        return info.policy(t, topic)
+        return policies.policy(t, topic)
     return handler
 
 
 INTENT_ACTIONS: dict[str, Handler] = {
-    "greeting": care.greet,
-    "track_package": info.track_request,
-    "find_packages": info.search,
-    "hours": info.hours,
-    "locations": info.locations,
-    "pricing": lambda t: info.pricing(t),
-    "delivery_time": info.delivery,
+    "greeting": courtesy.greet,
+    "track_package": tracking.track_request,
+    "find_packages": tracking.search,
+    "hours": points.hours,
+    "locations": points.locations,
+    "pricing": lambda t: quote.pricing(t),
+    "delivery_time": delivery_times.delivery,
     "requirements": _policy("requirements"),
     "unclaimed_policy": _policy("unclaimed_policy"),
     "refund": _policy("refund"),
     "payment": _policy("payment"),
     "human_agent": human_request,
-    "complaint": care.complaint,
+    "complaint": cases.complaint,
     "sales_lead": _escalation_for("sales_lead"),
     "change_delivery": _escalation_for("change_delivery"),
-    "thanks": care.thanks,
-    "goodbye": care.goodbye,
-    "opt_out": care.opt_out,
+    "thanks": courtesy.thanks,
+    "goodbye": courtesy.goodbye,
+    "opt_out": courtesy.opt_out,
     "menu": menu_or_welcome,
     "out_of_scope": unknown,
 }
@@ -128,14 +128,14 @@ def _numbered(t: Turn) -> str | None:
 def point_chosen(t: Turn, point_id: str) -> State:
     purpose = t.ds.purpose if state_of(t.ds) is State.AWAITING_POINT else None
     if purpose == "hours":
-        return info.hours_for(t, point_id, t.ds.day or t.day)
+        return points.hours_for(t, point_id, t.ds.day or t.day)
     if purpose == "search":
-        return info.name_search(t, None if point_id == "any" else point_id)
+        return tracking.name_search(t, None if point_id == "any" else point_id)
     if purpose == "pricing":
-        return info.pricing(t, point_id)
+        return quote.pricing(t, point_id)
     if point_id == "any":
-        return info.locations(t)
-    return info.location_for(t, point_id)
+        return points.locations(t)
+    return points.location_for(t, point_id)
 
 
 def named_point(t: Turn) -> str | None:
@@ -146,8 +146,8 @@ def named_point(t: Turn) -> str | None:
 
 def not_found_human(t: Turn) -> State:
     complaint = t.ds.purpose == "complaint"
-    priority = escalation.HIGH if complaint else escalation.priority_for("human_agent", care.is_frustrated(t))
-    return care.escalate(t, "package_not_found", priority)
+    priority = escalation.HIGH if complaint else escalation.priority_for("human_agent", cases.is_frustrated(t))
+    return cases.escalate(t, "package_not_found", priority)
 
 
 def ask_name(t: Turn) -> State:
@@ -159,7 +159,7 @@ def ask_name(t: Turn) -> State:
 
 def human_confirmed(t: Turn) -> State:
     reason = t.ds.purpose or "customer_request"
-    return care.escalate(t, reason, escalation.priority_for("human_agent", care.is_frustrated(t)))
+    return cases.escalate(t, reason, escalation.priority_for("human_agent", cases.is_frustrated(t)))
 
 
 def complaint_settled(t: Turn) -> State:
@@ -181,29 +181,29 @@ def points_menu(t: Turn) -> State:
 
 
 CHOICES: dict[str, Handler] = {
-    "menu_track": lambda t: info.ask_code(t),
+    "menu_track": lambda t: tracking.ask_code(t),
     "menu_points": points_menu,
-    "menu_prices": lambda t: info.pricing(t),
-    "menu_faq": care.faq_menu,
+    "menu_prices": lambda t: quote.pricing(t),
+    "menu_faq": courtesy.faq_menu,
     "menu_human": human_request,
-    "nf_retry": lambda t: info.ask_code(t, purpose=t.ds.purpose),
-    "nf_search": info.search,
+    "nf_retry": lambda t: tracking.ask_code(t, purpose=t.ds.purpose),
+    "nf_search": tracking.search,
     "nf_name": ask_name,
     "nf_human": not_found_human,
     "pin_no": pin_declined,
     "human_yes": human_confirmed,
-    "human_no": care.human_declined,
+    "human_no": cases.human_declined,
     "resume_yes": lambda t: resume(t),
     "resume_no": lambda t: resume_declined(t),
     "cmp_ok": complaint_settled,
-    "cmp_human": lambda t: care.escalate(t, "complaint", escalation.HIGH),
+    "cmp_human": lambda t: cases.escalate(t, "complaint", escalation.HIGH),
 }
 CHOICE_PREFIXES: dict[str, Callable[[Turn, str], State]] = {
-    "pin": info.pin,
+    "pin": points.pin,
     "point": point_chosen,
-    "pkg": info.track,
-    "faq": info.policy,
-    "csat": lambda t, value: care.csat(t, int(value)) if value.isdigit() else State.IDLE,
+    "pkg": tracking.track,
+    "faq": policies.policy,
+    "csat": lambda t, value: courtesy.csat(t, int(value)) if value.isdigit() else State.IDLE,
 }
 
 
@@ -237,10 +237,10 @@ def not_the_answer(t: Turn, hint: str | None) -> State:
     t.understood = False
     t.ds.not_understood += 1
     t.event("not_understood", count=t.ds.not_understood, state=state.value)
-    if t.ds.not_understood >= care.NOT_UNDERSTOOD_ESCALATE:
-        return care.escalate(t, "not_understood", escalation.priority_for("out_of_scope", care.is_frustrated(t)))
-    if t.ds.not_understood >= care.NOT_UNDERSTOOD_OFFER:
-        return care.offer_human(t, "not_understood", wording()["offer_human"]["body"])
+    if t.ds.not_understood >= cases.NOT_UNDERSTOOD_ESCALATE:
+        return cases.escalate(t, "not_understood", escalation.priority_for("out_of_scope", cases.is_frustrated(t)))
+    if t.ds.not_understood >= cases.NOT_UNDERSTOOD_OFFER:
+        return cases.offer_human(t, "not_understood", wording()["offer_human"]["body"])
     if hint is not None:
         t.say(hint)
         return state
@@ -252,11 +252,11 @@ def ask_again(t: Turn, state: State) -> State:
     """Ask the open question of `state` again (after a topic switch or a reply that did not fit)."""
     purpose = t.ds.purpose
     if state is State.AWAITING_CODE:
-        return info.ask_code(t, purpose=purpose)
+        return tracking.ask_code(t, purpose=purpose)
     if state is State.AWAITING_NAME:
         return ask_name(t)
     if state is State.AWAITING_WEIGHT:
-        return info.pricing(t, t.ds.pricing.get("destination"))
+        return quote.pricing(t, t.ds.pricing.get("destination"))
     if state is State.AWAITING_PACKAGE_CHOICE and t.ds.listed:
         rows = tuple(Choice(f"pkg:{code}", code) for code in t.ds.listed)
         w = wording()
@@ -265,19 +265,19 @@ def ask_again(t: Turn, state: State) -> State:
     if state is State.AWAITING_NOT_FOUND_CHOICE:
         if not t.ds.not_found_code:
             return ask_name(t)
-        t.replies += tracking.not_found_replies(t.ds.not_found_code)
+        t.replies += tracking_service.not_found_replies(t.ds.not_found_code)
         return state
     if state is State.AWAITING_POINT and purpose in ("hours", "locations", "search", "pricing"):
         if purpose == "hours":
             t.replies += business.hours_answer(t.ctx, None, t.ds.day)
         elif purpose == "search":
-            t.replies.append(info.point_list(t, t.line("ask_point.search")))
+            t.replies.append(points.point_list(t, t.line("ask_point.search")))
         elif purpose == "pricing":
             t.say("ask_point.pricing")
         else:
             t.replies += business.location_answer(t.ctx, None)
         return state
-    return info.ask_code(t) if state in TASKS else menu_or_welcome(t)
+    return tracking.ask_code(t) if state in TASKS else menu_or_welcome(t)
 
 
 def resume(t: Turn) -> State:
@@ -285,7 +285,7 @@ def resume(t: Turn) -> State:
     try:
         state = State(str(pending.get("state")))
     except ValueError:
-        return care.menu_help(t)
+        return courtesy.menu_help(t)
     t.ds.purpose, t.ds.day, t.ds.not_found_code = pending.get("purpose"), pending.get("day"), pending.get("code")
     t.ds.state = state.value
     return ask_again(t, state)

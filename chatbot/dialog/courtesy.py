@@ -1,0 +1,112 @@
+"""Courtesies: greetings, the menu, thanks, goodbye and the rating, opting out and in, odd input."""
+
+from __future__ import annotations
+
+from channels.outbound import Choice, ChoiceList
+from chatbot.dialog.turn import State, Turn, wording
+from chatbot.services import business
+
+
+def greet(t: Turn, extra: str | None = None) -> State:
+    """First contact, returning customer, or a hello in the middle of a session; then the menu.
+
+    `extra` is a line added to the greeting (e.g. "I only speak Spanish" for a first message in English).
+    """
+    w = wording()
+    opener = next((v for k, v in w["greeting_openers"].items() if t.folded.startswith(k)), w["default_opener"])
+    name_part = f", {t.customer.first_name}" if t.customer.first_name else ""
+    if t.ds.exchanges == 0:
+        if t.customer.is_new:
+            key = "welcome_first"
+        else:
+            key = "welcome_again" if opener == w["default_opener"] else "welcome_again_opener"
+        body = t.line(key, opener=opener, name_part=name_part, company=t.ctx.company_name)
+        company = t.company()
+        if company and company.support_hours and not business.is_open(t.ctx, company.support_hours, t.ctx.now):
+            body = f"{body}\n\n{w['out_of_hours_note']}"
+    else:
+        body = t.line("welcome_session", opener=opener, name_part=name_part)
+    t.say_text(f"{body}\n\n{extra}" if extra else body)
+    t.menu()
+    t.topic = "greeting"
+    return State.IDLE
+
+
+def menu_help(t: Turn, key: str = "menu_confused") -> State:
+    t.menu(t.line(key))
+    t.topic = "menu"
+    return State.IDLE
+
+
+def faq_menu(t: Turn) -> State:
+    w = wording()["faq_menu"]
+    rows = tuple(Choice(r["id"], r["title"], r.get("description")) for r in w["rows"])
+    t.replies.append(ChoiceList(body=w["prompt"], button_label=w["button"], rows=rows))
+    t.topic = "menu"
+    return State.IDLE
+
+
+def thanks(t: Turn) -> State:
+    t.say("thanks")
+    t.ds.pending, t.ds.purpose = None, None
+    t.topic = "thanks"
+    return State.IDLE
+
+
+def goodbye(t: Turn) -> State:
+    """Farewell (for the night after 6 pm); once per session, when something was solved, a rating."""
+    hour = t.ctx.local_now.hour
+    t.say("goodbye_night" if hour >= 18 or hour < 5 else "goodbye")
+    t.ds.pending, t.ds.purpose = None, None
+    t.topic = "goodbye"
+    if t.ds.solved and not t.ds.csat_asked:
+        w = wording()["csat"]
+        t.buttons(w["body"], *((o["id"], o["title"]) for o in w["options"]))
+        t.ds.csat_asked = True
+        return State.AWAITING_CSAT
+    return State.IDLE
+
+
+def csat(t: Turn, score: int) -> State:
+    t.event("csat", score=score)
+    t.say("csat.thanks")
+    t.topic = "csat"
+    return State.IDLE
+
+
+def opt_out(t: Turn) -> State:
+    t.opt_out = True
+    t.event("opt_out")
+    t.say("opt_out_done", company=t.ctx.company_name)
+    t.topic = "opt_out"
+    return State.IDLE
+
+
+def opt_in(t: Turn) -> State:
+    if t.customer.opted_out:
+        t.opt_out = False
+        t.event("opt_in")
+        t.say("opt_in_done", company=t.ctx.company_name)
+    else:
+        t.say("opt_in_already")
+    t.topic = "opt_in"
+    return State.IDLE
+
+
+def is_opt_in(t: Turn) -> bool:
+    return t.folded in {w for w in wording()["opt_in_words"]}
+
+
+def odd_input(t: Turn) -> State | None:
+    """Empty text or only emojis: a short nudge, not counted as a misunderstanding."""
+    if t.clean.empty:
+        t.say("empty_text")
+        return State.IDLE
+    if t.clean.emoji_only:
+        if any(e in t.text for e in wording()["thanks_emojis"]):
+            t.say("emoji_thanks")
+        else:
+            t.say("emoji_only")
+            t.menu()
+        return State.IDLE
+    return None

@@ -1,0 +1,78 @@
+"""Service points: opening hours, addresses and the map pin, of a named point, the point being discussed, or all."""
+
+from __future__ import annotations
+
+from channels.outbound import Choice, ChoiceList
+from chatbot.dialog import package_in_view
+from chatbot.dialog.turn import State, Turn, wording
+from chatbot.services import business, catalog
+
+ALL_POINTS = (" puntos ", " sucursales ", " agencias ", " oficinas ", " ubicados ", " todos los ", " cuales ")
+MAP = (" ubicacion", " mapa", " pin ", " maps", " como llego", " gps", " waze")
+
+
+def hours(t: Turn) -> State:
+    """Opening hours: of the named point, of the package's point ("¿a qué hora puedo recogerlo?"), else a list."""
+    t.topic = "hours"
+    if not t.point and t.ds.packages and t.mentions(*package_in_view.PICKUP):
+        return package_in_view.pickup(t)
+    point = t.point or (t.ds.point if not t.mentions(*ALL_POINTS) else None)
+    if point:
+        return hours_for(t, point, t.day)
+    t.replies += business.hours_answer(t.ctx, None, t.day)
+    t.ds.purpose, t.ds.day = "hours", t.day
+    return State.AWAITING_POINT
+
+
+def hours_for(t: Turn, point_id: str, day: str | None) -> State:
+    t.replies += business.hours_answer(t.ctx, point_id, day)
+    t.ds.point, t.ds.purpose, t.ds.day = point_id, None, None
+    point = catalog.point_by_id(t.ctx, point_id)
+    t.solved("hours", point=point.name if point else point_id)
+    t.topic = "hours"
+    return State.IDLE
+
+
+def locations(t: Turn) -> State:
+    """Addresses: the named point, the point being discussed ("dame la dirección"), else all points."""
+    t.topic = "locations"
+    point = t.point or (t.ds.point if not t.mentions(*ALL_POINTS) else None)
+    if point and t.mentions(*MAP):  # "mándame la ubicación": the pin itself (it carries the address)
+        return pin(t, point)
+    if point:
+        return location_for(t, point)
+    t.replies += business.location_answer(t.ctx, None)
+    t.ds.purpose = "locations"
+    return State.AWAITING_POINT
+
+
+def location_for(t: Turn, point_id: str) -> State:
+    t.replies += business.location_answer(t.ctx, point_id)
+    t.ds.point, t.ds.purpose = point_id, None
+    point = catalog.point_by_id(t.ctx, point_id)
+    t.solved("location", point=point.name if point else point_id)
+    t.topic = "locations"
+    return State.IDLE
+
+
+def pin(t: Turn, point_id: str) -> State:
+    t.replies.append(business.location_pin(t.ctx, point_id))
+    t.say("anything_else")
+    t.ds.point, t.ds.pin_point = point_id, None
+    t.solved("pin")
+    t.topic = "locations"
+    return State.IDLE
+
+
+def point_list(t: Turn, body: str) -> ChoiceList:
+    """The service points as a list (rows `point:<id>`), numbered in the text too for typed answers."""
+    points = catalog.points(t.ctx)[:10]
+    lines = [f"{n}. {p.name}" for n, p in enumerate(points, 1)]
+    rows = [Choice(f"point:{p.id}", _row_title(p.name), business.fit(p.address, 72)) for p in points]
+    return ChoiceList(body="\n".join([body, "", *lines]), button_label=wording()["search_point_button"],
+                      rows=tuple(rows))
+
+
+def _row_title(name: str) -> str:
+    """A point's name as a list row title (24 characters): "San Salvador - Centro" rather than cut off."""
+    return business.fit(name if len(name) <= 24 else name.replace("Punto ", ""), 24)
