@@ -3,7 +3,8 @@
 Every job first checks the Redis leader lease (`worker.leader`): two
 scheduler processes may run (a deploy overlap, a second machine) but only the
 lease holder does the work. Jobs here: the recovery loop that queues events
-stored while Redis was down (`worker.recovery`).
+stored while Redis was down (`worker.recovery`), and those the modules below
+register (analyses, notifications, the console's timers, closing notices).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 
 from chatbot.llm import analysis as llm_analysis
 from config import settings_or_exit
+from console import closing as closing_notices
 from console import timers as console_timers
 from notifications import schedule as notification_schedule
 from observability import configure_logging, init_sentry
@@ -37,6 +39,7 @@ def build_scheduler(rt: runtime.Runtime, leader: Leader) -> BlockingScheduler:
     llm_analysis.register_jobs(scheduler, rt, leader)  # issue 5: escalation analyses (only with an LLM provider)
     notification_schedule.register_jobs(scheduler, rt, leader)  # issue 7: reminders, retention, recovery
     console_timers.register_jobs(scheduler, rt, leader)  # issue 6: wait notices, callbacks due at opening time
+    closing_notices.register_jobs(scheduler, rt, leader)  # issue 13: support closed with customers waiting
     return scheduler
 
 
