@@ -3,9 +3,10 @@
 Run by the scheduler every `INTERVAL_S` (leader only). Once the company's support hours have ended
 (support hours from the logistics core), every case still waiting for a person (status `waiting` or
 `callback`: no agent took it) that was opened before that closing gets one message with the case
-number: a call at the next opening when the customer asked to be called back, otherwise a message
-in this chat at the next opening. Cases opened after the closing are not told again: the bot's
-hand-over message already said the team was closed and when it opens.
+number: a call at the next opening when the customer asked to be called back (the "📞 Que me llamen"
+button of the waiting notice), otherwise a message in this chat at the next opening. Cases opened
+after the closing are not told again: the bot's hand-over message already said the team was closed
+and when it opens.
 
 Exactly once per case per closing: the case row is locked, a `closing_notice` line in its history
 (holding the closing's time) marks it told, and the message's idempotency key names the closing, so
@@ -150,7 +151,11 @@ def _tell(desk: Desk, ctx: ServiceContext, tenant_id: int, case_id: int, found: 
             return False
         window = contacts.service_window_open(conn, case.contact_id, ctx.now)
         if window:
-            message_id = handoff.store_message(conn, desk, case, None, Text(notice_text(ctx, case, found)),
+            asked_for_call = case.status == "callback" and conn.execute(
+                "SELECT 1 FROM handoff_events WHERE escalation_id = %s AND action = 'callback_requested'", (case.id,),
+            ).fetchone() is not None
+            body = notice_text(ctx, case, found, asked_for_call=asked_for_call)
+            message_id = handoff.store_message(conn, desk, case, None, Text(body),
                                                f"console:{case.id}:closing:{found.closed_at:%Y%m%dT%H%M}")
             sent = [message_id] if message_id is not None else []
         else:
@@ -168,9 +173,9 @@ def _tell(desk: Desk, ctx: ServiceContext, tenant_id: int, case_id: int, found: 
     return bool(sent)
 
 
-def notice_text(ctx: ServiceContext, case: handoff.Case, found: Closing) -> str:
+def notice_text(ctx: ServiceContext, case: handoff.Case, found: Closing, *, asked_for_call: bool) -> str:
     """"Nuestro equipo ya cerró por hoy…": a call (when asked for) or a message here, at the next opening."""
     opens = found.opens_at.astimezone(ctx.timezone)
-    key = "closing_callback" if case.status == "callback" else "closing_wait"
+    key = "closing_callback" if asked_for_call else "closing_wait"
     return str(handoff.wording()[key]).format(when=relative_day(ctx, opens), time=clock(opens.time()),
                                               case=case.case_number)

@@ -1,13 +1,10 @@
 """The words a customer adds after rating an agent's attention (the 1-10 question after a resolved case).
 
 The rule: the FIRST free-text message after the rating, within `WINDOW_S` (30 minutes), is a comment
-on it when the router reads it as feedback and it names nothing the bot could act on:
-- a complaint ("el agente fue amable pero se tardaron mucho", "pésimo, se tardaron demasiado");
-- free text the router cannot place that asks nothing (out_of_scope without "?");
-- thanks in a few words ("el asesor fue muy amable, gracias"); a bare "gracias" is a courtesy the
-  bot answers;
-and no entity was found in it (no tracking code, place, weight). Such a comment is stored with the
-rating on the rated case (`escalations.csat_comment`, plus a `csat_comment` line in the case's
+on it when the router reads it as feedback and it names nothing the bot could act on (a complaint,
+free text that asks nothing, thanks in a few words; no tracking code, place or weight: the rule is
+`chatbot.feedback.reads_as_comment`, shared with the bot's own rating). Such a comment is stored with
+the rating on the rated case (`escalations.csat_comment`, plus a `csat_comment` line in the case's
 history the console shows), thanked once, and opens no case. Anything else is a real request ("¿y mi
 otro paquete?", a tracking code, "quiero hablar con alguien") and goes to the bot as usual; the chance
 to comment ends with that first message either way.
@@ -28,6 +25,7 @@ from typing import Any
 import redis
 from psycopg_pool import ConnectionPool
 
+from chatbot import feedback
 from chatbot.router import route
 from console import live
 from storage import analytics
@@ -36,9 +34,6 @@ log = logging.getLogger(__name__)
 
 CHANCE_KEY = "console:csat-comment:{conversation}"
 WINDOW_S = 30 * 60
-COMMENT_MAX = 1000
-FEEDBACK_INTENTS = frozenset({"complaint", "out_of_scope", "thanks"})
-THANKS_MIN_WORDS = 3  # "gracias" and "muchas gracias" are courtesies; "el asesor fue muy amable" is feedback
 
 
 def offer(redis_conn: redis.Redis, conversation_hash: str, case_id: int) -> None:
@@ -58,24 +53,14 @@ def close(redis_conn: redis.Redis, conversation_hash: str) -> None:
 
 
 def reads_as_comment(text: str) -> bool:
-    """Whether a message is feedback on the rating rather than a request (the rule in the module docstring)."""
-    words = text.split()
-    if not any(ch.isalpha() for ch in text):
-        return False
-    found = route(text)
-    if found.entities or found.intent not in FEEDBACK_INTENTS:
-        return False
-    if found.intent == "out_of_scope":
-        return "?" not in text and len(words) >= 2
-    if found.intent == "thanks":
-        return len(words) >= THANKS_MIN_WORDS
-    return True
+    """Whether a message is feedback on the rating rather than a request (`chatbot.feedback`)."""
+    return feedback.reads_as_comment(route(text), text)
 
 
 def store(pool: ConnectionPool, redis_conn: redis.Redis, *, tenant_id: int, conversation_id: int, case_id: int,
           text: str) -> dict[str, Any] | None:
     """Keep the comment with the rating of `case_id` (once); the case's number and score, None if not stored."""
-    comment = " ".join(text.split())[:COMMENT_MAX]
+    comment = " ".join(text.split())[:feedback.COMMENT_MAX]
     with pool.connection() as conn, conn.transaction():
         row: Any = conn.execute(
             "UPDATE escalations SET csat_comment = %s, csat_comment_at = now()"
