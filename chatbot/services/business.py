@@ -5,7 +5,17 @@ hours and addresses from its service points, prices and delivery times from
 its price table. The functions only read (the catalog caches); a core that
 cannot answer raises `CoreError` (`CoreUnavailable` when down) to the caller,
 which shows `core_unavailable_replies()`. Reply ids the dialog receives back:
-`point:<id>` (a point picked from a list), `pin:<id>` / `pin_no` (map pin offer).
+`point:<id>` (a point picked from a list), `pin:<id>` / `pin_no` (map pin offer), `place:<key>` (one
+of the places an ambiguous name could be).
+
+Places of El Salvador (chatbot/services/geography.py; keys such as "dep:usulutan", "dis:apopa"):
+  place_answer(ctx, place_key) -> list[OutboundMessage]
+      "¿tienen sucursal en Usulután?": the place's own point, or an honest "no point there" with the
+      nearest point, its distance, address and hours, and the map-pin offer.
+  place_options_answer(keys) -> list[OutboundMessage]
+      "¿Cuál San Isidro?" with one button per place (`place:<key>`).
+  pricing_answer(ctx, destination, weight, origin) and delivery_time_answer(ctx, destination) take
+      any place text or key ("Apopa", "Gotera", "dis:apopa", "dentro de San Salvador").
 """
 
 from __future__ import annotations
@@ -17,7 +27,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from channels.outbound import Buttons, Choice, ChoiceList, Location, OutboundMessage, Text
-from chatbot.services import ServiceContext, catalog, clock, day_name, money, relative_day, wording
+from chatbot.services import ServiceContext, catalog, clock, day_name, geography, money, relative_day, wording
 from core_api_client import CoreBadRequest, ServicePoint
 
 # Opening hours as the core gives them: day group ("mon-fri", "sat", "sun") -> (opens, closes) or None.
@@ -26,6 +36,7 @@ DAY_KEYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _ENGLISH_DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 DEFAULT_ORIGIN = "San Salvador"
 ROW_TITLE_MAX, ROW_DESCRIPTION_MAX, ROWS_MAX = 24, 72, 10
+BUTTON_TITLE_MAX, BUTTONS_MAX = 20, 3
 _MONEY_RANGE = re.compile(r"\$\s?\d+(?:\.\d+)?(?:\s*-\s*\$?\d+(?:\.\d+)?)?")
 
 
@@ -156,9 +167,9 @@ def _row_title(point: ServicePoint) -> str:
     return fit(name, ROW_TITLE_MAX)
 
 
-def _points_list(ctx: ServiceContext, intro: str) -> list[OutboundMessage]:
-    """All points numbered in the text (for typed answers) and as list rows `point:<id>`."""
-    w, shown = wording()["points"], catalog.points(ctx)[:ROWS_MAX]
+def _points_list(ctx: ServiceContext, intro: str, points: list[ServicePoint] | None = None) -> list[OutboundMessage]:
+    """The points (all by default) numbered in the text (for typed answers) and as list rows `point:<id>`."""
+    w, shown = wording()["points"], (catalog.points(ctx) if points is None else points)[:ROWS_MAX]
     lines = [w["line"].format(n=n, name=p.name, address=p.address) for n, p in enumerate(shown, 1)]
     body = "\n".join([intro, "", *lines, "", w["reply_hint"]])
     rows = tuple(Choice(f"point:{p.id}", _row_title(p), fit(p.address, ROW_DESCRIPTION_MAX)) for p in shown)
@@ -215,6 +226,44 @@ def location_pin(ctx: ServiceContext, point_id: str) -> OutboundMessage:
                     address=f"{point.address}. {point.reference}".strip(". "))
 
 
+# -- places of El Salvador ------------------------------------------------------------------------
+
+def place_answer(ctx: ServiceContext, place_key: str) -> list[OutboundMessage]:
+    """Where to go for a place: its own point (or its points to pick from), else the nearest point."""
+    place = geography.locality(place_key) or geography.resolve(place_key).place
+    if place is None:
+        return location_answer(ctx, None)
+    all_points = catalog.points(ctx)
+    inside = geography.points_in(all_points, place)
+    if len(inside) == 1:
+        return location_answer(ctx, inside[0].id)
+    if inside:
+        return _points_list(ctx, wording()["places"]["several"].format(place=place.name, count=len(inside)), inside)
+    nearest = geography.nearest_point(all_points, place)
+    if nearest is None:
+        return location_answer(ctx, None)
+    point = nearest.point
+    body = wording()["places"]["no_point"].format(
+        place=place.name, name=point.name, km=nearest.km, address=point.address, reference=point.reference,
+        schedule=schedule_summary(point.hours), phone=point.phone,
+    )
+    return [pin_offer(point.id, body)]
+
+
+def place_options_answer(place_keys: Sequence[str]) -> list[OutboundMessage]:
+    """The question for an ambiguous place name, one button per place: `place:<key>`."""
+    w = wording()["places"]
+    places = [p for key in place_keys if (p := geography.locality(key)) is not None][:ROWS_MAX]
+    if not places:
+        return [Text(w["unknown"])]
+    body = w["which"].format(name=places[0].name)
+    if len(places) <= BUTTONS_MAX:
+        return [Buttons(body=body, buttons=tuple(Choice(f"place:{p.key}", fit(p.department, BUTTON_TITLE_MAX))
+                                                 for p in places))]
+    rows = tuple(Choice(f"place:{p.key}", fit(p.department, ROW_TITLE_MAX)) for p in places)
+    return [ChoiceList(body=body, button_label=w["button"], rows=rows)]
+
+
 # -- prices and delivery times --------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -242,13 +291,15 @@ def _bracket_lines(ctx: ServiceContext, zone: str, currency: str) -> list[str]:
     return lines
 
 
-def _note_line(note: str) -> str | None:
-    """The core's pricing note in Spanish when it is the rural surcharge ("Rural zones add $2-5.")."""
+def _note_line(note: str, rural_place: str | None = None) -> str | None:
+    """The core's pricing note in Spanish when it is the rural surcharge ("Rural zones add $2-5."), said of
+    the place when the shipment goes to (or comes from) a rural one."""
     w, amount = wording()["pricing"], _MONEY_RANGE.search(note)
     if not note:
         return None
     if "rural" in note.lower() and amount:
-        return str(w["rural_note"]).format(amount=amount.group(0).replace(" ", ""))
+        key = "rural_place" if rural_place else "rural_note"
+        return str(w[key]).format(amount=amount.group(0).replace(" ", ""), place=rural_place)
     return str(w["note"]).format(note=note)
 
 
@@ -276,6 +327,8 @@ def pricing_answer(
     currency, note = catalog.pricing_meta(ctx)
     if not destination or not destination.strip():
         return PricingAnswer([Text(w["ask_destination"])], "destination")
+    if not origin and geography.resolve(destination).within:  # "dentro de San Salvador": both ends there
+        origin = destination
     origin_place = catalog.resolve_place(ctx, origin) if origin else None
     assumed = origin_place is None
     origin_place = origin_place or catalog.Place(DEFAULT_ORIGIN, catalog.CAPITAL_DEPARTMENT)
@@ -296,9 +349,21 @@ def pricing_answer(
     place = catalog.resolve_place(ctx, destination)
     time_text = catalog.delivery_time(ctx, origin_place, place) if place else None
     lines += [w["delivery"].format(time=time_text)] if time_text else []
+    lines += [line] if place and (line := _collection_line(ctx, origin_place, place)) else []
     extra = [w["origin_assumed"].format(origin=DEFAULT_ORIGIN)] if assumed else []
-    extra += [line] if (line := _note_line(note)) else []
+    rural = next((p for p in (place, origin_place) if p is not None and p.rural), None)
+    extra += [line] if (line := _note_line(note, rural.city if rural else None)) else []
     return PricingAnswer([Text("\n".join([*lines, *([""] if extra else []), *extra]))], None)
+
+
+def _collection_line(ctx: ServiceContext, origin: catalog.Place, destination: catalog.Place) -> str | None:
+    """Where the package is picked up (or dropped off) when a end has no point of its own: one line."""
+    w = wording()["pricing"]
+    for place, key in ((destination, "collected_at"), (origin, "dropped_at")):
+        serving = catalog.serving_point(ctx, place)
+        if serving is not None:
+            return str(w[key]).format(place=place.city, point=serving[0].name, km=serving[1])
+    return None
 
 
 def _delivery_place(key: str) -> str:
@@ -307,13 +372,18 @@ def _delivery_place(key: str) -> str:
 
 
 def delivery_time_answer(ctx: ServiceContext, destination: str | None) -> list[OutboundMessage]:
-    """How long a shipment to `destination` takes (from San Salvador); every published time without one."""
+    """How long a shipment to `destination` takes (from San Salvador), to the point that serves it when it
+    has none; every published time when the destination is unknown."""
     w = wording()["delivery"]
     times: dict[str, str] = catalog.pricing_table(ctx).get("delivery_times") or {}
     place = catalog.resolve_place(ctx, destination) if destination else None
     if place is not None:
         origin = catalog.Place(DEFAULT_ORIGIN, catalog.CAPITAL_DEPARTMENT)
         found = catalog.delivery_time(ctx, origin, place)
+        serving = catalog.serving_point(ctx, place)
+        if found and serving is not None:  # a place without a point: the time to the point that serves it
+            return [Text(w["served"].format(destination=place.city, point=serving[0].name, km=serving[1],
+                                            time=found))]
         if found:
             return [Text(w["answer"].format(destination=place.city, time=found))]
     intro = w["unknown"].format(destination=destination.strip()) if destination else w["title"]

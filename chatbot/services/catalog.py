@@ -21,7 +21,7 @@ from typing import Any
 
 import redis
 
-from chatbot.services import ServiceContext
+from chatbot.services import ServiceContext, geography
 from core_api_client import Company, ServicePoint
 
 logger = logging.getLogger(__name__)
@@ -121,14 +121,25 @@ def pricing_table(ctx: ServiceContext) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Place:
-    """Where a shipment starts or ends: the city as we show it and its department (for the zone rule)."""
+    """Where a shipment starts or ends: the city as we show it and its department (for the zone rule).
+
+    `key` is the place's key in the geography of El Salvador (None for a point's own city), `rural`
+    whether the core's rural surcharge applies there.
+    """
 
     city: str
     department: str
+    key: str | None = None
+    rural: bool = False
+
+
+def place_of(locality: geography.Locality) -> Place:
+    return Place(locality.name, locality.department, locality.key, locality.rural)
 
 
 def resolve_place(ctx: ServiceContext, text: str) -> Place | None:
-    """A city, point or department the company serves, matched loosely; None when unknown."""
+    """A point's city, name or id, else any place of El Salvador (department, municipality, district,
+    alias or misspelling: "Apopa", "Gotera", "Chalate"); None when unknown or ambiguous."""
     wanted = fold(text)
     if not wanted:
         return None
@@ -136,6 +147,9 @@ def resolve_place(ctx: ServiceContext, text: str) -> Place | None:
     for point in all_points:
         if wanted in (fold(point.id), fold(point.name), fold(point.city)):
             return Place(point.city, point.department)
+    found = geography.resolve(text).place
+    if found is not None:
+        return place_of(found)
     for point in all_points:
         if wanted == fold(point.department):
             return Place(point.department, point.department)
@@ -178,8 +192,30 @@ def pricing_meta(ctx: ServiceContext) -> tuple[str, str]:
     return str(pricing.get("currency") or "USD"), str(pricing.get("note") or "")
 
 
+def serving_point(ctx: ServiceContext, place: Place) -> tuple[ServicePoint, int] | None:
+    """For a place of El Salvador without a point of its own: the nearest point and its distance in km."""
+    locality = geography.locality(place.key)
+    if locality is None:
+        return None
+    all_points = points(ctx)
+    if geography.points_in(all_points, locality):
+        return None
+    nearest = geography.nearest_point(all_points, locality)
+    return None if nearest is None else (nearest.point, nearest.km)
+
+
+def _served(ctx: ServiceContext, place: Place) -> Place:
+    """Packages travel between points: a place without one is served by its nearest point."""
+    serving = serving_point(ctx, place)
+    return place if serving is None else Place(serving[0].city, serving[0].department)
+
+
 def delivery_time(ctx: ServiceContext, origin: Place, destination: Place) -> str | None:
-    """The core's published delivery time for this trip: by zone, then the far end's department or city."""
+    """The core's published delivery time for this trip: by zone, then the far end's department or city.
+
+    A place without a point counts as the point that serves it (`serving_point`).
+    """
+    origin, destination = _served(ctx, origin), _served(ctx, destination)
     times: dict[str, str] = pricing_table(ctx).get("delivery_times") or {}
     if zone_for(origin, destination) == WITHIN_SAN_SALVADOR:
         return times.get(WITHIN_SAN_SALVADOR)
