@@ -26,10 +26,12 @@ from console import (
     account,  # noqa: F401 - its routes (login, password, canned answers, agents) join `bp`
     auth,
     canned,
+    case_queue,
     casefile,
     handoff,
     knowledge,
     live,
+    team_views,  # noqa: F401 - its routes (search, assignment, tags) join `bp`
 )
 from console.agents import Agent
 from console.blueprint import ConsoleState, bp, core, state, tenant_slug
@@ -74,9 +76,9 @@ def _now() -> datetime:
 def _filters() -> tuple[str, str | None]:
     status = request.args.get("status") or "open"
     priority = request.args.get("priority") or None
-    if status not in casefile.STATUS_FILTERS:
+    if status not in case_queue.STATUS_FILTERS:
         abort(400, description="Ese filtro de estado no existe.")
-    if priority is not None and priority not in casefile.PRIORITIES:
+    if priority is not None and priority not in case_queue.PRIORITIES:
         abort(400, description="Ese filtro de prioridad no existe.")
     return status, priority
 
@@ -87,11 +89,11 @@ def queue() -> str:
     agent = auth.require_agent()
     status, priority = _filters()
     with get_pool().connection() as conn:
-        items = casefile.queue(conn, state().settings, agent.tenant_id, status=status, priority=priority,
-                               agent_id=agent.id, now=_now())
+        items = case_queue.queue(conn, state().settings, agent.tenant_id, status=status, priority=priority,
+                                 agent_id=agent.id, now=_now())
     now = _now()
     return render_template("console/queue.html", items=[i.as_json(now) for i in items], status=status,
-                           priority=priority or "", filters=casefile.STATUS_FILTERS)
+                           priority=priority or "", filters=case_queue.STATUS_FILTERS)
 
 
 @bp.get("/cases/<int:case_id>")
@@ -114,8 +116,8 @@ def api_queue() -> Response:
     status, priority = _filters()
     now = _now()
     with get_pool().connection() as conn:
-        items = casefile.queue(conn, state().settings, agent.tenant_id, status=status, priority=priority,
-                               agent_id=agent.id, now=now)
+        items = case_queue.queue(conn, state().settings, agent.tenant_id, status=status, priority=priority,
+                                 agent_id=agent.id, now=now)
     return jsonify(now=now.isoformat(), cases=[i.as_json(now) for i in items])
 
 

@@ -94,7 +94,7 @@ def test_an_agent_works_a_case_live_in_chromium(served: tuple[Flask, str], setti
             expect(first).to_contain_text(case_number)
             expect(first).to_contain_text("Alta")
             expect(first).to_contain_text("presentó un reclamo")
-            expect(first.locator(".timer")).to_contain_text("quedan")
+            expect(first.locator(".why")).to_contain_text("quedan")
             screenshot(page, "console-queue.png")
 
             first.locator("a.button").click()

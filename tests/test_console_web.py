@@ -15,7 +15,7 @@ from psycopg_pool import ConnectionPool
 
 from app import create_app
 from config import Settings
-from console import casefile
+from console import case_queue
 from tests.console_support import PASSWORD, TUESDAY_NIGHT, Customer, make_agent, other_tenant
 from tests.harness import rows, run_jobs
 
@@ -235,9 +235,9 @@ def test_queue_order_and_sla_timers(client: FlaskClient, db_pool: ConnectionPool
         conn.execute("UPDATE escalations SET created_at = %s WHERE id = %s", (now - timedelta(minutes=1), high))
         conn.execute("UPDATE escalations SET created_at = %s WHERE id = %s", (now - timedelta(minutes=3), normal_new))
         conn.execute("UPDATE escalations SET created_at = %s WHERE id = %s", (now - timedelta(hours=9), callback))
-        items = casefile.queue(conn, settings, 1, now=now)
-    # a callback not due yet waits at the bottom; then high priority, then the longest waiting
-    assert [i.id for i in items] == [high, normal_old, normal_new, callback]
+        items = case_queue.queue(conn, settings, 1, now=now)
+    # past its target first; then high priority, then the longest waiting; a callback not due yet at the bottom
+    assert [i.id for i in items] == [normal_old, high, normal_new, callback]
     by_id = {i.id: i.as_json(now) for i in items}
     assert by_id[high]["waiting_s"] == 60 and by_id[high]["sla_breached"] is False
     assert by_id[normal_old]["waiting_s"] == 600 and by_id[normal_old]["sla_breached"] is True
@@ -246,13 +246,14 @@ def test_queue_order_and_sla_timers(client: FlaskClient, db_pool: ConnectionPool
     deadline = datetime.fromisoformat(by_id[high]["sla_deadline"]) - datetime.fromisoformat(by_id[high]["sla_start"])
     assert deadline == timedelta(seconds=120)
 
-    with db_pool.connection() as conn:  # opening time: the callback goes to the top
+    with db_pool.connection() as conn:  # opening time: the callback's clock starts, and it is ranked like the rest
         conn.execute("UPDATE escalations SET callback_due_at = %s WHERE id = %s", (now - timedelta(minutes=1),
                                                                                   callback))
-        items = casefile.queue(conn, settings, 1, now=now)
-        assert [i.id for i in items][0] == callback and items[0].label == "Devolver llamada"
-        assert casefile.queue(conn, settings, 1, priority="high", now=now)[0].id == high
-        assert [i.id for i in casefile.queue(conn, settings, 1, status="callback", now=now)] == [callback]
+        items = case_queue.queue(conn, settings, 1, now=now)
+        assert [i.id for i in items] == [normal_old, high, normal_new, callback]
+        assert items[-1].label == "Devolver llamada" and items[-1].as_json(now)["waiting_s"] == 60
+        assert case_queue.queue(conn, settings, 1, priority="high", now=now)[0].id == high
+        assert [i.id for i in case_queue.queue(conn, settings, 1, status="callback", now=now)] == [callback]
 
 
 def test_password_reset_by_a_one_time_link_in_the_log(client: FlaskClient, db_pool: ConnectionPool,

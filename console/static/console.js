@@ -37,12 +37,6 @@ const Console = (() => {
     return node;
   }
 
-  function clock(seconds) {
-    const s = Math.max(0, Math.floor(seconds));
-    const m = Math.floor(s / 60);
-    return (m >= 60 ? Math.floor(m / 60) + " h " + (m % 60) + " min" : m + ":" + String(s % 60).padStart(2, "0"));
-  }
-
   // -- live updates --------------------------------------------------------------------------------------------
   function connect() {
     const state = document.getElementById("live-state");
@@ -92,43 +86,41 @@ const Console = (() => {
   }
 
   // -- the queue -------------------------------------------------------------------------------------------------
+  // The server orders the cases and says why each is where it is; the page asks again on every live event,
+  // every 20 s, and the moment a waiting case passes its SLA target (it then moves up).
   function queueRow(c) {
-    const row = el("tr", {class: "case-row prio-" + c.priority + (c.sla_breached ? " breached" : ""),
-                          "data-case-id": c.id, "data-sla-start": c.sla_start, "data-sla-deadline": c.sla_deadline,
-                          "data-responded": c.first_response_at || ""});
-    const link = el("a", {href: "/console/cases/" + c.id, text: c.case_number});
+    const row = el("tr", {class: "case-row prio-" + c.priority + (c.overdue ? " overdue" : "") + (c.sla_breached ? " breached" : ""),
+                          "data-case-id": c.id, "data-sla-deadline": c.sla_deadline,
+                          "data-responded": c.first_response_at || "", "data-scheduled": c.scheduled ? "1" : ""});
+    const reason = el("td", {class: "reason", text: c.reason_text});
+    if (c.tags.length) reason.append(el("span", {class: "tags"}, ...c.tags.map((t) => el("span", {class: "tag", text: t}))));
     row.append(
-      el("td", {}, el("span", {class: "badge " + c.priority, text: c.priority === "high" ? "Alta" : "Normal"})),
-      el("td", {}, link), el("td", {text: c.customer_name || "Cliente"}), el("td", {text: c.reason_text}),
-      el("td", {class: "status", text: c.status_label}), el("td", {class: "timer", text: "—"}),
-      el("td", {}, el("a", {class: "button", href: "/console/cases/" + c.id, text: "Abrir"})));
+      el("td", {class: "prio"}, el("span", {class: "badge " + c.priority, text: c.priority_label})),
+      el("td", {class: "number"}, el("a", {href: "/console/cases/" + c.id, text: c.case_number})),
+      el("td", {class: "customer", text: c.customer_name || "Cliente"}), reason,
+      el("td", {class: "status", text: c.status_label}), el("td", {class: "why", text: c.why}),
+      el("td", {class: "open"}, el("a", {class: "button", href: "/console/cases/" + c.id, text: "Abrir"})));
     return row;
-  }
-
-  function tickTimers() {
-    const now = Date.now();
-    for (const row of document.querySelectorAll("tr.case-row")) {
-      const start = Date.parse(row.dataset.slaStart);
-      const deadline = Date.parse(row.dataset.slaDeadline);
-      const responded = row.dataset.responded ? Date.parse(row.dataset.responded) : null;
-      const until = responded || now;
-      const cell = row.querySelector(".timer");
-      const late = until > deadline;
-      if (responded) {
-        cell.textContent = "respondido en " + clock((responded - start) / 1000) + (late ? " (fuera de SLA)" : "");
-      } else if (now < start) {
-        cell.textContent = "programado";
-      } else {
-        cell.textContent = clock((now - start) / 1000) + (late ? " · SLA vencido" : " · quedan " + clock((deadline - now) / 1000));
-      }
-      row.classList.toggle("breached", late);
-    }
   }
 
   function queuePage() {
     const table = document.getElementById("queue");
     const filters = document.getElementById("filters");
+    const notice = document.getElementById("queue-notice");
+    const me = Number(document.querySelector(".who").dataset.agentId);
+    let deadlineTimer = null;
     filters.addEventListener("change", () => filters.submit());
+
+    function nextDeadline() {
+      // The first waiting case to pass its target: ask the server again then, so it moves up at once.
+      clearTimeout(deadlineTimer);
+      const now = Date.now();
+      const due = [...document.querySelectorAll("tr.case-row")]
+        .filter((r) => !r.dataset.responded && !r.dataset.scheduled && !r.classList.contains("overdue"))
+        .map((r) => Date.parse(r.dataset.slaDeadline)).filter((t) => t > now);
+      if (due.length) deadlineTimer = setTimeout(() => refresh().catch(() => {}), Math.min(...due) - now + 500);
+    }
+
     async function refresh() {
       const params = new URLSearchParams({status: table.dataset.status});
       if (table.dataset.priority) params.set("priority", table.dataset.priority);
@@ -136,12 +128,23 @@ const Console = (() => {
       const body = document.getElementById("queue-rows");
       body.replaceChildren(...(data.cases.length ? data.cases.map(queueRow)
         : [el("tr", {class: "empty"}, el("td", {colspan: "7", text: "No hay casos en la cola."}))]));
-      tickTimers();
+      nextDeadline();
+      return data;
     }
-    handlers.push((type) => { if (type !== "typing") refresh().catch(() => {}); });
-    tickTimers();
-    setInterval(tickTimers, 1000);
-    setInterval(() => refresh().catch(() => {}), 30000);
+
+    handlers.push((type, event) => {
+      if (type === "typing") return;
+      refresh().then((data) => {
+        if (type !== "handoff" || event.action !== "assign" || event.to_agent_id !== me) return;
+        const mine = data.cases.find((c) => c.id === event.case_id);
+        notice.textContent = event.agent + " te asignó " + (mine ? "el caso " + mine.case_number : "un caso") + ".";
+        notice.hidden = false;
+        const row = document.querySelector('tr.case-row[data-case-id="' + event.case_id + '"]');
+        if (row) row.classList.add("assigned");
+      }).catch(() => {});
+    });
+    nextDeadline();
+    setInterval(() => refresh().catch(() => {}), 20000);
   }
 
   // -- one case --------------------------------------------------------------------------------------------------
@@ -296,5 +299,5 @@ const Console = (() => {
   const page = document.body.dataset.page;
   if (page === "queue") queuePage();
   if (page === "case") casePage();
-  return {queuePage, casePage, api};
+  return {queuePage, casePage, api, el, on: (handler) => handlers.push(handler)};
 })();
