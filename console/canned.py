@@ -2,8 +2,14 @@
 
 Variables: {nombre} the customer's first name, {codigo} the latest tracking
 code the customer asked about, {caso} the case number, {agente} the agent's
-first name. A variable with no value becomes an empty string; any other text
-in braces is left as written. The agent can edit the filled text before sending.
+first name. Any other text in braces is left as written. The agent can edit
+the filled text before sending.
+
+A variable with no value takes its punctuation with it, so the sentence still
+reads well: "¡Con gusto, {nombre}!" becomes "¡Con gusto!", "Hola {nombre}, soy
+Ana" becomes "Hola, soy Ana", "{nombre}, tu paquete" becomes "Tu paquete", "tu
+paquete {codigo} con el punto" becomes "tu paquete con el punto" and
+"el caso ({caso})" becomes "el caso".
 """
 
 from __future__ import annotations
@@ -28,8 +34,30 @@ class CannedError(ValueError):
     pass
 
 
+_EMPTY = "\x00"
+# What an empty variable takes with it, in this order (each rule is one sentence shape):
+_TIDY: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"\([ \t]*\x00[ \t]*\)"), _EMPTY),  # "el caso ({caso})" -> "el caso"
+    (re.compile(r"[ \t]*,[ \t]*\x00[ \t]*,[ \t]*(?=[¡¿])"), ", "),  # "Hola, {nombre}, ¿cómo estás?" -> "Hola, ¿cómo..."
+    (re.compile(r"[ \t]*,[ \t]*\x00[ \t]*,[ \t]*"), " "),  # "Gracias, {nombre}, por escribir" -> "Gracias por..."
+    (re.compile(r"[ \t]*,[ \t]*\x00"), ""),  # "¡Con gusto, {nombre}!" -> "¡Con gusto!"
+    (re.compile(r"[ \t]+\x00(?=[ \t]*[,.;:!?)])"), ""),  # "Hola {nombre}, soy Ana" -> "Hola, soy Ana"
+    (re.compile(r"(?<=\S)[ \t]+\x00[ \t]+(?=\S)"), " "),  # "tu paquete {codigo} con el punto" -> "tu paquete con..."
+)
+# "{nombre}, tu paquete llegó" -> "Tu paquete llegó": the next word now starts the sentence.
+_LEADING = re.compile(r"(^|[\n.!?¡¿][ \t]*)\x00[ \t]*,?[ \t]*(\w)")
+
+
 def fill(body: str, values: Mapping[str, str | None]) -> str:
-    return _VARIABLE.sub(lambda m: (values.get(m.group(1)) or "").strip(), body)
+    """The answer with its variables filled; an empty one removes itself with its adjoining comma and space."""
+    text = _VARIABLE.sub(lambda m: (values.get(m.group(1)) or "").replace(_EMPTY, "").strip() or _EMPTY,
+                         body.replace(_EMPTY, ""))
+    if _EMPTY not in text:
+        return text
+    text = _LEADING.sub(lambda m: m.group(1) + m.group(2).upper(), text)
+    for pattern, replacement in _TIDY:
+        text = pattern.sub(replacement, text)
+    return re.sub(r"[ \t]*\x00", "", text)
 
 
 def for_tenant(conn: Connection[Any], tenant_id: int) -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ from typing import Any
 from psycopg import Connection
 
 from config import Settings
+from console import words
 from console.summary import reason_text
 
 OPEN = ("waiting", "taken", "callback")
@@ -143,7 +144,7 @@ def transcript(conn: Connection[Any], conversation_id: int, *, after: int = 0) -
     for r in rows:
         who = "cliente" if r["direction"] == "in" else (r["agent_name"] or "bot")
         out.append({"id": r["id"], "direction": r["direction"], "who": who, "is_agent": r["agent_id"] is not None,
-                    "kind": r["kind"], "body": r["body"] or f"[{r['kind']}]", "status": r["status"],
+                    "kind": r["kind"], "body": r["body"] or words.message_kind(r["kind"]), "status": r["status"],
                     "error": r["error_title"] if r["status"] == "failed" else None,
                     "created_at": r["created_at"].isoformat()})
     return out

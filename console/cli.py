@@ -8,6 +8,9 @@
     encargo-admin reset-link --email ana@empresa.sv
         Prints a one-time password reset link (PUBLIC_BASE_URL + path), valid CONSOLE_RESET_TTL_S seconds;
         the agent's earlier links stop working. This is how an admin helps when SMTP is not configured.
+    encargo-admin mask-phones on|off [--tenant demo]
+        Whether agents with the `agent` role see customers' phone numbers masked ("+503 7••• ••02") on the
+        case page; supervisors and admins always see them.
 
 Exit status: 0 done, 1 refused (bad data, unknown tenant or agent), 2 bad configuration.
 """
@@ -57,6 +60,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("demo-agent", help="the demo agent for make run")
     reset = commands.add_parser("reset-link", help="print a one-time password reset link")
     reset.add_argument("--email", required=True)
+    mask = commands.add_parser("mask-phones", help="hide customers' phones from the agent role, or show them")
+    mask.add_argument("state", choices=("on", "off"))
+    mask.add_argument("--tenant", help="tenant slug (default: TENANT_SLUG)")
     args = parser.parse_args(argv)
 
     settings = settings_or_exit("encargo-admin")
@@ -87,6 +93,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 canned.seed_defaults(conn, tenant_id)
                 _say(f"console: log in at {settings.public_base_url or ''}/console as {email}"
                      + (f" / {password}" if password else ""))
+            elif args.command == "mask-phones":
+                slug = args.tenant or settings.tenant_slug
+                updated = conn.execute("UPDATE tenants SET mask_phones_for_agents = %s WHERE slug = %s",
+                                       (args.state == "on", slug)).rowcount
+                if not updated:
+                    _say(f"encargo-admin: no tenant {slug!r}")
+                    return 1
+                _say(f"{slug}: agents see customers' phones " + ("masked" if args.state == "on" else "in full"))
             else:
                 found = agents.by_email(conn, args.email)
                 if found is None:

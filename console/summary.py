@@ -57,8 +57,11 @@ class Facts:
                 "point": self.point, "searched_name": self.searched_name}
 
 
+REASON_OTHER = "pidió ayuda de una persona"  # a reason this version has no words for: never its id
+
+
 def reason_text(reason: str) -> str:
-    return REASONS.get(reason, reason.replace("_", " "))
+    return REASONS.get(reason, REASON_OTHER)
 
 
 def build_summary(facts: Facts, transcript: Sequence[tuple[str, str]], summarizer: Summarizer | None = None) -> str:

@@ -25,13 +25,16 @@ from config import Settings
 from console import (
     account,  # noqa: F401 - its routes (login, password, canned answers, agents) join `bp`
     auth,
+    callbacks,
     canned,
     case_queue,
     casefile,
+    customer_panel,
     handoff,
     knowledge,
     live,
     team_views,  # noqa: F401 - its routes (search, assignment, tags) join `bp`
+    words,
 )
 from console.agents import Agent
 from console.blueprint import ConsoleState, bp, core, state, tenant_slug
@@ -135,13 +138,18 @@ def _case_detail(agent: Agent, case_id: int, after: int = 0) -> dict[str, Any]:
         extra = casefile.case_extra(conn, case.id)
         notes = casefile.notes(conn, case.conversation_id)
         history = casefile.history(conn, case.id)
+        ctx = customer_panel.service_context(conn, console.desk.redis, core(), agent.tenant_id, _now())
+        names = customer_panel.point_names(ctx)
+        panel = customer_panel.build(conn, ctx, console.vault, agent, case, names,
+                                     call_pending=callbacks.pending(conn, case))
+    facts = words.named_facts(known.facts, names)
     last_in = max((m["id"] for m in full if m["direction"] == "in"), default=0)
-    summary = _summary(case.id, last_in, known.facts, [(m["who"], m["body"]) for m in full])
+    summary = _summary(case.id, last_in, facts, [(m["who"], m["body"]) for m in full])
     values = {"nombre": handoff.name_part(case.customer_name).strip(), "caso": case.case_number,
               "codigo": known.facts.packages[-1][0] if known.facts.packages else "", "agente": agent.first_name}
     with get_pool().connection() as conn:
         answers = [{**a, "body": canned.fill(a["body"], values)} for a in canned.for_tenant(conn, agent.tenant_id)]
-    return {
+    detail = {
         "canned": answers,
         "id": case.id, "case_number": case.case_number, "priority": case.priority, "reason": case.reason,
         "reason_text": reason_text(case.reason),
@@ -149,14 +157,19 @@ def _case_detail(agent: Agent, case_id: int, after: int = 0) -> dict[str, Any]:
         "mine": case.status == "taken" and case.taken_by == agent.id,
         "conversation_status": case.conversation_status, "customer_name": case.customer_name,
         "created_at": case.created_at.isoformat(), "messages": messages, "notes": notes, "history": history,
-        "summary": summary, "facts": known.facts.as_dict(), "packages": known.package_lines,
+        "summary": summary, "facts": facts.as_dict(), "packages": known.package_lines,
         "dialog_state": known.state, "last_intent": known.last_intent,
         "window_open": window_open, "window_closes_at": closes_at.isoformat() if closes_at else None,
         "values": values, "resolution_reason": extra.get("resolution_reason"),
         "csat_score": extra.get("csat_score"),
         "sla_target_s": casefile.sla_target_s(console.settings, case.priority),
         "first_response_at": extra["first_response_at"].isoformat() if extra.get("first_response_at") else None,
+        "customer": panel.as_json(),
+        "taken_notice": handoff.error_text("taken_by", who=case.taken_by_name)
+        if case.status == "taken" and case.taken_by != agent.id else None,
     }
+    words.present_case(detail, names)
+    return detail
 
 
 def _summary(case_id: int, last_customer_message: int, facts: Facts, transcript: list[tuple[str, str]]) -> str:
@@ -265,6 +278,18 @@ def api_resolve(case_id: int) -> Response:
     csat = data.get("csat") in (True, "1", "true", "on")
     handoff.resolve(state().desk, auth.require_agent(), case_id, reason, ask_csat=csat)
     return jsonify(ok=True, status="resolved")
+
+
+@bp.post("/api/cases/<int:case_id>/called")
+@auth.login_required
+def api_called(case_id: int) -> Response:
+    """"Ya llamé": the outcome of a call the customer asked for, with an optional note (console.callbacks)."""
+    data = _body()
+    outcome, note = data.get("outcome"), data.get("note") or ""
+    if not isinstance(outcome, str) or not isinstance(note, str):
+        abort(400, description=handoff.error_text("call_outcome"))
+    case = callbacks.record_call(state().desk, auth.require_agent(), case_id, outcome, note)
+    return jsonify(ok=True, case_id=case.id, outcome=outcome)
 
 
 @bp.post("/api/cases/<int:case_id>/notes")

@@ -224,6 +224,6 @@ def test_two_agents_stay_in_sync(served: tuple[Flask, str], settings: Settings, 
             history = rows(db_pool, "SELECT action FROM handoff_events WHERE escalation_id = %s ORDER BY id",
                            (case_id,))
             assert [h["action"] for h in history] == ["claim", "takeover"]
-            expect(ana.locator("#history li").last).to_contain_text("takeover · Ana Martínez")
+            expect(ana.locator("#history li").last).to_contain_text("Tomó el control del chat · Ana Martínez")
         finally:
             browser.close()

@@ -180,9 +180,9 @@ const Console = (() => {
       $("transcript").replaceChildren(...data.messages.map((m) => {
         const item = el("li", {class: "msg " + (m.direction === "in" ? "in" : m.is_agent ? "agent" : "bot"),
                                "data-message-id": m.id});
-        item.append(el("span", {class: "who", text: m.who}), el("p", {class: "body", text: m.body}));
+        item.append(el("span", {class: "who", text: m.who}), rich("p", "body", m.html));
         const meta = el("span", {class: "meta", text: new Date(m.created_at).toLocaleTimeString("es-SV")});
-        if (m.direction === "out") meta.append(" ", el("span", {class: "delivery " + m.status, text: STATUS[m.status] || m.status}));
+        if (m.direction === "out") meta.append(" ", el("span", {class: "delivery " + m.status, text: STATUS[m.status] || ""}));
         if (m.error) meta.append(" ", el("span", {class: "delivery failed", text: m.error}));
         item.append(meta);
         return item;
@@ -193,19 +193,74 @@ const Console = (() => {
       }
       const transcript = $("transcript");
       transcript.scrollTop = transcript.scrollHeight;
-      $("summary").textContent = data.summary;
+      $("summary").innerHTML = data.summary_html;  // escaped by the server, WhatsApp formatting as tags
       const facts = [["Motivo", data.reason_text], ["Cliente", data.customer_name || "—"],
-                     ["Punto", data.facts.point || "—"], ["Estado del diálogo", data.dialog_state || "—"]];
+                     ["Punto", data.facts.point || "—"], ["Estado del diálogo", data.dialog_state_text || "—"]];
       for (const p of data.packages) facts.push(["Paquete " + p.code, (p.status || "estado no disponible") + (p.destination ? " · " + p.destination : "")]);
       facts.push(["Ventana 24 h", data.window_open ? "abierta hasta " + new Date(data.window_closes_at).toLocaleString("es-SV") : "cerrada"]);
       $("facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", {text: k}), el("dd", {text: v})]));
       $("notes").replaceChildren(...data.notes.map((n) => el("li", {}, el("strong", {text: n.agent + ": "}), n.body)));
-      $("history").replaceChildren(...data.history.map((h) => el("li", {text: new Date(h.created_at).toLocaleTimeString("es-SV") + " · " + h.action + (h.agent ? " · " + h.agent : "")})));
+      $("history").replaceChildren(...data.history.map((h) => el("li", {text: new Date(h.created_at).toLocaleTimeString("es-SV") + " · " + h.text + (h.agent ? " · " + h.agent : "")})));
+      renderCustomer();
+      renderCallback();
+    }
+
+    // The message's text as the server rendered it: HTML-escaped first, then WhatsApp's *bold*, _italic_,
+    // ~strike~ and ```mono``` as tags (console/whatsapp_text.py).
+    function rich(tag, cls, html) {
+      const node = el(tag, {class: cls});
+      node.innerHTML = html;
+      return node;
+    }
+
+    function renderCustomer() {
+      const c = data.customer;
+      $("customer-name").textContent = c.name || "Cliente";
+      const phone = $("customer-phone");
+      phone.textContent = c.phone_shown;
+      if (c.tel) phone.setAttribute("href", c.tel); else phone.removeAttribute("href");
+      $("customer-packages-notice").textContent = c.packages_notice || "";
+      $("customer-packages-notice").hidden = !c.packages_notice;
+      $("customer-packages").replaceChildren(...c.packages.map((p) => el("li", {class: "package", "data-code": p.code},
+        el("strong", {text: p.code}), " ", el("span", {class: "role", text: p.role}),
+        el("span", {class: "line", text: p.status + " · " + p.destination}),
+        el("span", {class: "line" + (p.collect_amount ? " collect" : ""), text: p.to_collect}))));
+      $("customer-cases").replaceChildren(...c.cases.map((k) => {
+        const item = el("li", {class: "case-item" + (k.open ? " open" : "") + (k.current ? " current" : ""), "data-case-id": k.id});
+        item.append(k.current ? el("strong", {text: k.case_number}) : el("a", {href: "/console/cases/" + k.id, text: k.case_number}),
+          " · " + k.date, el("span", {class: "line", text: k.status + " · " + k.reason}));
+        return item;
+      }));
+    }
+
+    function renderCallback() {
+      const call = data.customer.callback;
+      $("callback").hidden = !call;
+      if (!call) { $("called-form").hidden = true; return; }
+      $("callback-tel").textContent = call.phone;
+      $("callback-tel").setAttribute("href", call.tel);
+      if (!$("called-outcomes").childElementCount) {
+        $("called-outcomes").replaceChildren(...data.call_outcomes.map((o, i) => el("label", {class: "check"},
+          el("input", {type: "radio", name: "outcome", value: o.id, ...(i === 0 ? {required: ""} : {})}), o.label)));
+      }
+    }
+
+    // Another agent took the case this page could claim (or had): say so, the buttons change with the data.
+    function noticeLostCase(before) {
+      const lost = data.status === "taken" && !data.mine && (before.status === "waiting" || before.status === "callback" || before.mine);
+      if (lost && data.taken_notice) {
+        $("case-notice").textContent = data.taken_notice;
+        $("case-notice").hidden = false;
+      } else if (data.status !== "taken" || data.mine) {
+        $("case-notice").hidden = true;
+      }
     }
 
     async function reload() {
+      const before = data;
       data = await api("GET", "/console/api/cases/" + data.id);
       render();
+      noticeLostCase(before);
     }
 
     async function act(path, body) {
@@ -219,7 +274,23 @@ const Console = (() => {
       }
     }
 
-    $("claim").addEventListener("click", () => act("/claim"));
+    $("claim").addEventListener("click", async () => {
+      if (await act("/claim")) return;
+      // Lost to another agent meanwhile: the page shows the case as it is now, and who has it.
+      const message = errorBox.textContent;
+      await reload().catch(() => {});
+      if ($("case-notice").hidden) { errorBox.textContent = message; errorBox.hidden = false; }
+    });
+    $("open-called").addEventListener("click", () => { $("called-form").hidden = false; });
+    $("called-form").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const chosen = $("called-form").querySelector("input[name=outcome]:checked");
+      if (await act("/called", {outcome: chosen ? chosen.value : "", note: $("called-note").value})) {
+        $("called-form").hidden = true;
+        $("called-note").value = "";
+        for (const input of $("called-form").querySelectorAll("input[name=outcome]")) input.checked = false;
+      }
+    });
     $("takeover").addEventListener("click", () => {
       if (confirm("¿Tomar el control del chat de " + data.taken_by_name + "? Quedará registrado.")) act("/takeover", {from_agent_id: data.taken_by});
     });
