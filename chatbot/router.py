@@ -23,6 +23,7 @@ from spacy.tokens import Doc
 
 from chatbot import entities as ent
 from chatbot import phrases
+from chatbot.cues import cues_in
 from chatbot.normalize import normalize
 from chatbot.routing import INTENTS, PRIORITY, DialogContext, Route
 
@@ -70,15 +71,19 @@ def _read(text: str, expecting: str | None) -> _Reading:
     code = ent.extract_tracking_code(text)
     if code is None and expecting == "tracking_code":
         code = ent.extract_bare_code(text)
+    attempt = ent.code_attempt(text) if code is None else None
     weight = ent.extract_weight(text, bare_number=expecting == "weight")
     point, candidates = ent.resolve_point(doc)
-    for key, value in (("tracking_code", code), ("weight_lbs", weight), ("point", point),
-                       ("point_options", list(candidates) or None), ("day", ent.find_day(doc))):
+    place, place_options = ent.resolve_place(doc)  # a place of El Salvador that is not a point's
+    found.update({k: v for k, v in (("place", place), ("place_options", list(place_options)),
+                                    ("within", ent.ships_within(doc))) if v})
+    explicit, policy = _policy_question(phrases.score(tokens, expecting))
+    for key, value in (("tracking_code", code), ("code_attempt", attempt), ("weight_lbs", weight), ("point", point),
+                       ("point_options", list(candidates) or None), ("day", ent.find_day(doc)), ("policy", policy)):
         if value is not None:
             found[key] = value
-    explicit = phrases.score(tokens, expecting)
-    if code is None and ent.looks_like_code(text):  # a mistyped code: still a tracking question
-        explicit["track_package"] = explicit.get("track_package", 0.0) + 4.0
+    if attempt is not None and (attempt.startswith("SV") or attempt.isdigit()):  # a mistyped code: tracking
+        explicit["track_package"] = explicit.get("track_package", 0.0) + 4.0  # ("ABC123" only carries the entity)
     bulk = lex["bulk"]
     quantity = max(ent.extract_quantity(t, tuple(bulk["words"])) or 0  # as typed, and with typos corrected
                    for t in (text, " ".join(form for form, _ in tokens)))
@@ -91,6 +96,18 @@ def _read(text: str, expecting: str | None) -> _Reading:
             for intent, weight in hints.items():
                 scores[intent] = scores.get(intent, 0.0) + float(weight)
     return _Reading(norm, doc, found, explicit, scores)
+
+
+def _policy_question(scores: dict[str, float]) -> tuple[dict[str, float], str | None]:
+    """The lexicon's policy questions ("payment:payment_methods") counted for their intent; the strongest present."""
+    folded: dict[str, float] = {}
+    best: tuple[float, str] | None = None
+    for key, value in scores.items():
+        intent, separator, question = key.partition(phrases.QUESTION_SEPARATOR)
+        folded[intent] = folded.get(intent, 0.0) + value
+        if separator and value >= PRESENT and (best is None or value > best[0]):
+            best = (value, question)
+    return folded, best[1] if best else None
 
 
 def _rank(intent: str) -> int:
@@ -208,8 +225,16 @@ def route(text: str, context: DialogContext | None = None, *, reply_id: str | No
     `context` is what the dialog knows (what the bot asked, the options it offered, the last intent);
     `reply_id` the id of a tapped button or list row; `llm` an optional second opinion, asked only when
     the rules are not confident (its answer is used when its own confidence is at least LLM_THRESHOLD).
+    The result carries the message's cues (chatbot/cues.py) whatever the stage.
     """
     text = text if isinstance(text, str) else ""
+    result = _route(text, context, reply_id, llm)
+    cues = cues_in(text)
+    return replace(result, cues=cues) if cues else result
+
+
+def _route(text: str, context: DialogContext | None, reply_id: str | None,
+           llm: Callable[[str, DialogContext | None], Route | None] | None) -> Route:
     expecting = context.expecting if context is not None else None
     reading = _read(text, expecting)
     picked = _option(reply_id, reading, context)

@@ -48,3 +48,4 @@ class Route:
     confidence: float = 1.0
     option_id: str | None = None  # the offered option this message picks, if any
     answer: str | None = None  # "yes" | "no" when the message answers a yes/no question
+    cues: frozenset[str] = frozenset()  # what the message says beyond its intent (chatbot/cues.py)

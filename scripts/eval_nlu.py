@@ -5,10 +5,11 @@
 Each line: {"text": ..., "intent": ..., "entities": {...}} (docs/NLU.md). Reports intent accuracy,
 per-intent precision/recall/support, entity accuracy (every entity a row lists must be found with that
 value, numbers compared as floats; entities the router adds are not counted against it; rows without
-entities do not count), the share of messages that would go to the LLM (stage "fallback" or confidence
+entities do not count), cue accuracy (rows with "cues": [...] must carry each listed cue, and none of
+"not_cues": [...]; chatbot/cues.py), the share of messages that would go to the LLM (stage "fallback" or confidence
 below the router's threshold), the share answered wrongly with confidence (no LLM would be asked) and the
 confusion pairs. The last line is always "N passed, N failed"
-(a row passes when its intent and all its listed entities are right). Exit code 0 whenever it ran.
+(a row passes when its intent, its listed entities and its listed cues are right). Exit code 0 whenever it ran.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def same_value(expected: Any, got: Any) -> bool:
 
 
 def evaluate(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    intents_ok = entity_rows = entity_ok = passed = to_llm = confident_wrong = 0
+    intents_ok = entity_rows = entity_ok = cue_rows = cue_ok = passed = to_llm = confident_wrong = 0
     confusion: Counter[tuple[str, str]] = Counter()
     true_pos: Counter[str] = Counter()
     predicted: Counter[str] = Counter()
@@ -48,6 +49,11 @@ def evaluate(rows: list[dict[str, Any]]) -> dict[str, Any]:
         expected_entities = row.get("entities") or {}
         intent_right = result.intent == row["intent"]
         entities_right = all(same_value(v, result.entities.get(k)) for k, v in expected_entities.items())
+        cues, not_cues = set(row.get("cues") or ()), set(row.get("not_cues") or ())
+        cues_right = cues <= result.cues and not not_cues & result.cues
+        if cues or not_cues:
+            cue_rows += 1
+            cue_ok += cues_right
         support[row["intent"]] += 1
         predicted[result.intent] += 1
         if intent_right:
@@ -62,11 +68,12 @@ def evaluate(rows: list[dict[str, Any]]) -> dict[str, Any]:
             to_llm += 1
         elif not intent_right:
             confident_wrong += 1
-        if intent_right and entities_right:
+        if intent_right and entities_right and cues_right:
             passed += 1
         else:
             failures.append({"text": row["text"], "expected": row["intent"], "got": result.intent,
                              "expected_entities": expected_entities, "got_entities": result.entities,
+                             "expected_cues": sorted(cues), "got_cues": sorted(result.cues),
                              "confidence": result.confidence})
     total = len(rows)
     per_intent = {
@@ -80,6 +87,8 @@ def evaluate(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "intent_accuracy": round(intents_ok / total, 4) if total else 0.0,
         "entity_accuracy": round(entity_ok / entity_rows, 4) if entity_rows else 1.0,
         "entity_rows": entity_rows,
+        "cue_accuracy": round(cue_ok / cue_rows, 4) if cue_rows else 1.0,
+        "cue_rows": cue_rows,
         "llm_share": round(to_llm / total, 4) if total else 0.0,
         "confident_errors": round(confident_wrong / total, 4) if total else 0.0,
         "per_intent": per_intent,
@@ -94,6 +103,7 @@ def report(result: dict[str, Any]) -> str:
     lines = [f"rows: {result['rows']}",
              f"intent accuracy: {result['intent_accuracy']:.3f}",
              f"entity accuracy: {result['entity_accuracy']:.3f} (over {result['entity_rows']} rows with entities)",
+             f"cue accuracy: {result['cue_accuracy']:.3f} (over {result['cue_rows']} rows with cues)",
              f"would need the LLM: {result['llm_share']:.1%} (stage fallback or confidence < {LLM_THRESHOLD})",
              f"wrong intent with confidence >= {LLM_THRESHOLD}: {result['confident_errors']:.1%}",
              "", f"{'intent':<18} {'precision':>9} {'recall':>7} {'support':>7}"]
@@ -104,8 +114,9 @@ def report(result: dict[str, Any]) -> str:
         lines += [f"  {c['expected']} -> {c['got']}: {c['count']}" for c in result["confusion"]]
     if result["failures"]:
         lines += ["", "failed rows"]
-        lines += [f"  {f['text']!r}: expected {f['expected']} {f['expected_entities']}, "
-                  f"got {f['got']} {f['got_entities']} ({f['confidence']:.2f})" for f in result["failures"]]
+        lines += [f"  {f['text']!r}: expected {f['expected']} {f['expected_entities']} {f['expected_cues']}, "
+                  f"got {f['got']} {f['got_entities']} {f['got_cues']} ({f['confidence']:.2f})"
+                  for f in result["failures"]]
     return "\n".join(lines)
 
 

@@ -15,19 +15,13 @@ from chatbot.services import escalation
 
 HOLD_REPEAT_S = 2 * 3600
 NOT_UNDERSTOOD_OFFER, NOT_UNDERSTOOD_ESCALATE = 2, 3
-LOST = (" perdid", " perdieron", " extravi", " no aparece", " no ha llegado", " no me ha llegado", " no llega ",
-        " no lo encuentr", " donde esta", " desaparec", " no esta ahi", " no lo tienen")
-FRUSTRATED = (" cansad", " canse ", " harto", " harta", " nadie me da razon", " nadie me responde",
-              " nadie contesta", " pesimo", " pesima", " molest", " enojad", " enfadad", " indignad", " ya van ",
-              " otra vez", " siempre lo mismo", " porqueria", " no sirven", " inutil", " mal servicio",
-              " estafa", " fraude", " abogado", " demanda")
 
 
 def is_frustrated(t: Turn) -> bool:
     """Anger or fatigue in the words, shouting, or a second complaint in the session."""
     letters = [ch for ch in t.text if ch.isalpha()]
     shouting = len(letters) >= 12 and sum(ch.isupper() for ch in letters) / len(letters) > 0.8
-    return t.mentions(*FRUSTRATED) or shouting or "!!!" in t.text or t.ds.complaints >= 2
+    return t.cue("frustrated") or shouting or "!!!" in t.text or t.ds.complaints >= 2
 
 
 def not_understood(t: Turn) -> State:
@@ -69,7 +63,7 @@ def complaint(t: Turn) -> State:
     angry customer, goes straight to a supervisor with high priority."""
     t.ds.complaints += 1
     t.topic = "complaint"
-    if t.mentions(*LOST) and not is_frustrated(t) and t.ds.complaints == 1:
+    if t.cue("lost") and not is_frustrated(t) and t.ds.complaints == 1:
         t.ds.purpose = "complaint"
         if t.code:
             return tracking.track(t, t.code)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from channels.outbound import Choice, ChoiceList
+from chatbot import feedback
 from chatbot.dialog.turn import State, Turn, wording
 from chatbot.services import business
+
+RATED = "rated:"  # the purpose after the bot's rating: "rated:<score>" until the next message
 
 
 def greet(t: Turn, extra: str | None = None) -> State:
@@ -68,9 +71,26 @@ def goodbye(t: Turn) -> State:
 
 
 def csat(t: Turn, score: int) -> State:
+    """The bot's own 1-5 rating; the next message may comment on it (`csat_comment`)."""
     t.event("csat", score=score)
     t.say("csat.thanks")
     t.topic = "csat"
+    t.ds.purpose = f"{RATED}{score}"
+    return State.IDLE
+
+
+def csat_comment(t: Turn) -> State | None:
+    """The message right after the rating, when it reads as a comment on it (`chatbot.feedback`): a
+    `csat_comment` event with the rating's score, in the same conversation as the message that holds the
+    words (events never hold text), and thanked once; never a case. None when it is a new request, which
+    is then answered as usual."""
+    score = (t.ds.purpose or "").removeprefix(RATED)
+    t.ds.purpose = None
+    if not score.isdigit() or not feedback.reads_as_comment(t.route, t.text):
+        return None
+    t.event("csat_comment", score=int(score), scale=5)
+    t.say("csat.comment_thanks")
+    t.topic = "csat_comment"
     return State.IDLE
 
 

@@ -10,8 +10,8 @@ from chatbot.services import business
 def delivery(t: Turn) -> State:
     """How long it takes: the session's packages when asked about them, else the published times."""
     t.topic = "delivery_time"
-    if not t.point and t.ds.packages and (t.mentions(*package_in_view.PLURAL) or t.mentions(*package_in_view.ARRIVAL)):
-        plural = t.mentions(*package_in_view.PLURAL)
+    if not t.point and t.ds.packages and (t.cue("plural") or t.cue("arrival")):
+        plural = t.cue("plural")
         return package_in_view.eta(t, t.ds.packages if plural and len(t.ds.packages) > 1 else t.ds.packages[-1:])
     place = t.point or quote.destination_in(t) or t.ds.pricing.get("destination")
     t.replies += business.delivery_time_answer(t.ctx, place)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from channels.outbound import Choice, ChoiceList
-from chatbot.dialog import cases, courtesy, delivery_times, package_in_view, points, policies, quote, tracking
+from chatbot.dialog import cases, courtesy, delivery_times, points, policies, quote, tracking
 from chatbot.dialog.turn import State, Turn, state_of, wording
 from chatbot.services import business, catalog, escalation
 from chatbot.services import tracking as tracking_service
@@ -37,7 +37,7 @@ def dispatch(t: Turn) -> State:
         return state
     intent = t.intent
     if (t.ds.packages and not t.code and intent in ("track_package", "find_packages", "out_of_scope", "hours",
-                                                     "delivery_time") and t.mentions(*package_in_view.OTHER_PACKAGE)):
+                                                     "delivery_time") and t.cue("other_package")):
         return tracking.ask_code(t, other=True)  # "¿y el otro que envié ayer?"
     if t.ds.last_intent == "pricing" and intent in ("out_of_scope", "menu", "locations") and len(
             t.folded.split()) <= 6:  # right after a quote: "¿y para 20 libras?", "¿y a Usulután?"

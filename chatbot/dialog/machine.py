@@ -145,7 +145,7 @@ def on_awaiting_point(t: Turn) -> State:
     point = t.point or named_point(t)
     if point:
         return point_chosen(t, point)
-    if purpose == "search" and t.mentions(" no se ", " otro ", " otra ", " ninguno ", " cualquiera ", " todos "):
+    if purpose == "search" and t.cue("any_point"):
         return tracking.name_search(t, None)
     if purpose == "pricing" and t.intent in ("out_of_scope", "pricing", "locations", "delivery_time"):
         place = safe_name(t.text)
@@ -187,7 +187,7 @@ def on_awaiting_pin(t: Turn) -> State:
         return points.pin(t, t.ds.pin_point)
     if t.route.answer == "no" and t.intent not in OVERRIDING and _only_an_answer(t):
         return courtesy.goodbye(t) if t.intent == "goodbye" else pin_declined(t)
-    if t.intent == "locations" and t.ds.pin_point and not t.point and t.mentions(*points.MAP):
+    if t.intent == "locations" and t.ds.pin_point and not t.point and t.cue("map"):
         return points.pin(t, t.ds.pin_point)
     return dispatch(t)
 

@@ -7,14 +7,6 @@ from chatbot.dialog.turn import State, Turn
 from chatbot.services import tracking as tracking_service
 from core_api_client import Package
 
-PLURAL = (" los dos ", " ambos ", " los 2 ", " todos ", " mis paquetes ", " los paquetes ", " cada uno ",
-          " los tres ", " los 3 ", " mis encargos ", " los encargos ")
-PICKUP = (" recog", " retir", " ir a traer", " pasar a traer", " pasar por ", " lo paso ", " ir por ")
-ARRIVAL = (" cuando lleg", " ya lleg", " a que hora lleg", " cuando va a llegar", " cuando van a llegar",
-           " cuando estara", " cuando estaran", " para cuando", " lleguen ", " llegan ")
-OTHER = (" otro ", " otra ", " el otro", " la otra")
-OTHER_PACKAGE = (" el otro ", " la otra ", " otro paquete", " otro encargo", " los otros ", " otra caja")
-
 
 def session_packages(t: Turn, codes: list[str]) -> list[Package]:
     """The session's packages read again from the core (statuses are never remembered, only codes)."""

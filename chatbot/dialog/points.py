@@ -7,16 +7,13 @@ from chatbot.dialog import package_in_view
 from chatbot.dialog.turn import State, Turn, wording
 from chatbot.services import business, catalog
 
-ALL_POINTS = (" puntos ", " sucursales ", " agencias ", " oficinas ", " ubicados ", " todos los ", " cuales ")
-MAP = (" ubicacion", " mapa", " pin ", " maps", " como llego", " gps", " waze")
-
 
 def hours(t: Turn) -> State:
     """Opening hours: of the named point, of the package's point ("¿a qué hora puedo recogerlo?"), else a list."""
     t.topic = "hours"
-    if not t.point and t.ds.packages and t.mentions(*package_in_view.PICKUP):
+    if not t.point and t.ds.packages and t.cue("pickup"):
         return package_in_view.pickup(t)
-    point = t.point or (t.ds.point if not t.mentions(*ALL_POINTS) else None)
+    point = t.point or (t.ds.point if not t.cue("all_points") else None)
     if point:
         return hours_for(t, point, t.day)
     t.replies += business.hours_answer(t.ctx, None, t.day)
@@ -36,8 +33,8 @@ def hours_for(t: Turn, point_id: str, day: str | None) -> State:
 def locations(t: Turn) -> State:
     """Addresses: the named point, the point being discussed ("dame la dirección"), else all points."""
     t.topic = "locations"
-    point = t.point or (t.ds.point if not t.mentions(*ALL_POINTS) else None)
-    if point and t.mentions(*MAP):  # "mándame la ubicación": the pin itself (it carries the address)
+    point = t.point or (t.ds.point if not t.cue("all_points") else None)
+    if point and t.cue("map"):  # "mándame la ubicación": the pin itself (it carries the address)
         return pin(t, point)
     if point:
         return location_for(t, point)

@@ -49,6 +49,7 @@ class DialogState:
     pending: dict[str, Any] | None = None  # a request left for another topic: state, purpose, day
     not_found_code: str | None = None
     not_understood: int = 0  # consecutive messages not understood
+    declined_human: bool = False  # said no to the offer of a person: not offered again when not understood
     exchanges: int = 0  # customer messages answered this session
     solved: list[str] = field(default_factory=list)  # what the bot answered, for the long-session summary
     summary_sent: bool = False

@@ -28,13 +28,13 @@ def track_request(t: Turn) -> State:
         return track(t, t.code)
     if _typed_other_phone(t):  # "rastrea los del 7000-0002": never a key
         return typed_phone(t)
-    if t.ds.packages and t.mentions(*package_in_view.PLURAL):
+    if t.ds.packages and t.cue("plural"):
         return package_in_view.eta(t, t.ds.packages if len(t.ds.packages) > 1 else t.ds.listed or t.ds.packages)
-    if t.ds.packages and t.mentions(*package_in_view.PICKUP):
+    if t.ds.packages and t.cue("pickup"):
         return package_in_view.pickup(t)
-    if t.ds.packages and t.mentions(*package_in_view.OTHER):
+    if t.ds.packages and t.cue("other"):
         return ask_code(t, other=True)
-    if t.ds.packages and t.mentions(*package_in_view.ARRIVAL):
+    if t.ds.packages and t.cue("arrival"):
         return package_in_view.eta(t, t.ds.packages[-1:])
     return ask_code(t)
 

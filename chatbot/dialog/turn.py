@@ -156,10 +156,9 @@ class Turn:
         except ValueError:
             return None
 
-    def mentions(self, *fragments: str) -> bool:
-        """Whether the folded text contains any of the folded fragments."""
-        text = f" {self.folded} "
-        return any(fragment in text for fragment in fragments)
+    def cue(self, *names: str) -> bool:
+        """Whether the message carries any of these cues (chatbot/cues.py; the phrases are in the lexicon)."""
+        return not self.route.cues.isdisjoint(names)
 
     @property
     def ts(self) -> float:

@@ -1,0 +1,54 @@
+"""Cues: what a message says beyond its intent, named in the lexicon (`cues` in chatbot/lexicon/es_sv.yaml).
+
+A cue is a small fact the dialog acts on, such as "it asks about both
+packages" (`plural`), "it is about picking the package up" (`pickup`) or "it
+follows up on the last answer" (`follow_up`). The dialog never looks for words
+itself: it asks `Route.cues`, which the router fills with `cues_in`, and
+scripts/eval_nlu.py scores them like intents and entities.
+
+Phrases are matched on the folded text (lower case, no accents, punctuation as
+spaces) as whole words; a trailing `*` makes the last word a prefix ("recog*"
+matches "recoger", "recojo" does not), a leading `^` anchors the phrase at the
+start of the message. Built once per process into one regular expression per cue.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+
+from chatbot.entities import lexicon
+from chatbot.normalize import fold as fold_accents
+
+_NON_WORD = re.compile(r"[^a-z0-9]+")
+
+
+def fold(text: str) -> str:
+    """Lower case, no accents, punctuation as single spaces: what cue phrases are matched against."""
+    return _NON_WORD.sub(" ", fold_accents(text)).strip()
+
+
+def _pattern(phrase: str) -> str:
+    anchored, prefix = phrase.startswith("^"), phrase.endswith("*")
+    words = fold(phrase.strip("^*")).split()
+    body = r"\s+".join(re.escape(w) for w in words)
+    return ("^" if anchored else r"(?<![a-z0-9])") + body + ("" if prefix else r"(?![a-z0-9])")
+
+
+@cache
+def _compiled() -> tuple[tuple[str, re.Pattern[str]], ...]:
+    table: dict[str, list[str]] = lexicon()["cues"]
+    return tuple((name, re.compile("|".join(_pattern(p) for p in phrases))) for name, phrases in table.items())
+
+
+def names() -> frozenset[str]:
+    """Every cue the lexicon defines."""
+    return frozenset(name for name, _ in _compiled())
+
+
+def cues_in(text: str) -> frozenset[str]:
+    """The cues of one message (as typed: it is folded here)."""
+    folded = fold(text)
+    if not folded:
+        return frozenset()
+    return frozenset(name for name, pattern in _compiled() if pattern.search(folded))
