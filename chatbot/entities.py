@@ -1,4 +1,4 @@
-"""Entities of a customer message: tracking code, weight, service point, day; and the language resources.
+"""Entities of a customer message: tracking code, weight, service point, place, day; and the language resources.
 
 The vocabulary comes from `chatbot/lexicon/es_sv.yaml` (`lexicon()`); the spaCy pipeline
 (`spacy.blank("es")` with the lookup lemmatizer of spacy-lookups-data, plus phrase matchers
@@ -21,12 +21,31 @@ from spacy.matcher import PhraseMatcher
 from spacy.tokens import Doc
 
 from chatbot.normalize import fold, normalize
+from chatbot.services import geography
 
 LEXICON_PATH = Path(__file__).resolve().parent / "lexicon" / "es_sv.yaml"
 POINT_FUZZY_CUTOFF = 88.0
 _VOWEL_ACCENTS = {"a": "á", "e": "é", "i": "í", "o": "ó", "u": "ú", "n": "ñ"}
 _SV_PREFIX = re.compile(r"(?<![A-Z0-9])S[\s.]?V[\s\-.:#]*(?=[0-9O])")
 _SEPARATORS = " -."
+CODE_ATTEMPT_MAX = 20  # characters of a code attempt kept (and echoed back to the customer)
+# A token that may be a code: letters/digits, groups joined by "-" or "." ("ABC-123", "2026.0105"); not part of
+# an amount ("$35", "$ 350000", "1,500000"), a handle ("#123456", "@ana2020"), a phone ("+50370000001") or a
+# date with "/" ("06/01/2026").
+_CODE_TOKEN = re.compile(r"(?<![\w$#@/+])(?<!\d,)(?<!\$ )([A-Z0-9]+(?:[-.][A-Z0-9]+)*)(?![\w@/])")
+_WEB_OR_MAIL = re.compile(r"\S+@\S+|\S*(?:HTTPS?://|WWW\.)\S*|\S+\.(?:COM|NET|ORG|SV)\b\S*")
+_NOT_A_CODE = re.compile(
+    r"^(?:\d{4}-\d{1,2}-\d{1,2}"  # a date: 2026-01-06
+    r"|\d{1,2}[-.]\d{1,2}[-.]\d{2,4}"  # a date: 06-01-2026, 6.1.26
+    r"|\d{8}-\d"  # a DUI: 01234567-8
+    r"|\d{4}-\d{6}-\d{3}-\d"  # a NIT
+    r"|\d{1,3}(?:[.,]\d{3})+(?:[.,]\d{1,2})?|\d+[.,]\d{1,2}"  # an amount: 1,500.00, 350.50
+    r"|ENC-\d{6}-[A-Z0-9]{4})$"  # a case number of ours
+)
+_NUMBER_WITH_UNIT = re.compile(r"^\d+([A-Z]{1,8})$")
+# Units after a number that make it a quantity, not a code (weight units come from the lexicon).
+_UNITS = frozenset({"AM", "PM", "H", "HR", "HRS", "HORAS", "MIN", "MINS", "USD", "DLS", "DOLARES", "CTVS", "K",
+                    "CM", "MM", "M", "MTS", "KM", "ML", "GB", "MB", "X"})
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -57,10 +76,15 @@ class Language:
     days: Any  # PhraseMatcher: match_id -> day value
     aliases: dict[str, frozenset[str]]  # normalised place name -> ids of the points it names (empty: not a point)
     fuzzy_names: tuple[str, ...]  # aliases long enough for fuzzy matching of misspellings
+    place_keys: dict[str, tuple[str, ...]]  # normalised place name -> keys of the places of El Salvador it names
+    weak_names: frozenset[str]  # place names that are also ordinary words: a place only after a preposition
+    prepositions: frozenset[str]
 
 
 def _point_aliases(lex: dict[str, Any]) -> dict[str, frozenset[str]]:
-    """Every point's name, city, department and extra aliases -> the point ids they name."""
+    """Every point's name, city, department and extra aliases -> the point ids they name; every other
+    place of El Salvador (faq_data/geography_sv.yaml) and `not_points` -> none, so that fuzzy matching
+    never turns them into a point."""
     names: dict[str, set[str]] = {}
     by_place: dict[str, set[str]] = {}
     for point in lex["points"]:
@@ -72,7 +96,7 @@ def _point_aliases(lex: dict[str, Any]) -> dict[str, frozenset[str]]:
     for place, aliases in lex.get("place_aliases", {}).items():
         for alias in aliases:
             names.setdefault(normalize(alias), set()).update(by_place.get(normalize(place), set()))
-    for place in lex.get("not_points", ()):
+    for place in [*lex.get("not_points", ()), *geography.geography().names]:
         names.setdefault(normalize(place), set())
     return {name: frozenset(ids) for name, ids in names.items() if name}
 
@@ -92,8 +116,11 @@ def language() -> Language:
         days.add(value, [nlp.make_doc(normalize(w)) for w in words])
     lemmatizer: Any = nlp.get_pipe("lemmatizer")
     table = lemmatizer.lookups.get_table("lemma_lookup")
-    fuzzy_names = tuple(name for name in aliases if len(name) >= 5)
-    return Language(nlp, table, places, days, aliases, fuzzy_names)
+    geo = geography.geography()
+    weak = frozenset(name for name in geo.weak_names if not aliases.get(name))
+    fuzzy_names = tuple(name for name in aliases if len(name) >= 5 and name not in weak)
+    place_keys = {normalize(name): keys for name, keys in geo.names.items()}
+    return Language(nlp, table, places, days, aliases, fuzzy_names, place_keys, weak, geo.prepositions)
 
 
 @lru_cache(maxsize=65536)
@@ -154,9 +181,51 @@ def extract_tracking_code(text: str) -> str | None:
 
 
 def looks_like_code(text: str) -> bool:
-    """"SV" and 6+ digits that are not a valid code ("SV 2026 0106 0112345"): a mistyped tracking code."""
-    return any(sum(ch.isdigit() or ch == "O" for ch in up[m.end():m.end() + 24]) >= 6
-               for up in (fold(text).upper(),) for m in _SV_PREFIX.finditer(up))
+    """Whether the message holds a tracking-code attempt that is not a valid code (see `code_attempt`)."""
+    return code_attempt(text) is not None
+
+
+def code_attempt(text: str) -> str | None:
+    """A token typed as a tracking code that is not a valid one, upper case without separators; else None.
+
+    An attempt is (checked in this order, on the text with e-mail and web addresses left out):
+    - "SV" and 6 or more digits that do not make a valid code ("SV 2026 0106 0112" -> "SV202601060112");
+    - a token of letters and digits (groups joined by "-" or ".") with at least 1 letter and 3 digits,
+      5-20 characters ("ABC123", "abc-123", "A1B2C3"), unless it is a number with a unit ("100lbs", "8kg",
+      "1030am", "35usd") or a case number ("ENC-260106-XDEJ");
+    - 6 or more digits ("el código es 12345678", "20260105007834"), unless they are a Salvadoran phone
+      (8 digits starting with 2, 6 or 7, or 503 and 8 digits: "7000-0001"), a date ("2026-01-06",
+      "06-01-2026"), a DUI ("01234567-8") or an amount ("1,500.00", "$350000").
+    Not attempts: a valid code (that is `extract_tracking_code`), "12345", "8lb", "$35", "06/01/2026".
+    """
+    if sum(map(str.isdigit, text)) < 3 or extract_tracking_code(text) is not None:
+        return None  # every attempt has 3 digits or more
+    up = _WEB_OR_MAIL.sub(" ", fold(text).upper())
+    for match in _SV_PREFIX.finditer(up):
+        digits = [ch for ch in up[match.end():match.end() + 24] if ch.isdigit() or ch == "O"]
+        if len(digits) >= 6:
+            return ("SV" + "".join("0" if ch == "O" else ch for ch in digits))[:CODE_ATTEMPT_MAX]
+    for raw in _CODE_TOKEN.findall(up):
+        if _NOT_A_CODE.match(raw):
+            continue
+        token = raw.replace("-", "").replace(".", "")
+        digits = sum(ch.isdigit() for ch in token)
+        letters = len(token) - digits
+        if letters and digits >= 3 and 5 <= len(token) <= CODE_ATTEMPT_MAX and not _with_unit(token):
+            return token
+        if not letters and digits >= 6 and not _is_phone(token):
+            return token[:CODE_ATTEMPT_MAX]
+    return None
+
+
+def _with_unit(token: str) -> bool:
+    """"100LBS", "8KG", "1030AM": a number and a unit (of weight, time, money), not a code."""
+    match = _NUMBER_WITH_UNIT.match(token)
+    return match is not None and (match.group(1) in _UNITS or match.group(1).lower() in lexicon()["weight_units"])
+
+
+def _is_phone(digits: str) -> bool:
+    return (len(digits) == 8 and digits[0] in "267") or (len(digits) == 11 and digits.startswith("503"))
 
 
 def extract_bare_code(text: str) -> str | None:
@@ -232,25 +301,30 @@ def _unknown(word: str) -> bool:
 
 
 Place = tuple[int, int, frozenset[str]]  # start token, end token, ids of the points it names (none: not a point)
+_Mention = tuple[int, int, frozenset[str], str]  # a Place and the normalised name it was read as
 
 
 @lru_cache(maxsize=4096)
-def _places(words: tuple[str, ...]) -> tuple[Place, ...]:
+def _places(words: tuple[str, ...]) -> tuple[_Mention, ...]:
     return tuple(_mentions(language().nlp.make_doc(" ".join(words))))
 
 
 def places(doc: Doc) -> tuple[Place, ...]:
     """Every place a message names, exactly or misspelled ("santa anna"), in text order."""
-    return _places(tuple(token.text for token in doc))
+    return tuple((s, e, ids) for s, e, ids, _ in _places(tuple(token.text for token in doc)))
 
 
-def _mentions(doc: Doc) -> list[Place]:
-    """Places named exactly (phrase matcher) or misspelled (rapidfuzz, on n-grams with an unknown word only)."""
+def _mentions(doc: Doc) -> list[_Mention]:
+    """Places named exactly (phrase matcher) or misspelled (rapidfuzz, on n-grams with an unknown word only).
+
+    A name that is also an ordinary word ("Dolores", "Victoria") counts only after a preposition.
+    """
     lang = language()
     strings = doc.vocab.strings
     words = [token.text for token in doc]
-    found = [(s, e, lang.aliases[strings[m]]) for m, s, e in non_overlapping(lang.places(doc))]
-    taken = {i for s, e, _ in found for i in range(s, e)}
+    found = [(s, e, lang.aliases[strings[m]], str(strings[m])) for m, s, e in non_overlapping(lang.places(doc))
+             if strings[m] not in lang.weak_names or (s > 0 and words[s - 1] in lang.prepositions)]
+    taken = {i for s, e, _, _ in found for i in range(s, e)}
     for i in (i for i, word in enumerate(words) if i not in taken and _unknown(word)):
         for start, end in ((i, i + 1), (i - 1, i + 1), (i, i + 2), (i - 2, i + 1), (i - 1, i + 2), (i, i + 3)):
             if start < 0 or end > len(words) or taken.intersection(range(start, end)):
@@ -258,7 +332,7 @@ def _mentions(doc: Doc) -> list[Place]:
             phrase = " ".join(words[start:end])
             name = _fuzzy_place(phrase) if len(phrase) >= 5 else None
             if name is not None:
-                found.append((start, end, lang.aliases[name]))
+                found.append((start, end, lang.aliases[name], name))
                 taken.update(range(start, end))
                 break
     return sorted(found, key=lambda f: f[0])
@@ -293,6 +367,46 @@ def resolve_point(doc: Doc) -> tuple[str | None, tuple[str, ...]]:
     if len(chosen) == 1:
         return next(iter(chosen)), ()
     return None, tuple(sorted(chosen))
+
+
+def resolve_place(doc: Doc) -> tuple[str | None, tuple[str, ...]]:
+    """The place of El Salvador a message names when it is not a point's ("vivo en Gotera" ->
+    "dis:san_francisco_gotera"), else the keys an ambiguous name could be ("San Isidro": two).
+
+    The mention is chosen as in `resolve_point` (the destination, else the last place not ruled out
+    or marked as the origin); a mention that names a point gives (None, ()): `point` covers it, unless
+    the shipment stays inside it ("dentro de San Salvador" -> "dep:san_salvador", see `ships_within`).
+    """
+    lex, lang = lexicon(), language()
+    words = [token.text for token in doc]
+    mentions = [(start, ids, name) for start, _, ids, name in _places(tuple(words))
+                if not set(words[max(0, start - 2):start]) & set(lex["negation_markers"])]
+    if not mentions:
+        return None, ()
+    to = [m for m in mentions if m[0] > 0 and words[m[0] - 1] in lex["destination_markers"]]
+    targets = [m for m in mentions if not (m[0] > 0 and words[m[0] - 1] in lex["origin_markers"])]
+    start, ids, name = (to or targets or mentions)[-1]
+    keys = () if ids and not _within_before(words, start) else lang.place_keys.get(name, ())
+    if len(keys) == 1:
+        return keys[0], ()
+    return None, keys
+
+
+def _within_before(words: list[str], start: int) -> bool:
+    return any(words[max(0, start - len(m.split())):start] == m.split() for m in geography.geography().within_markers)
+
+
+@cache
+def _within_words() -> frozenset[str]:
+    return frozenset(marker.split()[-1] for marker in geography.geography().within_markers)
+
+
+def ships_within(doc: Doc) -> bool:
+    """Whether the message keeps a shipment inside one place ("¿y dentro de San Salvador?"): both ends there."""
+    words = [token.text for token in doc]
+    if _within_words().isdisjoint(words):
+        return False
+    return any(_within_before(words, start) for start, _, _, _ in _places(tuple(words)))
 
 
 @cache

@@ -6,7 +6,8 @@ overrides), typos corrected by sound and by edit distance against the words the
 lexicon uses. The lexicon's phrases are compiled once per process into slot
 patterns ("donde + queda", "=hola", "paquete|encargo llegar") and matched
 against the tokens: ordered with gaps of at most MAX_GAP words, or anywhere
-("a + b"); each token serves one phrase. `score` sums the weights per intent.
+("a + b"); each token serves one phrase. `score` sums the weights per intent (a
+policy question of the lexicon is summed apart, as "<intent>:<question>").
 Pure: no I/O; the tables are built on first use and cached.
 """
 
@@ -25,6 +26,7 @@ from chatbot.normalize import normalize, sound_key
 
 MAX_GAP = 2  # words allowed between two words of a phrase
 PLACE_WORD = "lugar"  # what a named place (point, city) stands for in the lexicon's phrases
+QUESTION_SEPARATOR = ":"  # score keys of the lexicon's policy questions: "payment:payment_methods"
 
 _DOUBLED = re.compile(r"([a-z])\1")
 _CLITIC = re.compile(r"^(\w{3,}?)(melo|selo|me|te|se|lo|la|los|las|le|les|nos)$")
@@ -57,7 +59,8 @@ def tables() -> _Rules:
     lex = ent.lexicon()
     synonyms = {normalize(k): normalize(v) for k, v in lex["synonyms"].items()}
     words: set[str] = set(synonyms) | {w for v in synonyms.values() for w in v.split()}
-    for table in [lex["intents"], lex["injection"], *lex["context_intents"].values()]:
+    questions = [spec["phrases"] for spec in lex.get("policy_questions", {}).values()]
+    for table in [lex["intents"], lex["injection"], *lex["context_intents"].values(), *questions]:
         for phrase in _phrases(table):
             words.update(normalize(phrase).split())  # "=", "|" and "+" are not letters: they fall away
     for phrases in lex["answers"].values():
@@ -170,6 +173,8 @@ def _patterns(expecting: str | None) -> tuple[tuple[_Pattern, ...], dict[str, tu
     lex = ent.lexicon()
     found = [p for intent, table in lex["intents"].items() for p in _compile(table, intent)]
     found += _compile(lex["injection"], "injection")
+    for name, spec in lex.get("policy_questions", {}).items():  # scored as "<intent>:<question>"
+        found += _compile(spec["phrases"], f"{spec['intent']}{QUESTION_SEPARATOR}{name}")
     for intent, table in lex["context_intents"].get(expecting or "", {}).items():
         found += _compile(table, intent)
     ordered = tuple(sorted(found, key=lambda p: (-p.weight, -len(p.slots))))
