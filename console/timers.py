@@ -4,8 +4,8 @@
   honestly that every agent is still busy and offered a call back (buttons;
   the answer is handled by `console.customer_side`). Once per case.
 - a callback requested out of hours becomes due at the company's opening time
-  (support hours from the logistics core): it is marked due, so the queue
-  shows it on top, and the consoles are told.
+  (support hours from the logistics core): it is marked due, its SLA clock
+  starts (console.case_queue ranks it from then on), and the consoles are told.
 
 Failure policy: a case's database error raises (the next run tries again);
 the core being unreachable only postpones the callbacks; live events never raise.

@@ -162,7 +162,7 @@ def _case_detail(agent: Agent, case_id: int, after: int = 0) -> dict[str, Any]:
         "window_open": window_open, "window_closes_at": closes_at.isoformat() if closes_at else None,
         "values": values, "resolution_reason": extra.get("resolution_reason"),
         "csat_score": extra.get("csat_score"),
-        "sla_target_s": casefile.sla_target_s(console.settings, case.priority),
+        "sla_target_s": case_queue.sla_target_s(console.settings, case.priority),
         "first_response_at": extra["first_response_at"].isoformat() if extra.get("first_response_at") else None,
         "customer": panel.as_json(),
         "taken_notice": handoff.error_text("taken_by", who=case.taken_by_name)

@@ -342,6 +342,8 @@ def test_assigning_and_reassigning_follow_the_roles(app: Flask, settings: Settin
     assert [(h["agent"], h["data"]["to_agent"], h["data"]["from_agent"]) for h in history] == [
         ("Ana Martínez", "Carlos Rivas", None), ("Carlos Rivas", "Beto Díaz", "Carlos Rivas"),
         ("Ana Martínez", "Carlos Rivas", "Beto Díaz")]
+    assert [h["text"] for h in history] == ["Asignó el caso a Carlos Rivas", "Asignó el caso a Beto Díaz",
+                                            "Asignó el caso a Carlos Rivas"]
 
     # A resolved case cannot be assigned.
     assert as_carlos.post(f"/console/api/cases/{case_id}/resolve", json={"reason": "Listo"},
@@ -392,6 +394,8 @@ def test_tags_are_normalised_deduplicated_and_kept_per_company(app: Flask, setti
     detail = client.get(f"/console/api/cases/{case_id}").get_json()
     history = [(h["action"], h["data"]["tag"]) for h in detail["history"] if h["action"] in ("tag", "untag")]
     assert history[0] == ("tag", "daño") and history[-1] == ("untag", "daño")
+    lines = [h["text"] for h in detail["history"] if h["action"] in ("tag", "untag")]
+    assert lines[0] == "Agregó la etiqueta «daño»" and lines[-1] == "Quitó la etiqueta «daño»"
 
     # Another company neither sees nor tags our cases, and its vocabulary is its own.
     zoe, zoe_h = log_in(app, "zoe@example.com")

@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 from psycopg_pool import ConnectionPool
 
 from config import Settings
-from console import casefile, timers
+from console import case_queue, timers
 from tests.console_support import TUESDAY_NIGHT, TZ, Customer
 from tests.harness import rows, run_jobs
 from worker import runtime
@@ -62,7 +62,7 @@ def test_an_untaken_chat_gets_one_honest_notice_and_the_callback_offer(maria: Cu
     assert maria.received()[-1] == (f"Listo, María. Un asesor te llamará al número desde el que escribes lo antes "
                                     f"posible. Tu caso es {case['case_number']}.")
     with db_pool.connection() as conn:
-        top = casefile.queue(conn, settings, 1, now=datetime.now(UTC))
+        top = case_queue.queue(conn, settings, 1, now=datetime.now(UTC))
     assert top[0].id == case_id and top[0].label == "Devolver llamada"
 
 
@@ -90,7 +90,7 @@ def test_an_out_of_hours_callback_becomes_due_at_opening_time(maria: Customer, r
     actions = rows(db_pool, "SELECT action FROM handoff_events WHERE escalation_id = %s", (case_id,))
     assert actions == [{"action": "callback_due"}]
     with db_pool.connection() as conn:
-        queue = casefile.queue(conn, settings, 1, now=opening + timedelta(minutes=1))
+        queue = case_queue.queue(conn, settings, 1, now=opening + timedelta(minutes=1))
     assert queue[0].id == case_id and queue[0].callback_due
 
 
