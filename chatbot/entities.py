@@ -202,10 +202,11 @@ def code_attempt(text: str) -> str | None:
         return None  # every attempt has 3 digits or more
     up = _WEB_OR_MAIL.sub(" ", fold(text).upper())
     for match in _SV_PREFIX.finditer(up):
-        digits = [ch for ch in up[match.end():match.end() + 24] if ch.isdigit() or ch == "O"]
-        if len(digits) >= 6:
-            return ("SV" + "".join("0" if ch == "O" else ch for ch in digits))[:CODE_ATTEMPT_MAX]
-    for raw in _CODE_TOKEN.findall(up):
+        read = "".join("0" if ch == "O" else ch for ch in up[match.end():match.end() + 24] if ch.isdigit() or ch == "O")
+        if len(read) >= 6:
+            return ("SV" + read)[:CODE_ATTEMPT_MAX]
+    for found in _CODE_TOKEN.finditer(up):
+        raw: str = found.group(1)
         if _NOT_A_CODE.match(raw):
             continue
         token = raw.replace("-", "").replace(".", "")

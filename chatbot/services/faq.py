@@ -1,10 +1,14 @@
 """The company's policies and frequently asked questions, from faq_data/<tenant>.yaml.
 
 The file is the company's own wording (editable by a non-programmer; its
-format is described at its top) and is read once per process. Policy answers
-are sent as written; `faq_search` ranks FAQ entries by keyword and question
-overlap so the LLM can later be grounded on the company's answers only. A
-missing or malformed file raises `FaqDataError` naming the file.
+format is described at its top) and is read once per process. Policy and FAQ
+answers are sent as written but short: at most MAX_LINES lines at a time. A
+longer text is cut after whole paragraphs (else lines, else sentences, never
+inside one), sent with "¿Quieres más detalles?" and the buttons Sí
+(`more:<ref>`) / No (`more_no`); `more_details(ctx, ref)` is the rest for the
+"Sí". `faq_search` ranks FAQ entries by keyword and question overlap so the
+LLM can be grounded on the company's answers only. A missing or malformed file
+raises `FaqDataError` naming the file.
 """
 
 from __future__ import annotations
@@ -18,12 +22,21 @@ from typing import Any
 import yaml
 from rapidfuzz import fuzz
 
-from channels.outbound import OutboundMessage, Text
+from channels.limits import INTERACTIVE_BODY_MAX
+from channels.outbound import Buttons, Choice, OutboundMessage, Text
 from chatbot.services import ServiceContext, wording
 from chatbot.services.catalog import fold
 
 FAQ_DIR = Path(__file__).resolve().parents[2] / "faq_data"
-POLICY_TOPICS = ("requirements", "unclaimed_policy", "refund", "payment")
+POLICY_TOPICS = ("requirements", "unclaimed_policy", "refund", "payment", "payment_methods", "paid_sender",
+                 "pickup_by_other")
+# A question's own text, when the company has not written it, falls back to the text of its topic.
+POLICY_FALLBACK = {"payment_methods": "payment", "paid_sender": "payment", "pickup_by_other": "pickup"}
+MAX_LINES = 6  # lines of one answer on a phone; the rest waits for "¿Quieres más detalles?"
+LINE_CHARS = 70  # a longer line wraps on a phone: it counts as one line per LINE_CHARS characters
+MORE_PREFIX, MORE_NO = "more", "more_no"  # ids of the Sí / No buttons after a cut answer
+_PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
+_SENTENCE_END = re.compile(r"(?<=[.!?…])\s+(?=[¿¡(*_\"A-ZÁÉÍÓÚÑ0-9•])")
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 # Words that say nothing about the topic of a question.
 _STOPWORDS = frozenset(
@@ -86,19 +99,100 @@ def policy_line(ctx: ServiceContext, key: str) -> str | None:
     return str(value).strip() if value else None
 
 
-def policy_answer(ctx: ServiceContext, topic: str) -> list[OutboundMessage]:
-    """The company's policy on `topic` (requirements include the prohibited items), as written in faq_data."""
+def policy_text(ctx: ServiceContext, topic: str) -> str:
+    """The company's whole text on `topic` as written in faq_data (requirements include the prohibited items)."""
     if topic not in POLICY_TOPICS:
         raise ValueError(f"unknown policy topic {topic!r}; expected one of {', '.join(POLICY_TOPICS)}")
     data = load_faq(ctx.tenant_slug)
-    text = policy_line(ctx, topic)
+    text = policy_line(ctx, topic) or (policy_line(ctx, POLICY_FALLBACK[topic]) if topic in POLICY_FALLBACK else None)
     if text is None:
         raise FaqDataError(f"{data.path}: policies has no {topic!r} text")
     prohibited = data.policies.get("prohibited") or []
     if topic == "requirements" and prohibited:
         items = "\n".join(str(wording()["faq"]["item"]).format(item=item) for item in prohibited)
         text = f"{text}\n\n{wording()['faq']['prohibited_title']}\n{items}"
-    return [Text(text)]
+    return text
+
+
+def policy_answer(ctx: ServiceContext, topic: str) -> list[OutboundMessage]:
+    """The company's policy on `topic`, at most MAX_LINES lines; a longer text offers the rest (`more_details`)."""
+    return short_answer(policy_text(ctx, topic), f"policy:{topic}")
+
+
+def entry_answer(entry: FaqEntry) -> list[OutboundMessage]:
+    """One FAQ entry's answer, at most MAX_LINES lines; a longer text offers the rest (`more_details`)."""
+    return short_answer(entry.answer, f"faq:{entry.id}")
+
+
+def more_details(ctx: ServiceContext, ref: str) -> list[OutboundMessage]:
+    """The rest of a cut answer (`ref` from its Sí button: "policy:<topic>" or "faq:<id>"); empty when unknown.
+
+    A company text changed since the cut is cut again: the customer gets what follows its first part now.
+    """
+    kind, _, key = ref.partition(":")
+    text: str | None = None
+    if kind == "policy" and key in POLICY_TOPICS:
+        text = policy_text(ctx, key)
+    elif kind == "faq":
+        text = next((e.answer for e in load_faq(ctx.tenant_slug).entries if e.id == key), None)
+    rest = split_answer(text)[1] if text else None
+    return [Text(rest)] if rest else []
+
+
+def short_answer(text: str, ref: str) -> list[OutboundMessage]:
+    """`text` as the customer reads it: whole when short, else its first part and "¿Quieres más detalles?"."""
+    first, rest = split_answer(text)
+    if rest is None:
+        return [Text(first)]
+    w = wording()["faq"]["more"]
+    buttons = (Choice(f"{MORE_PREFIX}:{ref}", w["yes"]), Choice(MORE_NO, w["no"]))
+    body = f"{first}\n\n{w['ask']}"
+    if len(body) > INTERACTIVE_BODY_MAX:  # too long for an interactive body: the part, then the question
+        return [Text(first), Buttons(body=w["ask"], buttons=buttons)]
+    return [Buttons(body=body, buttons=buttons)]
+
+
+def split_answer(text: str, max_lines: int = MAX_LINES) -> tuple[str, str | None]:
+    """The first part of `text` (at most `max_lines` lines) and the rest (None when nothing is left).
+
+    The first part takes whole paragraphs (blank-line separated) while they fit; when even the first
+    paragraph is longer, it is cut between its lines, and a line longer than a part between sentences.
+    A single sentence longer than a part is kept whole: a sentence is never cut.
+    """
+    paragraphs = [p.strip() for p in _PARAGRAPH_BREAK.split(text.strip()) if p.strip()]
+    if not paragraphs:
+        return "", None
+    taken, used = 0, 0
+    for paragraph in paragraphs:
+        cost = lines(paragraph) + (1 if taken else 0)  # with the blank line before it
+        if used + cost > max_lines:
+            break
+        taken, used = taken + 1, used + cost
+    if taken == 0:
+        first, remainder = _cut(paragraphs[0], max_lines)
+        rest = "\n\n".join(([remainder] if remainder else []) + paragraphs[1:])
+        return first, rest or None
+    return "\n\n".join(paragraphs[:taken]), "\n\n".join(paragraphs[taken:]) or None
+
+
+def lines(text: str) -> int:
+    """How many lines `text` takes on a phone: its lines, a long one counted once per LINE_CHARS characters."""
+    return sum(max(1, -(-len(line) // LINE_CHARS)) for line in text.split("\n"))
+
+
+def _cut(paragraph: str, max_lines: int) -> tuple[str, str]:
+    """A paragraph longer than `max_lines`: its first lines (or sentences) that fit, and what is left."""
+    pieces: list[tuple[str, str]] = []  # (text, what joins it to the piece before: a line break or a space)
+    for line in paragraph.split("\n"):
+        sentences = _SENTENCE_END.split(line) if lines(line) > max_lines else [line]
+        pieces += [(sentence, "\n" if i == 0 else " ") for i, sentence in enumerate(sentences)]
+    first = pieces[0][0]
+    for count, (piece, joiner) in enumerate(pieces[1:], start=1):
+        if lines(first + joiner + piece) > max_lines:
+            rest = pieces[count][0] + "".join(j + p for p, j in pieces[count + 1:])
+            return first, rest
+        first += joiner + piece
+    return first, ""
 
 
 def _words(text: str) -> list[str]:
