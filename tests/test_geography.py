@@ -9,6 +9,7 @@ import pytest
 import redis
 
 from channels.outbound import Buttons, OutboundMessage, preview_text
+from chatbot.router import route
 from chatbot.services import ServiceContext, business, catalog, geography
 from core_api_client import CoreClient
 from tests.services_support import make_ctx
@@ -148,6 +149,40 @@ def test_a_common_word_is_a_place_after_a_preposition() -> None:
 def test_dentro_de_means_both_ends_in_the_place() -> None:
     found = geography.resolve("¿y dentro de San Salvador?")
     assert found.within and found.place is not None and found.place.key == "dep:san_salvador"
+
+
+# -- the router's `place` entity --------------------------------------------------------------------
+
+@pytest.mark.parametrize(("text", "intent", "entities"), [
+    ("¿tienen sucursal en Usulután?", "locations", {"place": "dep:usulutan"}),
+    ("vivo en Gotera", "locations", {"place": "dis:san_francisco_gotera"}),
+    ("Chalate", "locations", {"place": "dep:chalatenango"}),
+    ("¿cuánto cuesta enviar a Apopa 3 libras?", "pricing", {"place": "dis:apopa", "weight_lbs": 3.0}),
+    ("de Santa Ana a Apopa", "locations", {"place": "dis:apopa"}),  # the destination counts
+    ("de Apopa a Santa Ana", "locations", {"point": "santa_ana"}),
+    ("cuantos dias tarda en llegar a Metapan", "delivery_time", {"place": "dis:metapan"}),
+    ("¿cuánto cuesta a San Isidro?", "pricing", {"place_options": ["dis:san_isidro_cabanas", "dis:san_isidro_morazan"]}),
+    ("¿y dentro de San Salvador 3 lb?", "pricing", {"place": "dep:san_salvador", "within": True, "weight_lbs": 3.0,
+                                                   "point_options": ["san_salvador_centro", "soyapango"]}),
+])
+def test_router_names_places_that_are_not_points(text: str, intent: str, entities: dict[str, object]) -> None:
+    result = route(text)
+    assert (result.intent, {k: result.entities.get(k) for k in entities}) == (intent, entities)
+    assert "place" not in entities or "point" not in result.entities
+
+
+@pytest.mark.parametrize(("text", "point"), [
+    ("¿dónde queda Soyapango?", "soyapango"), ("horario de Santa Ana", "santa_ana"), ("punto de la union", "la_union"),
+])
+def test_a_points_city_is_still_a_point(text: str, point: str) -> None:
+    result = route(text)
+    assert result.entities.get("point") == point and "place" not in result.entities
+
+
+@pytest.mark.parametrize("text", ["a nombre de Carolina", "Victoria Pérez", "tengo dolores de cabeza",
+                                  "no en Apopa", "hola buenas"])
+def test_people_and_ordinary_words_are_not_places(text: str) -> None:
+    assert not {"place", "place_options", "within"} & set(route(text).entities)
 
 
 # -- nearest point ------------------------------------------------------------------------------------
