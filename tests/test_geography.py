@@ -9,9 +9,11 @@ import pytest
 import redis
 
 from channels.outbound import Buttons, OutboundMessage, preview_text
+from chatbot.dialog.store import DialogState
 from chatbot.router import route
 from chatbot.services import ServiceContext, business, catalog, geography
 from core_api_client import CoreClient
+from tests.dialog_support import Say, readable
 from tests.services_support import make_ctx
 
 GOOD_FILE = geography.GEOGRAPHY_PATH.read_text(encoding="utf-8")
@@ -161,7 +163,8 @@ def test_dentro_de_means_both_ends_in_the_place() -> None:
     ("de Santa Ana a Apopa", "locations", {"place": "dis:apopa"}),  # the destination counts
     ("de Apopa a Santa Ana", "locations", {"point": "santa_ana"}),
     ("cuantos dias tarda en llegar a Metapan", "delivery_time", {"place": "dis:metapan"}),
-    ("¿cuánto cuesta a San Isidro?", "pricing", {"place_options": ["dis:san_isidro_cabanas", "dis:san_isidro_morazan"]}),
+    ("¿cuánto cuesta a San Isidro?", "pricing",
+     {"place_options": ["dis:san_isidro_cabanas", "dis:san_isidro_morazan"]}),
     ("¿y dentro de San Salvador 3 lb?", "pricing", {"place": "dep:san_salvador", "within": True, "weight_lbs": 3.0,
                                                    "point_options": ["san_salvador_centro", "soyapango"]}),
 ])
@@ -286,3 +289,16 @@ def test_delivery_time_to_a_place_uses_its_nearest_point(ctx: ServiceContext) ->
 def test_delivery_time_to_a_point_city_is_unchanged(ctx: ServiceContext) -> None:
     [message] = business.delivery_time_answer(ctx, "Santa Ana")
     assert preview_text(message) == "⏱️ Tiempo de entrega hacia *Santa Ana*: 1 día hábil."
+
+
+# -- through the dialog as it is (router, dialog, services, sandbox core) --------------------------------
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("¿cuánto cuesta enviar a Apopa 3 libras?", ["San Salvador → Apopa", "$3.00"]),
+    ("¿cuánto cuesta enviar a Gotera 5 libras?", ["San Salvador → San Francisco Gotera", "$5.00",
+                                                  "lo recogen en *San Miguel - Punto Principal*, a unos 25 km"]),
+    ("cuanto sale mandar a chalate 10 libras", ["San Salvador → Chalatenango", "$8.00"]),
+])
+def test_quotes_to_any_place_through_the_dialog(say: Say, text: str, expected: list[str]) -> None:
+    replies = readable(say(DialogState(), text).replies)
+    assert all(part in replies for part in expected), replies

@@ -138,8 +138,9 @@ def place_of(locality: geography.Locality) -> Place:
 
 
 def resolve_place(ctx: ServiceContext, text: str) -> Place | None:
-    """A point's city, name or id, else any place of El Salvador (department, municipality, district,
-    alias or misspelling: "Apopa", "Gotera", "Chalate"); None when unknown or ambiguous."""
+    """A point's city, name or id, else any place of El Salvador named by the whole text (department,
+    municipality, district, alias, key or misspelling: "Apopa", "Gotera", "Chalate", "dentro de San
+    Salvador"); None when unknown or ambiguous."""
     wanted = fold(text)
     if not wanted:
         return None
@@ -147,7 +148,7 @@ def resolve_place(ctx: ServiceContext, text: str) -> Place | None:
     for point in all_points:
         if wanted in (fold(point.id), fold(point.name), fold(point.city)):
             return Place(point.city, point.department)
-    found = geography.resolve(text).place
+    found = geography.resolve(text, whole=True).place
     if found is not None:
         return place_of(found)
     for point in all_points:

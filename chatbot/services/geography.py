@@ -243,10 +243,11 @@ def _fuzzy(phrase: str) -> str | None:
     return None if best is None else str(best[0])
 
 
-def resolve(text: str | None) -> Resolution:
+def resolve(text: str | None, *, whole: bool = False) -> Resolution:
     """The place a text names: its key, the whole text as a name, else the last place named inside it, else
     a misspelling of one ("usulatan"). An ambiguous name ("San Isidro") gives its options, never a
-    guess. "dentro de San Salvador" sets `within`: the shipment starts and ends there."""
+    guess. "dentro de San Salvador" sets `within`: the shipment starts and ends there. With `whole`,
+    the text (after "dentro de") must be the name or its misspelling: nothing is looked for inside it."""
     geo = geography()
     if text in geo.localities:  # a key ("dis:apopa"), as the router and the dialog pass it
         return Resolution(geo.localities[text])
@@ -260,9 +261,12 @@ def resolve(text: str | None) -> Resolution:
                 break
         if within:
             break
-    whole = " ".join(words)
-    if whole in geo.names:
-        return _result(geo.names[whole], within)
+    phrase = " ".join(words)
+    if phrase in geo.names:
+        return _result(geo.names[phrase], within)
+    if whole:
+        misspelt = _fuzzy(phrase) if len(phrase) >= FUZZY_MIN_CHARS else None
+        return _result(geo.names[misspelt], within) if misspelt else Resolution(None, (), within)
     found: tuple[str, ...] | None = None
     i = 0
     while i < len(words):
