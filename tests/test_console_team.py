@@ -247,6 +247,9 @@ def test_search_pages_and_refuses_unknown_filters_in_spanish(app: Flask, setting
         assert answer.status_code == 400 and error in answer.get_data(as_text=True), args
     nothing = client.get("/console/search", query_string={"q": "nadie-escribio-esto"}).get_data(as_text=True)
     assert "0 casos encontrados" in nothing and "Ningún caso coincide" in nothing
+    for wildcard in ("%", "_", "\\"):  # typed characters, not patterns that match everything
+        assert "0 casos encontrados" in client.get("/console/search", query_string={"q": wildcard}).get_data(
+            as_text=True), wildcard
 
 
 # -- assignment --------------------------------------------------------------------------------------------------
