@@ -87,7 +87,9 @@ def _broken(tmp_path: Path, old: str, new: str) -> Path:
      "outside El Salvador"),
     ("cabecera: Cojutepeque", "cabecera: Cojute", "cabecera 'Cojute' is not one of its districts"),
     ("alias: [gotera,", "alias: [apopa, gotera,", "the alias 'apopa' names 2 places"),
-    ("  - nombre: Cabañas\n", "  - nombre: Santa Ana\n", "there must be 14 departments"),
+    ("  - nombre: Cabañas\n", "  - nombre: Cabana\n", "unknown department 'Cabana'"),
+    ("  - nombre: Cabañas\n    cabecera: Sensuntepeque\n", "  - nombre: Santa Ana\n    cabecera: Sensuntepeque\n",
+     "departments missing: Cabañas"),
 ])
 def test_a_bad_edit_of_the_file_is_refused_naming_the_place(tmp_path: Path, old: str, new: str, message: str) -> None:
     with pytest.raises(geography.GeographyDataError, match=message.replace("(", r"\(")):

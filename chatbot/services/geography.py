@@ -45,6 +45,8 @@ DEPARTMENT, MUNICIPALITY, DISTRICT = "department", "municipality", "district"
 SAN_SALVADOR_ZONE, DEPARTMENTS_ZONE, RURAL_ZONE = "san_salvador", "departamentos", "rural"
 ZONES = (SAN_SALVADOR_ZONE, DEPARTMENTS_ZONE, RURAL_ZONE)
 CAPITAL_DEPARTMENT = "San Salvador"
+DEPARTMENTS = ("Ahuachapán", "Santa Ana", "Sonsonate", "Chalatenango", "La Libertad", "San Salvador", "Cuscatlán",
+               "La Paz", "Cabañas", "San Vicente", "Usulután", "San Miguel", "Morazán", "La Unión")
 FUZZY_CUTOFF = 86.0
 FUZZY_MIN_CHARS = 5
 MAX_NAME_WORDS = 6
@@ -137,7 +139,7 @@ def _build(data: dict[str, Any]) -> Geography:
     places: list[tuple[Locality, list[str]]] = []
     for dep in departments:
         dep_name, head = str(dep.get("nombre") or ""), str(dep.get("cabecera") or "")
-        _require(bool(dep_name), "a department has no nombre")
+        _require(dep_name in DEPARTMENTS, f"unknown department {dep_name!r} (the 14 are: {', '.join(DEPARTMENTS)})")
         districts: list[Locality] = []
         for mun in dep.get("municipios") or []:
             mun_name = str(mun.get("nombre") or "")
@@ -154,7 +156,8 @@ def _build(data: dict[str, Any]) -> Geography:
         assert capital is not None  # for mypy: _require raised otherwise
         places.append((Locality(f"dep:{slug(dep_name)}", DEPARTMENT, dep_name, dep_name, None, capital.lat,
                                 capital.lng, capital.zone, capital.name), [str(a) for a in dep.get("alias") or ()]))
-    _require(len({p.name for p, _ in places if p.kind == DEPARTMENT}) == 14, "there must be 14 departments")
+    missing = set(DEPARTMENTS) - {p.name for p, _ in places if p.kind == DEPARTMENT}
+    _require(not missing, f"departments missing: {', '.join(sorted(missing))}")
     return _index(places, data)
 
 
