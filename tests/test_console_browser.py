@@ -81,7 +81,7 @@ def test_an_agent_works_a_case_live_in_chromium(served: tuple[Flask, str], setti
             page.fill("input[name=email]", "carlos@example.com")
             page.fill("input[name=password]", PASSWORD)
             page.click("button[type=submit]")
-            expect(page.locator(".who")).to_have_text("Carlos Rivas · agent")
+            expect(page.locator(".who")).to_have_text("Carlos Rivas · agente")
             expect(page.locator("tr.case-row")).to_have_count(1)
             expect(page.locator("body[data-live=on]")).to_have_count(1)  # the event stream is open
 

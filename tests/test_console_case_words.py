@@ -3,6 +3,8 @@ variables are empty, masked phone numbers, and history, reasons and points in wo
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from console import canned, words
@@ -140,7 +142,7 @@ def test_history_reasons_and_states_read_as_words() -> None:
 
 
 def test_a_case_page_presented_in_words_holds_no_ids() -> None:
-    detail = {
+    detail: dict[str, Any] = {
         "reason": "not_understood", "dialog_state": "in_handoff",
         "messages": [{"direction": "out", "body": "Te espero en *la_union*"},
                      {"direction": "in", "body": "<b>hola</b> la_union"}],
