@@ -185,7 +185,8 @@ def test_a_points_city_is_still_a_point(text: str, point: str) -> None:
 
 
 @pytest.mark.parametrize("text", ["a nombre de Carolina", "Victoria Pérez", "tengo dolores de cabeza",
-                                  "no en Apopa", "hola buenas"])
+                                  "a nombre de Lourdes", "Juan Delgado", "déjenme en paz", "no en Apopa",
+                                  "hola buenas"])
 def test_people_and_ordinary_words_are_not_places(text: str) -> None:
     assert not {"place", "place_options", "within"} & set(route(text).entities)
 
