@@ -33,6 +33,7 @@ from scripts import devservices
 from storage.db import open_pool
 from storage.migrate import apply_migrations
 from storage.tenants import ensure_configured_tenant
+from tests.dialog_support import Say, talk
 from tests.fakes.graph_api import DEFAULT_TOKEN as GRAPH_TOKEN
 from tests.fakes.graph_api import FakeGraphAPI
 from tests.fakes.openai_api import FakeOpenAI
@@ -185,3 +186,9 @@ def load_fixture(name: str) -> Any:
 
 def fixture_bytes(name: str) -> bytes:
     return (FIXTURES / name).read_bytes()
+
+
+@pytest.fixture
+def say(core_url: str, redis_conn: redis.Redis) -> Iterator[Say]:
+    """One message to the dialog (tests/dialog_support.py): real router, dialog and services, sandbox core."""
+    yield from talk(core_url, redis_conn)

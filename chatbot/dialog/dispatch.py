@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from channels.outbound import Choice, ChoiceList
-from chatbot.dialog import cases, courtesy, delivery_times, points, policies, quote, tracking
+from chatbot.dialog import cases, courtesy, delivery_times, package_in_view, points, policies, quote, tracking
 from chatbot.dialog.turn import State, Turn, state_of, wording
 from chatbot.services import business, catalog, escalation
 from chatbot.services import tracking as tracking_service
@@ -24,6 +24,8 @@ TASKS = frozenset({State.AWAITING_CODE, State.AWAITING_PACKAGE_CHOICE, State.AWA
                    State.AWAITING_POINT, State.AWAITING_NAME, State.AWAITING_WEIGHT})
 # Intents that win over any open question.
 OVERRIDING = frozenset({"complaint", "human_agent", "change_delivery", "sales_lead", "opt_out"})
+# What "¿cuánto tengo que pagar?" may be read as before it turns out to be about a package in view.
+AMOUNT_DUE_INTENTS = frozenset({"pricing", "payment", "track_package", "find_packages", "out_of_scope"})
 INFORMATION = frozenset({"track_package", "find_packages", "hours", "locations", "pricing", "delivery_time",
                          "requirements", "unclaimed_policy", "refund", "payment"})
 
@@ -35,6 +37,8 @@ def dispatch(t: Turn) -> State:
     """A message read on its own: an option it picks, else its intent (with what the session remembers)."""
     if (state := picked(t)) is not None:
         return state
+    if (state := about_packages_in_view(t)) is not None:
+        return state
     intent = t.intent
     if (t.ds.packages and not t.code and intent in ("track_package", "find_packages", "out_of_scope", "hours",
                                                      "delivery_time") and t.cue("other_package")):
@@ -45,6 +49,19 @@ def dispatch(t: Turn) -> State:
         if t.weight is not None or destination:
             return quote.pricing(t, destination)
     return INTENT_ACTIONS.get(intent, unknown)(t)
+
+
+def about_packages_in_view(t: Turn) -> State | None:
+    """A question about the customer's own packages that needs no code (roles from the phone, design 2.1.2):
+    the amount a recipient pays, or a package of the list picked by its description."""
+    if t.code or t.intent in OVERRIDING:
+        return None
+    if t.cue("amount_due") and t.weight is None and not t.point and t.intent in AMOUNT_DUE_INTENTS:
+        if (state := package_in_view.amount_due(t)) is not None:
+            return state
+    if t.ds.listed and t.cue("by_description"):
+        return tracking.pick_described(t)
+    return None
 
 
 def unknown(t: Turn) -> State:

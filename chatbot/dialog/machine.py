@@ -19,7 +19,7 @@ import logging
 from collections.abc import Callable
 
 from channels.outbound import Buttons, Choice, ChoiceList, OutboundMessage, Text
-from chatbot.dialog import cases, courtesy, points, quote, tracking
+from chatbot.dialog import cases, courtesy, package_in_view, points, quote, tracking
 from chatbot.dialog.dispatch import (
     INFORMATION,
     OVERRIDING,
@@ -120,6 +120,12 @@ def on_awaiting_code(t: Turn) -> State:
 def on_awaiting_package_choice(t: Turn) -> State:
     if t.code:
         return tracking.track(t, t.code)
+    if (state := picked(t)) is not None:
+        return state
+    if t.cue("amount_due") and (state := package_in_view.amount_due(t)) is not None:
+        return state  # "¿cuánto tengo que pagar?" about the list just shown
+    if t.intent not in OVERRIDING and (state := tracking.pick_described(t)) is not None:
+        return state  # "el de Pedro Ramírez", "el que va para Santa Ana", "el que ya llegó"
     return elsewhere(t)
 
 

@@ -11,8 +11,10 @@ from chatbot.services import business, catalog
 def hours(t: Turn) -> State:
     """Opening hours: of the named point, of the package's point ("¿a qué hora puedo recogerlo?"), else a list."""
     t.topic = "hours"
-    if not t.point and t.ds.packages and t.cue("pickup"):
-        return package_in_view.pickup(t)
+    if not t.point and t.cue("pickup"):  # about the package in view, or the writer's own waiting one
+        state = package_in_view.pickup(t) if t.ds.packages else package_in_view.pickup_own(t)
+        if state is not None:
+            return state
     point = t.point or (t.ds.point if not t.cue("all_points") else None)
     if point:
         return hours_for(t, point, t.day)
@@ -33,6 +35,8 @@ def hours_for(t: Turn, point_id: str, day: str | None) -> State:
 def locations(t: Turn) -> State:
     """Addresses: the named point, the point being discussed ("dame la dirección"), else all points."""
     t.topic = "locations"
+    if not t.point and not t.ds.packages and t.cue("pickup") and (state := package_in_view.pickup_own(t)):
+        return state  # "¿dónde lo recojo?" from the recipient's registered phone
     point = t.point or (t.ds.point if not t.cue("all_points") else None)
     if point and t.cue("map"):  # "mándame la ubicación": the pin itself (it carries the address)
         return pin(t, point)

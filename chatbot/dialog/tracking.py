@@ -8,11 +8,15 @@ a stranger did not type is ever kept in the session, so nothing can be "opened" 
 
 from __future__ import annotations
 
+from channels.outbound import Buttons, Choice, ChoiceList
 from chatbot.dialog import package_in_view, points
 from chatbot.dialog.turn import State, Turn, wording
 from chatbot.guard import phone_in, safe_name
-from chatbot.services import lookup
+from chatbot.services import business, catalog, lookup, selection
 from chatbot.services import tracking as tracking_service
+from core_api_client import CoreError, Package
+
+BUTTONS_MAX = 3  # WhatsApp reply buttons; more choices go in a list
 
 
 def ask_code(t: Turn, *, other: bool = False, purpose: str | None = None) -> State:
@@ -36,7 +40,22 @@ def track_request(t: Turn) -> State:
         return ask_code(t, other=True)
     if t.ds.packages and t.cue("arrival"):
         return package_in_view.eta(t, t.ds.packages[-1:])
+    if not t.ds.packages and t.cue("arrival", "plural", "pickup") and (own := _own_listed(t)) is not None:
+        return show_packages(t, own)  # "¿ya llegó mi encargo?" from a registered phone: no code needed
     return ask_code(t)
+
+
+def _own_listed(t: Turn) -> lookup.OwnPackages | None:
+    """The writer's own packages by the number they write from, open ones first; None when there are none."""
+    if not t.customer.phone:
+        return None
+    own = lookup.own_packages(t.ctx, t.customer.phone)
+    if own.outcome != "listed":
+        return None
+    open_ = [p for p in own.packages if tracking_service.is_open(p)]
+    if len(open_) == 1:
+        return lookup.OwnPackages(open_, own.replies, own.outcome)
+    return own
 
 
 def track(t: Turn, code: str) -> State:
@@ -144,3 +163,48 @@ def name_search(t: Turn, point_id: str | None) -> State:
     if answer.outcome == "exists":
         t.solved("search")
     return _no_code_choices(t)
+
+
+def pick_described(t: Turn) -> State | None:
+    """"El de Pedro Ramírez", "el que va para Santa Ana", "el que ya llegó": a package of the list just shown,
+    picked by what the customer remembers (`chatbot.services.selection`); an ambiguous pick is asked with
+    buttons; None when the message describes none of them."""
+    if not t.ds.listed or not t.customer.phone:
+        return None
+    listed = set(t.ds.listed)
+    own = [p for p in lookup.own_packages(t.ctx, t.customer.phone).packages if p.tracking_code in listed]
+    picked = selection.pick(own, t.text, t.route.cues, t.customer.phone, _point_names(t))
+    if len(picked) == 1:
+        return track(t, picked[0].tracking_code)
+    if not picked:
+        return None
+    t.topic = "find_packages"
+    t.replies.append(_which_of(t, picked))
+    t.ds.listed = [p.tracking_code for p in picked]
+    return State.AWAITING_PACKAGE_CHOICE
+
+
+def _point_names(t: Turn) -> dict[str, str]:
+    try:
+        return {p.id: p.name for p in catalog.points(t.ctx)}
+    except CoreError:
+        return {}
+
+
+def _which_of(t: Turn, packages: list[Package]) -> Buttons | ChoiceList:
+    """"¿Cuál de estos?": the packages that fit the description, as buttons (or a list when more than three)."""
+    w = wording()["pick_described"]
+    names = _point_names(t)
+    lines, choices = [], []
+    for package in packages[:tracking_service.CHOICES_MAX]:
+        sender, _recipient = tracking_service.roles(package, t.customer.phone)
+        other = package.recipient.name if sender else package.sender.name
+        city = package.destination_city or names.get(package.destination_point, package.destination_point)
+        lines.append(str(w["line"]).format(code=package.tracking_code, other=other, city=city))
+        title = f"…{package.tracking_code[-6:]} {other}"
+        choices.append(Choice(f"pkg:{package.tracking_code}", title, business.fit(city, 72)))
+    body = "\n".join([str(w["body"]).format(count=len(packages)), "", *lines])
+    if len(choices) <= BUTTONS_MAX:
+        return Buttons(body=body, buttons=tuple(Choice(c.id, business.fit(c.title, 20)) for c in choices))
+    rows = tuple(Choice(c.id, business.fit(c.title, 24), c.description) for c in choices)
+    return ChoiceList(body=body, button_label=w["button"], rows=rows)

@@ -275,3 +275,42 @@ def eta_answer(ctx: ServiceContext, packages: list[Package], writer_phone: str |
         lines.append(w["line"].format(code=package.tracking_code, destination=view.destination_city,
                                       status=view.status_line("short")) + (f" · {eta}" if eta else ""))
     return [Text("\n".join(lines))]
+
+
+def roles(package: Package, writer_phone: str | None) -> tuple[bool, bool]:
+    """(is sender, is recipient) of the package for the number the customer writes from."""
+    return _roles(package, writer_phone)
+
+
+def is_open(package: Package) -> bool:
+    """Still on its way or waiting to be picked up: not delivered, returned or cancelled."""
+    return package.status not in (_DONE - {ARRIVED})
+
+
+def amount_due_answer(ctx: ServiceContext, packages: list[Package], writer_phone: str | None) -> list[OutboundMessage]:
+    """"¿Cuánto tengo que pagar?" from a recipient: what each of their open packages costs to pick up.
+
+    Only packages the writer receives count (the amount is restricted information, design 9.1.3); an
+    empty list when there are none, so the caller answers the question another way (a shipping quote).
+    """
+    mine = [p for p in packages if _roles(p, writer_phone)[1] and is_open(p)]
+    if not mine:
+        return []
+    w, points = wording()["amount_due"], _points(ctx)
+    if len(mine) == 1:
+        package = mine[0]
+        view = _View(ctx, package, points)
+        point = view.destination.name if view.destination else view.destination_city
+        values = {"code": package.tracking_code, "sender": package.sender.name, "point": point,
+                  "amount": money(package.amount_to_collect)}
+        lines = [str(w["one" if package.amount_to_collect > 0 else "one_free"]).format(**values)]
+        if package.status != ARRIVED:
+            lines.append(str(w["not_ready"]).format(status=view.status_line("short")))
+        return [Text("\n".join(lines))]
+    lines = [w["intro"]]
+    for package in mine[:CHOICES_MAX]:
+        key = "line" if package.amount_to_collect > 0 else "line_free"
+        lines.append(str(w[key]).format(code=package.tracking_code, sender=package.sender.name,
+                                        amount=money(package.amount_to_collect),
+                                        status=_View(ctx, package, points).status("short").lower()))
+    return [Text("\n".join([*lines, "", w["where"]]))]
