@@ -40,6 +40,7 @@ from console.agents import Agent
 from console.blueprint import ConsoleState, bp, core, state, tenant_slug
 from console.handoff import Desk
 from console.summary import Facts, Summarizer, build_summary, reason_text
+from console.whatsapp_text import to_html
 from notifications import templates as approved
 from storage import contacts
 from storage.crypto import Vault
@@ -104,7 +105,8 @@ def queue() -> str:
 def case_page(case_id: int) -> str:
     agent = auth.require_agent()
     detail = _case_detail(agent, case_id)
-    specs = [{"name": s.name, "body": s.body, "params": [*s.params, *sorted(s.values_needed() - set(s.params))]}
+    specs = [{"name": s.name, "body": s.body, "html": str(to_html(s.body)),
+              "params": [*s.params, *sorted(s.values_needed() - set(s.params))]}
              for s in approved.templates_for(tenant_slug(agent.tenant_id))]
     return render_template("console/case.html", case=detail, canned=detail["canned"], templates=specs)
 

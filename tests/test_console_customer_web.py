@@ -85,6 +85,9 @@ def test_the_panel_shows_the_customer_their_packages_and_their_cases(client: Fla
         (numbers[0]["case_number"], False, False, "Resuelto", "pidió hablar con una persona"),
     ]
     assert customer["callback"] is None  # nobody asked for a call
+    # the approved templates' preview carries the same rendering (escaped, then formatted)
+    page = client.get(f"/console/cases/{second}").get_data(as_text=True)
+    assert 'data-html="¡Hola {{1}}! 👋 Tu paquete {{2}} llegó' in page
 
     # Juan is the sender of several packages: his role in each says so.
     juan = Customer(client, maria.settings, db_pool, phone="+50370000001", name="Juan Pérez")

@@ -337,7 +337,7 @@ const Console = (() => {
       if (!option) return;
       const params = option.dataset.params ? option.dataset.params.split(",") : [];
       box.replaceChildren(...params.map((p) => el("label", {}, p + " ", el("input", {name: p, value: defaults()[p] || ""}))));
-      $("template-preview").textContent = option.dataset.body;
+      $("template-preview").innerHTML = option.dataset.html;  // escaped by the server, WhatsApp formatting as tags
     }
     if (templateName) {
       templateName.addEventListener("change", templateFields);
