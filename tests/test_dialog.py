@@ -261,15 +261,29 @@ def test_y_para_20_libras_quotes_again(say: Say) -> None:
     assert "$12.00" in readable(turn.replies) and ds.pricing == {"destination": "san_miguel", "weight": 20.0}
 
 
-def test_not_understood_twice_offers_a_person_three_times_escalates(say: Say) -> None:
+def test_not_understood_offers_a_person_and_only_yes_opens_a_case(say: Say) -> None:
     ds = DialogState(exchanges=1)
     first = say(ds, "cuéntame un chiste")
     assert ds.not_understood == 1 and "no entendí" in readable(first.replies)
     second = say(ds, "el perico canta")
     assert ds.state == State.AWAITING_HUMAN_CONFIRM and "asesor" in readable(second.replies)
-    third = say(ds, "la luna es de queso")
-    assert ds.state == State.IN_HANDOFF and third.escalation is not None
-    assert (third.escalation.reason, third.escalation.priority) == ("not_understood", "normal")
+    third = say(ds, "la luna es de queso")  # never a case the customer did not ask for: offered again
+    assert ds.state == State.AWAITING_HUMAN_CONFIRM and third.escalation is None
+    assert "¿Quieres que te conecte con un asesor?" in readable(third.replies)
+    fourth = say(ds, "sí")
+    assert ds.state == State.IN_HANDOFF and fourth.escalation is not None
+    assert (fourth.escalation.reason, fourth.escalation.priority) == ("not_understood", "normal")
+
+
+def test_after_a_no_to_a_person_not_understood_gets_the_menu_never_a_case(say: Say) -> None:
+    ds = DialogState(exchanges=1)
+    say(ds, "cuéntame un chiste")
+    say(ds, "el perico canta")
+    assert "sigamos" in readable(say(ds, "no").replies)
+    for text in ("la luna es de queso", "el sol es de mantequilla", "asdf qwer", "zzz yyy"):
+        turn = say(ds, text)
+        assert turn.escalation is None and ds.state != State.AWAITING_HUMAN_CONFIRM
+    assert "escribe *asesor*" in readable(turn.replies)
 
 
 def test_understood_message_resets_the_count(say: Say) -> None:

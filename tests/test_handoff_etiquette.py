@@ -189,3 +189,97 @@ def test_the_scheduler_runs_the_closing_notices(rt: Runtime) -> None:
 
     scheduler = build_scheduler(rt, Leader(rt.redis, lease_s=15))
     assert "closing_notices" in [job.id for job in scheduler.get_jobs()]
+
+
+def test_a_waiting_customer_who_writes_after_the_closing_gets_the_honest_answer(
+        maria: Customer, db_pool: ConnectionPool) -> None:
+    maria.escalate(at=SATURDAY_NOON)
+    case_number = cases(db_pool)[0]["case_number"]
+    maria.send("ya les mandé el código por aquí", at=SATURDAY_NOON + timedelta(minutes=15))
+    assert "un asesor te escribirá por este chat" in maria.received()[-1]  # still open: the usual holding line
+    told = len(maria.received())
+
+    maria.send("¿alguien me va a atender?", at=datetime(2026, 1, 10, 13, 10, tzinfo=TZ))
+
+    assert maria.received()[told:] == [
+        "Nuestro equipo ya cerró por hoy 🙏 Te escribimos aquí cuando abramos, el lunes 12/01 a las 8:00am. "
+        f"Tu caso es *{case_number}*; todo lo que me envíes aquí lo verá el asesor."]
+    maria.send("hola??", at=datetime(2026, 1, 10, 13, 20, tzinfo=TZ))
+    assert len(maria.received()) == told + 1  # told once; then quiet like any holding message
+    assert len(cases(db_pool)) == 1
+
+
+# -- no case the customer did not ask for ----------------------------------------------------------------------
+
+
+STRANGER = ("+50377770099", "Pedro Ramírez")
+GIBBERISH = ("cuéntame un chiste de pericos", "el perico verde canta en la mañana", "la luna es de queso")
+
+
+def offers(pool: ConnectionPool) -> list[list[str]]:
+    """The button titles of every interactive message sent, oldest first."""
+    found = rows(pool, "SELECT payload FROM messages WHERE direction = 'out' AND payload ? 'buttons' ORDER BY id")
+    return [[b["title"] for b in r["payload"]["buttons"]] for r in found]
+
+
+def test_not_understood_three_times_offers_a_person_and_only_yes_opens_a_case(
+        client: FlaskClient, settings: Settings, db_pool: ConnectionPool) -> None:
+    pedro = customer(client, settings, db_pool, *STRANGER)
+    pedro.send("Hola")
+    for text in GIBBERISH:
+        pedro.send(text)
+
+    assert cases(db_pool) == []
+    assert offers(db_pool) == [["Sí, con un asesor", "No, sigo aquí"]] * 2
+    assert "¿Quieres que te conecte con un asesor?" in pedro.received()[-1]
+
+    pedro.send("sí")
+    assert len(cases(db_pool)) == 1
+    assert "te conecto con un asesor" in pedro.received()[-1]
+
+
+def test_after_saying_no_to_a_person_gibberish_gets_the_menu_never_a_case(
+        client: FlaskClient, settings: Settings, db_pool: ConnectionPool) -> None:
+    pedro = customer(client, settings, db_pool, *STRANGER)
+    pedro.send("Hola")
+    for text in GIBBERISH[:2]:
+        pedro.send(text)
+    pedro.send(reply=("human_no", "No, sigo aquí"))
+    assert pedro.received()[-1].startswith("Va, sigamos 😊")
+    offered = len(offers(db_pool))
+
+    for count, text in enumerate((*GIBBERISH, "asdf qwer", "zzz yyy"), start=1):
+        pedro.send(text)
+        shown = " ".join(pedro.received()[-2:])
+        assert "Rastrear paquete" in shown  # the menu, every time
+        if count >= 2:  # the first is an ordinary "no entendí"; then the short line
+            assert "Si quieres hablar con una persona, escribe *asesor*." in shown
+
+    assert cases(db_pool) == []
+    assert len(offers(db_pool)) == offered  # not offered again
+
+    pedro.send("asesor")  # the customer asks: now a case
+    assert len(cases(db_pool)) == 1
+
+
+# -- the bot's own rating -----------------------------------------------------------------------------------------
+
+
+def test_a_comment_after_the_bots_rating_is_counted_with_it_and_thanked(
+        client: FlaskClient, settings: Settings, db_pool: ConnectionPool) -> None:
+    juan = customer(client, settings, db_pool, "+50370000001", "Juan Pérez")
+    juan.send("SV20260106012345")
+    juan.send("gracias, eso es todo")
+    assert offers(db_pool)[-1] == ["😊 Excelente", "😐 Regular", "😞 Mala"]
+    juan.send(reply=("csat:3", "😐 Regular"))
+    assert juan.received()[-1] == "¡Gracias por tu opinión! 🙏 Nos ayuda a mejorar."
+
+    juan.send(COMMENT)
+
+    assert juan.received()[-1] == THANKS
+    assert cases(db_pool) == []
+    events = rows(db_pool, "SELECT kind, data FROM events WHERE kind IN ('csat', 'csat_comment') ORDER BY id")
+    assert [(e["kind"], e["data"]["score"]) for e in events] == [("csat", 3), ("csat_comment", 3)]
+    assert all(COMMENT not in str(e["data"]) for e in events)  # events never hold the customer's words
+    juan.send(COMMENT)  # thanked once: now it is a complaint like any other, and the customer's to make
+    assert juan.received()[-1] != THANKS

@@ -4,17 +4,27 @@ Escalation wording and case numbers come from `chatbot.services.escalation`
 (inside hours: an agent takes the chat; outside: a callback at the next
 opening and the emergency phone); the escalation row itself is stored by the
 worker with the replies. After the hand-over the bot answers at most one
-holding message per `HOLD_REPEAT_S` and otherwise stays silent.
+holding message per `HOLD_REPEAT_S` and otherwise stays silent; once support
+has closed, the next message instead gets the honest after-hours line (when
+the team writes back), once per closing.
+
+No case the customer did not ask for or agree to: not understanding only
+OFFERS a person (Sí / No), again each time from the 2nd message in a row;
+after a "no" it shows the menu with a short line and never offers again in
+the session (the customer can still write "asesor"). Cases open unasked
+only for a complaint, which is the customer asking.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from chatbot.dialog import courtesy, tracking
 from chatbot.dialog.turn import State, Turn, wording
-from chatbot.services import escalation
+from chatbot.services import business, clock, escalation, relative_day
 
 HOLD_REPEAT_S = 2 * 3600
-NOT_UNDERSTOOD_OFFER, NOT_UNDERSTOOD_ESCALATE = 2, 3
+NOT_UNDERSTOOD_OFFER = 2
 
 
 def is_frustrated(t: Turn) -> bool:
@@ -25,14 +35,16 @@ def is_frustrated(t: Turn) -> bool:
 
 
 def not_understood(t: Turn) -> State:
-    """Say so and show the menu; the 2nd time in a row offer a person, the 3rd hand over."""
+    """Say so and show the menu; from the 2nd time in a row offer a person (never open a case unasked);
+    after the customer said no to that, the menu and a short line."""
     t.understood = False
     t.ds.not_understood += 1
     t.event("not_understood", count=t.ds.not_understood)
-    if t.ds.not_understood >= NOT_UNDERSTOOD_ESCALATE:
-        return escalate(t, "not_understood", escalation.priority_for("out_of_scope", is_frustrated(t)))
     if t.ds.not_understood >= NOT_UNDERSTOOD_OFFER:
-        return offer_human(t, "not_understood", wording()["offer_human"]["body"])
+        if not t.ds.declined_human:
+            return offer_human(t, "not_understood", wording()["offer_human"]["body"])
+        t.menu(t.line("offer_human.after_no"))
+        return State.IDLE
     if t.customer.is_new and t.ds.exchanges == 0:  # a first message we cannot read: introduce ourselves
         courtesy.greet(t, t.line("only_spanish") if t.clean.foreign else None)
         t.topic = None
@@ -54,7 +66,7 @@ def offer_human(t: Turn, reason: str, body: str) -> State:
 
 def human_declined(t: Turn) -> State:
     t.say("offer_human.declined")
-    t.ds.not_understood, t.ds.purpose = 0, None
+    t.ds.not_understood, t.ds.purpose, t.ds.declined_human = 0, None, True
     return State.IDLE
 
 
@@ -95,6 +107,8 @@ def escalate(t: Turn, reason: str, priority: str) -> State:
     t.escalation = decision
     t.ds.handoff = {"case": decision.case_number, "priority": decision.priority, "reason": reason,
                     "since": t.ts, "replied_at": None, "expecting": None}
+    if decision.callback and (closed := closed_until(t)) is not None:  # the escalation said when already
+        t.ds.handoff["closed_until"] = closed.isoformat()
     t.ds.pending, t.ds.purpose, t.ds.not_understood = None, None, 0
     t.event("escalation", case_number=decision.case_number, priority=decision.priority, reason=reason,
             callback=decision.callback)
@@ -122,6 +136,12 @@ def handoff(t: Turn) -> State:
         t.say("handoff_code_added", case=case)
         hold["expecting"], hold["replied_at"] = None, t.ts
         return State.IN_HANDOFF
+    closed = closed_until(t)
+    if closed is not None and hold.get("closed_until") != closed.isoformat():  # support closed meanwhile
+        opens = closed.astimezone(t.ctx.timezone)
+        t.say("handoff_after_hours", case=case, when=relative_day(t.ctx, opens), time=clock(opens.time()))
+        hold["closed_until"], hold["replied_at"] = closed.isoformat(), t.ts
+        return State.IN_HANDOFF
     replied_at = hold.get("replied_at")
     if replied_at is None or t.ts - float(replied_at) >= HOLD_REPEAT_S or t.ts < float(replied_at):
         t.say("handoff_holding", case=case)
@@ -129,3 +149,12 @@ def handoff(t: Turn) -> State:
     else:
         t.silent = True
     return State.IN_HANDOFF
+
+
+def closed_until(t: Turn) -> datetime | None:
+    """The next opening of support when it is closed at the message's time; None while open or unknown."""
+    company = t.company()
+    if company is None or not company.support_hours:
+        return None
+    opening = business.next_opening(t.ctx, company.support_hours, t.ctx.now)
+    return None if opening is None or opening == t.ctx.now else opening

@@ -254,9 +254,7 @@ def not_the_answer(t: Turn, hint: str | None) -> State:
     t.understood = False
     t.ds.not_understood += 1
     t.event("not_understood", count=t.ds.not_understood, state=state.value)
-    if t.ds.not_understood >= cases.NOT_UNDERSTOOD_ESCALATE:
-        return cases.escalate(t, "not_understood", escalation.priority_for("out_of_scope", cases.is_frustrated(t)))
-    if t.ds.not_understood >= cases.NOT_UNDERSTOOD_OFFER:
+    if t.ds.not_understood >= cases.NOT_UNDERSTOOD_OFFER and not t.ds.declined_human:  # an offer, never a case
         return cases.offer_human(t, "not_understood", wording()["offer_human"]["body"])
     if hint is not None:
         t.say(hint)

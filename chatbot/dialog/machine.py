@@ -91,6 +91,9 @@ def context_for(ds: DialogState) -> DialogContext:
 
 
 def on_idle(t: Turn) -> State:
+    if (t.ds.purpose or "").startswith(courtesy.RATED):  # right after the bot's rating: maybe a comment on it
+        if (commented := courtesy.csat_comment(t)) is not None:
+            return commented
     if t.ds.purpose == "anything_else":  # the bot asked "¿Te ayudo con algo más?"
         t.ds.purpose = None
         if t.route.answer == "no" and _only_an_answer(t):
