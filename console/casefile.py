@@ -18,7 +18,7 @@ def transcript(conn: Connection[Any], conversation_id: int, *, after: int = 0) -
     rows = conn.execute(
         """
         SELECT m.id, m.direction, m.kind, m.body, m.status, m.created_at, m.agent_id, a.name AS agent_name,
-               m.error_title, m.idempotency_key
+               m.error_code, m.idempotency_key
         FROM messages m LEFT JOIN agents a ON a.id = m.agent_id
         WHERE m.conversation_id = %s AND m.id > %s
           AND (m.idempotency_key IS NULL OR m.idempotency_key NOT LIKE '%%/part%%')
@@ -31,7 +31,7 @@ def transcript(conn: Connection[Any], conversation_id: int, *, after: int = 0) -
         who = "cliente" if r["direction"] == "in" else (r["agent_name"] or "bot")
         out.append({"id": r["id"], "direction": r["direction"], "who": who, "is_agent": r["agent_id"] is not None,
                     "kind": r["kind"], "body": r["body"] or words.message_kind(r["kind"]), "status": r["status"],
-                    "error": r["error_title"] if r["status"] == "failed" else None,
+                    "error": words.delivery_error(r["error_code"]) if r["status"] == "failed" else None,
                     "created_at": r["created_at"].isoformat()})
     return out
 

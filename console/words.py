@@ -74,6 +74,12 @@ def message_kind(kind: str) -> str:
     return str(kinds.get(kind) or kinds["other"])
 
 
+def delivery_error(code: str | None) -> str:
+    """Why a message did not reach the customer, in words (the provider's own text is English and technical)."""
+    errors = _group("delivery_errors")
+    return str(errors.get(str(code or "")) or errors["other"])
+
+
 def readable_id(value: str) -> str:
     """A last resort for an id with no name at hand: "la_union" becomes "La Union"."""
     return " ".join(word.capitalize() for word in value.split("_"))

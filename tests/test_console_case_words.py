@@ -141,6 +141,18 @@ def test_history_reasons_and_states_read_as_words() -> None:
         "[mensaje que no es texto]")
 
 
+@pytest.mark.parametrize(("code", "words_shown"), [
+    ("interrupted", "No se envió: el envío se interrumpió y no se repite para no duplicarlo."),
+    ("131047", "No se entregó: pasaron más de 24 horas desde el último mensaje del cliente."),
+    ("63016", "No se entregó: pasaron más de 24 horas desde el último mensaje del cliente."),
+    ("131026", "No se entregó: ese número no tiene WhatsApp o no puede recibir mensajes."),
+    ("999999", "No se pudo entregar este mensaje."),
+    (None, "No se pudo entregar este mensaje."),
+])
+def test_delivery_errors_read_in_spanish(code: str | None, words_shown: str) -> None:
+    assert words.delivery_error(code).startswith(words_shown)
+
+
 def test_a_case_page_presented_in_words_holds_no_ids() -> None:
     detail: dict[str, Any] = {
         "reason": "not_understood", "dialog_state": "in_handoff",

@@ -15,6 +15,7 @@ from psycopg_pool import ConnectionPool
 
 from app import create_app
 from config import Settings
+from storage import messages
 from tests.console_support import MARIA, Customer, make_agent, other_tenant
 from tests.harness import rows, run_jobs
 from tests.test_console_cli import admin
@@ -255,3 +256,19 @@ def test_another_company_sees_neither_the_customer_nor_the_call(client: FlaskCli
                        headers=headers).status_code == 404
     assert rows(db_pool, "SELECT count(*) AS n FROM handoff_events WHERE action = 'called'")[0]["n"] == 0
     assert MARIA not in client.get("/console/api/queue").get_data(as_text=True)
+
+
+def test_a_failed_message_says_why_in_spanish(client: FlaskClient, maria: Customer, db_pool: ConnectionPool) -> None:
+    case_id = maria.escalate()
+    make_agent(db_pool, "Carlos Rivas", "carlos@example.com")
+    log_in(client, "carlos@example.com")
+    with db_pool.connection() as conn:
+        last = conn.execute("SELECT max(id) AS id FROM messages WHERE direction = 'out'").fetchone()
+        assert last is not None
+        # what the delivery worker and the provider's status write when a message fails
+        messages.mark_failed(conn, last["id"], "interrupted",
+                             "the worker stopped while sending; not resent to avoid a duplicate")
+    failed = [m for m in detail(client, case_id)["messages"] if m["status"] == "failed"]  # type: ignore[union-attr]
+    assert [m["error"] for m in failed] == [
+        "No se envió: el envío se interrumpió y no se repite para no duplicarlo. Escríbelo de nuevo si hace falta."]
+    assert "worker stopped" not in client.get(f"/console/api/cases/{case_id}").get_data(as_text=True)
