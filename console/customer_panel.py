@@ -13,6 +13,7 @@ rest of the page works; database errors raise.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from dataclasses import dataclass
@@ -34,6 +35,11 @@ from storage.crypto import Vault
 log = logging.getLogger(__name__)
 
 MAX_CASES = 20
+# The customer's package lines, kept briefly: a case page reloads on every live event, and the core should not
+# be searched each time (nor waited for each time while it is down). Keyed by contact id, never by a phone.
+PACKAGES_KEY = "console:customer_packages:{tenant}:{contact_id}"
+PACKAGES_TTL_S = 60
+CORE_DOWN_TTL_S = 15
 MASK = "•"
 _SV = re.compile(r"^503(\d{4})(\d{4})$")
 
@@ -136,11 +142,35 @@ def build(conn: Connection[Any], ctx: ServiceContext, vault: Vault, agent: Agent
         shown = ""
     else:
         shown = format_phone(phone) if visible else mask_phone(phone)
-    lines, notice = packages(ctx, phone, names)
+    lines, notice = cached_packages(ctx, case.contact_id, phone, names)
     return Panel(name=row["profile_name"] or "", phone=format_phone(phone) if phone and visible else None,
                  phone_shown=shown or (w["phone_hidden"] if phone else ""), packages=lines,
                  packages_notice=notice, cases=cases(conn, agent.tenant_id, case, ctx.timezone),
                  callback_phone=format_phone(phone) if phone and call_pending else None)
+
+
+def cached_packages(ctx: ServiceContext, contact_id: int, phone: str | None,
+                    names: dict[str, str]) -> tuple[list[dict[str, Any]], str | None]:
+    """`packages`, kept PACKAGES_TTL_S in Redis (CORE_DOWN_TTL_S when the core did not answer).
+
+    Failure policy: Redis errors are logged and the core is asked.
+    """
+    key = PACKAGES_KEY.format(tenant=ctx.tenant_slug, contact_id=contact_id)
+    try:
+        raw = ctx.redis.get(key)
+    except redis.RedisError as exc:
+        log.warning("customer's packages not read from the cache: %s", type(exc).__name__)
+        return packages(ctx, phone, names)
+    if isinstance(raw, bytes | str):
+        kept = json.loads(raw)
+        return kept["lines"], kept["notice"]
+    lines, notice = packages(ctx, phone, names)
+    ttl = CORE_DOWN_TTL_S if notice == wording()["panel"]["core_down"] else PACKAGES_TTL_S
+    try:
+        ctx.redis.set(key, json.dumps({"lines": lines, "notice": notice}, ensure_ascii=False), ex=ttl)
+    except redis.RedisError as exc:
+        log.warning("customer's packages not cached: %s", type(exc).__name__)
+    return lines, notice
 
 
 def packages(ctx: ServiceContext, phone: str | None, names: dict[str, str]) -> tuple[list[dict[str, Any]], str | None]:

@@ -9,6 +9,7 @@ import socket
 from collections.abc import Iterator
 
 import pytest
+import redis
 from flask import Flask
 from flask.testing import FlaskClient
 from psycopg_pool import ConnectionPool
@@ -56,7 +57,8 @@ def detail(client: FlaskClient, case_id: int) -> dict[str, object]:
 
 
 def test_the_panel_shows_the_customer_their_packages_and_their_cases(client: FlaskClient, maria: Customer,
-                                                                     db_pool: ConnectionPool) -> None:
+                                                                     db_pool: ConnectionPool,
+                                                                     redis_conn: redis.Redis) -> None:
     first = maria.escalate("quiero hablar con una persona")
     make_agent(db_pool, "Carlos Rivas", "carlos@example.com")
     headers = {"X-CSRF-Token": log_in(client, "carlos@example.com")}
@@ -86,6 +88,9 @@ def test_the_panel_shows_the_customer_their_packages_and_their_cases(client: Fla
         (numbers[0]["case_number"], False, False, "Resuelto", "pidió hablar con una persona"),
     ]
     assert customer["callback"] is None  # nobody asked for a call
+    # kept a minute, so the page's reloads on live events do not search the core each time; no phone in the key
+    [key] = redis_conn.keys("console:customer_packages:*")
+    assert 0 < redis_conn.ttl(key) <= 60 and b"7000" not in key and b"70000002" not in (redis_conn.get(key) or b"")
     # the approved templates' preview carries the same rendering (escaped, then formatted)
     page = client.get(f"/console/cases/{second}").get_data(as_text=True)
     assert 'data-html="¡Hola {{1}}! 👋 Tu paquete {{2}} llegó' in page
@@ -133,7 +138,8 @@ def closed_port() -> int:
 
 
 def test_with_the_core_down_the_panel_says_so_and_the_case_still_works(base_env: dict[str, str], core_url: str,
-                                                                         db_pool: ConnectionPool) -> None:
+                                                                         db_pool: ConnectionPool,
+                                                                         redis_conn: redis.Redis) -> None:
     up = Settings.from_env({**base_env, "CORE_API_URL": core_url})
     with create_app(up).test_client() as customer_side:
         case_id = Customer(customer_side, up, db_pool).escalate("quiero hablar con una persona")
@@ -149,6 +155,8 @@ def test_with_the_core_down_the_panel_says_so_and_the_case_still_works(base_env:
             assert customer["packages_notice"] == ("No pudimos consultar los paquetes en este momento: el sistema "
                                                    "de paquetes no responde. Intenta de nuevo en unos minutos.")
             assert customer["name"] == "María López" and customer["cases"][0]["current"] is True
+            [key] = redis_conn.keys("console:customer_packages:*")
+            assert 0 < redis_conn.ttl(key) <= 15  # asked again soon: the core may be back
             assert client.get(f"/console/cases/{case_id}").status_code == 200
             assert client.post(f"/console/api/cases/{case_id}/claim", headers=headers).status_code == 200
             assert client.post(f"/console/api/cases/{case_id}/reply", json={"text": "Hola"},
