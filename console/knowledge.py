@@ -20,7 +20,7 @@ from psycopg import Connection
 from chatbot import texts
 from chatbot.dialog import store as dialog_store
 from chatbot.dialog.store import DialogState
-from console import casefile
+from console import casefile, handoff
 from console.summary import Facts
 from core_api_client import CoreClient, CoreError
 from storage.crypto import Vault
@@ -106,6 +106,7 @@ def _package_line(core: CoreClient | None, code: str) -> dict[str, Any]:
         line["status"] = "no existe en el sistema"
         return line
     names = texts.load("services")["statuses"].get(package.status)
-    line["status"] = str(names["short"]) if names else package.status
+    # a status this version has no words for is never shown as the core's id
+    line["status"] = str(names["short"]) if names else str(handoff.wording()["panel"]["status_unknown"])
     line["destination"] = package.destination_city or package.destination_point
     return line

@@ -8,6 +8,7 @@ import json
 import socket
 from collections.abc import Iterator
 
+import httpx
 import pytest
 import redis
 from flask import Flask
@@ -16,6 +17,8 @@ from psycopg_pool import ConnectionPool
 
 from app import create_app
 from config import Settings
+from sandbox_core.app import create_sandbox_app
+from sandbox_core.server import BackgroundServer
 from storage import messages
 from tests.console_support import MARIA, Customer, make_agent, other_tenant
 from tests.harness import rows, run_jobs
@@ -280,3 +283,28 @@ def test_a_failed_message_says_why_in_spanish(client: FlaskClient, maria: Custom
     assert [m["error"] for m in failed] == [
         "No se envió: el envío se interrumpió y no se repite para no duplicarlo. Escríbelo de nuevo si hace falta."]
     assert "worker stopped" not in client.get(f"/console/api/cases/{case_id}").get_data(as_text=True)
+
+
+def test_a_status_the_console_has_no_words_for_is_never_shown_as_its_id(base_env: dict[str, str],
+                                                                        db_pool: ConnectionPool) -> None:
+    with BackgroundServer(create_sandbox_app()) as core:  # its own core: the new status stays in this test
+        changed = httpx.post(f"{core.url}/sandbox/packages/SV20260106012345/status",
+                             json={"status": "HELD_AT_CUSTOMS", "note": "Retenido"}, timeout=5)
+        assert changed.status_code == 200
+        settings = Settings.from_env({**base_env, "CORE_API_URL": core.url})
+        app = create_app(settings)
+        try:
+            make_agent(db_pool, "Carlos Rivas", "carlos@example.com")
+            with app.test_client() as client:
+                maria = Customer(client, settings, db_pool)
+                maria.send("SV20260106012345")
+                case_id = maria.escalate()
+                log_in(client, "carlos@example.com")
+                shown = detail(client, case_id)
+        finally:
+            app.extensions["db_pool"].close()
+            app.extensions["redis"].close()
+    assert [p["status"] for p in shown["packages"]] == ["estado sin descripción"]  # type: ignore[union-attr]
+    panel = {p["code"]: p["status"] for p in shown["customer"]["packages"]}  # type: ignore[index]
+    assert panel["SV20260106012345"] == "estado sin descripción"
+    assert "HELD_AT_CUSTOMS" not in json.dumps({k: shown[k] for k in ("packages", "customer", "summary", "facts")})
