@@ -257,7 +257,7 @@ def test_quote_to_a_place_without_point_names_where_it_is_collected(ctx: Service
     assert "📍 San Salvador → San Francisco Gotera" in text and "*Costo de envío: $8.00*" in text
     assert "📦 En San Francisco Gotera no tenemos punto: lo recogen en *San Miguel - Punto Principal*, a unos 25 km." \
         in text
-    assert "⏱️ Tiempo de entrega: 1-2 días hábiles" in text
+    assert "⏱️ Tiempo de entrega: 2-3 días hábiles" in text  # Morazán has no published time: the core's rural one
 
 
 def test_quote_from_a_place_without_point_says_where_to_drop_it_off(ctx: ServiceContext) -> None:
@@ -282,11 +282,26 @@ def test_dentro_de_san_salvador_is_both_ends_in_san_salvador(ctx: ServiceContext
     assert "Lo calculé saliendo desde" not in text
 
 
-def test_delivery_time_to_a_place_uses_its_nearest_point(ctx: ServiceContext) -> None:
-    [message] = business.delivery_time_answer(ctx, "Gotera")
-    assert preview_text(message) == (
-        "⏱️ En San Francisco Gotera no tenemos punto: tu paquete llega a *San Miguel - Punto Principal* "
-        "(a unos 25 km). Tiempo de entrega: 1-2 días hábiles.")
+@pytest.mark.parametrize(("place", "expected"), [
+    ("Gotera", "⏱️ Tiempo de entrega hacia *San Francisco Gotera*: 2-3 días hábiles.\n"
+               "📍 Ahí no tenemos punto: el más cercano es *San Miguel - Punto Principal*, a unos 25 km."),
+    ("Usulután", "⏱️ Tiempo de entrega hacia *Usulután*: 1-2 días hábiles.\n"
+                 "📍 Ahí no tenemos punto: el más cercano es *San Miguel - Punto Principal*, a unos 30 km."),
+    ("chalate", "⏱️ Tiempo de entrega hacia *Chalatenango*: 2-3 días hábiles.\n"
+                "📍 Ahí no tenemos punto: el más cercano es *San Salvador - Punto Soyapango*, a unos 45 km."),
+    ("Santa Tecla", "⏱️ Tiempo de entrega hacia *Santa Tecla*: 1 día hábil.\n"
+                    "📍 Ahí no tenemos punto: el más cercano es *San Salvador - Punto Centro*, a unos 10 km."),
+    ("Masahuat", "⏱️ Tiempo de entrega hacia *Masahuat*: 2-3 días hábiles.\n"  # rural, in Santa Ana
+                 "📍 Ahí no tenemos punto: el más cercano es *Santa Ana - Punto Principal*, a unos 25 km."),
+])
+def test_delivery_time_to_a_place_and_its_nearest_point(ctx: ServiceContext, place: str, expected: str) -> None:
+    [message] = business.delivery_time_answer(ctx, place)
+    assert preview_text(message) == expected
+
+
+def test_delivery_time_within_san_salvador_for_a_district_without_point(ctx: ServiceContext) -> None:
+    [message] = business.delivery_time_answer(ctx, "Apopa")
+    assert preview_text(message).startswith("⏱️ Tiempo de entrega hacia *Apopa*: Mismo día")
 
 
 def test_delivery_time_to_a_point_city_is_unchanged(ctx: ServiceContext) -> None:

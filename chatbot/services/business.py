@@ -372,8 +372,8 @@ def _delivery_place(key: str) -> str:
 
 
 def delivery_time_answer(ctx: ServiceContext, destination: str | None) -> list[OutboundMessage]:
-    """How long a shipment to `destination` takes (from San Salvador), to the point that serves it when it
-    has none; every published time when the destination is unknown."""
+    """How long a shipment to `destination` takes (from San Salvador), with the nearest point when it has
+    none of its own; every published time when the destination is unknown."""
     w = wording()["delivery"]
     times: dict[str, str] = catalog.pricing_table(ctx).get("delivery_times") or {}
     place = catalog.resolve_place(ctx, destination) if destination else None
@@ -381,7 +381,7 @@ def delivery_time_answer(ctx: ServiceContext, destination: str | None) -> list[O
         origin = catalog.Place(DEFAULT_ORIGIN, catalog.CAPITAL_DEPARTMENT)
         found = catalog.delivery_time(ctx, origin, place)
         serving = catalog.serving_point(ctx, place)
-        if found and serving is not None:  # a place without a point: the time to the point that serves it
+        if found and serving is not None:  # a place without a point: and the point that serves it
             return [Text(w["served"].format(destination=place.city, point=serving[0].name, km=serving[1],
                                             time=found))]
         if found:

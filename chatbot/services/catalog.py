@@ -205,21 +205,14 @@ def serving_point(ctx: ServiceContext, place: Place) -> tuple[ServicePoint, int]
     return None if nearest is None else (nearest.point, nearest.km)
 
 
-def _served(ctx: ServiceContext, place: Place) -> Place:
-    """Packages travel between points: a place without one is served by its nearest point."""
-    serving = serving_point(ctx, place)
-    return place if serving is None else Place(serving[0].city, serving[0].department)
-
-
 def delivery_time(ctx: ServiceContext, origin: Place, destination: Place) -> str | None:
-    """The core's published delivery time for this trip: by zone, then the far end's department or city.
-
-    A place without a point counts as the point that serves it (`serving_point`).
-    """
-    origin, destination = _served(ctx, origin), _served(ctx, destination)
+    """The core's published delivery time for this trip: by zone, then the far end's department or city
+    (the core's own rule), the rural time for a rural destination (faq_data/geography_sv.yaml)."""
     times: dict[str, str] = pricing_table(ctx).get("delivery_times") or {}
     if zone_for(origin, destination) == WITHIN_SAN_SALVADOR:
         return times.get(WITHIN_SAN_SALVADOR)
+    if destination.rural and RURAL in times:
+        return times[RURAL]
     folded = {fold(key): value for key, value in times.items()}
     for place in (destination, origin):
         for name in (place.department, place.city):
