@@ -4,7 +4,8 @@ Built from facts (the escalation, the dialog state, the routing decisions
 stored with the customer's messages) and the transcript. An optional
 `summarizer` (an LLM, e.g. `chatbot.llm.summary.summarize` once wired) gets the
 same transcript and facts; when it is absent, fails or returns nothing, the
-summary is built here from the facts. Failure policy: never raises.
+summary is built here from the facts, in the words of console/texts.yaml.
+Failure policy: never raises.
 """
 
 from __future__ import annotations
@@ -14,26 +15,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from console.handoff import wording
+
 log = logging.getLogger(__name__)
 
 # (who, text) pairs oldest first -- who is "cliente", "bot" or the agent's name -- and the facts as a dict.
 Summarizer = Callable[[Sequence[tuple[str, str]], dict[str, Any]], str | None]
 
-REASONS = {
-    "customer_request": "pidió hablar con una persona",
-    "complaint": "presentó un reclamo",
-    "not_understood": "el bot no le entendió varias veces",
-    "change_delivery": "quiere cambiar la entrega de un paquete",
-    "sales_lead": "es un posible cliente corporativo (ventas)",
-    "repeated_message": "repitió el mismo mensaje varias veces",
-    "package_not_found": "no encontramos su paquete",
-}
-INTENTS = {
-    "track_package": "rastreo", "hours": "horarios", "locations": "ubicaciones", "pricing": "precios",
-    "complaint": "reclamo", "human_agent": "hablar con una persona", "requirements": "requisitos",
-    "delivery_time": "tiempos de entrega", "refund": "reembolso", "faq": "preguntas frecuentes",
-    "greeting": "saludo", "payment": "pagos", "unclaimed_policy": "paquetes no retirados",
-}
 MAX_LAST = 2
 
 
@@ -57,11 +45,10 @@ class Facts:
                 "point": self.point, "searched_name": self.searched_name}
 
 
-REASON_OTHER = "pidió ayuda de una persona"  # a reason this version has no words for: never its id
-
-
 def reason_text(reason: str) -> str:
-    return REASONS.get(reason, REASON_OTHER)
+    """Why the bot handed over, in words ("presentó un reclamo"); a reason without words is never its id."""
+    reasons = wording()["reasons"]
+    return str(reasons.get(reason) or reasons["other"])
 
 
 def build_summary(facts: Facts, transcript: Sequence[tuple[str, str]], summarizer: Summarizer | None = None) -> str:
@@ -78,21 +65,24 @@ def build_summary(facts: Facts, transcript: Sequence[tuple[str, str]], summarize
 
 
 def from_facts(facts: Facts, transcript: Sequence[tuple[str, str]]) -> str:
-    who = facts.customer_name or "El cliente"
-    urgency = " Prioridad ALTA." if facts.priority == "high" else ""
-    lines = [f"{who} {reason_text(facts.reason)} (caso {facts.case_number}).{urgency}"]
-    topics = [INTENTS[i] for i in dict.fromkeys(facts.intents) if i in INTENTS and i != "human_agent"]
+    """The summary in the words of console/texts.yaml (`summary`, `reasons`, `topics`)."""
+    w, topic_names = wording()["summary"], wording()["topics"]
+    who = facts.customer_name or w["customer"]
+    urgency = w["high"] if facts.priority == "high" else ""
+    lines = [w["opening"].format(who=who, reason=reason_text(facts.reason), case=facts.case_number) + urgency]
+    topics = [str(topic_names[i]) for i in dict.fromkeys(facts.intents) if i in topic_names and i != "human_agent"]
     if topics:
-        lines.append("Consultó: " + ", ".join(topics) + ".")
+        lines.append(w["topics"].format(topics=", ".join(topics)))
     if facts.packages:
-        described = [f"{code} ({status})" if status else code for code, status in facts.packages]
-        lines.append("Paquetes: " + ", ".join(described) + ".")
+        described = [w["package"].format(code=code, status=status) if status else code
+                     for code, status in facts.packages]
+        lines.append(w["packages"].format(packages=", ".join(described)))
     if facts.point:
-        lines.append(f"Punto de servicio: {facts.point}.")
+        lines.append(w["point"].format(point=facts.point))
     if facts.searched_name:
-        lines.append(f"Buscó paquetes a nombre de: {facts.searched_name}.")
+        lines.append(w["searched"].format(name=facts.searched_name))
     said = [text for speaker, text in transcript if speaker == "cliente" and text.strip()]
     if said:
-        last = [f"«{t.strip()[:160]}»" for t in said[-MAX_LAST:]]
-        lines.append("Últimos mensajes del cliente: " + " ".join(last))
+        last = [w["quote"].format(text=t.strip()[:160]) for t in said[-MAX_LAST:]]
+        lines.append(w["last"].format(quotes=" ".join(last)))
     return "\n".join(lines)

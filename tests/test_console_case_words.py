@@ -10,7 +10,7 @@ import pytest
 from console import canned, words
 from console.agents import Agent
 from console.customer_panel import format_phone, mask_phone, sees_phone, tel_href
-from console.summary import Facts
+from console.summary import Facts, from_facts
 from console.whatsapp_text import to_html
 
 
@@ -173,3 +173,20 @@ def test_a_case_page_presented_in_words_holds_no_ids() -> None:
     assert detail["packages"][0]["destination"] == "La Unión - Punto Centro"
     assert [o["label"] for o in detail["call_outcomes"]] == [
         "Contestó y se resolvió", "No contestó", "Número equivocado", "Pidió que lo llamen después"]
+
+
+def test_the_summary_from_the_facts_is_all_words() -> None:
+    facts = Facts(case_number="C-0042", reason="complaint", priority="high", customer_name="María López",
+                  intents=["track_package", "human_agent", "some_new_intent", "track_package"],
+                  packages=[("SV20260105007834", "Listo para retirar"), ("SV20260106012345", None)],
+                  point="La Unión - Punto Centro")
+    said = [("cliente", "hola"), ("bot", "¿En qué te ayudo?"), ("cliente", "mi paquete"), ("cliente", "*ya*")]
+    assert from_facts(facts, said) == "\n".join([
+        "María López presentó un reclamo (caso C-0042). Prioridad ALTA.",
+        "Consultó: rastreo.",
+        "Paquetes: SV20260105007834 (Listo para retirar), SV20260106012345.",
+        "Punto de servicio: La Unión - Punto Centro.",
+        "Últimos mensajes del cliente: «mi paquete» «*ya*»",
+    ])
+    anonymous = Facts(case_number="C-1", reason="fuera_de_capacidad", priority="normal")
+    assert from_facts(anonymous, []) == "El cliente pidió ayuda de una persona (caso C-1)."
