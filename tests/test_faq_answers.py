@@ -8,18 +8,30 @@ sandbox core on loopback.
 from __future__ import annotations
 
 import json
+import uuid
+from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
+from flask.testing import FlaskClient
+from psycopg_pool import ConnectionPool
 
+from app import create_app
 from channels.outbound import Buttons, Text
 from chatbot import entities
 from chatbot.router import route
 from chatbot.services import faq
+from config import Settings
 from scripts.eval_nlu import evaluate
+from tests.harness import post_meta, rows, run_jobs
 
 ROOT = Path(__file__).resolve().parent.parent
+TUESDAY_10AM = datetime(2026, 1, 6, 10, 0, tzinfo=ZoneInfo("America/El_Salvador"))
+MARIA, STRANGER = "+50370000002", "+50379990001"  # María López: SV20260105007834 ready, $35.00 to pay
+NOT_UNDERSTOOD = "no entendí"
 
 
 class Tenant:
@@ -136,3 +148,102 @@ def test_more_details_sends_the_rest_of_the_requirements() -> None:
     assert "*¿Cómo se envía?*" in rest.body and "• Animales vivos" in rest.body and "*DUI*" not in rest.body
     assert faq.more_details(ctx, "policy:weather") == [] and faq.more_details(ctx, "faq:nadie") == []
     assert faq.more_details(ctx, "policy:payment_methods") == []  # nothing left to send
+
+
+# -- through the real pipeline -----------------------------------------------------------------------
+
+
+class Chat:
+    """A customer's WhatsApp: each message is a signed Meta webhook, run by a burst worker; returns what was sent."""
+
+    def __init__(self, client: FlaskClient, settings: Settings, pool: ConnectionPool) -> None:
+        self.client, self.settings, self.pool = client, settings, pool
+
+    def send(self, phone: str, text: str = "", *, tap: tuple[str, str] | None = None) -> list[dict[str, Any]]:
+        message_id = f"wamid.FAQ{uuid.uuid4().hex}"
+        message: dict[str, Any] = {"from": phone.lstrip("+"), "id": message_id,
+                                   "timestamp": str(int(TUESDAY_10AM.timestamp()))}
+        if tap is not None:
+            message.update(type="interactive", interactive={
+                "type": "button_reply", "button_reply": {"id": tap[0], "title": tap[1]}})
+        else:
+            message.update(type="text", text={"body": text})
+        body = {"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{
+            "field": "messages", "value": {
+                "messaging_product": "whatsapp",
+                "metadata": {"display_phone_number": "15550783881", "phone_number_id": "106540352242922"},
+                "contacts": [{"wa_id": phone.lstrip("+")}], "messages": [message]}}]}]}
+        assert post_meta(self.client, body).status_code == 200
+        run_jobs(self.settings)
+        [event] = rows(self.pool, "SELECT id, status FROM webhook_events WHERE event_id = %s", (message_id,))
+        assert event["status"] == "processed"
+        sent = rows(self.pool, "SELECT payload FROM messages WHERE webhook_event_id = %s AND direction = 'out'"
+                               " ORDER BY id", (event["id"],))
+        return [r["payload"] for r in sent]
+
+    def text(self, phone: str, text: str = "", *, tap: tuple[str, str] | None = None) -> str:
+        """The turn's replies as the customer reads them: bodies, then button and row titles."""
+        parts: list[str] = []
+        for payload in self.send(phone, text, tap=tap):
+            parts.append(str(payload.get("body") or ""))
+            parts += [str(c["title"]) for c in payload.get("buttons") or payload.get("rows") or []]
+        return "\n".join(parts)
+
+    def buttons(self, phone: str, text: str) -> tuple[str, list[tuple[str, str]]]:
+        """The last message of the turn, which must offer buttons: its body and (id, title) pairs."""
+        last = self.send(phone, text)[-1]
+        return str(last["body"]), [(str(b["id"]), str(b["title"])) for b in last["buttons"]]
+
+    def cases(self) -> list[dict[str, Any]]:
+        return rows(self.pool, "SELECT reason, priority FROM escalations ORDER BY id")
+
+
+@pytest.fixture
+def chat(base_env: dict[str, str], core_url: str, db_pool: ConnectionPool) -> Iterator[Chat]:
+    settings = Settings.from_env({**base_env, "CORE_API_URL": core_url})
+    app = create_app(settings)
+    with app.test_client() as client:
+        yield Chat(client, settings, db_pool)
+    app.extensions["db_pool"].close()
+    app.extensions["redis"].close()
+
+
+def test_already_paid_the_sender_quotes_the_design(chat: Chat) -> None:
+    reply = chat.text(MARIA, "ya le pagué al remitente por transferencia, ¿igual llevo efectivo?")
+    assert "*no tienes que pagar nada* en el punto" in reply
+    assert "ya hiciste el pago directo" in reply and "*DUI*" in reply
+    assert "Pagos:" not in reply and "lo paga quien envía" not in reply
+
+
+@pytest.mark.parametrize("question", ["¿aceptan tarjeta?", "puedo pagar con tarjeta?", "solo efectivo?"])
+def test_cards_and_cash_is_a_short_answer(chat: Chat, question: str) -> None:
+    [payload] = chat.send(STRANGER, question)
+    body = str(payload["body"])
+    assert "aceptamos *efectivo o tarjeta*" in body and "se paga en efectivo al retirarlo" in body
+    assert "Requisitos" not in body and "No aceptamos" not in body and "¿Cómo se envía?" not in body
+    assert body.endswith("¿Te ayudo con algo más? 😊") and len(body.splitlines()) <= 4
+
+
+@pytest.mark.parametrize("yes", ["sí", "dale pues", "Sí, por favor"])
+def test_a_long_policy_offers_more_details_and_yes_sends_the_rest(chat: Chat, yes: str) -> None:
+    body, buttons = chat.buttons(STRANGER, "que necesito para enviar un paquete?")
+    assert "*DUI*" in body and body.endswith("¿Quieres más detalles?")
+    assert len(body.splitlines()) <= faq.MAX_LINES + 2 and "No aceptamos" not in body
+    assert [title for _, title in buttons] == ["Sí", "No"]
+    rest = chat.text(STRANGER, yes)
+    assert "*¿Cómo se envía?*" in rest and "• Animales vivos" in rest and "¿Te ayudo con algo más?" in rest
+    assert "*DUI*" not in rest and NOT_UNDERSTOOD not in rest
+
+
+def test_no_to_more_details_moves_on(chat: Chat) -> None:
+    _, buttons = chat.buttons(STRANGER, "que necesito para enviar un paquete?")
+    reply = chat.text(STRANGER, tap=buttons[1])
+    assert "¿Te ayudo con algo más?" in reply and "Animales vivos" not in reply
+
+
+def test_tapping_si_sends_the_rest_and_another_question_is_just_answered(chat: Chat) -> None:
+    _, buttons = chat.buttons(STRANGER, "que necesito para enviar un paquete?")
+    assert "• Animales vivos" in chat.text(STRANGER, tap=buttons[0])
+    chat.send(STRANGER, "que necesito para enviar un paquete?")
+    reply = chat.text(STRANGER, "a que hora abren en santa ana?")
+    assert "Santa Ana" in reply and "8:00am" in reply and "Animales vivos" not in reply

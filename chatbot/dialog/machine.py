@@ -19,7 +19,7 @@ import logging
 from collections.abc import Callable
 
 from channels.outbound import Buttons, Choice, ChoiceList, OutboundMessage, Text
-from chatbot.dialog import cases, courtesy, package_in_view, points, quote, tracking
+from chatbot.dialog import cases, courtesy, package_in_view, points, policies, quote, several_questions, tracking
 from chatbot.dialog.dispatch import (
     INFORMATION,
     OVERRIDING,
@@ -80,6 +80,8 @@ def context_for(ds: DialogState) -> DialogContext:
     expecting = EXPECTING.get(state)
     if state is State.IN_HANDOFF:
         expecting = (ds.handoff or {}).get("expecting")
+    elif state is State.IDLE and ds.purpose == policies.MORE_DETAILS:
+        expecting = "yes_no"  # its options are Sí / No: "dale", "no gracias" answer them as well
     elif state is State.IDLE and ds.options:
         expecting = "option"
     elif state is State.IDLE and ds.purpose == "anything_else":
@@ -94,6 +96,8 @@ def on_idle(t: Turn) -> State:
     if (t.ds.purpose or "").startswith(courtesy.RATED):  # right after the bot's rating: maybe a comment on it
         if (commented := courtesy.csat_comment(t)) is not None:
             return commented
+    if t.ds.purpose == policies.MORE_DETAILS and (state := policies.more_or_not(t)) is not None:
+        return state  # the bot asked "¿Quieres más detalles?"
     if t.ds.purpose == "anything_else":  # the bot asked "¿Te ayudo con algo más?"
         t.ds.purpose = None
         if t.route.answer == "no" and _only_an_answer(t):
@@ -287,7 +291,8 @@ def step(t: Turn) -> State:
         t.ds.handoff, state = None, State.IDLE
     t.ds.state = state.value
     try:
-        nxt = TABLE[state](t) if state is State.IN_HANDOFF else (_in_any_state(t) or TABLE[state](t))
+        nxt = TABLE[state](t) if state is State.IN_HANDOFF else (
+            _in_any_state(t) or several_questions.answer_each(t) or TABLE[state](t))
     except CoreError as exc:
         log.warning("the core could not answer (%s); state %s kept", type(exc).__name__, state.value)
         t.replies, t.escalation, nxt = list(core_unavailable_replies()), None, state

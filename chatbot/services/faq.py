@@ -35,6 +35,7 @@ POLICY_FALLBACK = {"payment_methods": "payment", "paid_sender": "payment", "pick
 MAX_LINES = 6  # lines of one answer on a phone; the rest waits for "¿Quieres más detalles?"
 LINE_CHARS = 70  # a longer line wraps on a phone: it counts as one line per LINE_CHARS characters
 MORE_PREFIX, MORE_NO = "more", "more_no"  # ids of the Sí / No buttons after a cut answer
+PERSON_YES = "human_yes"  # id of the Sí button of `policy_with_person` (its No is MORE_NO)
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
 _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+(?=[¿¡(*_\"A-ZÁÉÍÓÚÑ0-9•])")
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -117,6 +118,18 @@ def policy_text(ctx: ServiceContext, topic: str) -> str:
 def policy_answer(ctx: ServiceContext, topic: str) -> list[OutboundMessage]:
     """The company's policy on `topic`, at most MAX_LINES lines; a longer text offers the rest (`more_details`)."""
     return short_answer(policy_text(ctx, topic), f"policy:{topic}")
+
+
+def policy_with_person(ctx: ServiceContext, topic: str) -> list[OutboundMessage]:
+    """A policy that a person confirms (pickup_by_other): its text, then "¿Quieres que te comunique con un
+    asesor?" with Sí (PERSON_YES) / No (MORE_NO). A longer text is cut like any answer, before the offer."""
+    answer = policy_answer(ctx, topic)
+    w = wording()["faq"]["person"]
+    buttons = (Choice(PERSON_YES, w["yes"]), Choice(MORE_NO, w["no"]))
+    last = answer[-1]
+    if isinstance(last, Text) and len(last.body) + len(w["ask"]) + 2 <= INTERACTIVE_BODY_MAX:
+        return [*answer[:-1], Buttons(body=f"{last.body}\n\n{w['ask']}", buttons=buttons)]
+    return [*answer, Buttons(body=w["ask"], buttons=buttons)]
 
 
 def entry_answer(entry: FaqEntry) -> list[OutboundMessage]:
