@@ -19,7 +19,7 @@ import logging
 from collections.abc import Callable
 
 from channels.outbound import Buttons, Choice, ChoiceList, OutboundMessage, Text
-from chatbot.dialog import cases, courtesy, package_in_view, points, policies, quote, several_questions, tracking
+from chatbot.dialog import cases, courtesy, package_in_view, points, policies, quote, tracking
 from chatbot.dialog.dispatch import (
     INFORMATION,
     OVERRIDING,
@@ -291,8 +291,7 @@ def step(t: Turn) -> State:
         t.ds.handoff, state = None, State.IDLE
     t.ds.state = state.value
     try:
-        nxt = TABLE[state](t) if state is State.IN_HANDOFF else (
-            _in_any_state(t) or several_questions.answer_each(t) or TABLE[state](t))
+        nxt = TABLE[state](t) if state is State.IN_HANDOFF else (_in_any_state(t) or TABLE[state](t))
     except CoreError as exc:
         log.warning("the core could not answer (%s); state %s kept", type(exc).__name__, state.value)
         t.replies, t.escalation, nxt = list(core_unavailable_replies()), None, state
