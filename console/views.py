@@ -48,6 +48,9 @@ from storage.db import get_pool
 
 log = logging.getLogger(__name__)
 
+# `{{ text|whatsapp }}` in the console's templates: escaped, then WhatsApp's *bold*, _italic_, ~strike~, ```mono```.
+bp.add_app_template_filter(to_html, "whatsapp")
+
 SUMMARY_KEY = "console:summary:{case_id}:{last}"
 SUMMARY_TTL_S = 24 * 3600
 STREAM_MAX_S = 300.0  # a browser's event stream is closed after this long; EventSource reconnects at once

@@ -308,3 +308,15 @@ def test_a_status_the_console_has_no_words_for_is_never_shown_as_its_id(base_env
     panel = {p["code"]: p["status"] for p in shown["customer"]["packages"]}  # type: ignore[index]
     assert panel["SV20260106012345"] == "estado sin descripción"
     assert "HELD_AT_CUSTOMS" not in json.dumps({k: shown[k] for k in ("packages", "customer", "summary", "facts")})
+
+
+def test_search_previews_render_whatsapp_formatting_after_escaping(client: FlaskClient, maria: Customer,
+                                                                   db_pool: ConnectionPool) -> None:
+    maria.send("mi paquete es *urgente* <b>ya</b> <script>alert(1)</script>")
+    maria.escalate()
+    make_agent(db_pool, "Carlos Rivas", "carlos@example.com")
+    log_in(client, "carlos@example.com")
+    page = client.get("/console/search", query_string={"q": "urgente"}).get_data(as_text=True)
+    assert ("«mi paquete es <strong>urgente</strong> &lt;b&gt;ya&lt;/b&gt; &lt;script&gt;alert(1)&lt;/script&gt;»"
+            in page)
+    assert "<script>alert(1)" not in page and "<b>ya</b>" not in page
