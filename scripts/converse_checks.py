@@ -53,6 +53,8 @@ class Observed:
     escalated: bool
     priority: str | None
     opted_out: bool
+    escalation_reason: str | None = None  # the latest case's reason: customer_request, complaint, not_understood...
+    not_understood: int = 0  # "no entendí" events of the customer's conversations so far (all turns)
 
     @property
     def text(self) -> str:

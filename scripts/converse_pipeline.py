@@ -156,7 +156,11 @@ class Pipeline:
                        (SELECT c.status FROM conversations c WHERE c.contact_id = k.id
                         ORDER BY c.id DESC LIMIT 1) AS status,
                        (SELECT e.priority FROM escalations e JOIN conversations c ON c.id = e.conversation_id
-                        WHERE c.contact_id = k.id ORDER BY e.id DESC LIMIT 1) AS priority
+                        WHERE c.contact_id = k.id ORDER BY e.id DESC LIMIT 1) AS priority,
+                       (SELECT e.reason FROM escalations e JOIN conversations c ON c.id = e.conversation_id
+                        WHERE c.contact_id = k.id ORDER BY e.id DESC LIMIT 1) AS reason,
+                       (SELECT count(*) FROM events v JOIN conversations c ON c.id = v.conversation_id
+                        WHERE c.contact_id = k.id AND v.kind = 'not_understood') AS not_understood
                 FROM contacts k WHERE (k.phone_hash = %s OR (k.phone_hash IS NULL AND k.bsuid = %s))
                 """,
                 key,
@@ -166,7 +170,8 @@ class Pipeline:
         last_id = max([after_id, *(int(r["id"]) for r in rows)])
         state = state or {}
         seen = Observed(route.get("intent"), replies, state.get("status") in ("escalated", "agent"),
-                        state.get("priority"), bool(state.get("opted_out")))
+                        state.get("priority"), bool(state.get("opted_out")), state.get("reason"),
+                        int(state.get("not_understood") or 0))
         return seen, last_id
 
 
@@ -250,9 +255,15 @@ def _other_database(redis_url: str, index: int) -> str:
 
 
 def run_conversation(pipe: Pipeline, conv: Conversation) -> dict[str, Any]:
-    """Replay one conversation from a clean state; its report: passed, failures and every turn seen."""
+    """Replay one conversation from a clean state; its report: passed, failures and every turn seen.
+
+    Beside the checks, the report says what the figures of scripts/conversation_figures.py count:
+    `escalated` (after some turn the conversation waited for or was with a person), the first case's
+    `escalation_reason`, and `not_understood` (the bot's "no entendí" events in the conversation; each turn
+    has its own count).
+    """
     pipe.reset(conv.phone, conv.user_id)
-    clock, last_id, transcript = conv.at, 0, ""
+    clock, last_id, transcript, not_understood = conv.at, 0, "", 0
     turns, failures = [], []
     for n, turn in enumerate(conv.turns, 1):
         clock += turn.after
@@ -264,5 +275,11 @@ def run_conversation(pipe: Pipeline, conv: Conversation) -> dict[str, Any]:
         failures += [{"turn": n, "user": turn.user, "failure": p} for p in problems]
         turns.append({"user": turn.user, "at": clock.isoformat(), "intent": seen.intent,
                       "replies": [readable(p) for p in seen.replies], "escalated": seen.escalated,
-                      "priority": seen.priority, "opted_out": seen.opted_out, "failures": problems})
-    return {"name": conv.name, "from": conv.who, "passed": not failures, "failures": failures, "turns": turns}
+                      "priority": seen.priority, "opted_out": seen.opted_out,
+                      "escalation_reason": seen.escalation_reason if seen.escalated else None,
+                      "not_understood": seen.not_understood - not_understood, "failures": problems})
+        not_understood = seen.not_understood
+    escalated = [t for t in turns if t["escalated"]]
+    return {"name": conv.name, "from": conv.who, "passed": not failures, "failures": failures,
+            "escalated": bool(escalated), "escalation_reason": escalated[0]["escalation_reason"] if escalated else None,
+            "not_understood": not_understood, "turns": turns}
