@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -20,7 +21,7 @@ from psycopg_pool import ConnectionPool
 from config import Settings
 from console import closing, handoff
 from console.handoff import Desk
-from tests.console_support import TZ, Customer, desk_for, make_agent
+from tests.console_support import PASSWORD, TZ, Customer, desk_for, make_agent
 from tests.harness import rows, run_jobs
 from worker import runtime
 from worker.runtime import Runtime
@@ -55,6 +56,15 @@ def maria(client: FlaskClient, settings: Settings, db_pool: ConnectionPool) -> C
 
 def customer(client: FlaskClient, settings: Settings, pool: ConnectionPool, phone: str, name: str) -> Customer:
     return Customer(client, settings, pool, phone=phone, name=name)
+
+
+def log_in(client: FlaskClient, email: str) -> None:
+    """Log in to the console through its form."""
+    page = client.get("/console/login").get_data(as_text=True)
+    token = re.search(r'name="csrf-token" content="([^"]+)"', page)
+    assert token is not None
+    answer = client.post("/console/login", data={"email": email, "password": PASSWORD, "csrf_token": token.group(1)})
+    assert answer.status_code == 302
 
 
 def cases(pool: ConnectionPool) -> list[dict[str, object]]:
@@ -94,6 +104,10 @@ def test_a_comment_after_the_rating_is_kept_with_it_and_thanked_without_a_new_ca
     maria.send("se tardaron mucho de verdad")  # thanked once: the next message is the bot's again
     assert maria.received()[-1] != THANKS
     assert cases(db_pool)[0]["csat_comment"] == COMMENT
+
+    log_in(maria.client, "carlos@example.com")  # what Carlos reads in the case's history
+    history = maria.client.get(f"/console/api/cases/{case_id}").get_json()["history"]
+    assert f"El cliente comentó su calificación — «{COMMENT}»" in [h["text"] for h in history]
 
 
 @pytest.mark.parametrize(("message", "opens_case"), [
