@@ -183,6 +183,9 @@ def _answer_freely(session: LlmSession, recent: list[tuple[str, str]]) -> Callab
             return None  # no provider answer, or the guard refused it: the rules' reply
         for code in result.codes:
             t.ds.remember_package(code)
+        if result.escalate == "not_understood":  # the model is stuck, the customer asked nothing: offer, never open
+            return None if t.ds.declined_human else cases.offer_human(t, "not_understood",
+                                                                      wording()["offer_human"]["body"])
         if result.escalate is not None:
             intent = "complaint" if result.escalate == "complaint" else "human_agent"
             return cases.escalate(t, result.escalate, escalation.priority_for(intent, cases.is_frustrated(t)))

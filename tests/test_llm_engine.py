@@ -309,6 +309,15 @@ def test_escalate_uses_the_rules_hand_over(chat: Chat, db_pool: ConnectionPool, 
     assert case[0]["case_number"] in reply
 
 
+def test_a_model_that_is_stuck_offers_a_person_and_opens_no_case(chat: Chat, db_pool: ConnectionPool,
+                                                                  openai_fake: FakeOpenAI) -> None:
+    openai_fake.script("json", out_of_scope())
+    openai_fake.script("tools", Reply(tool_calls=[("escalate", {"reason": "not_understood"})]))
+    reply = chat.text(JUAN, "tengo algo en camino?")
+    assert "¿Quieres que te conecte con un asesor?" in reply
+    assert rows(db_pool, "SELECT id FROM escalations") == []  # issue 13: never a case the customer did not ask for
+
+
 def test_identical_public_answers_are_cached(chat: Chat, db_pool: ConnectionPool, openai_fake: FakeOpenAI) -> None:
     openai_fake.script("json", out_of_scope(), out_of_scope())
     policy = {"topic": "other", "question": "envios a domicilio"}
