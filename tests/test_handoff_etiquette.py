@@ -18,10 +18,12 @@ import redis
 from flask.testing import FlaskClient
 from psycopg_pool import ConnectionPool
 
+from app import create_app
 from config import Settings
 from console import closing, handoff
 from console.handoff import Desk
 from tests.console_support import PASSWORD, TZ, Customer, desk_for, make_agent
+from tests.fakes.graph_api import FakeGraphAPI
 from tests.harness import rows, run_jobs
 from worker import runtime
 from worker.runtime import Runtime
@@ -178,6 +180,27 @@ def test_each_waiting_customer_is_told_once_when_support_closes(
     told = rows(db_pool, "SELECT escalation_id, data FROM handoff_events WHERE action = 'closing_notice'"
                          " ORDER BY escalation_id")
     assert [(t["escalation_id"], t["data"]["told"]) for t in told] == [(maria_case, True), (ana_case, True)]
+
+
+def test_the_closing_notice_goes_out_through_whatsapp_cloud_api(meta_settings: Settings, db_pool: ConnectionPool,
+                                                                 graph: FakeGraphAPI) -> None:
+    app = create_app(meta_settings)
+    built = runtime.build_runtime(meta_settings, pool_size=2)
+    try:
+        with app.test_client() as web:
+            maria = Customer(web, meta_settings, db_pool)
+            maria.escalate(at=SATURDAY_NOON)
+            with db_pool.connection() as conn:
+                conn.execute("UPDATE escalations SET created_at = %s", (SATURDAY_NOON,))
+            assert closing.run_due(built, SATURDAY_CLOSED) == 1
+            run_jobs(meta_settings)
+    finally:
+        built.close()
+        app.extensions["db_pool"].close()
+        app.extensions["redis"].close()
+    last = graph.messages_to("+50370000002")[-1]
+    assert last["type"] == "text" and last["text"]["body"].startswith(
+        "Nuestro equipo ya cerró por hoy 🙏 Te escribimos aquí cuando abramos, el lunes 12/01 a las 8:00am.")
 
 
 def test_no_closing_notice_outside_the_24_hour_window_or_long_after_the_closing(
