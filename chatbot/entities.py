@@ -310,9 +310,17 @@ def _places(words: tuple[str, ...]) -> tuple[_Mention, ...]:
     return tuple(_mentions(language().nlp.make_doc(" ".join(words))))
 
 
+def words_of(doc: Doc) -> tuple[str, ...]:
+    """The doc's token texts, read once per doc (making spaCy Token objects is what costs)."""
+    words: tuple[str, ...] | None = doc.user_data.get("words")
+    if words is None:
+        words = doc.user_data["words"] = tuple(token.text for token in doc)
+    return words
+
+
 def places(doc: Doc) -> tuple[Place, ...]:
     """Every place a message names, exactly or misspelled ("santa anna"), in text order."""
-    return tuple((s, e, ids) for s, e, ids, _ in _places(tuple(token.text for token in doc)))
+    return tuple((s, e, ids) for s, e, ids, _ in _places(words_of(doc)))
 
 
 def _mentions(doc: Doc) -> list[_Mention]:
@@ -347,14 +355,14 @@ def resolve_point(doc: Doc) -> tuple[str | None, tuple[str, ...]]:
     Ana, mejor en San Miguel"). A place without a point ("Chalate") names none.
     """
     lex = lexicon()
-    words = [token.text for token in doc]
+    words = words_of(doc)
     mentions = [(start, ids) for start, _, ids in places(doc)  # "no en San Miguel": ruled out
                 if not set(words[max(0, start - 2):start]) & set(lex["negation_markers"])]
     if not mentions:
         return None, ()
 
     def before(start: int) -> str:
-        return doc[start - 1].text if start > 0 else ""
+        return words[start - 1] if start > 0 else ""
 
     to = [ids for start, ids in mentions if before(start) in lex["destination_markers"]]
     if to:
@@ -379,8 +387,8 @@ def resolve_place(doc: Doc) -> tuple[str | None, tuple[str, ...]]:
     the shipment stays inside it ("dentro de San Salvador" -> "dep:san_salvador", see `ships_within`).
     """
     lex, lang = lexicon(), language()
-    words = [token.text for token in doc]
-    mentions = [(start, ids, name) for start, _, ids, name in _places(tuple(words))
+    words = words_of(doc)
+    mentions = [(start, ids, name) for start, _, ids, name in _places(words)
                 if not set(words[max(0, start - 2):start]) & set(lex["negation_markers"])]
     if not mentions:
         return None, ()
@@ -393,21 +401,23 @@ def resolve_place(doc: Doc) -> tuple[str | None, tuple[str, ...]]:
     return None, keys
 
 
-def _within_before(words: list[str], start: int) -> bool:
-    return any(words[max(0, start - len(m.split())):start] == m.split() for m in geography.geography().within_markers)
+def _within_before(words: tuple[str, ...], start: int) -> bool:
+    return any(list(words[max(0, start - len(m.split())):start]) == m.split()
+               for m in geography.geography().within_markers)
 
 
 @cache
-def _within_words() -> frozenset[str]:
-    return frozenset(marker.split()[-1] for marker in geography.geography().within_markers)
+def _within_pattern() -> re.Pattern[str]:
+    markers = "|".join(re.escape(m) for m in geography.geography().within_markers)
+    return re.compile(rf"\b(?:{markers})\b")
 
 
 def ships_within(doc: Doc) -> bool:
     """Whether the message keeps a shipment inside one place ("¿y dentro de San Salvador?"): both ends there."""
-    words = [token.text for token in doc]
-    if _within_words().isdisjoint(words):
+    if not _within_pattern().search(doc.text):
         return False
-    return any(_within_before(words, start) for start, _, _, _ in _places(tuple(words)))
+    words = words_of(doc)
+    return any(_within_before(words, start) for start, _, _, _ in _places(words))
 
 
 @cache
