@@ -254,10 +254,38 @@ def _route(text: str, context: DialogContext | None, reply_id: str | None,
         return in_context
     intent, confidence = _decide(reading.scores)
     stage = "keyword" if reading.scores else "fallback"
-    result = Route(intent, reading.entities, stage, confidence)
+    result = Route(intent, reading.entities, stage, confidence, parts=_parts(text, reading))
     if confidence < LLM_THRESHOLD and llm is not None and reading.norm:
         return _ask_llm(llm, text, context, result)
     return result
+
+
+def _clauses(text: str) -> list[str]:
+    """The message cut where a new question may start: punctuation, and the lexicon's joining words ("y")."""
+    words = "|".join(re.escape(w) for w in ent.lexicon()["clause_breaks"])
+    return [c.strip() for c in re.split(rf"[?¿!.;,]+|\s(?:{words})\s", f" {text} ", flags=re.IGNORECASE) if c.strip()]
+
+
+def _parts(text: str, reading: _Reading) -> tuple[Route, ...]:
+    """Each question of a message that asks two or more different things, routed on its own, in order.
+
+    Only when the words ask for two information intents; clauses that ask nothing of their own ("de Santa Ana
+    y La Unión") stay with the clause before them, so a part is a whole question.
+    """
+    asked = [i for i in INFORMATION if reading.explicit.get(i, 0.0) >= PRESENT]
+    if len(asked) < 2:
+        return ()
+    groups: list[tuple[str, str | None]] = []
+    for clause in _clauses(text):
+        strong = _strong(_read(clause, None))
+        if groups and (strong is None or groups[-1][1] in (None, strong)):
+            joined, intent = groups[-1]
+            groups[-1] = (f"{joined} {clause}", intent or strong)
+        else:
+            groups.append((clause, strong))
+    if sum(1 for _, intent in groups if intent in INFORMATION) < 2:
+        return ()
+    return tuple(replace(_route(clause, None, None, None), clause=clause) for clause, _ in groups)
 
 
 def _ask_llm(llm: Callable[[str, DialogContext | None], Route | None], text: str,

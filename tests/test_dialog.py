@@ -258,7 +258,8 @@ def test_y_para_20_libras_quotes_again(say: Say) -> None:
     assert ds.state == State.AWAITING_WEIGHT
     assert "$8.00" in readable(say(ds, "10 libras").replies)
     turn = say(ds, "y para 20 libras?")
-    assert "$12.00" in readable(turn.replies) and ds.pricing == {"destination": "san_miguel", "weight": 20.0}
+    assert "$12.00" in readable(turn.replies)
+    assert ds.pricing == {"destination": "san_miguel", "weight": 20.0, "origin": None}
 
 
 def test_not_understood_offers_a_person_and_only_yes_opens_a_case(say: Say) -> None:

@@ -93,3 +93,79 @@ def test_a_description_that_fits_none_is_not_a_pick(say: Say) -> None:
     say(ds, "no tengo el código", phone=MARIA)
     turn = say(ds, "el de Rigoberto Menjívar", phone=MARIA)
     assert "Paquete encontrado" not in readable(turn.replies)
+
+
+# -- carry-over rules (chatbot/dialog/frames.py) ----------------------------------------------------------
+
+
+def test_rule_1_a_fragment_fills_the_quote_and_keeps_the_other_slots(say: Say) -> None:
+    ds = DialogState()
+    say(ds, "cuánto cuesta mandar 8 libras a San Miguel")
+    heavier = readable(say(ds, "¿y 20 libras?").replies)
+    assert "20 lbs" in heavier and "San Miguel" in heavier
+    elsewhere = readable(say(ds, "¿y a Chalatenango?").replies)
+    assert "Chalatenango" in elsewhere and "20 lbs" in elsewhere and "$" in elsewhere
+
+
+def test_rule_1_a_fragment_after_a_delivery_time_asks_the_time_to_the_new_place(say: Say) -> None:
+    ds = DialogState()
+    first = readable(say(ds, "cuánto tarda en llegar a San Miguel?").replies)
+    assert "San Miguel" in first
+    turn = say(ds, "¿y a Chalatenango?")
+    text = readable(turn.replies)
+    assert "Chalatenango" in text and "no entend" not in text.lower() and "$" not in text
+
+
+def test_rule_2_within_a_city_replaces_the_destination_and_sets_the_origin(say: Say) -> None:
+    ds = DialogState()
+    say(ds, "cuánto cuesta mandar 5 libras a San Miguel")
+    text = readable(say(ds, "¿y dentro de San Salvador 3 lb?").replies)
+    assert "3 lbs" in text and "San Miguel" not in text and "San Salvador" in text
+    assert ds.pricing["destination"] and "miguel" not in str(ds.pricing["destination"]).lower()
+
+
+def test_rule_2_an_origin_named_with_de_is_the_origin(say: Say) -> None:
+    text = readable(say(DialogState(), "cuánto cuesta de Santa Ana a La Unión 5 libras").replies)
+    assert "Santa Ana" in text and "La Unión" in text
+    assert "desde San Salvador" not in text  # the origin is not assumed when the customer said it
+
+
+def test_rule_3_a_new_question_switches_and_keeps_the_point_in_view(say: Say) -> None:
+    ds = DialogState()
+    say(ds, "SV20260106012345")  # on its way to Santa Ana
+    text = readable(say(ds, "¿a qué hora abren?").replies)
+    assert "Santa Ana" in text
+
+
+def test_rule_4_where_is_a_place_is_an_address_even_right_after_a_quote(say: Say) -> None:
+    ds = DialogState()
+    say(ds, "cuánto cuesta mandar 5 libras a San Miguel")
+    say(ds, "¿y dentro de San Salvador 3 lb?")
+    text = readable(say(ds, "¿dónde queda Soyapango?").replies)
+    assert "Blvd. del Ejército" in text and "$" not in text
+
+
+def test_places_without_a_point_get_the_nearest_point_honestly(say: Say) -> None:
+    text = readable(say(DialogState(), "¿tienen sucursal en Usulután?").replies)
+    assert "Usulután" in text and "km" in text and "San Miguel" in text
+    for message in ("vivo en Gotera, donde lo puedo ir a traer?", "hay agencia en Apopa?", "y en chalate?"):
+        for phone in (STRANGER, JUAN):  # a place named wins over the writer's own packages
+            text = readable(say(DialogState(), message, phone=phone).replies)
+            assert "km" in text and "no entend" not in text.lower(), message
+
+
+# -- several questions in one message ------------------------------------------------------------------
+
+
+def test_two_questions_get_two_answers_in_order_in_at_most_two_messages(say: Say) -> None:
+    turn = say(DialogState(), "cuánto cuesta de Santa Ana a La Unión 5 libras y a qué hora cierran")
+    assert len(turn.replies) <= 2
+    first, second = readable(turn.replies[:1]), readable(turn.replies[1:])
+    assert "$" in first and "Santa Ana" in first and "La Unión" in first and "desde San Salvador" not in first
+    assert "6:00pm" in second or "Horario" in second or "horario" in second
+    assert ("several_questions", {"count": 2}) in turn.events
+
+
+def test_one_question_naming_two_places_is_still_one_question(say: Say) -> None:
+    turn = say(DialogState(), "cuánto cuesta mandar 5 libras a Santa Ana y La Unión")
+    assert not turn.route.parts and "several_questions" not in [kind for kind, _ in turn.events]

@@ -8,6 +8,7 @@ from chatbot.dialog.turn import State, Turn, wording
 from chatbot.services import business
 
 RATED = "rated:"  # the purpose after the bot's rating: "rated:<score>" until the next message
+LISTENING_WORDS = 5  # longer messages that start so carry their own question
 
 
 def greet(t: Turn, extra: str | None = None) -> State:
@@ -130,3 +131,12 @@ def odd_input(t: Turn) -> State | None:
             t.menu()
         return State.IDLE
     return None
+
+
+def listening(t: Turn) -> State | None:
+    """"Mire…", "una pregunta": the question is still to come; the bot listens instead of "no entendí"."""
+    if not t.cue("preamble") or len(t.folded.split()) > LISTENING_WORDS:
+        return None
+    t.say("listening")
+    t.topic = None
+    return State.IDLE

@@ -13,7 +13,8 @@ def delivery(t: Turn) -> State:
     if not t.point and t.ds.packages and (t.cue("plural") or t.cue("arrival")):
         plural = t.cue("plural")
         return package_in_view.eta(t, t.ds.packages if plural and len(t.ds.packages) > 1 else t.ds.packages[-1:])
-    place = t.point or quote.destination_in(t) or t.ds.pricing.get("destination")
+    place = t.point or t.place_name or quote.destination_in(t) or t.ds.pricing.get("destination")
     t.replies += business.delivery_time_answer(t.ctx, place)
+    t.ds.pricing = {**t.ds.pricing, "destination": place} if place else t.ds.pricing
     t.solved("delivery")
     return State.IDLE

@@ -12,7 +12,17 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from channels.outbound import Choice, ChoiceList
-from chatbot.dialog import cases, courtesy, delivery_times, package_in_view, points, policies, quote, tracking
+from chatbot.dialog import (
+    cases,
+    courtesy,
+    delivery_times,
+    frames,
+    package_in_view,
+    points,
+    policies,
+    quote,
+    tracking,
+)
 from chatbot.dialog.turn import State, Turn, state_of, wording
 from chatbot.services import business, catalog, escalation
 from chatbot.services import tracking as tracking_service
@@ -43,11 +53,8 @@ def dispatch(t: Turn) -> State:
     if (t.ds.packages and not t.code and intent in ("track_package", "find_packages", "out_of_scope", "hours",
                                                      "delivery_time") and t.cue("other_package")):
         return tracking.ask_code(t, other=True)  # "¿y el otro que envié ayer?"
-    if t.ds.last_intent == "pricing" and intent in ("out_of_scope", "menu", "locations") and len(
-            t.folded.split()) <= 6:  # right after a quote: "¿y para 20 libras?", "¿y a Usulután?"
-        destination = t.point or quote.destination_in(t)
-        if t.weight is not None or destination:
-            return quote.pricing(t, destination)
+    if (state := frames.carry_over(t)) is not None:  # "¿y para 20 libras?", "¿y a Chalatenango?"
+        return state
     return INTENT_ACTIONS.get(intent, unknown)(t)
 
 
@@ -65,7 +72,8 @@ def about_packages_in_view(t: Turn) -> State | None:
 
 
 def unknown(t: Turn) -> State:
-    return courtesy.odd_input(t) or policies.faq_answer(t) or answered_freely(t) or cases.not_understood(t)
+    return (courtesy.odd_input(t) or courtesy.listening(t) or policies.faq_answer(t) or answered_freely(t)
+            or cases.not_understood(t))
 
 
 def answered_freely(t: Turn) -> State | None:

@@ -19,7 +19,7 @@ import logging
 from collections.abc import Callable
 
 from channels.outbound import Buttons, Choice, ChoiceList, OutboundMessage, Text
-from chatbot.dialog import cases, courtesy, package_in_view, points, policies, quote, tracking
+from chatbot.dialog import cases, courtesy, package_in_view, points, policies, quote, several_questions, tracking
 from chatbot.dialog.dispatch import (
     INFORMATION,
     OVERRIDING,
@@ -102,6 +102,8 @@ def on_idle(t: Turn) -> State:
         t.ds.purpose = None
         if t.route.answer == "no" and _only_an_answer(t):
             return courtesy.goodbye(t)
+        if t.route.answer == "yes" and t.intent in ("thanks", "goodbye"):  # "ok grax": thanks, not "yes, more"
+            return courtesy.thanks(t) if t.intent == "thanks" else courtesy.goodbye(t)
         if t.route.answer == "yes" and _only_an_answer(t):
             return courtesy.menu_help(t, "anything_else_yes")
     return dispatch(t)
@@ -196,6 +198,8 @@ def on_awaiting_weight(t: Turn) -> State:
 def on_awaiting_pin(t: Turn) -> State:
     if (state := picked(t)) is not None:
         return state
+    if t.route.answer == "yes" and t.intent in ("thanks", "goodbye") and not t.cue("map"):
+        return courtesy.thanks(t) if t.intent == "thanks" else courtesy.goodbye(t)  # "ok muchas gracias"
     if t.route.answer == "yes" and t.ds.pin_point:
         return points.pin(t, t.ds.pin_point)
     if t.route.answer == "no" and t.intent not in OVERRIDING and _only_an_answer(t):
@@ -291,7 +295,8 @@ def step(t: Turn) -> State:
         t.ds.handoff, state = None, State.IDLE
     t.ds.state = state.value
     try:
-        nxt = TABLE[state](t) if state is State.IN_HANDOFF else (_in_any_state(t) or TABLE[state](t))
+        nxt = TABLE[state](t) if state is State.IN_HANDOFF else (
+            _in_any_state(t) or several_questions.answer_each(t) or TABLE[state](t))
     except CoreError as exc:
         log.warning("the core could not answer (%s); state %s kept", type(exc).__name__, state.value)
         t.replies, t.escalation, nxt = list(core_unavailable_replies()), None, state

@@ -41,6 +41,7 @@ def pickup(t: Turn, packages: list[Package] | None = None) -> State:
         t.say("pickup_which")
         return State.AWAITING_CODE
     t.replies += tracking_service.pickup_answer(t.ctx, packages[0], t.customer.phone)
+    t.ds.remember_package(packages[0].tracking_code)  # the package in view now
     t.ds.point = packages[0].destination_point
     t.solved("pickup")
     t.topic = "hours"

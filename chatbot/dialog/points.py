@@ -11,10 +11,14 @@ from chatbot.services import business, catalog
 def hours(t: Turn) -> State:
     """Opening hours: of the named point, of the package's point ("¿a qué hora puedo recogerlo?"), else a list."""
     t.topic = "hours"
-    if not t.point and t.cue("pickup"):  # about the package in view, or the writer's own waiting one
+    if not t.point and t.ds.packages and t.cue("arrival") and not t.cue("pickup"):  # "¿y a qué hora llega?"
+        return package_in_view.eta(t, t.ds.packages[-1:])
+    if not t.point and not t.place and t.cue("pickup"):  # about the package in view, or the writer's own waiting one
         state = package_in_view.pickup(t) if t.ds.packages else package_in_view.pickup_own(t)
         if state is not None:
             return state
+    if not t.point and t.place:  # a place without a point of its own: the nearest one, with its hours
+        return place_for(t, t.place)
     point = t.point or (t.ds.point if not t.cue("all_points") else None)
     if point:
         return hours_for(t, point, t.day)
@@ -35,8 +39,11 @@ def hours_for(t: Turn, point_id: str, day: str | None) -> State:
 def locations(t: Turn) -> State:
     """Addresses: the named point, the point being discussed ("dame la dirección"), else all points."""
     t.topic = "locations"
-    if not t.point and not t.ds.packages and t.cue("pickup") and (state := package_in_view.pickup_own(t)):
+    mine = not t.point and not t.place and not t.ds.packages and t.cue("pickup")
+    if mine and (state := package_in_view.pickup_own(t)):
         return state  # "¿dónde lo recojo?" from the recipient's registered phone
+    if not t.point and t.place:  # "¿tienen sucursal en Usulután?": honest, with the nearest point
+        return place_for(t, t.place)
     point = t.point or (t.ds.point if not t.cue("all_points") else None)
     if point and t.cue("map"):  # "mándame la ubicación": the pin itself (it carries the address)
         return pin(t, point)
@@ -45,6 +52,15 @@ def locations(t: Turn) -> State:
     t.replies += business.location_answer(t.ctx, None)
     t.ds.purpose = "locations"
     return State.AWAITING_POINT
+
+
+def place_for(t: Turn, place_key: str) -> State:
+    """A place of El Salvador: its own point, its points to pick from, or the nearest point (distance, hours)."""
+    t.replies += business.place_answer(t.ctx, place_key)
+    name = t.place_name or place_key
+    t.solved("location", point=name)
+    t.topic = "locations"
+    return State.IDLE
 
 
 def location_for(t: Turn, point_id: str) -> State:

@@ -40,7 +40,10 @@ def track_request(t: Turn) -> State:
         return ask_code(t, other=True)
     if t.ds.packages and t.cue("arrival"):
         return package_in_view.eta(t, t.ds.packages[-1:])
-    if not t.ds.packages and t.cue("arrival", "plural", "pickup") and (own := _own_listed(t)) is not None:
+    named_place = t.point or t.place
+    if t.place and not t.point and t.cue("pickup"):  # "vivo en Gotera, ¿dónde lo voy a traer?"
+        return points.place_for(t, t.place)
+    if not t.ds.packages and not named_place and t.cue("arrival", "plural", "pickup") and (own := _own_listed(t)):
         return show_packages(t, own)  # "¿ya llegó mi encargo?" from a registered phone: no code needed
     return ask_code(t)
 

@@ -20,7 +20,7 @@ from chatbot import texts
 from chatbot.dialog.store import DialogState
 from chatbot.guard import CleanText
 from chatbot.routing import Route
-from chatbot.services import ServiceContext, catalog
+from chatbot.services import ServiceContext, catalog, geography
 from chatbot.services.catalog import fold
 from chatbot.services.escalation import EscalationDecision
 from core_api_client import Company, CoreError
@@ -132,6 +132,23 @@ class Turn:
     def point(self) -> str | None:
         value = self.route.entities.get("point")
         return str(value) if value else None
+
+    @property
+    def place(self) -> str | None:
+        """A place of El Salvador that is not one point ("dep:usulutan", "dis:apopa"; chatbot/services/geography.py)."""
+        value = self.route.entities.get("place")
+        return str(value) if value else None
+
+    @property
+    def place_name(self) -> str | None:
+        """The place's name as customers know it ("Usulután"), for the services that read place names."""
+        found = geography.locality(self.place)
+        return found.name if found else None
+
+    @property
+    def within(self) -> bool:
+        """"Dentro de San Salvador": the shipment starts and ends in the place named."""
+        return bool(self.route.entities.get("within"))
 
     @property
     def day(self) -> str | None:
