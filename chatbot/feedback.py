@@ -8,7 +8,8 @@ reading of the message (pure: no I/O):
   ("el asesor fue muy amable, gracias"; a bare "gracias" is a courtesy the bot answers);
 - and it names nothing the bot could act on: no entity (tracking code, place, weight).
 Anything else is a real request ("¿y mi otro paquete?", a tracking code, "quiero hablar con alguien")
-and is answered as usual.
+and is answered as usual. Words that come with the score itself ("8, muy bien") need no minimum length:
+the number already says they are about the rating.
 """
 
 from __future__ import annotations
@@ -20,13 +21,14 @@ THANKS_MIN_WORDS = 3  # "gracias" and "muchas gracias" are courtesies; "el aseso
 COMMENT_MAX = 1000  # characters kept of a comment
 
 
-def reads_as_comment(found: Route, text: str) -> bool:
-    """Whether `text`, read by the router as `found`, comments on a rating just given."""
-    words = text.split()
+def reads_as_comment(found: Route, text: str, *, with_score: bool = False) -> bool:
+    """Whether `text`, read by the router as `found`, comments on a rating just given (or on the score it
+    comes with, `with_score`)."""
+    words = len(text.split()) if not with_score else THANKS_MIN_WORDS
     if not any(ch.isalpha() for ch in text) or found.entities or found.intent not in FEEDBACK_INTENTS:
         return False
     if found.intent == "out_of_scope":
-        return "?" not in text and len(words) >= 2
+        return "?" not in text and words >= 2
     if found.intent == "thanks":
-        return len(words) >= THANKS_MIN_WORDS
+        return words >= THANKS_MIN_WORDS
     return True

@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 CSAT_WINDOW = "24 hours"
 CALLBACK_ID, WAIT_ID = "console:callback", "console:wait"
 _RATING = re.compile(r"^\s*(10|[1-9])\s*(?:/\s*10)?\s*[.!]?\s*$")
+_RATING_WITH_WORDS = re.compile(r"^\s*(10|[1-9])\s*(?:/\s*10)?\s*[.,:;!-]?\s+(\D*[^\W\d_]\D*)$")  # "8, muy amable"
 
 
 def answer(pool: ConnectionPool, redis_conn: redis.Redis, event: InboundMessage, *, tenant_id: int,
@@ -52,6 +53,10 @@ def answer(pool: ConnectionPool, redis_conn: redis.Redis, event: InboundMessage,
     if event.reply_id is not None or not event.text:
         return None
     match = _RATING.match(event.text)
+    if match is None and (both := _RATING_WITH_WORDS.match(event.text)) is not None:
+        return _rating_with_comment(pool, redis_conn, int(both.group(1)), both.group(2), tenant_id=tenant_id,
+                                    contact_id=contact_id, conversation_id=conversation_id,
+                                    conversation_hash=conversation_hash)
     if match is None:
         return _comment(pool, redis_conn, event.text, tenant_id=tenant_id, conversation_id=conversation_id,
                         conversation_hash=conversation_hash)
@@ -61,19 +66,36 @@ def answer(pool: ConnectionPool, redis_conn: redis.Redis, event: InboundMessage,
 
 
 def _comment(pool: ConnectionPool, redis_conn: redis.Redis, text: str, *, tenant_id: int, conversation_id: int,
-             conversation_hash: str) -> Outcome | None:
-    """The first message after a rating: stored with it and thanked when it reads as a comment."""
+             conversation_hash: str, checked: bool = False) -> Outcome | None:
+    """The first message after a rating: stored with it and thanked when it reads as a comment (`checked`:
+    the caller knows it does)."""
     case_id = rating_comment.pending(redis_conn, conversation_hash)
     if case_id is None:
         return None
+    comment = checked or rating_comment.reads_as_comment(text)
     stored = rating_comment.store(pool, redis_conn, tenant_id=tenant_id, conversation_id=conversation_id,
-                                  case_id=case_id, text=text) if rating_comment.reads_as_comment(text) else None
+                                  case_id=case_id, text=text) if comment else None
     rating_comment.close(redis_conn, conversation_hash)
     if stored is None:
         return None
     return Outcome([Text(handoff.wording()["csat_comment_thanks"])],
                    {"stage": "console", "intent": "csat_comment", "score": stored["csat_score"]},
                    dialog_store.load(redis_conn, conversation_hash))
+
+
+def _rating_with_comment(pool: ConnectionPool, redis_conn: redis.Redis, score: int, words: str, *, tenant_id: int,
+                         contact_id: int, conversation_id: int, conversation_hash: str) -> Outcome | None:
+    """"8, el agente fue muy amable": the rating and its comment in one message (when a rating is pending and
+    the words read as a comment; otherwise the message is the bot's)."""
+    if not rating_comment.reads_as_comment(words, with_score=True):
+        return None
+    with pool.connection() as conn, conn.transaction():
+        rated = _rating(conn, redis_conn, score, tenant_id=tenant_id, contact_id=contact_id,
+                        conversation_id=conversation_id, conversation_hash=conversation_hash)
+    if rated is None:
+        return None
+    return _comment(pool, redis_conn, words, tenant_id=tenant_id, conversation_id=conversation_id,
+                    conversation_hash=conversation_hash, checked=True) or rated
 
 
 def _rating(conn: Connection[Any], redis_conn: redis.Redis, score: int, *, tenant_id: int, contact_id: int,

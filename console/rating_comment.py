@@ -52,9 +52,9 @@ def close(redis_conn: redis.Redis, conversation_hash: str) -> None:
     redis_conn.delete(CHANCE_KEY.format(conversation=conversation_hash))
 
 
-def reads_as_comment(text: str) -> bool:
+def reads_as_comment(text: str, *, with_score: bool = False) -> bool:
     """Whether a message is feedback on the rating rather than a request (`chatbot.feedback`)."""
-    return feedback.reads_as_comment(route(text), text)
+    return feedback.reads_as_comment(route(text), text, with_score=with_score)
 
 
 def store(pool: ConnectionPool, redis_conn: redis.Redis, *, tenant_id: int, conversation_id: int, case_id: int,

@@ -130,6 +130,20 @@ def test_a_real_request_after_the_rating_is_answered_as_usual(
         assert "SV20260106012345" in maria.received()[-1]
 
 
+def test_a_rating_and_its_comment_in_one_message(maria: Customer, desk: Desk, db_pool: ConnectionPool,
+                                                  settings: Settings) -> None:
+    case_id = maria.escalate()
+    carlos = make_agent(db_pool, "Carlos Rivas", "carlos@example.com")
+    handoff.claim(desk, carlos, case_id)
+    handoff.resolve(desk, carlos, case_id, "Paquete ubicado", ask_csat=True)
+    run_jobs(settings)
+
+    maria.send(f"7, {COMMENT}")
+
+    assert maria.received()[-1] == THANKS
+    assert [(c["csat_score"], c["csat_comment"]) for c in cases(db_pool)] == [(7, COMMENT)]
+
+
 def test_only_the_first_message_after_the_rating_may_be_its_comment(
         maria: Customer, desk: Desk, db_pool: ConnectionPool, settings: Settings) -> None:
     rated(maria, desk, db_pool, settings)
