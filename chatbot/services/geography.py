@@ -13,7 +13,8 @@ two departments share carries its department ("dis:san_isidro_cabanas").
 Zones map onto the core's price table (design 3.3.4; sandbox_core/pricing.py):
   san_salvador   the department of San Salvador: both ends there -> `within_san_salvador`
   departamentos  any other department -> `other_departments`
-  rural          `other_departments` plus the core's published rural surcharge note
+  rural          `other_departments` plus the core's published rural surcharge note, and the core's
+                 `rural` delivery time
 Packages are dropped off and picked up at service points, so a place without a point is served by
 its nearest point: the distance is a straight line between town centres (haversine), rounded.
 
