@@ -3,8 +3,8 @@
 A cue is a small fact the dialog acts on, such as "it asks about both
 packages" (`plural`), "it is about picking the package up" (`pickup`) or "it
 follows up on the last answer" (`follow_up`). The dialog never looks for words
-itself: it asks `Route.cues`, which the router fills with `cues_in`, and
-scripts/eval_nlu.py scores them like intents and entities.
+itself: it asks `Turn.cue`, which reads `cues_in` once per message and only when
+a rule needs it, and scripts/eval_nlu.py scores them like intents and entities.
 
 Phrases are matched on the folded text (lower case, no accents, punctuation as
 spaces) as whole words; a trailing `*` makes the last word a prefix ("recog*"
@@ -41,6 +41,12 @@ def _compiled() -> tuple[tuple[str, re.Pattern[str]], ...]:
     return tuple((name, re.compile("|".join(_pattern(p) for p in phrases))) for name, phrases in table.items())
 
 
+@cache
+def _any() -> re.Pattern[str]:
+    """Every phrase of every cue in one expression: most messages carry no cue and cost one search."""
+    return re.compile("|".join(_pattern(p) for phrases in lexicon()["cues"].values() for p in phrases))
+
+
 def names() -> frozenset[str]:
     """Every cue the lexicon defines."""
     return frozenset(name for name, _ in _compiled())
@@ -49,6 +55,6 @@ def names() -> frozenset[str]:
 def cues_in(text: str) -> frozenset[str]:
     """The cues of one message (as typed: it is folded here)."""
     folded = fold(text)
-    if not folded:
+    if not folded or not _any().search(folded):
         return frozenset()
     return frozenset(name for name, pattern in _compiled() if pattern.search(folded))

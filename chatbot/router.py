@@ -23,7 +23,6 @@ from spacy.tokens import Doc
 
 from chatbot import entities as ent
 from chatbot import phrases
-from chatbot.cues import cues_in
 from chatbot.normalize import normalize
 from chatbot.routing import INTENTS, PRIORITY, DialogContext, Route
 
@@ -225,12 +224,9 @@ def route(text: str, context: DialogContext | None = None, *, reply_id: str | No
     `context` is what the dialog knows (what the bot asked, the options it offered, the last intent);
     `reply_id` the id of a tapped button or list row; `llm` an optional second opinion, asked only when
     the rules are not confident (its answer is used when its own confidence is at least LLM_THRESHOLD).
-    The result carries the message's cues (chatbot/cues.py) whatever the stage.
     """
     text = text if isinstance(text, str) else ""
-    result = _route(text, context, reply_id, llm)
-    cues = cues_in(text)
-    return replace(result, cues=cues) if cues else result
+    return _route(text, context, reply_id, llm)
 
 
 def _route(text: str, context: DialogContext | None, reply_id: str | None,

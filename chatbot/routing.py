@@ -48,7 +48,6 @@ class Route:
     confidence: float = 1.0
     option_id: str | None = None  # the offered option this message picks, if any
     answer: str | None = None  # "yes" | "no" when the message answers a yes/no question
-    cues: frozenset[str] = frozenset()  # what the message says beyond its intent (chatbot/cues.py)
     # Two or more questions in one message ("¿cuánto cuesta a La Unión y a qué hora cierran?"): each clause's
     # own route, in the order written; empty for a message that asks one thing.
     parts: tuple[Route, ...] = ()

@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python scripts/eval_nlu.py` puts scripts/, not the root, on sys.path
     sys.path.insert(0, str(ROOT))
 
-from chatbot.router import LLM_THRESHOLD, route  # noqa: E402 - needs the path set above
+from chatbot.cues import cues_in  # noqa: E402 - needs the path set above
+from chatbot.router import LLM_THRESHOLD, route  # noqa: E402
 
 
 def same_value(expected: Any, got: Any) -> bool:
@@ -50,7 +51,8 @@ def evaluate(rows: list[dict[str, Any]]) -> dict[str, Any]:
         intent_right = result.intent == row["intent"]
         entities_right = all(same_value(v, result.entities.get(k)) for k, v in expected_entities.items())
         cues, not_cues = set(row.get("cues") or ()), set(row.get("not_cues") or ())
-        cues_right = cues <= result.cues and not not_cues & result.cues
+        found_cues = cues_in(row["text"]) if cues or not_cues else frozenset()
+        cues_right = cues <= found_cues and not not_cues & found_cues
         if cues or not_cues:
             cue_rows += 1
             cue_ok += cues_right
@@ -73,7 +75,7 @@ def evaluate(rows: list[dict[str, Any]]) -> dict[str, Any]:
         else:
             failures.append({"text": row["text"], "expected": row["intent"], "got": result.intent,
                              "expected_entities": expected_entities, "got_entities": result.entities,
-                             "expected_cues": sorted(cues), "got_cues": sorted(result.cues),
+                             "expected_cues": sorted(cues), "got_cues": sorted(found_cues),
                              "confidence": result.confidence})
     total = len(rows)
     per_intent = {

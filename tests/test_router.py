@@ -35,15 +35,16 @@ def test_accuracy_on_labelled_sets(name: str) -> None:
     assert result["entity_accuracy"] >= 0.95, result["failures"]
 
 
-def test_cues_the_dialog_acts_on_are_read_by_the_router() -> None:
+def test_cues_the_dialog_acts_on_are_read_from_the_lexicon() -> None:
     """tests/nlu/cues.jsonl: every cue of the lexicon appears in a row, and every row's cues are read."""
     labelled = rows("cues.jsonl")
     result = evaluate(labelled)
     assert result["cue_rows"] == len(labelled) and result["cue_accuracy"] == 1.0, result["failures"]
     assert cues.names() <= {c for r in labelled for c in r.get("cues", [])}
-    assert route("¿y a San Miguel?").cues == {"follow_up"}
-    assert "follow_up" not in route("yo quiero saber de mi encargo").cues  # "y" only at the start
-    assert route("cuanto tengo que pagar?").cues == {"amount_due"}
+    assert cues.cues_in("¿y a San Miguel?") == {"follow_up"}
+    assert "follow_up" not in cues.cues_in("yo quiero saber de mi encargo")  # "y" only at the start
+    assert cues.cues_in("cuanto tengo que pagar?") == {"amount_due"}
+    assert cues.cues_in("hola buenas") == frozenset()
 
 
 def test_extra_set_is_large_and_covers_every_intent() -> None:

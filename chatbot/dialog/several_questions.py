@@ -30,7 +30,8 @@ def answer_each(t: Turn) -> State | None:
         t.ds.purpose = None
     nxt = State.IDLE
     for n, part in enumerate(parts[:MAX_PARTS]):
-        one = replace(t, route=part, clean=guard.clean(part.clause), replies=[], events=[], escalation=None)
+        one = replace(t, route=part, clean=guard.clean(part.clause), replies=[], events=[], escalation=None,
+                      _cues=None)
         t.ds.state = State.IDLE.value
         nxt = dispatch(one)
         t.replies += _folded(one.replies, last=n == min(len(parts), MAX_PARTS) - 1)

@@ -176,7 +176,7 @@ def pick_described(t: Turn) -> State | None:
         return None
     listed = set(t.ds.listed)
     own = [p for p in lookup.own_packages(t.ctx, t.customer.phone).packages if p.tracking_code in listed]
-    picked = selection.pick(own, t.text, t.route.cues, t.customer.phone, _point_names(t))
+    picked = selection.pick(own, t.text, t.cues, t.customer.phone, _point_names(t))
     if len(picked) == 1:
         return track(t, picked[0].tracking_code)
     if not picked:

@@ -17,6 +17,7 @@ from typing import Any
 
 from channels.outbound import Buttons, Choice, ChoiceList, OutboundMessage, Text
 from chatbot import texts
+from chatbot.cues import cues_in
 from chatbot.dialog.store import DialogState
 from chatbot.guard import CleanText
 from chatbot.routing import Route
@@ -102,6 +103,7 @@ class Turn:
     free_answer: Callable[[Turn], State | None] | None = None
     _company: Company | None = None
     _company_loaded: bool = False
+    _cues: frozenset[str] | None = None
 
     # -- what the message says ------------------------------------------------------------------
 
@@ -175,7 +177,14 @@ class Turn:
 
     def cue(self, *names: str) -> bool:
         """Whether the message carries any of these cues (chatbot/cues.py; the phrases are in the lexicon)."""
-        return not self.route.cues.isdisjoint(names)
+        return not self.cues.isdisjoint(names)
+
+    @property
+    def cues(self) -> frozenset[str]:
+        """The message's cues, read once and only when a rule asks."""
+        if self._cues is None:
+            self._cues = cues_in(self.clean.text)
+        return self._cues
 
     @property
     def ts(self) -> float:
