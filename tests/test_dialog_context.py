@@ -169,3 +169,20 @@ def test_two_questions_get_two_answers_in_order_in_at_most_two_messages(say: Say
 def test_one_question_naming_two_places_is_still_one_question(say: Say) -> None:
     turn = say(DialogState(), "cuánto cuesta mandar 5 libras a Santa Ana y La Unión")
     assert not turn.route.parts and "several_questions" not in [kind for kind, _ in turn.events]
+
+
+# -- while waiting for a person ----------------------------------------------------------------------------
+
+
+def test_a_plain_question_while_waiting_for_a_person_is_answered_with_the_case_status(say: Say) -> None:
+    ds = DialogState()
+    say(ds, "quiero hablar con un asesor")
+    assert ds.state == State.IN_HANDOFF
+    turn = say(ds, "a que hora cierran en santa ana", status="escalated")
+    text = readable(turn.replies)
+    assert "Santa Ana" in text and "6:00pm" in text and "sigue en espera" in text
+    assert ds.state == State.IN_HANDOFF and ds.handoff is not None
+    silent = say(ds, "ya van a venir?", status="escalated")  # for the person: the usual holding message
+    assert "6:00pm" not in readable(silent.replies)
+    with_agent = say(ds, "a que hora cierran en santa ana", status="agent")
+    assert with_agent.replies == [] and with_agent.silent  # an agent has the chat: the bot says nothing

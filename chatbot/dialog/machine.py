@@ -71,6 +71,7 @@ RESTING = frozenset({State.IDLE, State.AWAITING_PIN})
 ANSWERED_TOPICS = frozenset({"track_package", "pricing", "delivery_time", "requirements", "unclaimed_policy",
                              "refund", "payment", "faq"})
 REPEATS_BEFORE_OFFER = 5
+WAITING_ANSWER_CONFIDENCE = 0.6  # below it, a message to the waiting case is for the person, not a question
 SUMMARY_AFTER = 12  # exchanges (design 4.3.4: after 10-15)
 
 
@@ -256,12 +257,26 @@ def on_awaiting_csat(t: Turn) -> State:
     return dispatch(t)
 
 
+# Questions the bot still answers while the customer waits for a person (design 4.1.6): they need no one.
+WHILE_WAITING = frozenset({"hours", "locations", "pricing", "delivery_time", "requirements", "unclaimed_policy",
+                           "refund", "payment"})
+
+
 def on_handoff(t: Turn) -> State:
-    """Opting out or in is recorded even now (and confirmed unless an agent has the chat)."""
+    """Opting out or in is recorded even now (and confirmed unless an agent has the chat). While nobody has
+    taken the case yet, a plain question (hours, prices, points, policies) is answered, with the case's status."""
     if t.intent == "opt_out" or courtesy.is_opt_in(t):
         courtesy.opt_out(t) if t.intent == "opt_out" else courtesy.opt_in(t)
         if t.situation.status == "agent":
             t.replies, t.silent = [], True
+        return State.IN_HANDOFF
+    waiting = t.situation.status == "escalated" and (t.ds.handoff or {}).get("expecting") is None
+    if waiting and t.intent in WHILE_WAITING and t.route.confidence >= WAITING_ANSWER_CONFIDENCE:
+        handoff, t.ds.state = t.ds.handoff, State.IDLE.value
+        dispatch(t)
+        t.ds.handoff, t.ds.purpose = handoff, None
+        case = str((handoff or {}).get("case") or t.situation.open_case or "")
+        t.say("handoff_still_waiting", case=case)
         return State.IN_HANDOFF
     return cases.handoff(t)
 
