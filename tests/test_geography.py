@@ -87,6 +87,7 @@ def _broken(tmp_path: Path, old: str, new: str) -> Path:
      "outside El Salvador"),
     ("cabecera: Cojutepeque", "cabecera: Cojute", "cabecera 'Cojute' is not one of its districts"),
     ("alias: [gotera,", "alias: [apopa, gotera,", "the alias 'apopa' names 2 places"),
+    ("verapaz, tecla,", "verapaz, teclo,", "solo_con_preposicion: teclo is not the name of a place"),
     ("  - nombre: Cabañas\n", "  - nombre: Cabana\n", "unknown department 'Cabana'"),
     ("  - nombre: Cabañas\n    cabecera: Sensuntepeque\n", "  - nombre: Santa Ana\n    cabecera: Sensuntepeque\n",
      "departments missing: Cabañas"),

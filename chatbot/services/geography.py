@@ -196,6 +196,8 @@ def _index(places: list[tuple[Locality, list[str]]], data: dict[str, Any]) -> Ge
                  f"the alias {name!r} names {len(keys)} places: {', '.join(sorted(keys))}")
         names[name] = tuple(sorted(keys))
     weak = frozenset(normalize(str(w)) for w in data.get("solo_con_preposicion") or ())
+    unknown = sorted(weak - set(names))
+    _require(not unknown, f"solo_con_preposicion: {', '.join(unknown)} is not the name of a place")
     markers = sorted((normalize(str(m)) for m in data.get("dentro_de") or ()), key=len, reverse=True)
     fuzzy = tuple(n for n in names if len(n) >= FUZZY_MIN_CHARS and n not in weak)
     prepositions = frozenset(normalize(str(p)) for p in data.get("preposiciones") or ())
