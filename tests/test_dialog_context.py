@@ -7,7 +7,7 @@ from __future__ import annotations
 from channels.outbound import Buttons, ChoiceList
 from chatbot.dialog.store import DialogState
 from chatbot.dialog.turn import State
-from tests.dialog_support import JUAN, MARIA, STRANGER, Say, readable
+from tests.dialog_support import JUAN, MARIA, STRANGER, TUESDAY_10AM, Say, readable
 
 # María López receives SV20260105007834 (from Pedro Ramírez, ready in Santa Ana, $35.00 to pay) and
 # SV20260106012345 (from Juan Pérez, on its way to Santa Ana, nothing to pay).
@@ -186,3 +186,10 @@ def test_a_plain_question_while_waiting_for_a_person_is_answered_with_the_case_s
     assert "6:00pm" not in readable(silent.replies)
     with_agent = say(ds, "a que hora cierran en santa ana", status="agent")
     assert with_agent.replies == [] and with_agent.silent  # an agent has the chat: the bot says nothing
+
+
+def test_are_you_open_right_now_says_which_points_are_open(say: Say) -> None:
+    text = readable(say(DialogState(), "estan abiertos ahorita?").replies)  # Tuesday 10:00
+    assert "abierto hasta las 6:00pm" in text and "San Miguel - Punto Principal" in text
+    late = readable(say(DialogState(), "estan abiertos ahorita?", at=TUESDAY_10AM.replace(hour=20)).replies)
+    assert "abierto hasta" not in late and "abre mañana" in late

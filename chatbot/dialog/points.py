@@ -22,7 +22,11 @@ def hours(t: Turn) -> State:
     point = t.point or (t.ds.point if not t.cue("all_points") else None)
     if point:
         return hours_for(t, point, t.day)
-    t.replies += business.hours_answer(t.ctx, None, t.day)
+    if t.cue("right_now") and t.day in (None, "today"):  # "¿están abiertos ahorita?": every point, now
+        t.replies += business.open_now_answer(t.ctx)
+        t.solved("hours", point=t.line("summary.all_points"))
+    else:
+        t.replies += business.hours_answer(t.ctx, None, t.day)
     t.ds.purpose, t.ds.day = "hours", t.day
     return State.AWAITING_POINT
 

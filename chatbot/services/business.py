@@ -202,6 +202,26 @@ def hours_answer(ctx: ServiceContext, point_id: str | None, day: str | None) -> 
     return [pin_offer(point.id, body)]
 
 
+def open_now_answer(ctx: ServiceContext) -> list[OutboundMessage]:
+    """"¿Están abiertos ahorita?": every point, open (until when) or closed (and when it opens), as a list to pick."""
+    w, now = wording()["now"], ctx.local_now
+    shown = catalog.points(ctx)[:ROWS_MAX]
+    lines = [str(w["all"]).format(time=clock(now.time()))]
+    for point in shown:
+        span = span_on(point.hours, now.weekday())
+        opening = None if is_open(ctx, point.hours, now) else next_opening(ctx, point.hours, now)
+        if span is not None and is_open(ctx, point.hours, now):
+            lines.append(str(w["point_open"]).format(name=point.name, closes=clock(span[1])))
+        elif opening is not None:
+            lines.append(str(w["point_closed_opens"]).format(name=point.name, when=relative_day(ctx, opening),
+                                                             opens=clock(opening.time())))
+        else:
+            lines.append(str(w["point_closed"]).format(name=point.name))
+    rows = tuple(Choice(f"point:{p.id}", _row_title(p), fit(p.address, ROW_DESCRIPTION_MAX)) for p in shown)
+    body = "\n".join([*lines, "", str(w["pick"])])
+    return [ChoiceList(body=body, button_label=wording()["points"]["button"], rows=rows)]
+
+
 def location_answer(ctx: ServiceContext, point_id: str | None) -> list[OutboundMessage]:
     """A point's address, reference, phone and hours with the pin offer; without a point, all points."""
     point = catalog.point_by_id(ctx, point_id)
