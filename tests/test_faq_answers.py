@@ -208,11 +208,34 @@ def chat(base_env: dict[str, str], core_url: str, db_pool: ConnectionPool) -> It
     app.extensions["redis"].close()
 
 
-def test_already_paid_the_sender_quotes_the_design(chat: Chat) -> None:
-    reply = chat.text(MARIA, "ya le pagué al remitente por transferencia, ¿igual llevo efectivo?")
+@pytest.mark.parametrize("question", [
+    "¿puede ir mi esposa a traerlo?", "mi hermano lo puede recoger?", "lo puede retirar otra persona?",
+])
+def test_a_third_person_collecting_gets_what_to_bring_and_a_person_is_offered(chat: Chat, question: str) -> None:
+    chat.send(MARIA, "SV20260105007834")
+    body, buttons = chat.buttons(MARIA, question)
+    assert "*DUI* o documento de identidad" in body and "otra persona" in body and "asesor" in body
+    assert "Rastrear" not in body and "código de rastreo" not in body
+    assert [title for _, title in buttons] == ["Sí, con un asesor", "No, gracias"]
+    assert chat.cases() == []  # offered, never opened without asking
+    declined = chat.text(MARIA, tap=next(b for b in buttons if b[1] == "No, gracias"))
+    assert "¿Te ayudo con algo más?" in declined and chat.cases() == []
+
+
+def test_a_third_person_question_then_yes_opens_a_case(chat: Chat) -> None:
+    chat.send(MARIA, "lo puede retirar otra persona?")
+    reply = chat.text(MARIA, "sí")
+    assert "te conecto con un asesor" in reply and "Tu número de caso" in reply
+    assert chat.cases() == [{"reason": "change_delivery", "priority": "normal"}]
+
+
+@pytest.mark.parametrize("question", ["ya le pagué al remitente por transferencia, ¿igual llevo efectivo?",
+                                      "ya le pague al vendedor, tengo que pagar algo mas?"])
+def test_already_paid_the_sender_quotes_the_design(chat: Chat, question: str) -> None:
+    reply = chat.text(MARIA, question)
     assert "*no tienes que pagar nada* en el punto" in reply
     assert "ya hiciste el pago directo" in reply and "*DUI*" in reply
-    assert "Pagos:" not in reply and "lo paga quien envía" not in reply
+    assert "Pagos:" not in reply and "lo paga quien envía" not in reply and "pagas *$35.00*" not in reply
 
 
 @pytest.mark.parametrize("question", ["¿aceptan tarjeta?", "puedo pagar con tarjeta?", "solo efectivo?"])
@@ -247,3 +270,25 @@ def test_tapping_si_sends_the_rest_and_another_question_is_just_answered(chat: C
     chat.send(STRANGER, "que necesito para enviar un paquete?")
     reply = chat.text(STRANGER, "a que hora abren en santa ana?")
     assert "Santa Ana" in reply and "8:00am" in reply and "Animales vivos" not in reply
+
+
+@pytest.mark.parametrize(("typed", "shown"), [
+    ("ABC123", "ABC123"), ("abc-123", "ABC123"), ("el codigo es 12345678", "12345678"),
+    ("SV202601050078", "SV202601050078"),
+])
+def test_a_code_attempt_hears_the_format_not_no_entendi(chat: Chat, typed: str, shown: str) -> None:
+    reply = chat.text(STRANGER, typed)
+    assert f"No encontré ningún paquete con el código *{shown}*" in reply
+    assert "*SV* y 14 números" in reply and "SV20260106012345" in reply
+    assert "Intentar otro código" in reply and "Hablar con asesor" in reply
+    assert NOT_UNDERSTOOD not in reply.lower()
+
+
+def test_a_whole_code_typed_without_its_sv_is_looked_up(chat: Chat) -> None:
+    reply = chat.text(MARIA, "20260105007834")
+    assert "Paquete encontrado" in reply and "SV20260105007834" in reply
+
+
+def test_a_phone_number_is_not_taken_for_a_code(chat: Chat) -> None:
+    reply = chat.text(STRANGER, "mi numero es 7000-0001")
+    assert "No encontré ningún paquete con el código" not in reply

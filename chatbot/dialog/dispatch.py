@@ -63,7 +63,8 @@ def about_packages_in_view(t: Turn) -> State | None:
     the amount a recipient pays, or a package of the list picked by its description."""
     if t.code or t.intent in OVERRIDING:
         return None
-    if t.cue("amount_due") and t.weight is None and not t.point and t.intent in AMOUNT_DUE_INTENTS:
+    paid = t.route.entities.get("policy") == "paid_sender"  # "ya le pagué al remitente": the policy answers
+    if t.cue("amount_due") and t.weight is None and not t.point and t.intent in AMOUNT_DUE_INTENTS and not paid:
         if (state := package_in_view.amount_due(t)) is not None:
             return state
     if t.ds.listed and t.cue("by_description"):
@@ -72,8 +73,15 @@ def about_packages_in_view(t: Turn) -> State | None:
 
 
 def unknown(t: Turn) -> State:
-    return (courtesy.odd_input(t) or courtesy.listening(t) or policies.faq_answer(t) or answered_freely(t)
-            or cases.not_understood(t))
+    return (tracking.code_attempt(t) or courtesy.odd_input(t) or courtesy.listening(t) or policies.faq_answer(t)
+            or answered_freely(t) or cases.not_understood(t))
+
+
+def change_delivery(t: Turn) -> State:
+    """Someone else collecting is a question with an answer (a person offered, not imposed); a change goes to one."""
+    if t.route.entities.get("policy") == "pickup_by_other":
+        return policies.pickup_by_other(t)
+    return cases.escalate(t, "change_delivery", escalation.priority_for("change_delivery", cases.is_frustrated(t)))
 
 
 def answered_freely(t: Turn) -> State | None:
@@ -118,7 +126,7 @@ INTENT_ACTIONS: dict[str, Handler] = {
     "human_agent": human_request,
     "complaint": cases.complaint,
     "sales_lead": _escalation_for("sales_lead"),
-    "change_delivery": _escalation_for("change_delivery"),
+    "change_delivery": change_delivery,
     "thanks": courtesy.thanks,
     "goodbye": courtesy.goodbye,
     "opt_out": courtesy.opt_out,
@@ -222,12 +230,14 @@ CHOICES: dict[str, Handler] = {
     "resume_no": lambda t: resume_declined(t),
     "cmp_ok": complaint_settled,
     "cmp_human": lambda t: cases.escalate(t, "complaint", escalation.HIGH),
+    "more_no": policies.no_more,  # "¿Quieres más detalles?" / a person offered after a policy: no
 }
 CHOICE_PREFIXES: dict[str, Callable[[Turn, str], State]] = {
     "pin": points.pin,
     "point": point_chosen,
     "pkg": tracking.track,
     "faq": policies.policy,
+    "more": policies.more_details,  # "¿Quieres más detalles?": Sí (more:<ref>)
     "csat": lambda t, value: courtesy.csat(t, int(value)) if value.isdigit() else State.IDLE,
 }
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from channels.outbound import Buttons, Choice, ChoiceList
 from chatbot.dialog import package_in_view, points
 from chatbot.dialog.turn import State, Turn, wording
+from chatbot.entities import extract_bare_code
 from chatbot.guard import phone_in, safe_name
 from chatbot.services import business, catalog, lookup, selection
 from chatbot.services import tracking as tracking_service
@@ -30,6 +31,8 @@ def track_request(t: Turn) -> State:
     """"Quiero rastrear…": a code tracks; "los dos" / "¿cuándo llega?" use the session's packages."""
     if t.code:
         return track(t, t.code)
+    if (state := code_attempt(t)) is not None:
+        return state
     if _typed_other_phone(t):  # "rastrea los del 7000-0002": never a key
         return typed_phone(t)
     if t.ds.packages and t.cue("plural"):
@@ -46,6 +49,21 @@ def track_request(t: Turn) -> State:
     if not t.ds.packages and not named_place and t.cue("arrival", "plural", "pickup") and (own := _own_listed(t)):
         return show_packages(t, own)  # "¿ya llegó mi encargo?" from a registered phone: no code needed
     return ask_code(t)
+
+
+def code_attempt(t: Turn) -> State | None:
+    """A token typed as a code that is not a valid one (the router's `code_attempt`: "ABC123", "SV2026…" short
+    of digits, "12345678"): the not-found answer, which shows the format, never "no entendí". The 13 or 14
+    digits of a code typed without its "SV" are looked up as that code. None when there is no attempt."""
+    attempt = str(t.route.entities.get("code_attempt") or "")
+    if not attempt:
+        return None
+    if (code := extract_bare_code(attempt)) is not None:
+        return track(t, code)
+    t.replies += tracking_service.not_found_replies(attempt)  # never a code: the core is not asked
+    t.ds.not_found_code = attempt
+    t.topic = "track_package"
+    return State.AWAITING_NOT_FOUND_CHOICE
 
 
 def _own_listed(t: Turn) -> lookup.OwnPackages | None:
