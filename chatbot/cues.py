@@ -9,7 +9,8 @@ a rule needs it, and scripts/eval_nlu.py scores them like intents and entities.
 Phrases are matched on the folded text (lower case, no accents, punctuation as
 spaces) as whole words; a trailing `*` makes the last word a prefix ("recog*"
 matches "recoger", "recojo" does not), a leading `^` anchors the phrase at the
-start of the message. Built once per process into one regular expression per cue.
+start of the message and a trailing `$` at its end (`^alta$`: the whole message).
+Built once per process into one regular expression per cue.
 """
 
 from __future__ import annotations
@@ -29,10 +30,11 @@ def fold(text: str) -> str:
 
 
 def _pattern(phrase: str) -> str:
-    anchored, prefix = phrase.startswith("^"), phrase.endswith("*")
-    words = fold(phrase.strip("^*")).split()
+    anchored, ends, prefix = phrase.startswith("^"), phrase.endswith("$"), phrase.rstrip("$").endswith("*")
+    words = fold(phrase.strip("^*$")).split()
     body = r"\s+".join(re.escape(w) for w in words)
-    return ("^" if anchored else r"(?<![a-z0-9])") + body + ("" if prefix else r"(?![a-z0-9])")
+    tail = "$" if ends else "" if prefix else r"(?![a-z0-9])"
+    return ("^" if anchored else r"(?<![a-z0-9])") + body + tail
 
 
 @cache

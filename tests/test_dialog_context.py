@@ -193,3 +193,12 @@ def test_are_you_open_right_now_says_which_points_are_open(say: Say) -> None:
     assert "abierto hasta las 6:00pm" in text and "San Miguel - Punto Principal" in text
     late = readable(say(DialogState(), "estan abiertos ahorita?", at=TUESDAY_10AM.replace(hour=20)).replies)
     assert "abierto hasta" not in late and "abre mañana" in late
+
+
+def test_an_ambiguous_place_is_asked_and_the_tap_answers_it(say: Say) -> None:
+    ds = DialogState()
+    turn = say(ds, "tienen agencia en San Isidro?", phone=STRANGER)
+    asks = [r for r in turn.replies if isinstance(r, Buttons)]
+    assert asks and {b.title for b in asks[0].buttons} >= {"Cabañas", "Morazán"}
+    tap = say(ds, "", phone=STRANGER, reply_id="place:dis:san_isidro_morazan")
+    assert "km" in readable(tap.replies) and "San Miguel" in readable(tap.replies)

@@ -115,7 +115,7 @@ def opt_in(t: Turn) -> State:
 
 
 def is_opt_in(t: Turn) -> bool:
-    return t.folded in {w for w in wording()["opt_in_words"]}
+    return t.cue("opt_in")
 
 
 def odd_input(t: Turn) -> State | None:

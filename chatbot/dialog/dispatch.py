@@ -234,6 +234,7 @@ CHOICES: dict[str, Handler] = {
 }
 CHOICE_PREFIXES: dict[str, Callable[[Turn, str], State]] = {
     "pin": points.pin,
+    "place": points.place_for,
     "point": point_chosen,
     "pkg": tracking.track,
     "faq": policies.policy,

@@ -48,6 +48,9 @@ def locations(t: Turn) -> State:
         return state  # "¿dónde lo recojo?" from the recipient's registered phone
     if not t.point and t.place:  # "¿tienen sucursal en Usulután?": honest, with the nearest point
         return place_for(t, t.place)
+    if not t.point and (options := t.route.entities.get("place_options")):  # "San Isidro": which department?
+        t.replies += business.place_options_answer([str(o) for o in options])
+        return State.IDLE
     point = t.point or (t.ds.point if not t.cue("all_points") else None)
     if point and t.cue("map"):  # "mándame la ubicación": the pin itself (it carries the address)
         return pin(t, point)
