@@ -142,10 +142,12 @@ def test_every_demo_policy_and_faq_answer_starts_within_six_lines() -> None:
 def test_more_details_sends_the_rest_of_the_requirements() -> None:
     ctx: Any = Tenant()
     [first] = faq.policy_answer(ctx, "requirements")
-    assert isinstance(first, Buttons) and "*DUI*" in first.body and "No aceptamos" not in first.body
+    assert isinstance(first, Buttons) and "*DUI*" in first.body and "*No aceptamos:*" in first.body
+    assert "animales vivos" in first.body and "¿Cómo se envía?" not in first.body
     [rest] = faq.more_details(ctx, "policy:requirements")
     assert isinstance(rest, Text)
-    assert "*¿Cómo se envía?*" in rest.body and "• Animales vivos" in rest.body and "*DUI*" not in rest.body
+    assert "*¿Cómo se envía?*" in rest.body and "efectivo o con tarjeta" in rest.body
+    assert "*DUI*" not in rest.body and "No aceptamos" not in rest.body
     assert faq.more_details(ctx, "policy:weather") == [] and faq.more_details(ctx, "faq:nadie") == []
     assert faq.more_details(ctx, "policy:payment_methods") == []  # nothing left to send
 
@@ -250,26 +252,37 @@ def test_cards_and_cash_is_a_short_answer(chat: Chat, question: str) -> None:
 @pytest.mark.parametrize("yes", ["sí", "dale pues", "Sí, por favor"])
 def test_a_long_policy_offers_more_details_and_yes_sends_the_rest(chat: Chat, yes: str) -> None:
     body, buttons = chat.buttons(STRANGER, "que necesito para enviar un paquete?")
-    assert "*DUI*" in body and body.endswith("¿Quieres más detalles?")
-    assert len(body.splitlines()) <= faq.MAX_LINES + 2 and "No aceptamos" not in body
+    assert "*DUI*" in body and "*No aceptamos:*" in body and body.endswith("¿Quieres más detalles?")
+    assert len(body.splitlines()) <= faq.MAX_LINES + 2 and "¿Cómo se envía?" not in body
     assert [title for _, title in buttons] == ["Sí", "No"]
     rest = chat.text(STRANGER, yes)
-    assert "*¿Cómo se envía?*" in rest and "• Animales vivos" in rest and "¿Te ayudo con algo más?" in rest
+    assert "*¿Cómo se envía?*" in rest and "4. Recibes tu código de rastreo" in rest
+    assert "¿Te ayudo con algo más?" in rest
     assert "*DUI*" not in rest and NOT_UNDERSTOOD not in rest
 
 
 def test_no_to_more_details_moves_on(chat: Chat) -> None:
     _, buttons = chat.buttons(STRANGER, "que necesito para enviar un paquete?")
     reply = chat.text(STRANGER, tap=buttons[1])
-    assert "¿Te ayudo con algo más?" in reply and "Animales vivos" not in reply
+    assert "¿Te ayudo con algo más?" in reply and "¿Cómo se envía?" not in reply
 
 
 def test_tapping_si_sends_the_rest_and_another_question_is_just_answered(chat: Chat) -> None:
     _, buttons = chat.buttons(STRANGER, "que necesito para enviar un paquete?")
-    assert "• Animales vivos" in chat.text(STRANGER, tap=buttons[0])
+    assert "*¿Cómo se envía?*" in chat.text(STRANGER, tap=buttons[0])
     chat.send(STRANGER, "que necesito para enviar un paquete?")
     reply = chat.text(STRANGER, "a que hora abren en santa ana?")
-    assert "Santa Ana" in reply and "8:00am" in reply and "Animales vivos" not in reply
+    assert "Santa Ana" in reply and "8:00am" in reply and "¿Cómo se envía?" not in reply
+
+
+@pytest.mark.parametrize(("question", "item"), [
+    ("puedo mandar dinero en efectivo?", "dinero en efectivo"), ("puedo mandar un perrito?", "animales vivos"),
+    ("y medicinas?", "medicamentos controlados"),
+])
+def test_what_may_not_be_sent_is_answered_at_once(chat: Chat, question: str, item: str) -> None:
+    [payload] = chat.send(STRANGER, question)
+    body = str(payload["body"])
+    assert "*No aceptamos:*" in body and item in body and len(body.splitlines()) <= faq.MAX_LINES + 2
 
 
 @pytest.mark.parametrize(("typed", "shown"), [

@@ -80,7 +80,8 @@ def test_the_demo_faq_is_complete() -> None:
     ("topic", "expected"),
     [
         ("requirements", ["*DUI*", "bien empacado", "declarar qué contiene", "*No aceptamos:*",
-                          "• Dinero en efectivo", "• Animales vivos"]),
+                          "dinero en efectivo, armas o municiones", "animales vivos ni documentos legales originales"]),
+        ("prohibited", ["*No aceptamos:* dinero en efectivo", "drogas o medicamentos controlados, animales vivos"]),
         ("unclaimed_policy", ["*15 días*", "*3, 7 y 14*", "vuelven al origen"]),
         ("refund", ["*punto de origen*", "*DUI*"]),
         ("payment", ["lo paga quien envía", "efectivo o tarjeta", "*monto a cobrar*"]),

@@ -28,10 +28,11 @@ from chatbot.services import ServiceContext, wording
 from chatbot.services.catalog import fold
 
 FAQ_DIR = Path(__file__).resolve().parents[2] / "faq_data"
-POLICY_TOPICS = ("requirements", "unclaimed_policy", "refund", "payment", "payment_methods", "paid_sender",
-                 "pickup_by_other")
+POLICY_TOPICS = ("requirements", "prohibited", "unclaimed_policy", "refund", "payment", "payment_methods",
+                 "paid_sender", "pickup_by_other")
 # A question's own text, when the company has not written it, falls back to the text of its topic.
-POLICY_FALLBACK = {"payment_methods": "payment", "paid_sender": "payment", "pickup_by_other": "pickup"}
+POLICY_FALLBACK = {"prohibited": "requirements", "payment_methods": "payment", "paid_sender": "payment",
+                   "pickup_by_other": "pickup"}
 MAX_LINES = 6  # lines of one answer on a phone; the rest waits for "¿Quieres más detalles?"
 LINE_CHARS = 70  # a longer line wraps on a phone: it counts as one line per LINE_CHARS characters
 MORE_PREFIX, MORE_NO = "more", "more_no"  # ids of the Sí / No buttons after a cut answer
@@ -105,14 +106,28 @@ def policy_text(ctx: ServiceContext, topic: str) -> str:
     if topic not in POLICY_TOPICS:
         raise ValueError(f"unknown policy topic {topic!r}; expected one of {', '.join(POLICY_TOPICS)}")
     data = load_faq(ctx.tenant_slug)
-    text = policy_line(ctx, topic) or (policy_line(ctx, POLICY_FALLBACK[topic]) if topic in POLICY_FALLBACK else None)
+    prohibited = _prohibited(data)
+    if topic == "prohibited" and prohibited:
+        return prohibited
+    text = policy_line(ctx, topic) if topic != "prohibited" else None
+    text = text or (policy_line(ctx, POLICY_FALLBACK[topic]) if topic in POLICY_FALLBACK else None)
     if text is None:
         raise FaqDataError(f"{data.path}: policies has no {topic!r} text")
-    prohibited = data.policies.get("prohibited") or []
-    if topic == "requirements" and prohibited:
-        items = "\n".join(str(wording()["faq"]["item"]).format(item=item) for item in prohibited)
-        text = f"{text}\n\n{wording()['faq']['prohibited_title']}\n{items}"
+    if topic == "requirements" and prohibited:  # right after the first paragraph: within the first six lines
+        first, _, rest = text.partition("\n\n")
+        text = "\n\n".join(part for part in (first, prohibited, rest) if part)
     return text
+
+
+def _prohibited(data: FaqData) -> str | None:
+    """The items that may not be sent, in one sentence: "⚠️ *No aceptamos:* dinero en efectivo, … ni animales vivos."."""
+    items = [str(item).strip() for item in data.policies.get("prohibited") or [] if str(item).strip()]
+    if not items:
+        return None
+    items = [items[0][:1].lower() + items[0][1:], *(i[:1].lower() + i[1:] for i in items[1:])]
+    w = wording()["faq"]
+    listed = items[0] if len(items) == 1 else f"{', '.join(items[:-1])} {w['prohibited_last']} {items[-1]}"
+    return str(w["prohibited"]).format(items=listed)
 
 
 def policy_answer(ctx: ServiceContext, topic: str) -> list[OutboundMessage]:
