@@ -67,7 +67,8 @@ def figures(results: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     resolved = len(every) - len(escalated)
     may_resolve = len(every) - len(requested)
     return {
-        "files": {name: len(reports) for name, reports in results.items()},
+        "files": {name: {"conversations": len(reports), "passed": sum(r["passed"] for r in reports)}
+                  for name, reports in results.items()},
         "conversations": len(every),
         "expectations_passed": sum(r["passed"] for _, r in every),
         "resolved": resolved,
@@ -89,9 +90,10 @@ def figures(results: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
 def report(f: dict[str, Any]) -> str:
     """The figures as the lines docs/NLU.md quotes."""
     n = f["conversations"]
+    by_file = ", ".join(f"{name} {v['passed']}/{v['conversations']}" for name, v in f["files"].items())
     lines = [
         f"Conversations: {n} in {len(f['files'])} file{'' if len(f['files']) == 1 else 's'}"
-        f" ({', '.join(f'{k} {v}' for k, v in f['files'].items())}); expectations passed in {f['expectations_passed']}",
+        f"; expectations passed in {f['expectations_passed']} ({by_file})",
         f"Resolved without a person: {f['resolved']} of {n} ({f['resolved_pct']}%)"
         f" [design target > {RESOLUTION_TARGET:g}%]",
         f"  sent to a person by request or by rule: {f['requested_or_ruled']}",

@@ -94,7 +94,7 @@ def test_the_figures_count_resolution_and_not_understood(base_env: dict[str, str
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     assert lines[:6] == [
-        "Conversations: 4 in 1 file (figures.yaml 4); expectations passed in 4",
+        "Conversations: 4 in 1 file; expectations passed in 4 (figures.yaml 4/4)",
         "Resolved without a person: 2 of 4 (50.0%) [design target > 75%]",
         "  sent to a person by request or by rule: 1",
         "  resolved of the 3 the bot may resolve: 2 (66.7%)",
