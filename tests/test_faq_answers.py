@@ -224,6 +224,13 @@ def test_a_third_person_collecting_gets_what_to_bring_and_a_person_is_offered(ch
     assert "¿Te ayudo con algo más?" in declined and chat.cases() == []
 
 
+def test_a_typed_no_to_the_person_offered_is_just_no_thanks(chat: Chat) -> None:
+    chat.send(MARIA, "mi hermano lo puede recoger?")
+    reply = chat.text(MARIA, "no")
+    assert "¿Te ayudo con algo más?" in reply and "otras palabras" not in reply and chat.cases() == []
+    assert "te conecto con un asesor" in chat.text(MARIA, "quiero hablar con un asesor")  # a person still offered
+
+
 def test_a_third_person_question_then_yes_opens_a_case(chat: Chat) -> None:
     chat.send(MARIA, "lo puede retirar otra persona?")
     reply = chat.text(MARIA, "sí")
