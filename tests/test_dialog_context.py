@@ -202,3 +202,20 @@ def test_an_ambiguous_place_is_asked_and_the_tap_answers_it(say: Say) -> None:
     assert asks and {b.title for b in asks[0].buttons} >= {"Cabañas", "Morazán"}
     tap = say(ds, "", phone=STRANGER, reply_id="place:dis:san_isidro_morazan")
     assert "km" in readable(tap.replies) and "San Miguel" in readable(tap.replies)
+
+
+def test_what_to_pay_for_a_package_in_view_that_is_not_theirs(say: Say) -> None:
+    ds = DialogState()
+    say(ds, READY, phone=STRANGER)
+    stranger = readable(say(ds, "cuanto hay que pagar para sacarlo?", phone=STRANGER).replies)
+    assert "teléfono registrado" in stranger and "$35.00" not in stranger and "ciudad" not in stranger
+    ds = DialogState()
+    say(ds, "SV20260103008921", phone=JUAN)  # Juan sent it; Carmen Díaz paid $40.00
+    sender = readable(say(ds, "cuanto tiene que pagar?", phone=JUAN).replies)
+    assert "Carmen Díaz ya pagó *$40.00*" in sender and "ciudad" not in sender
+
+
+def test_closing_at_one_reads_la_una(say: Say) -> None:
+    saturday = TUESDAY_10AM.replace(day=10, hour=12, minute=30)
+    text = readable(say(DialogState(), "esta abierto el de san miguel?", at=saturday).replies)
+    assert "hasta la 1:00pm" in text and "las 1:00pm" not in text

@@ -71,12 +71,18 @@ def in_view(t: Turn) -> list[Package]:
 
 
 def amount_due(t: Turn) -> State | None:
-    """"¿Cuánto tengo que pagar?" from a recipient: the amount to collect of the packages in view (design 2.1.2);
-    None when the writer receives none of them, so the question is a shipping quote after all."""
+    """"¿Cuánto tengo que pagar?" about the packages in view (design 2.1.2): the amount to collect for their
+    recipient; for anyone else with a package in view, who pays it (its sender) or that only the registered
+    phone sees it (a stranger). None without a package in view that the writer receives, so the question is
+    a shipping quote after all."""
+    looked_at = bool(t.ds.packages or t.ds.listed)
     packages = in_view(t)
     if packages and not any(tracking_service.roles(p, t.customer.phone)[1] for p in packages) and t.ds.packages:
-        packages = own_open(t)  # the package looked at is one they send: their own received ones may be meant
+        own = own_open(t)  # the package looked at is not theirs to receive: their own received ones may be meant
+        packages = own if any(tracking_service.roles(p, t.customer.phone)[1] for p in own) else packages
     replies = tracking_service.amount_due_answer(t.ctx, packages, t.customer.phone)
+    if not replies and looked_at and packages:
+        replies = tracking_service.amount_due_other_answer(t.ctx, packages, t.customer.phone)
     if not replies:
         return None
     t.replies += replies

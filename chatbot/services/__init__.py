@@ -51,6 +51,11 @@ def money(amount: float, currency: str = "USD") -> str:
     return f"${amount:,.2f}" if currency.upper() == "USD" else f"{amount:,.2f} {currency}"
 
 
+def at_clock(value: time) -> str:
+    """A time with its article, as said after "hasta" or "a": "las 6:00pm", "la 1:00pm"."""
+    return ("la " if value.hour % 12 == 1 else "las ") + clock(value)
+
+
 def clock(value: time) -> str:
     """A wall-clock time the way customers write it: "8:00am", "5:30pm", "12:00pm"."""
     w = wording()

@@ -27,7 +27,17 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from channels.outbound import Buttons, Choice, ChoiceList, Location, OutboundMessage, Text
-from chatbot.services import ServiceContext, catalog, clock, day_name, geography, money, relative_day, wording
+from chatbot.services import (
+    ServiceContext,
+    at_clock,
+    catalog,
+    clock,
+    day_name,
+    geography,
+    money,
+    relative_day,
+    wording,
+)
 from core_api_client import CoreBadRequest, ServicePoint
 
 # Opening hours as the core gives them: day group ("mon-fri", "sat", "sun") -> (opens, closes) or None.
@@ -119,12 +129,12 @@ def open_status(ctx: ServiceContext, hours: HoursSpec) -> str:
     w, local = wording()["now"], ctx.local_now
     span = span_on(hours, local.weekday())
     if is_open(ctx, hours, local) and span is not None:
-        return str(w["open"]).format(time=clock(local.time()), closes=clock(span[1]))
+        return str(w["open"]).format(time=clock(local.time()), closes=at_clock(span[1]))
     opening = next_opening(ctx, hours, local)
     if opening is None:
         return str(w["closed"]).format(time=clock(local.time()))
     return str(w["closed_opens"]).format(
-        time=clock(local.time()), when=relative_day(ctx, opening), opens=clock(opening.time())
+        time=clock(local.time()), when=relative_day(ctx, opening), opens=at_clock(opening.time())
     )
 
 
@@ -211,10 +221,10 @@ def open_now_answer(ctx: ServiceContext) -> list[OutboundMessage]:
         span = span_on(point.hours, now.weekday())
         opening = None if is_open(ctx, point.hours, now) else next_opening(ctx, point.hours, now)
         if span is not None and is_open(ctx, point.hours, now):
-            lines.append(str(w["point_open"]).format(name=point.name, closes=clock(span[1])))
+            lines.append(str(w["point_open"]).format(name=point.name, closes=at_clock(span[1])))
         elif opening is not None:
             lines.append(str(w["point_closed_opens"]).format(name=point.name, when=relative_day(ctx, opening),
-                                                             opens=clock(opening.time())))
+                                                             opens=at_clock(opening.time())))
         else:
             lines.append(str(w["point_closed"]).format(name=point.name))
     rows = tuple(Choice(f"point:{p.id}", _row_title(p), fit(p.address, ROW_DESCRIPTION_MAX)) for p in shown)

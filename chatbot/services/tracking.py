@@ -314,3 +314,18 @@ def amount_due_answer(ctx: ServiceContext, packages: list[Package], writer_phone
                                         amount=money(package.amount_to_collect),
                                         status=_View(ctx, package, points).status("short").lower()))
     return [Text("\n".join([*lines, "", w["where"]]))]
+
+
+def amount_due_other_answer(ctx: ServiceContext, packages: list[Package], writer_phone: str | None
+                            ) -> list[OutboundMessage]:
+    """"¿Cuánto hay que pagar?" about a package the writer does not receive: its sender learns what the
+    recipient pays; anyone else, that the amount is shown only to the registered phones (design 9.1.3)."""
+    w = wording()["amount_due"]
+    package = packages[-1]
+    sender, _recipient = _roles(package, writer_phone)
+    if not sender:
+        return [Text(str(w["private"]))]
+    key = "sender" if package.amount_to_collect > 0 else "sender_free"
+    key = "sender_paid" if key == "sender" and package.status == DELIVERED else key
+    return [Text(str(w[key]).format(code=package.tracking_code, name=package.recipient.name,
+                                    amount=money(package.amount_to_collect)))]
