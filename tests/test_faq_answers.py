@@ -238,6 +238,12 @@ def test_a_third_person_question_then_yes_opens_a_case(chat: Chat) -> None:
     assert chat.cases() == [{"reason": "change_delivery", "priority": "normal"}]
 
 
+def test_the_amount_to_pay_says_what_paying_the_sender_means(chat: Chat) -> None:
+    chat.send(MARIA, "SV20260105007834")
+    reply = chat.text(MARIA, "cuanto tengo que pagar?")
+    assert "pagas *$35.00*" in reply and "Si ya le pagaste a Pedro Ramírez por transferencia, no pagas nada" in reply
+
+
 @pytest.mark.parametrize("question", ["ya le pagué al remitente por transferencia, ¿igual llevo efectivo?",
                                       "ya le pague al vendedor, tengo que pagar algo mas?"])
 def test_already_paid_the_sender_quotes_the_design(chat: Chat, question: str) -> None:
