@@ -9,6 +9,7 @@ Pure functions of the text: no I/O besides reading the lexicon and the lookup ta
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from pathlib import Path
@@ -160,6 +161,15 @@ def is_word(word: str) -> bool:
 
 def extract_tracking_code(text: str) -> str | None:
     """"SV" + 13 or 14 digits, spaces/dashes/dots between groups allowed, O typed for 0; None otherwise."""
+    return next(_tracking_codes(text), None)
+
+
+def extract_tracking_codes(text: str) -> list[str]:
+    """Every tracking code of the message, in order, each once ("SV2026… y SV2026…")."""
+    return list(dict.fromkeys(_tracking_codes(text)))
+
+
+def _tracking_codes(text: str) -> Iterator[str]:
     up = fold(text).upper()
     for match in _SV_PREFIX.finditer(up):
         digits: list[str] = []
@@ -176,8 +186,7 @@ def extract_tracking_code(text: str) -> str | None:
                 break
             i += 1
         if 13 <= len(digits) <= 14:
-            return "SV" + "".join(digits)
-    return None
+            yield "SV" + "".join(digits)
 
 
 def looks_like_code(text: str) -> bool:

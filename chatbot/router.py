@@ -67,7 +67,10 @@ def _read(text: str, expecting: str | None) -> _Reading:
             tokens.extend(phrases.canon(doc[i].text))
             i += 1
     found: dict[str, Any] = {}
-    code = ent.extract_tracking_code(text)
+    codes = ent.extract_tracking_codes(text)
+    code = codes[0] if codes else None
+    if len(codes) > 1:
+        found["tracking_codes"] = codes  # "SV… y SV…": each is tracked
     if code is None and expecting == "tracking_code":
         code = ent.extract_bare_code(text)
     attempt = ent.code_attempt(text) if code is None else None

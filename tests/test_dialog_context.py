@@ -219,3 +219,17 @@ def test_closing_at_one_reads_la_una(say: Say) -> None:
     saturday = TUESDAY_10AM.replace(day=10, hour=12, minute=30)
     text = readable(say(DialogState(), "esta abierto el de san miguel?", at=saturday).replies)
     assert "hasta la 1:00pm" in text and "las 1:00pm" not in text
+
+
+def test_two_codes_in_one_message_track_both(say: Say) -> None:
+    turn = say(DialogState(), "SV20260106012345 y SV20260105008921", phone=STRANGER)
+    text = readable(turn.replies)
+    assert "SV20260106012345" in text and "SV20260105008921" in text and "La Unión" in text
+    assert turn.ds.packages[-2:] == ["SV20260106012345", "SV20260105008921"]
+
+
+def test_after_a_policy_a_package_of_their_own_is_a_tracking_question(say: Say) -> None:
+    ds = DialogState()
+    say(ds, "y si nadie llega a traer el paquete?", phone=STRANGER)
+    turn = say(ds, "si, uno que mande hace 10 dias", phone=STRANGER)
+    assert "código" in readable(turn.replies) and "15 días" not in readable(turn.replies)

@@ -34,6 +34,8 @@ TASKS = frozenset({State.AWAITING_CODE, State.AWAITING_PACKAGE_CHOICE, State.AWA
                    State.AWAITING_POINT, State.AWAITING_NAME, State.AWAITING_WEIGHT})
 # Intents that win over any open question.
 OVERRIDING = frozenset({"complaint", "human_agent", "change_delivery", "sales_lead", "opt_out"})
+# Policies after which "tengo uno así" is about the customer's own package.
+POLICIES = frozenset({"unclaimed_policy", "refund", "requirements", "payment"})
 # What "¿cuánto tengo que pagar?" may be read as before it turns out to be about a package in view.
 AMOUNT_DUE_INTENTS = frozenset({"pricing", "payment", "track_package", "find_packages", "out_of_scope"})
 INFORMATION = frozenset({"track_package", "find_packages", "hours", "locations", "pricing", "delivery_time",
@@ -55,6 +57,8 @@ def dispatch(t: Turn) -> State:
         return tracking.ask_code(t, other=True)  # "¿y el otro que envié ayer?"
     if (state := frames.carry_over(t)) is not None:  # "¿y para 20 libras?", "¿y a Chalatenango?"
         return state
+    if t.ds.last_intent in POLICIES and t.cue("my_package") and not t.code:
+        return tracking.track_request(t)  # after a policy: "sí, uno que mandé hace 10 días" is about their package
     return INTENT_ACTIONS.get(intent, unknown)(t)
 
 

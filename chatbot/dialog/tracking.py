@@ -18,6 +18,7 @@ from chatbot.services import tracking as tracking_service
 from core_api_client import CoreError, Package
 
 BUTTONS_MAX = 3  # WhatsApp reply buttons; more choices go in a list
+SEVERAL_MAX = 3  # codes tracked from one message
 
 
 def ask_code(t: Turn, *, other: bool = False, purpose: str | None = None) -> State:
@@ -80,6 +81,9 @@ def _own_listed(t: Turn) -> lookup.OwnPackages | None:
 
 
 def track(t: Turn, code: str) -> State:
+    codes = [str(c) for c in t.route.entities.get("tracking_codes") or ()]
+    if len(codes) > 1 and code == codes[0]:
+        return track_several(t, codes[:SEVERAL_MAX])
     answer = tracking_service.track(t.ctx, code, t.customer.phone)
     t.replies += answer.replies
     t.topic = "track_package"
@@ -99,6 +103,19 @@ def track(t: Turn, code: str) -> State:
         t.ds.not_found_code = code
         return State.AWAITING_NOT_FOUND_CHOICE
     return State.AWAITING_CODE  # the core could not answer: the same code may be sent again
+
+
+def track_several(t: Turn, codes: list[str]) -> State:
+    """Several codes in one message: each package's answer in turn (codes not found say so each)."""
+    t.topic = "track_package"
+    for code in codes:
+        answer = tracking_service.track(t.ctx, code, t.customer.phone)
+        t.replies += answer.replies
+        if answer.package is not None:
+            t.ds.remember_package(answer.package.tracking_code)
+            t.solved("track", code=answer.package.tracking_code)
+    t.ds.purpose, t.ds.not_found_code = None, None
+    return State.IDLE
 
 
 def search(t: Turn) -> State:
