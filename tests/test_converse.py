@@ -43,9 +43,10 @@ def test_every_information_level_with_and_without_a_code_passes(base_env: dict[s
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(300)
 def test_every_flow_passes_on_throwaway_services() -> None:
-    """No DATABASE_URL/REDIS_URL: the runner starts its own Redis and PostgreSQL."""
-    result = converse(str(SCENARIOS / "flows.yaml"))
+    """No DATABASE_URL/REDIS_URL: the runner starts its own Redis and PostgreSQL (37 conversations: ~100 s)."""
+    result = converse(str(SCENARIOS / "flows.yaml"), timeout=280)
     assert result.returncode == 0, result.stdout + result.stderr
     match = SUMMARY.match(last_line(result))
     assert match is not None and int(match.group(1)) >= 30 and match.group(2) == "0", result.stdout
