@@ -208,6 +208,8 @@ def pipeline(environ: dict[str, str]) -> Iterator[Pipeline]:
                 "META_APP_SECRET": APP_SECRET, "META_PHONE_NUMBER_ID": number or PHONE_NUMBER_ID,
                 "WHATSAPP_PROVIDER": "local", "CORE_API_URL": core.url, "CORE_API_KEY": "",
                 "SIMULATOR_ENABLED": "false", "LOG_LEVEL": "WARNING",
+                # turns run one at a time in a burst worker: a drain job waiting for a next message only idles
+                "MESSAGE_DRAIN_LINGER_S": "0",
                 "QUEUE_NAME": "encargo" if own else "encargo-converse",
                 "TENANT_SLUG": "demo", "TENANT_NAME": "Transportes Express El Salvador",
             }
