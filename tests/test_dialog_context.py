@@ -31,7 +31,7 @@ def test_a_recipient_asking_what_to_pay_after_her_list_gets_the_amount_to_collec
 def test_a_recipient_asking_what_to_pay_with_no_context_gets_her_packages_from_her_phone(say: Say) -> None:
     turn = say(DialogState(), "cuanto pago para retirar mi encargo?", phone=MARIA)
     text = readable(turn.replies)
-    assert "$35.00" in text and "nada que pagar" in text
+    assert "$35.00*, listo para retirar" in text and "nada que pagar, en tránsito" in text
 
 
 def test_a_sender_or_stranger_asking_what_it_costs_gets_a_quote(say: Say) -> None:

@@ -312,7 +312,7 @@ def amount_due_answer(ctx: ServiceContext, packages: list[Package], writer_phone
         key = "line" if package.amount_to_collect > 0 else "line_free"
         lines.append(str(w[key]).format(code=package.tracking_code, sender=package.sender.name,
                                         amount=money(package.amount_to_collect),
-                                        status=_View(ctx, package, points).status("short").lower()))
+                                        status=_View(ctx, package, points).status(package.status, "short").lower()))
     return [Text("\n".join([*lines, "", w["where"]]))]
 
 
