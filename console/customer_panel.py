@@ -188,6 +188,10 @@ def packages(ctx: ServiceContext, phone: str | None, names: dict[str, str]) -> t
     return [package_line(p, phone, names) for p in found.packages], None
 
 
+# Statuses after which the amount to collect has been paid (or never will be).
+COLLECTED = frozenset({"DELIVERED", "RETURNED_TO_SENDER", "CANCELLED"})
+
+
 def package_line(package: Package, phone: str, names: dict[str, str]) -> dict[str, Any]:
     w = wording()["panel"]
     mine = _local(phone)
@@ -198,12 +202,19 @@ def package_line(package: Package, phone: str, names: dict[str, str]) -> dict[st
     destination = names.get(package.destination_point) or package.destination_city or words.readable_id(
         package.destination_point)
     amount = package.amount_to_collect
+    collected = package.status in COLLECTED
+    refund = package.refund
+    if amount > 0 and collected:  # already paid at pickup: the sender's refund, not money still to collect
+        key = "refund_available" if refund is not None and refund.status == "AVAILABLE" and sender else "collected"
+        to_collect = str(w[key]).format(amount=money(refund.amount if refund and key == "refund_available" else amount))
+    else:
+        to_collect = str(w["to_collect"]).format(amount=money(amount)) if amount > 0 else str(w["nothing_to_collect"])
     return {
         "code": package.tracking_code, "role": str(role), "other_party": other,
         "status": str(status["short"]) if status else str(w["status_unknown"]),
         "destination": destination,
-        "to_collect": str(w["to_collect"]).format(amount=money(amount)) if amount > 0 else str(w["nothing_to_collect"]),
-        "collect_amount": money(amount) if amount > 0 else None,
+        "to_collect": to_collect,
+        "collect_amount": money(amount) if amount > 0 and not collected else None,
     }
 
 

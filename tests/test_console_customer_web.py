@@ -100,10 +100,12 @@ def test_the_panel_shows_the_customer_their_packages_and_their_cases(client: Fla
 
     # Juan is the sender of several packages: his role in each says so.
     juan = Customer(client, maria.settings, db_pool, phone="+50370000001", name="Juan Pérez")
-    roles = {p["code"]: (p["role"], p["other_party"], p["collect_amount"])
+    roles = {p["code"]: (p["role"], p["other_party"], p["collect_amount"], p["to_collect"])
              for p in detail(client, juan.escalate())["customer"]["packages"]}  # type: ignore[index]
-    assert roles["SV20260106012345"] == ("remitente", "María López", None)
-    assert roles["SV20260103008921"] == ("remitente", "Carmen Díaz", "$40.00")
+    assert roles["SV20260106012345"] == ("remitente", "María López", None, "Sin cobro")
+    # delivered: Carmen paid the $40.00 at pickup; what is left is Juan's refund, not money to collect
+    assert roles["SV20260103008921"] == ("remitente", "Carmen Díaz", None,
+                                         "Reembolso de $40.00 disponible para el remitente")
 
 
 def test_a_company_can_mask_phones_for_the_agent_role(client: FlaskClient, app: Flask, maria: Customer,
