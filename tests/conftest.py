@@ -21,6 +21,7 @@ import psycopg
 import pytest
 import redis
 from cryptography.fernet import Fernet
+from flask import Flask
 from flask.testing import FlaskClient
 from psycopg_pool import ConnectionPool
 
@@ -164,13 +165,19 @@ def core(core_url: str) -> Iterator[CoreClient]:
 
 
 @pytest.fixture
-def client(settings: Settings) -> Iterator[FlaskClient]:
-    """The real Flask app built from the test module's `settings`, through Flask's test client."""
-    app = create_app(settings)
+def app(settings: Settings) -> Iterator[Flask]:
+    """The real Flask app built from the test module's `settings`."""
+    application = create_app(settings)
+    yield application
+    application.extensions["db_pool"].close()
+    application.extensions["redis"].close()
+
+
+@pytest.fixture
+def client(app: Flask) -> Iterator[FlaskClient]:
+    """The app through Flask's test client."""
     with app.test_client() as test_client:
         yield test_client
-    app.extensions["db_pool"].close()
-    app.extensions["redis"].close()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -31,20 +30,6 @@ CALLBACK = ("console:callback", "📞 Que me llamen")
 @pytest.fixture
 def settings(base_env: dict[str, str], core_url: str) -> Settings:
     return Settings.from_env({**base_env, "CORE_API_URL": core_url})
-
-
-@pytest.fixture
-def app(settings: Settings) -> Iterator[Flask]:
-    application = create_app(settings)
-    yield application
-    application.extensions["db_pool"].close()
-    application.extensions["redis"].close()
-
-
-@pytest.fixture
-def client(app: Flask) -> Iterator[FlaskClient]:
-    with app.test_client() as test_client:
-        yield test_client
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,7 +16,6 @@ from flask import Flask
 from flask.testing import FlaskClient
 from psycopg_pool import ConnectionPool
 
-from app import create_app
 from config import Settings
 from console import live
 from storage.crypto import Vault
@@ -29,20 +27,6 @@ from tests.harness import rows, run_jobs
 def settings(base_env: dict[str, str], core_url: str) -> Settings:
     return Settings.from_env({**base_env, "CORE_API_URL": core_url, "CONSOLE_SLA_NORMAL_S": "300",
                               "CONSOLE_SLA_HIGH_S": "120", "RETENTION_ESCALATED_DAYS": "365"})
-
-
-@pytest.fixture
-def app(settings: Settings) -> Iterator[Flask]:
-    application = create_app(settings)
-    yield application
-    application.extensions["db_pool"].close()
-    application.extensions["redis"].close()
-
-
-@pytest.fixture
-def client(app: Flask) -> Iterator[FlaskClient]:
-    with app.test_client() as test_client:
-        yield test_client
 
 
 def log_in(app: Flask, email: str) -> tuple[FlaskClient, dict[str, str]]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -24,20 +23,6 @@ from tests.harness import rows, run_jobs
 def settings(base_env: dict[str, str], core_url: str) -> Settings:
     return Settings.from_env({**base_env, "CORE_API_URL": core_url, "CONSOLE_SLA_NORMAL_S": "300",
                               "CONSOLE_SLA_HIGH_S": "120", "CONSOLE_LOGIN_ATTEMPTS": "3"})
-
-
-@pytest.fixture
-def app(settings: Settings) -> Iterator[Flask]:
-    application = create_app(settings)
-    yield application
-    application.extensions["db_pool"].close()
-    application.extensions["redis"].close()
-
-
-@pytest.fixture
-def client(app: Flask) -> Iterator[FlaskClient]:
-    with app.test_client() as test_client:
-        yield test_client
 
 
 def csrf_of(client: FlaskClient, path: str = "/console/login") -> str:
