@@ -87,3 +87,14 @@ def other_tenant(pool: ConnectionPool) -> int:
 
 def desk_for(settings: Settings, pool: ConnectionPool, conn: redis.Redis) -> Desk:
     return Desk(settings=settings, pool=pool, redis=conn, queue=Queue(settings.queue_name, connection=conn))
+
+
+def log_in(page: Any, base_url: str, email: str) -> None:
+    """Log a Playwright page in to the console as `email` (password PASSWORD) and wait for the live feed."""
+    from playwright.sync_api import expect
+
+    page.goto(base_url + "/console/login")
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    expect(page.locator("body[data-live=on]")).to_have_count(1)

@@ -22,7 +22,7 @@ from psycopg_pool import ConnectionPool
 
 from app import create_app
 from config import Settings
-from tests.console_support import PASSWORD, Customer, make_agent
+from tests.console_support import Customer, log_in, make_agent
 from tests.harness import rows, run_jobs
 from tests.harness import served as harness_served
 from tests.test_console_browser import CHROMIUM, CHROMIUM_ARGS
@@ -58,16 +58,6 @@ def chromium() -> Iterator[Any]:
             yield browser
         finally:
             browser.close()
-
-
-def log_in(page: Any, base_url: str, email: str) -> None:
-    from playwright.sync_api import expect
-
-    page.goto(base_url + "/console/login")
-    page.fill("input[name=email]", email)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    expect(page.locator("body[data-live=on]")).to_have_count(1)
 
 
 def screenshot(page: Any, name: str, *, clip_to: str | None = None) -> None:

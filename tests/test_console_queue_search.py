@@ -21,7 +21,7 @@ from flask import Flask
 from psycopg_pool import ConnectionPool
 
 from config import Settings
-from tests.console_support import PASSWORD, Customer, make_agent
+from tests.console_support import Customer, log_in, make_agent
 from tests.harness import rows
 from tests.harness import served as harness_served
 
@@ -51,16 +51,6 @@ def screenshot(page: Any, name: str, *, full_page: bool = False) -> None:
         return
     target.parent.mkdir(exist_ok=True)
     page.screenshot(path=str(target), full_page=full_page)
-
-
-def log_in(page: Any, base_url: str, email: str) -> None:
-    from playwright.sync_api import expect
-
-    page.goto(base_url + "/console/login")
-    page.fill("input[name=email]", email)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    expect(page.locator("body[data-live=on]")).to_have_count(1)
 
 
 def number(pool: ConnectionPool, case_id: int) -> str:
