@@ -199,7 +199,7 @@ def test_code_not_found_offers_retry_search_and_a_person(say: Say) -> None:
 def test_not_a_code_is_explained_then_a_person_is_offered(say: Say) -> None:
     ds = DialogState()
     say(ds, "quiero rastrear")
-    turn = say(ds, "ABC123")
+    turn = say(ds, "la caja azul")  # ("ABC123" is a wrong code, answered as one: test_dialog_context.py)
     assert ds.state == State.AWAITING_CODE and "SV" in readable(turn.replies) and ds.not_understood == 1
     say(ds, "XYZ")
     assert ds.state == State.AWAITING_HUMAN_CONFIRM

@@ -233,3 +233,11 @@ def test_after_a_policy_a_package_of_their_own_is_a_tracking_question(say: Say) 
     say(ds, "y si nadie llega a traer el paquete?", phone=STRANGER)
     turn = say(ds, "si, uno que mande hace 10 dias", phone=STRANGER)
     assert "código" in readable(turn.replies) and "15 días" not in readable(turn.replies)
+
+
+def test_a_wrong_code_when_the_bot_asked_for_one_is_not_a_misunderstanding(say: Say) -> None:
+    ds = DialogState()
+    say(ds, "quiero rastrear mi paquete", phone=STRANGER)
+    turn = say(ds, "ABC123", phone=STRANGER)
+    assert "formato" in readable(turn.replies) and "ABC123" in readable(turn.replies)
+    assert "not_understood" not in [kind for kind, _ in turn.events] and ds.not_understood == 0

@@ -124,6 +124,8 @@ def on_awaiting_code(t: Turn) -> State:
         return dispatch(t)
     if complaint:
         return cases.escalate(t, "complaint", escalation.HIGH)
+    if (state := tracking.code_attempt(t)) is not None:
+        return state  # "ABC123": understood as a wrong code, answered with the format, not "no entendí"
     return not_the_answer(t, "invalid_code")
 
 
