@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -39,11 +37,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a file: make the project importable
     sys.path.insert(0, str(ROOT))
 
-import psycopg  # noqa: E402
-import redis  # noqa: E402
 
-from scripts import devservices  # noqa: E402
-from scripts.converse_pipeline import pipeline, run_conversation  # noqa: E402
+from scripts.converse_pipeline import replay  # noqa: E402
 from scripts.converse_scenarios import ScenarioError, load_scenarios  # noqa: E402
 
 SCENARIOS = ROOT / "tests" / "scenarios"
@@ -124,14 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     except ScenarioError as exc:
         print(f"conversation_figures: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    logging.getLogger("rq").setLevel(logging.ERROR)
-    try:
-        with pipeline(dict(os.environ)) as pipe:
-            results = {name: [run_conversation(pipe, c) for c in convs] for name, convs in scenarios.items()}
-    except (devservices.ServiceError, psycopg.Error, redis.RedisError, RuntimeError, OSError) as exc:
-        print(f"conversation_figures: cannot run the pipeline: {exc}", file=sys.stderr)
+    results = replay(scenarios, "conversation_figures")
+    if results is None:
         return 2
     found = figures(results)
     print(json.dumps(found, ensure_ascii=False, indent=2) if args.json else report(found))

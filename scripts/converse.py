@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -41,11 +39,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a file: make the project importable
     sys.path.insert(0, str(ROOT))
 
-import psycopg  # noqa: E402
-import redis  # noqa: E402
 
-from scripts import devservices  # noqa: E402
-from scripts.converse_pipeline import pipeline, run_conversation  # noqa: E402
+from scripts.converse_pipeline import replay  # noqa: E402
 from scripts.converse_scenarios import ScenarioError, load_scenarios  # noqa: E402
 
 
@@ -60,15 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     except ScenarioError as exc:
         print(f"converse: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    logging.getLogger("rq").setLevel(logging.ERROR)
-    try:
-        with pipeline(dict(os.environ)) as pipe:
-            results = [run_conversation(pipe, conv) for conv in conversations]
-    except (devservices.ServiceError, psycopg.Error, redis.RedisError, RuntimeError, OSError) as exc:
-        print(f"converse: cannot run the pipeline: {exc}", file=sys.stderr)
+    replayed = replay({str(args.file): conversations}, "converse")
+    if replayed is None:
         return 2
+    results = replayed[str(args.file)]
     passed = sum(r["passed"] for r in results)
     failed = len(results) - passed
     if args.json:

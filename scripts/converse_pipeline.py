@@ -20,9 +20,11 @@ expectations (scripts/converse_checks.py).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import shutil
+import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -285,3 +287,17 @@ def run_conversation(pipe: Pipeline, conv: Conversation) -> dict[str, Any]:
     return {"name": conv.name, "from": conv.who, "passed": not failures, "failures": failures,
             "escalated": bool(escalated), "escalation_reason": escalated[0]["escalation_reason"] if escalated else None,
             "not_understood": not_understood, "turns": turns}
+
+
+def replay(groups: dict[str, list[Conversation]], prog: str) -> dict[str, list[dict[str, Any]]] | None:
+    """Replay groups of conversations through one pipeline, quietly (warnings only on stderr); None, with the
+    reason printed as `prog: …` on stderr, when the pipeline cannot run."""
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    logging.getLogger("rq").setLevel(logging.ERROR)
+    try:
+        with pipeline(dict(os.environ)) as pipe:
+            return {name: [run_conversation(pipe, conv) for conv in convs] for name, convs in groups.items()}
+    except (devservices.ServiceError, psycopg.Error, redis.RedisError, RuntimeError, OSError) as exc:
+        print(f"{prog}: cannot run the pipeline: {exc}", file=sys.stderr)
+        return None
