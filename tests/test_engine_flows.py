@@ -81,13 +81,18 @@ def readable(payloads: list[dict[str, Any]]) -> str:
     return "\n".join(parts)
 
 
-@pytest.fixture
-def chat(settings: Settings, db_pool: ConnectionPool) -> Iterator[Chat]:
+def make_chat(settings: Settings, pool: ConnectionPool) -> Iterator[Chat]:
+    """A `Chat` on the real app built from `settings` (closed when the generator ends)."""
     app = create_app(settings)
     with app.test_client() as client:
-        yield Chat(client, settings, db_pool)
+        yield Chat(client, settings, pool)
     app.extensions["db_pool"].close()
     app.extensions["redis"].close()
+
+
+@pytest.fixture
+def chat(settings: Settings, db_pool: ConnectionPool) -> Iterator[Chat]:
+    yield from make_chat(settings, db_pool)
 
 
 

@@ -17,7 +17,6 @@ import pytest
 import redis
 from psycopg_pool import ConnectionPool
 
-from app import create_app
 from chatbot.llm import breaker
 from config import Settings
 from tests.fakes.gemini_api import DEFAULT_KEY as GEMINI_KEY
@@ -25,7 +24,7 @@ from tests.fakes.gemini_api import FakeGemini
 from tests.fakes.openai_api import DEFAULT_KEY as OPENAI_KEY
 from tests.fakes.openai_api import FakeOpenAI, Reply, json_reply
 from tests.harness import rows
-from tests.test_engine_flows import JUAN, MARIA, STRANGER, Chat
+from tests.test_engine_flows import JUAN, MARIA, STRANGER, Chat, make_chat
 from tests.test_privacy import as_username
 
 UNDERSTOOD_NOTHING = "rastrear paquete"  # the rules' fallback shows the menu (rows "Rastrear paquete"...)
@@ -39,14 +38,6 @@ def llm_env(base_env: dict[str, str], core_url: str, **extra: str) -> dict[str, 
 def settings(base_env: dict[str, str], core_url: str, openai_fake: FakeOpenAI) -> Settings:
     return Settings.from_env(llm_env(base_env, core_url, LLM_PROVIDER="openai", LLM_API_KEY=OPENAI_KEY,
                                      LLM_BASE_URL=openai_fake.base_url))
-
-
-def make_chat(settings: Settings, pool: ConnectionPool) -> Iterator[Chat]:
-    app = create_app(settings)
-    with app.test_client() as client:
-        yield Chat(client, settings, pool)
-    app.extensions["db_pool"].close()
-    app.extensions["redis"].close()
 
 
 @pytest.fixture

@@ -17,8 +17,7 @@ from chatbot.llm import analysis, summary
 from config import Settings
 from tests.fakes.openai_api import DEFAULT_KEY, FakeOpenAI, Reply, json_reply
 from tests.harness import rows
-from tests.test_engine_flows import ANA, Chat
-from tests.test_llm_engine import make_chat
+from tests.test_engine_flows import ANA, Chat, make_chat
 
 TRANSCRIPT = [("cliente", "mi paquete SV20260106012345 llegó dañado, quiero poner un reclamo"),
               ("bot", "Lamento mucho lo que pasó. Tu número de caso es ENC-260106-AB12.")]

@@ -17,11 +17,10 @@ import pytest
 import redis
 from psycopg_pool import ConnectionPool
 
-from app import create_app
 from chatbot.dialog.store import DialogState
 from config import Settings
 from tests.harness import post_meta, rows, run_jobs
-from tests.test_engine_flows import JUAN, MARIA, STRANGER, TUESDAY_10AM, Chat, readable
+from tests.test_engine_flows import JUAN, MARIA, STRANGER, TUESDAY_10AM, Chat, make_chat, readable
 
 USERNAME_ONLY = "SV.13491208655302741918"  # a business-scoped user id: the customer hides their phone
 # Every demo tracking code but the example the bot itself shows when asking for a code (SV20260106012345).
@@ -39,11 +38,7 @@ def settings(base_env: dict[str, str], core_url: str) -> Settings:
 
 @pytest.fixture
 def chat(settings: Settings, db_pool: ConnectionPool) -> Iterator[Chat]:
-    app = create_app(settings)
-    with app.test_client() as client:
-        yield Chat(client, settings, db_pool)
-    app.extensions["db_pool"].close()
-    app.extensions["redis"].close()
+    yield from make_chat(settings, db_pool)
 
 
 def as_username(chat: Chat, text: str) -> str:
