@@ -18,4 +18,4 @@ RUN pip install -e . && chmod -R a+rX /app
 USER encargo
 EXPOSE 8000
 
-CMD ["gunicorn", "app:app", "--bind", "0.0.0.0:8000", "--worker-class", "gthread", "--workers", "2", "--threads", "8", "--timeout", "30", "--graceful-timeout", "10"]
+CMD ["gunicorn", "web.app:app", "--bind", "0.0.0.0:8000", "--worker-class", "gthread", "--workers", "2", "--threads", "8", "--timeout", "30", "--graceful-timeout", "10"]

@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="profile with the process's CPU time instead of wall time (waits for answers vanish)")
     args = parser.parse_args(argv)
 
-    from app import create_app
+    from web.app import create_app
     from config import Settings
     from worker import inbound, runtime
     from worker.enqueue import INGEST_KEY

@@ -180,7 +180,7 @@ class Stack:
         from scripts import devservices
 
         port = devservices.free_port()
-        args = [sys.executable, "-m", "gunicorn", "app:app", "--bind", f"127.0.0.1:{port}",
+        args = [sys.executable, "-m", "gunicorn", "web.app:app", "--bind", f"127.0.0.1:{port}",
                 "--worker-class", "gthread", "--workers", str(workers), "--threads", str(threads),
                 "--timeout", "30", "--graceful-timeout", "10", "--log-level", "warning", "--no-control-socket"]
         proc = self.spawn("web", args, env)

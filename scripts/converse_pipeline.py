@@ -180,7 +180,7 @@ class Pipeline:
 @contextmanager
 def pipeline(environ: dict[str, str]) -> Iterator[Pipeline]:
     """Services, migrations, the sandbox core, the Flask app and a worker runtime, torn down afterwards."""
-    from app import create_app
+    from web.app import create_app
     from sandbox_core import BackgroundServer, create_sandbox_app
     from storage.crypto import Vault
     from storage.db import open_pool

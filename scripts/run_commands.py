@@ -2,7 +2,7 @@
 
 Console scripts of pyproject.toml run from the venv's bin/ when installed,
 straight from their module otherwise; the web server is gunicorn serving
-`app:app` with threads.
+`web.app:app` with threads.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def web_spec(ports: Ports, bindir: Path = BIN_DIR) -> ProcessSpec:
     gunicorn = [str(exe)] if exe.exists() else [sys.executable, "-m", "gunicorn"]
     # gunicorn writes no access log unless --access-logfile is given; errors go to stderr.
     command = [
-        *gunicorn, "app:app",
+        *gunicorn, "web.app:app",
         "--bind", f"127.0.0.1:{ports.web}",
         "--worker-class", "gthread", "--workers", "2", "--threads", "8",
         "--timeout", "30", "--graceful-timeout", "10",

@@ -25,7 +25,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from psycopg_pool import ConnectionPool
 
-from app import create_app
+from web.app import create_app
 from config import Settings
 from core_api_client import CoreClient
 from sandbox_core.app import create_sandbox_app

@@ -15,7 +15,7 @@ from psycopg_pool import ConnectionPool
 from werkzeug.serving import make_server
 from werkzeug.test import TestResponse
 
-from app import create_app
+from web.app import create_app
 from channels import meta_webhook, twilio_webhook
 from config import Settings
 from worker import runtime

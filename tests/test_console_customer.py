@@ -20,7 +20,7 @@ import pytest
 from flask import Flask
 from psycopg_pool import ConnectionPool
 
-from app import create_app
+from web.app import create_app
 from config import Settings
 from tests.console_support import Customer, log_in, make_agent
 from tests.harness import rows, run_jobs

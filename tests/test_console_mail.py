@@ -22,7 +22,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from psycopg_pool import ConnectionPool
 
-from app import create_app
+from web.app import create_app
 from config import ConfigError, Settings
 from console.mailer import Mailer, lifetime_text
 from tests.console_support import make_agent

@@ -16,7 +16,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from psycopg_pool import ConnectionPool
 
-from app import create_app
+from web.app import create_app
 from config import Settings
 from console import auth, live
 from tests.console_support import PASSWORD, make_agent

@@ -12,7 +12,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from psycopg_pool import ConnectionPool
 
-from app import create_app
+from web.app import create_app
 from config import Settings
 from console import case_queue
 from tests.console_support import PASSWORD, TUESDAY_NIGHT, Customer, make_agent, other_tenant

@@ -20,7 +20,7 @@ import redis
 from flask.testing import FlaskClient
 from psycopg_pool import ConnectionPool
 
-from app import create_app
+from web.app import create_app
 from config import Settings
 from tests.harness import post_meta, rows, run_jobs
 from worker import inbound, runtime

@@ -46,7 +46,7 @@ def test_malformed_setting_is_named() -> None:
 
 
 def test_gunicorn_boot_with_bad_setting_stops_instead_of_looping() -> None:
-    result = subprocess.run([sys.executable, "-m", "gunicorn", "app:app", "--bind", "127.0.0.1:0"], cwd=ROOT,
+    result = subprocess.run([sys.executable, "-m", "gunicorn", "web.app:app", "--bind", "127.0.0.1:0"], cwd=ROOT,
                             env=clean_env(), capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode != 0
     assert "encargo-web: DATABASE_URL is required" in result.stderr

@@ -19,7 +19,7 @@ import pytest
 from flask.testing import FlaskClient
 from psycopg_pool import ConnectionPool
 
-from app import create_app
+from web.app import create_app
 from channels.outbound import Buttons, Text
 from chatbot import entities
 from chatbot.router import route

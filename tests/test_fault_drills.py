@@ -30,7 +30,7 @@ import redis
 from flask.testing import FlaskClient
 from psycopg_pool import ConnectionPool
 
-from app import create_app
+from web.app import create_app
 from channels import meta_webhook
 from config import Settings
 from scripts import devservices

@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg_pool import ConnectionPool
 
-from app import create_app
+from web.app import create_app
 from config import Settings
 from notifications import events as core_events
 from tests.conftest import FIXTURES, load_fixture

@@ -18,7 +18,7 @@ import redis
 from flask.testing import FlaskClient
 from psycopg_pool import ConnectionPool
 
-from app import create_app
+from web.app import create_app
 from config import Settings
 from console import closing, handoff
 from console.handoff import Desk

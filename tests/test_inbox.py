@@ -15,7 +15,7 @@ from flask.testing import FlaskClient
 from psycopg_pool import ConnectionPool
 from rq.job import Job
 
-from app import create_app
+from web.app import create_app
 from config import Settings
 from tests.fakes.graph_api import FakeGraphAPI
 from tests.harness import post_meta, rows, run_jobs, text_payload

@@ -10,7 +10,7 @@ import pytest
 from flask.testing import FlaskClient
 from psycopg_pool import ConnectionPool
 
-from app import create_app
+from web.app import create_app
 from config import Settings
 from sandbox_core.app import create_sandbox_app
 from sandbox_core.server import BackgroundServer

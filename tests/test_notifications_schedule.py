@@ -15,7 +15,7 @@ import redis
 from flask.testing import FlaskClient
 from psycopg_pool import ConnectionPool
 
-from app import create_app
+from web.app import create_app
 from config import Settings
 from notifications import reminders, retention, schedule
 from sandbox_core.app import create_sandbox_app

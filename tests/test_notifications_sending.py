@@ -17,7 +17,7 @@ import pytest
 from flask.testing import FlaskClient
 from psycopg_pool import ConnectionPool
 
-from app import create_app
+from web.app import create_app
 from config import Settings
 from notifications import reporting, sending
 from tests.conftest import load_fixture

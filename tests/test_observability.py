@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from app import create_app
+from web.app import create_app
 from config import Settings
 from observability import JsonFormatter, install_correlation_factory
 from tests.fakes.graph_api import DEFAULT_TOKEN, FakeGraphAPI

@@ -22,7 +22,7 @@ from flask.testing import FlaskClient
 from psycopg_pool import ConnectionPool
 from rq import Worker
 
-from app import create_app
+from web.app import create_app
 from config import Settings
 from tests.conftest import load_fixture
 from tests.fakes.graph_api import DEFAULT_TOKEN, FakeGraphAPI

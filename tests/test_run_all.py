@@ -201,7 +201,7 @@ def test_process_commands(tmp_path: Path) -> None:
     specs = {spec.name: spec for spec in process_specs(Ports(web=8123))}
     assert list(specs) == ["sandbox-core", "web", "worker", "scheduler"]
     web = specs["web"].command
-    assert "app:app" in web
+    assert "web.app:app" in web
     assert web[web.index("--bind") + 1] == "127.0.0.1:8123"
     assert web[web.index("--worker-class") + 1] == "gthread"
     assert web[web.index("--workers") + 1] == "2"

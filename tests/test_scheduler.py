@@ -14,7 +14,7 @@ from pathlib import Path
 import redis
 from psycopg_pool import ConnectionPool
 
-from app import create_app
+from web.app import create_app
 from config import Settings
 from tests.harness import post_meta, rows, text_payload
 from worker import inbox

@@ -22,7 +22,7 @@ import pytest
 import redis
 from psycopg_pool import ConnectionPool
 
-from app import create_app
+from web.app import create_app
 from channels.events import DeliveryStatus
 from channels.outbound import Text
 from config import Settings

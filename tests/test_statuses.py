@@ -10,7 +10,7 @@ import pytest
 from flask.testing import FlaskClient
 from psycopg_pool import ConnectionPool
 
-from app import create_app
+from web.app import create_app
 from channels import twilio_webhook
 from config import Settings
 from tests.conftest import load_fixture

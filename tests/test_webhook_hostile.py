@@ -21,7 +21,7 @@ import pytest
 from flask.testing import FlaskClient
 from psycopg_pool import ConnectionPool
 
-from app import create_app
+from web.app import create_app
 from channels import meta_webhook
 from config import Settings
 from notifications import events as core_events

@@ -16,7 +16,7 @@ import pytest
 from flask.testing import FlaskClient
 from psycopg_pool import ConnectionPool
 
-from app import create_app
+from web.app import create_app
 from channels import meta_webhook
 from config import Settings
 from tests.conftest import fixture_bytes, load_fixture

@@ -9,7 +9,7 @@ from flask.testing import FlaskClient
 from psycopg_pool import ConnectionPool
 from werkzeug.datastructures import MultiDict
 
-from app import create_app
+from web.app import create_app
 from channels import twilio_webhook
 from channels.twilio_webhook import EMPTY_TWIML
 from config import Settings

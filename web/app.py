@@ -1,4 +1,4 @@
-"""The Flask application factory. `app` (for gunicorn: `gunicorn app:app`) is built on first access.
+"""The Flask application factory. `app` (for gunicorn: `gunicorn web.app:app`) is built on first access.
 
 `create_app(settings)` takes defaults, then the environment, then the
 settings a test passes. Each resource is attached with its own `init_app`;
