@@ -6,6 +6,10 @@ in any later `json.dumps` or schema check), integers over Python's digit limit
 (a ValueError that is not a JSONDecodeError), and NaN/Infinity literals (not
 JSON; PostgreSQL's jsonb refuses them, as it refuses 1e999). `load` turns each into `BadJson` with
 a reason, so the caller can answer a 4xx.
+
+`finite_float` and `digits_int` read one number out of a decoded JSON value or a
+form field (both webhook parsers use them): anything else than the number asked
+for reads as None, never as an exception.
 """
 
 from __future__ import annotations
@@ -53,6 +57,33 @@ def nesting_exceeds(value: Any, max_depth: int) -> bool:
         children = item.values() if isinstance(item, dict) else item
         stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
     return False
+
+
+def finite_float(value: Any) -> float | None:
+    """A finite number from a JSON number or numeric text; None for anything else.
+
+    NaN and infinities are None (they are not coordinates, and jsonb refuses them), as are booleans,
+    text that is not a number and an integer too large for a float.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def digits_int(value: Any, *, max_digits: int) -> int | None:
+    """A count, code or timestamp: a non-negative integer, or text of ASCII digits, of at most `max_digits` digits.
+
+    None for anything else: a sign, spaces, non-ASCII digits ("١٢"), a boolean, a float, or more digits.
+    """
+    if isinstance(value, str):
+        return int(value) if value.isascii() and value.isdigit() and len(value) <= max_digits else None
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**max_digits:
+        return value
+    return None
 
 
 def _refuse_constant(name: str) -> Any:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import math
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -298,20 +297,12 @@ def _lenient(accessor: Callable[..., _T], obj: dict[str, Any], key: str, path: s
 
 def _timestamp(value: Any) -> int:
     """Unix seconds from a number or a string of ASCII digits; 0 when absent or absurd."""
-    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 12:
-        return int(value)
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**12:
-        return value
-    return 0
+    return json_input.digits_int(value, max_digits=12) or 0
 
 
 def _small_int(value: Any) -> int | None:
-    """An error code: an integer, or ASCII digits; None otherwise."""
-    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 9:
-        return int(value)
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 10**9:
-        return value
-    return None
+    """An error code: a non-negative integer, or ASCII digits; None otherwise."""
+    return json_input.digits_int(value, max_digits=9)
 
 
 def _coordinate(loc: dict[str, Any], key: str) -> float | None:
@@ -319,10 +310,7 @@ def _coordinate(loc: dict[str, Any], key: str) -> float | None:
     value = loc.get(key)
     if value is None:
         return None
-    try:
-        number = float(value) if isinstance(value, int | float | str) and not isinstance(value, bool) else None
-    except ValueError:
-        number = None
-    if number is None or not math.isfinite(number):
+    number = json_input.finite_float(value)
+    if number is None:
         raise FieldTypeError(f"location.{key}", "a finite number", value)
     return number

@@ -9,12 +9,12 @@ with a `MessageStatus` other than "received" is a status callback.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Mapping
 from typing import Any
 
 from twilio.request_validator import RequestValidator
 
+from channels import json_input
 from channels.events import (
     Delivery,
     DeliveryStatus,
@@ -104,7 +104,7 @@ def _parse_message(sid: str, form: Mapping[str, str], raw: dict[str, Any]) -> In
         "raw": raw,
     }
     body = form.get("Body") or ""
-    num_media = _int(form.get("NumMedia"))
+    num_media = json_input.digits_int(form.get("NumMedia"), max_digits=9) or 0
     if form.get("ButtonPayload"):
         kind = MessageKind.BUTTON_REPLY
         title = form.get("ButtonText") or body
@@ -116,8 +116,8 @@ def _parse_message(sid: str, form: Mapping[str, str], raw: dict[str, Any]) -> In
     elif form.get("Latitude") and form.get("Longitude"):
         kind = MessageKind.LOCATION
         fields.update(
-            latitude=_float(form.get("Latitude")),
-            longitude=_float(form.get("Longitude")),
+            latitude=json_input.finite_float(form.get("Latitude")),
+            longitude=json_input.finite_float(form.get("Longitude")),
             location_name=form.get("Label") or None,
             location_address=form.get("Address") or None,
         )
@@ -141,19 +141,3 @@ def _media_type(mime: str) -> str:
     if major in ("image", "audio", "video"):
         return "sticker" if mime == "image/webp" else major
     return "document"
-
-
-def _int(value: Any) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return 0
-
-
-def _float(value: Any) -> float | None:
-    """A finite number, or None ("nan" and "inf" are not coordinates; jsonb refuses them)."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None

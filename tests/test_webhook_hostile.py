@@ -162,6 +162,7 @@ def test_a_text_body_of_the_wrong_type_is_answered_like_an_unsupported_message(
 
 @pytest.mark.parametrize(("where", "value"), [
     ("text", "hola"), ("interactive", ["x"]), ("location", {"latitude": "NaN", "longitude": {}}),
+    ("location", {"latitude": 10**400, "longitude": -89.2}),  # an integer no float can hold
     ("context", 7), ("errors", {"code": 1}), ("image", "abc"),
 ])
 def test_wrong_types_in_message_parts_are_answered_not_crashed(
