@@ -8,6 +8,7 @@
 #   make chat           talk to the running system as a customer (FROM=+50370000001)
 #   make test           install what is missing, lint, pytest
 #   make lint           ruff + mypy
+#   make env-example    write .env.example from the settings declared in config.py
 #   make bench          run the benchmarks (router, ingest, pipeline, LLM cost, notifications; ~20 minutes)
 
 SHELL := /bin/bash
@@ -22,10 +23,10 @@ PYTEST_ARGS ?=
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run stop clean-run web worker scheduler sandbox-core migrate chat lint test bench
+.PHONY: help venv run stop clean-run web worker scheduler sandbox-core migrate chat lint test bench env-example
 
 help:
-	@sed -n '2,12s/^# \{0,1\}//p' Makefile
+	@sed -n '2,13s/^# \{0,1\}//p' Makefile
 
 # --- virtual environment ------------------------------------------------------------------
 # A fresh Debian may lack the venv module (package python3-venv): install it and try again.
@@ -64,6 +65,10 @@ migrate: venv
 
 chat: venv
 	$(RUN_ALL) --exec $(VPY) scripts/chat.py --from '$(FROM)'
+
+# .env.example is generated; tests/test_config.py fails when it is out of date.
+env-example: venv
+	$(VPY) -m scripts.env_example
 
 # --- checks ---------------------------------------------------------------------------------
 lint: venv

@@ -83,7 +83,7 @@ def run(console: Console) -> int:
         return 2
     if added:
         console.line("run", f"wrote {ENV_FILE.relative_to(ROOT)}: {', '.join(added)}")
-    specs = process_specs(ports)
+    specs = process_specs()
     missing = [f"{spec.name} ({spec.module})" for spec in specs if not module_exists(spec.module)]
     if missing:
         console.line("run", f"error: not written yet: {', '.join(missing)}")
@@ -136,8 +136,8 @@ def exec_with_env(command: list[str]) -> NoReturn:
 
 
 def exec_only(name: str) -> NoReturn:
-    env, ports, _added = load_environment()
-    specs = {spec.name: spec for spec in process_specs(ports)}
+    env, _ports, _added = load_environment()
+    specs = {spec.name: spec for spec in process_specs()}
     spec = specs[name]
     if not module_exists(spec.module):
         raise SystemExit(f"run: {spec.module} is not written yet")

@@ -1,8 +1,8 @@
 """What `make run` starts: the command line of each child (sandbox core, web, worker, scheduler, migrations).
 
 Console scripts of pyproject.toml run from the venv's bin/ when installed,
-straight from their module otherwise; the web server is gunicorn serving
-`web.app:app` with threads.
+straight from their module otherwise; the web server is `encargo-web`
+(gunicorn with web/gunicorn_conf.py, the configuration every deployment uses).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from scripts.run_environment import BIN_DIR, ROOT, Ports
+from scripts.run_environment import BIN_DIR, ROOT
 
 
 @dataclass(frozen=True)
@@ -40,36 +40,21 @@ def entry_point_spec(name: str, script: str, bindir: Path = BIN_DIR) -> ProcessS
     return ProcessSpec(name, [sys.executable, "-c", code], module, module)
 
 
-def _gunicorn_has_option(flag: str) -> bool:
-    try:
-        from gunicorn.config import KNOWN_SETTINGS  # type: ignore[import-untyped]
-    except ImportError:
-        return False
-    return any(flag in (setting.cli or ()) for setting in KNOWN_SETTINGS)
+def web_spec(bindir: Path = BIN_DIR) -> ProcessSpec:
+    """`encargo-web`: gunicorn configured by web/gunicorn_conf.py, as in the image and compose.
+
+    It listens where WEB_BIND says; `make run` sets that to its own web port
+    (scripts/run_environment.py). The process execs gunicorn, so it is recognised by "gunicorn".
+    """
+    spec = entry_point_spec("web", "encargo-web", bindir)
+    return ProcessSpec(spec.name, spec.command, spec.module, "gunicorn")
 
 
-def web_spec(ports: Ports, bindir: Path = BIN_DIR) -> ProcessSpec:
-    exe = bindir / "gunicorn"
-    gunicorn = [str(exe)] if exe.exists() else [sys.executable, "-m", "gunicorn"]
-    # gunicorn writes no access log unless --access-logfile is given; errors go to stderr.
-    command = [
-        *gunicorn, "web.app:app",
-        "--bind", f"127.0.0.1:{ports.web}",
-        "--worker-class", "gthread", "--workers", "2", "--threads", "8",
-        "--timeout", "30", "--graceful-timeout", "10",
-    ]
-    # gunicorn >= 25 opens a control socket at one fixed path (~/.gunicorn/gunicorn.ctl) that
-    # every gunicorn of the user shares (tests start their own); this one needs none.
-    if _gunicorn_has_option("--no-control-socket"):
-        command.append("--no-control-socket")
-    return ProcessSpec("web", command, "app", "gunicorn")
-
-
-def process_specs(ports: Ports, bindir: Path = BIN_DIR) -> list[ProcessSpec]:
+def process_specs(bindir: Path = BIN_DIR) -> list[ProcessSpec]:
     """The long-running children, in start order (the core first: the others call it)."""
     return [
         entry_point_spec("sandbox-core", "encargo-sandbox-core", bindir),
-        web_spec(ports, bindir),
+        web_spec(bindir),
         entry_point_spec("worker", "encargo-worker", bindir),
         entry_point_spec("scheduler", "encargo-scheduler", bindir),
     ]

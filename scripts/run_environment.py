@@ -79,6 +79,7 @@ def process_environment(
             derived[url_var] = pattern.format(port=getattr(ports, name))
     env = {**file_values, **derived, **environ}
     env.setdefault("PYTHONUNBUFFERED", "1")  # children write to a pipe: no block buffering
+    env["WEB_BIND"] = f"127.0.0.1:{ports.web}"  # `make run`'s web port (ENCARGO_WEB_PORT), never another address
     # issue 7: the sandbox core pushes its package status events to our /internal/events, signed with our secret.
     if env.get("INTERNAL_EVENTS_SECRET"):
         env.setdefault("SANDBOX_CORE_EVENTS_SECRET", env["INTERNAL_EVENTS_SECRET"])

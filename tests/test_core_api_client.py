@@ -204,7 +204,9 @@ def test_missing_or_wrong_key_is_auth_error(core_url: str, key: str) -> None:
 def test_sends_service_headers_and_from_settings() -> None:
     server = ScriptedServer(("200 OK", b'{"points": []}'))
     with BackgroundServer(server) as fake:
-        settings = Settings(core_api_url=fake.url + "/", core_api_key="k1", core_api_timeout_s=2.0)
+        required = {"DATABASE_URL": "postgresql://x/y", "REDIS_URL": "redis://x", "PHONE_HASH_KEY": "k",
+                    "PHONE_ENCRYPTION_KEY": "A" * 43 + "="}
+        settings = Settings.from_env(required, core_api_url=fake.url + "/", core_api_key="k1", core_api_timeout_s=2.0)
         with CoreClient.from_settings(settings) as client:
             assert client.points() == []
     call = server.calls[0]

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from config import Settings
+from config import Settings, env_name
 from scripts import bootstrap_env, run_all, run_services
 from scripts.bootstrap_env import FIXED_VALUES, SECRET_GENERATORS, ensure_env_file, parse_env
 from scripts.run_children import Console, ProcessGroup, StopFlag, supervise
@@ -141,15 +141,15 @@ def _project_sources() -> list[Path]:
 def test_env_example_documents_every_variable() -> None:
     example = (ROOT / ".env.example").read_text()
     active = set(re.findall(r"^([A-Z][A-Z0-9_]*)=", example, flags=re.M))
-    commented = set(re.findall(r"^# ([A-Z][A-Z0-9_]*)=", example, flags=re.M))
+    commented = set(re.findall(r"^# ([A-Z][A-Z0-9_]*)=\S*$", example, flags=re.M))  # a line to uncomment
 
-    config_vars = _variables_read([ROOT / "config.py"])
+    config_vars = {env_name(name) for name in Settings.model_fields}
     assert len(config_vars) > 25
-    assert config_vars - active == set(), "config.py reads these; add them to .env.example"
+    assert config_vars - active == set(), "config.py reads these; run `make env-example`"
     assert active - config_vars == set(), "stale in .env.example (config.py does not read them)"
 
     elsewhere = (_variables_read(_project_sources()) | set(PORT_VARS.values())) - config_vars
-    assert elsewhere - commented == set(), "read by a process; add them (commented out) to .env.example"
+    assert elsewhere - commented == set(), "read by a process; add them to OTHER_VARIABLES in scripts/env_example.py"
     assert commented - elsewhere == set(), "stale in .env.example (nothing reads them)"
 
 
@@ -166,10 +166,14 @@ def test_real_environment_wins_over_the_file() -> None:
 
 def test_port_variables_move_the_matching_urls() -> None:
     file_values = dict(FIXED_VALUES)
-    env, ports = process_environment(file_values, {"ENCARGO_REDIS_PORT": "7001", "ENCARGO_WEB_PORT": "9000"})
+    env, ports = process_environment(file_values, {"ENCARGO_REDIS_PORT": "7001", "ENCARGO_WEB_PORT": "9000",
+                                                   "WEB_BIND": "0.0.0.0:80"})
     assert ports == Ports(web=9000, redis=7001)
     assert env["REDIS_URL"] == "redis://127.0.0.1:7001/0"
     assert env["PUBLIC_BASE_URL"] == "http://127.0.0.1:9000"
+    assert env["WEB_BIND"] == "127.0.0.1:9000"  # the web process listens where `make run` checks /healthz
+    secrets = {"PHONE_ENCRYPTION_KEY": Fernet.generate_key().decode(), "PHONE_HASH_KEY": "k"}
+    assert Settings.from_env({**env, **secrets}).web_bind == "127.0.0.1:9000"
     assert env["DATABASE_URL"] == FIXED_VALUES["DATABASE_URL"]  # no port variable: the file's value
 
     env, _ = process_environment(file_values, {"ENCARGO_REDIS_PORT": "7001", "REDIS_URL": "redis://elsewhere/2"})
@@ -198,24 +202,25 @@ def test_bad_port_variable_is_one_clear_error(value: str) -> None:
 
 
 def test_process_commands(tmp_path: Path) -> None:
-    specs = {spec.name: spec for spec in process_specs(Ports(web=8123))}
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for script in ("encargo-web", "encargo-worker", "encargo-scheduler", "encargo-sandbox-core"):
+        (bindir / script).touch()
+    specs = {spec.name: spec for spec in process_specs(bindir)}
     assert list(specs) == ["sandbox-core", "web", "worker", "scheduler"]
-    web = specs["web"].command
-    assert "web.app:app" in web
-    assert web[web.index("--bind") + 1] == "127.0.0.1:8123"
-    assert web[web.index("--worker-class") + 1] == "gthread"
-    assert web[web.index("--workers") + 1] == "2"
-    assert web[web.index("--threads") + 1] == "8"
-    assert not any("access" in part for part in web)
+    # The web process is `encargo-web`, as in the image and compose: gunicorn with web/gunicorn_conf.py.
+    assert specs["web"].command == [str(bindir / "encargo-web")]
+    assert (specs["web"].module, specs["web"].marker) == ("web.server", "gunicorn")  # it execs gunicorn
     assert specs["worker"].module == "worker.main"
     assert specs["scheduler"].module == "worker.scheduler"
     assert specs["sandbox-core"].module == "sandbox_core.server"
 
     # Console scripts not installed (an empty bin/): the module's function is called directly.
-    fallback = {spec.name: spec for spec in process_specs(Ports(), bindir=tmp_path)}
+    fallback = {spec.name: spec for spec in process_specs(bindir=tmp_path)}
     assert fallback["worker"].command[:2] == [sys.executable, "-c"]
     assert "from worker.main import main" in fallback["worker"].command[2]
-    assert fallback["web"].command[:3] == [sys.executable, "-m", "gunicorn"]
+    assert "from web.server import main" in fallback["web"].command[2]
+    assert fallback["web"].marker == "gunicorn"
 
 
 def test_module_exists() -> None:
