@@ -25,23 +25,17 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import APP_SECRET, GRAPH_TOKEN, PHONE_NUMBER_ID, ROOT, log
+from config import Settings, env_name
+from web.server import gunicorn_command
 
 QUEUE_NAME = "encargo"
 
-# Variables of config.Settings (and gunicorn's) that the caller's environment (e.g. .run/env under
-# `make bench`) must not leak into the processes under test: the benchmark sets its own.
-_CONFIG_VARS = (
-    "ENCARGO_ENV", "DATABASE_URL", "REDIS_URL", "PHONE_ENCRYPTION_KEY", "PHONE_HASH_KEY", "WHATSAPP_PROVIDER",
-    "META_APP_SECRET", "META_VERIFY_TOKEN", "META_ACCESS_TOKEN", "META_PHONE_NUMBER_ID", "META_GRAPH_BASE_URL",
-    "META_GRAPH_API_VERSION", "META_THROUGHPUT_MPS", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN",
-    "TWILIO_WHATSAPP_NUMBER", "PUBLIC_BASE_URL", "SENTRY_DSN", "LOG_LEVEL", "QUEUE_NAME", "JOB_TIMEOUT_S",
-    "SIMULATOR_ENABLED", "WORKER_PROCESSES", "GUNICORN_CMD_ARGS", "WEB_CONCURRENCY", "TENANT_SLUG",
-    "TENANT_NAME", "TENANT_TIMEZONE", "SEND_TIMEOUT_S", "RECOVERY_MIN_AGE_S", "RECOVERY_INTERVAL_S",
-    "JOB_HEARTBEAT_GRACE_S", "WORKER_MAINTENANCE_INTERVAL_S", "CORE_API_URL", "CORE_API_KEY", "CORE_API_TIMEOUT_S",
-    "CONSOLE_SESSION_SECRET", "INTERNAL_EVENTS_SECRET", "RATE_LIMIT_PER_MINUTE", "RATE_LIMIT_PER_HOUR",
-    "RATE_LIMIT_PER_DAY", "SANDBOX_CORE_PORT", "SANDBOX_CORE_HOST",
-    "SANDBOX_CORE_DATA", "SANDBOX_CORE_EVENTS_URL", "SANDBOX_CORE_EVENTS_SECRET",
-)
+# Variables of config.Settings (and gunicorn's, and the sandbox core's) that the caller's environment (e.g.
+# .run/env under `make bench`) must not leak into the processes under test: the benchmark sets its own.
+_CONFIG_VARS = frozenset({env_name(field) for field in Settings.model_fields}) | {
+    "GUNICORN_CMD_ARGS", "WEB_CONCURRENCY", "SANDBOX_CORE_PORT", "SANDBOX_CORE_HOST", "SANDBOX_CORE_DATA",
+    "SANDBOX_CORE_EVENTS_URL", "SANDBOX_CORE_EVENTS_SECRET",
+}
 
 
 def bench_env(redis_url: str, database_url: str, **extra: str) -> dict[str, str]:
@@ -180,10 +174,9 @@ class Stack:
         from scripts import devservices
 
         port = devservices.free_port()
-        args = [sys.executable, "-m", "gunicorn", "web.app:app", "--bind", f"127.0.0.1:{port}",
-                "--worker-class", "gthread", "--workers", str(workers), "--threads", str(threads),
-                "--timeout", "30", "--graceful-timeout", "10", "--log-level", "warning", "--no-control-socket"]
-        proc = self.spawn("web", args, env)
+        # gunicorn as deployed (web/gunicorn_conf.py), at the size asked for; only its log is quieter.
+        env = {**env, "WEB_BIND": f"127.0.0.1:{port}", "WEB_WORKERS": str(workers), "WEB_THREADS": str(threads)}
+        proc = self.spawn("web", [*gunicorn_command(), "--log-level", "warning"], env)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if proc.poll() is not None:
