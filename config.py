@@ -345,11 +345,6 @@ class Settings(BaseSettings):
         data.setdefault("console_secure_cookies", production)
         return data
 
-    @model_validator(mode="after")
-    def _cross_field_rules(self) -> Settings:
-        self.validate_rules()
-        return self
-
     @property
     def is_production(self) -> bool:
         return self.env == "production"
@@ -371,8 +366,9 @@ class Settings(BaseSettings):
         except ValidationError as exc:
             raise _one_line(exc) from None
 
-    def validate_rules(self) -> None:
-        """Cross-field rules: what a chosen provider needs to work at all; raises ConfigError."""
+    @model_validator(mode="after")
+    def _cross_field_rules(self) -> Settings:
+        """What a chosen provider or environment needs to work at all; raises ConfigError (pydantic passes it on)."""
         if self.whatsapp_provider == "meta":
             for name in ("meta_access_token", "meta_phone_number_id", "meta_app_secret"):
                 if not getattr(self, name):
@@ -406,6 +402,7 @@ class Settings(BaseSettings):
             raise ConfigError(
                 f"REMINDER_DAYS must be days between 1 and UNCLAIMED_DAYS - 1 ({self.unclaimed_days - 1})"
             )
+        return self
 
     def redacted(self) -> dict[str, Any]:
         """Settings safe to log: secrets replaced by whether they are set."""
