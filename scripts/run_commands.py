@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from scripts.run_environment import BIN_DIR, ROOT
@@ -46,8 +46,7 @@ def web_spec(bindir: Path = BIN_DIR) -> ProcessSpec:
     It listens where WEB_BIND says; `make run` sets that to its own web port
     (scripts/run_environment.py). The process execs gunicorn, so it is recognised by "gunicorn".
     """
-    spec = entry_point_spec("web", "encargo-web", bindir)
-    return ProcessSpec(spec.name, spec.command, spec.module, "gunicorn")
+    return replace(entry_point_spec("web", "encargo-web", bindir), marker="gunicorn")
 
 
 def process_specs(bindir: Path = BIN_DIR) -> list[ProcessSpec]:
