@@ -7,7 +7,7 @@
 #   make migrate        apply migrations to DATABASE_URL from .run/env
 #   make chat           talk to the running system as a customer (FROM=+50370000001)
 #   make test           install what is missing, lint, pytest
-#   make lint           ruff + mypy
+#   make lint           ruff + mypy + lint-imports (imports point one way: pyproject [tool.importlinter])
 #   make env-example    write .env.example from the settings declared in config.py
 #   make bench          run the benchmarks (router, ingest, pipeline, LLM cost, notifications; ~20 minutes)
 
@@ -74,6 +74,7 @@ env-example: venv
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 # Redis, PostgreSQL and Chromium come from apt-get (devservices); the tests start their own
 # throw-away servers. pytest's exit 5 (no test collected) fails too: nothing would be tested.

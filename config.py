@@ -198,7 +198,9 @@ class Settings(BaseSettings):
     web_workers: int = Field(2, ge=1, le=64, description="gunicorn worker processes of `encargo-web`.")
     web_threads: int = Field(
         8, ge=1, le=256, description="Threads of each web worker process (requests served at once by each).")
-    worker_processes: int = Field(4, ge=1, le=64, description="RQ worker processes `encargo-worker` starts.")
+    worker_processes: int = Field(
+        4, ge=1, le=64, description="RQ worker processes `encargo-worker` starts. Each live one is also a drain "
+                                    "slot for the inboxes (runtime/inbox.py): more processes or hosts, more drainers.")
 
     # --- Queue and background work
     queue_name: Text = Field("encargo", description="RQ queue name.")
@@ -216,9 +218,6 @@ class Settings(BaseSettings):
                                           "it again.")
     send_timeout_s: float = Field(
         10.0, ge=0.1, le=120, description="Seconds one outbound send to Meta/Twilio may take.")
-    message_drainers: int = Field(
-        4, ge=1, le=256, description="Drain jobs that take turns over customers' waiting messages, one message per "
-                                     "turn: at least the number of worker processes on all machines together.")
     message_drain_linger_s: float = Field(
         0.5, ge=0, le=60, description="Seconds a drain job with nothing to do waits for the next message before it "
                                       "gives its slot up (meanwhile it keeps its worker process from other jobs).")

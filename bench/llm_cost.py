@@ -100,9 +100,9 @@ def messages_alone(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def conversations(price_in: float, price_out: float, gold: dict[str, str]) -> dict[str, Any]:
+    from runtime.resources import build_runtime
     from scripts.converse_pipeline import pipeline, run_conversation
     from scripts.converse_scenarios import load_scenarios
-    from worker import runtime
 
     convs = [c for path in SCENARIOS for c in load_scenarios(path)]
     for conv in convs:
@@ -117,9 +117,7 @@ def conversations(price_in: float, price_out: float, gold: dict[str, str]) -> di
         settings = pipe.settings.with_overrides(
             llm_provider="openai", llm_api_key=DEFAULT_KEY, llm_base_url=model.base_url, llm_model="gpt-4o-mini",
             llm_max_retries=0, llm_price_in_per_mtok=price_in, llm_price_out_per_mtok=price_out)
-        previous = runtime.current()
-        rt = runtime.build_runtime(settings, pool_size=2)
-        runtime.configure(rt)
+        previous, pipe.runtime = pipe.runtime, build_runtime(settings, pool_size=2)
         try:
             for conv in convs:
                 result = run_conversation(pipe, conv)
@@ -133,8 +131,8 @@ def conversations(price_in: float, price_out: float, gold: dict[str, str]) -> di
                             "tokens_out": int(found["tout"]), "cost_usd": float(found["cost"]),
                             "passed": result["passed"], "failures": result["failures"]})
         finally:
-            runtime.configure(previous)
-            rt.close()
+            pipe.runtime.close()
+            pipe.runtime = previous
     messages = sum(c["messages"] for c in per)
     routed = sum(c["routed"] for c in per)
     cost = sum(c["cost_usd"] for c in per)

@@ -49,10 +49,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="profile with the process's CPU time instead of wall time (waits for answers vanish)")
     args = parser.parse_args(argv)
 
-    from web.app import create_app
     from config import Settings
-    from worker import inbound, runtime
-    from worker.enqueue import INGEST_KEY
+    from runtime.resources import build_runtime
+    from web.app import create_app
+    from worker import inbound
 
     with Stack(keep=args.keep) as stack:
         stack.start_services()
@@ -73,10 +73,8 @@ def main(argv: list[str] | None = None) -> int:
             response = client.post("/webhooks/whatsapp", data=body, headers=headers)
             assert response.status_code == 200, response.data
 
-        rt = runtime.build_runtime(settings, pool_size=2)
-        runtime.configure(rt)
+        rt = build_runtime(settings, pool_size=2)
         try:
-            rt.redis.delete(INGEST_KEY)
             with rt.pool.connection() as conn:
                 pks = [row["id"] for row in conn.execute("SELECT id FROM webhook_events ORDER BY id")]
             warm, measured = pks[:20], pks[20:]
@@ -94,7 +92,6 @@ def main(argv: list[str] | None = None) -> int:
             redis_by_command = _redis_calls(rt.redis)
             redis_by_command.subtract(redis_before)
         finally:
-            runtime.configure(None)
             rt.close()
         n = len(measured)
         out = io.StringIO()

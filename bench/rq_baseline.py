@@ -11,7 +11,6 @@ process (started by `rq_noop_baseline`); without arguments it does nothing.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import subprocess
 import sys
 import time
@@ -24,8 +23,8 @@ from bench.stack import Stack
 NOOP_QUEUE = "bench-noop"
 
 
-def noop_job() -> None:
-    """A job that does nothing (the RQ baseline)."""
+def noop_job(_runtime: object) -> None:
+    """A job that does nothing (the RQ baseline); like every job it gets the worker's Runtime first."""
 
 
 def run_noop_worker(queue_name: str, ready_key: str, go_key: str) -> None:
@@ -38,22 +37,17 @@ def run_noop_worker(queue_name: str, ready_key: str, go_key: str) -> None:
 
     from config import Settings
     from observability import configure_logging
+    from runtime.resources import build_runtime
     from worker.main import EncargoWorker
-    from worker.runtime import redis_from_settings
 
     settings = Settings.from_env()
     configure_logging("bench-noop-worker", settings.log_level)
-    conn = redis_from_settings(settings)
+    rt = build_runtime(settings, pool_size=1)
+    conn = rt.redis
     EncargoWorker.heartbeat_grace_s = settings.job_heartbeat_grace_s
-    worker = EncargoWorker([Queue(queue_name, connection=conn)], connection=conn,
+    worker = EncargoWorker([Queue(queue_name, connection=conn)], connection=conn, runtime=rt,
                            maintenance_interval=settings.worker_maintenance_interval_s,
                            worker_ttl=settings.worker_maintenance_interval_s + 15)
-    # EncargoWorker.work(burst=True) may first do project work (e.g. dispatch announced events) through the
-    # process's runtime: build that runtime now, outside the measured window.
-    with contextlib.suppress(Exception):
-        from worker import runtime as worker_runtime
-
-        worker_runtime.current()
     control = redis.Redis.from_url(settings.redis_url)
     control.incr(ready_key)
     deadline = time.monotonic() + 120
@@ -71,7 +65,7 @@ def rq_noop_baseline(stack: Stack, env: dict[str, str], processes: int, jobs: in
     from rq import Queue
     from rq.registry import FailedJobRegistry, StartedJobRegistry
 
-    from worker.enqueue import FAILED_TTL_S
+    from runtime.enqueue import FAILED_TTL_S
 
     conn = redis.Redis.from_url(stack.redis_url)
     run = f"{tag or 'noop'}{int(time.time() * 1000)}"

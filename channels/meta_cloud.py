@@ -6,7 +6,7 @@ This module owns the base URL, the bearer token, timeouts and the wire format
 failure, including timeouts and connection errors, comes out as a
 `channels.errors.SendError` chosen by Meta's error code. It does not retry
 and does not throttle: the worker decides when to try again and takes a token
-from `channels.throttle` before calling `send`.
+from `runtime.throttle` before calling `send`.
 
 Nothing here logs a message body, a phone number or the token.
 """

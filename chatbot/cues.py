@@ -19,7 +19,7 @@ import re
 from functools import cache
 
 from chatbot.entities import lexicon
-from chatbot.normalize import fold as fold_accents
+from services.normalize import fold as fold_accents
 
 _NON_WORD = re.compile(r"[^a-z0-9]+")
 

@@ -41,20 +41,21 @@ from channels.events import InboundMessage, MessageKind
 from channels.outbound import Choice, ChoiceList, OutboundMessage, Text
 from chatbot import guard
 from chatbot.dialog import cases, machine
-from chatbot.dialog import store as dialog_store
-from chatbot.dialog.store import DialogState
 from chatbot.dialog.turn import Customer, Situation, State, Turn, wording
-from chatbot.llm import answer, history, tools
-from chatbot.llm.costs import LlmCall
+from chatbot.llm import answer, tools
 from chatbot.llm.fallback import RouterFallback
-from chatbot.llm.session import LlmSession
-from chatbot.llm.settings import provider_for
 from chatbot.router import LLM_THRESHOLD, route
 from chatbot.routing import DialogContext, Route
-from chatbot.services import ServiceContext, escalation
-from chatbot.services.escalation import EscalationDecision
 from config import Settings
 from core_api_client import CoreClient
+from llm import history
+from llm.costs import LlmCall
+from llm.session import LlmSession
+from llm.settings import provider_for
+from services import ServiceContext, escalation
+from services.escalation import EscalationDecision
+from storage import dialogs as dialog_store
+from storage.dialogs import DialogState
 from storage.tenants import Tenant
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,7 @@ class Outcome:
     escalation: EscalationDecision | None = None
     opt_out: bool | None = None  # True: opted out now, False: opted in again, None: unchanged
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    llm_calls: list[LlmCall] = field(default_factory=list)  # stored by the worker with chatbot.llm.costs.store
+    llm_calls: list[LlmCall] = field(default_factory=list)  # stored by the worker with llm.costs.store
 
 
 def message_time(timestamp: int | float, timezone: ZoneInfo) -> datetime:

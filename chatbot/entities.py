@@ -21,8 +21,8 @@ from rapidfuzz import fuzz, process
 from spacy.matcher import PhraseMatcher
 from spacy.tokens import Doc
 
-from chatbot.normalize import fold, normalize
-from chatbot.services import geography
+from services import geography
+from services.normalize import fold, normalize
 
 LEXICON_PATH = Path(__file__).resolve().parent / "lexicon" / "es_sv.yaml"
 POINT_FUZZY_CUTOFF = 88.0

@@ -1,7 +1,7 @@
 """Whether a message written right after a rating is a comment on it, or a new request.
 
 Used for both ratings: the bot's own 1-5 question after a goodbye (`chatbot.dialog.courtesy`) and the
-1-10 question after an agent resolved a case (`console.rating_comment`). The rule, on the router's
+1-10 question after an agent resolved a case (`chatbot.rating_comment`). The rule, on the router's
 reading of the message (pure: no I/O):
 - it is feedback when the router reads a complaint ("el agente fue amable pero se tardaron mucho"),
   free text it cannot place that asks nothing (out_of_scope without "?"), or thanks in a few words

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import redis
 
-from storage import lua
+from runtime import lua
 
 log = logging.getLogger(__name__)
 

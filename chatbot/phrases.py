@@ -22,7 +22,7 @@ from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA
 
 from chatbot import entities as ent
-from chatbot.normalize import normalize, sound_key
+from services.normalize import normalize, sound_key
 
 MAX_GAP = 2  # words allowed between two words of a phrase
 PLACE_WORD = "lugar"  # what a named place (point, city) stands for in the lexicon's phrases

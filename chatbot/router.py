@@ -23,8 +23,8 @@ from spacy.tokens import Doc
 
 from chatbot import entities as ent
 from chatbot import phrases
-from chatbot.normalize import normalize
 from chatbot.routing import INTENTS, PRIORITY, DialogContext, Route
+from services.normalize import normalize
 
 logger = logging.getLogger(__name__)
 

@@ -8,10 +8,11 @@ from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
 
-from console import agents, auth, canned, login_limit
-from console.agents import AgentError
+from console import auth, canned, login_limit
 from console.blueprint import bp, mailer, state
 from console.mailer import ResetMail
+from handoff import agents
+from handoff.agents import AgentError
 from storage.db import get_pool
 
 log = logging.getLogger(__name__)

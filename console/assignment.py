@@ -23,10 +23,10 @@ from typing import Any
 from psycopg import Connection
 
 from channels.outbound import Text
-from console import agents, handoff, live
-from console.agents import Agent
-from console.handoff import Case, Conflict, Desk, Forbidden, HandoffError
 from console.team_texts import text
+from handoff import agents, cases, live
+from handoff.agents import Agent
+from handoff.cases import Case, Conflict, Desk, Forbidden, HandoffError
 from storage import contacts
 
 ASSIGNABLE = ("waiting", "callback", "taken")
@@ -40,16 +40,16 @@ def assignees(conn: Connection[Any], tenant_id: int) -> list[Agent]:
 def assign(desk: Desk, actor: Agent, case_id: int, to_agent_id: int, expected_holder: int | None) -> Case:
     """Give the case to `to_agent_id`; returns the case as it was before."""
     with desk.pool.connection() as conn, conn.transaction():
-        case = handoff.load_case(conn, actor.tenant_id, case_id, lock=True)
+        case = cases.load_case(conn, actor.tenant_id, case_id, lock=True)
         target = agents.get(conn, to_agent_id)
         if target is None or target.tenant_id != actor.tenant_id or not target.active:
             raise HandoffError(text("assign_errors", "unknown_agent"))
         if case.status not in ASSIGNABLE or case.conversation_status == "closed":
             raise Conflict(text("assign_errors", "closed", case=case.case_number,
-                                status=handoff.status_text(case.status)))
+                                status=cases.status_text(case.status)))
         holder = case.taken_by if case.status == "taken" else None
         if holder != expected_holder:
-            status = handoff.status_text(case.status) + (f", con {case.taken_by_name}" if holder else "")
+            status = cases.status_text(case.status) + (f", con {case.taken_by_name}" if holder else "")
             raise Conflict(text("assign_errors", "changed", case=case.case_number, status=status))
         if not actor.can_manage and not (holder is not None and holder == actor.id):
             raise Forbidden(text("assign_errors", "not_allowed"))
@@ -67,7 +67,7 @@ def assign(desk: Desk, actor: Agent, case_id: int, to_agent_id: int, expected_ho
         )
         sent = _greet(conn, desk, case, target, "agent_took_over" if holder else "agent_joined")
     for message_id in sent:
-        handoff.enqueue_send(desk, message_id, f"console-{case.id}")
+        cases.enqueue_send(desk, message_id, f"console-{case.id}")
     if sent:
         live.publish(desk.redis, case.tenant_id, "message", case_id=case.id, conversation_id=case.conversation_id)
     live.publish(desk.redis, case.tenant_id, "handoff", case_id=case.id, conversation_id=case.conversation_id,
@@ -87,8 +87,8 @@ def _greet(conn: Connection[Any], desk: Desk, case: Case, target: Agent, key: st
     """The assignee introduces themself to the customer (only inside the 24-hour window)."""
     if not contacts.service_window_open(conn, case.contact_id):
         return []
-    body = handoff.wording()[key].format(agent=target.first_name, name_part=handoff.name_part(case.customer_name),
+    body = cases.wording()[key].format(agent=target.first_name, name_part=cases.name_part(case.customer_name),
                                          case=case.case_number)
-    message_id = handoff.store_message(conn, desk, case, target, Text(body),
+    message_id = cases.store_message(conn, desk, case, target, Text(body),
                                        f"console:{case.id}:assign:{uuid.uuid4().hex}")
     return [message_id] if message_id is not None else []

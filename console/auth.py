@@ -2,7 +2,7 @@
 
 The browser holds Flask's signed cookie (HttpOnly, SameSite=Lax, Secure when
 CONSOLE_SECURE_COOKIES) with a session token, the agent's tenant and a CSRF
-token. The session itself lives on the server (console/sessions.py): each
+token. The session itself lives on the server (handoff/sessions.py): each
 request looks the token up, so logging out, a password change or reset and
 deactivating the agent end it for every copy of the cookie at once. Every
 state-changing request of the console (any method but GET/HEAD) must carry
@@ -28,8 +28,8 @@ from flask import Flask, Request, abort, current_app, jsonify, redirect, request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 
 from config import Settings
-from console import agents, sessions
-from console.agents import Agent
+from handoff import agents, sessions
+from handoff.agents import Agent
 from storage.db import get_pool
 
 log = logging.getLogger(__name__)

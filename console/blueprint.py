@@ -12,10 +12,10 @@ from werkzeug.exceptions import HTTPException
 
 from config import Settings
 from console import auth
-from console.handoff import Desk, HandoffError, WindowClosed
 from console.mailer import Mailer
 from console.summary import Summarizer
 from core_api_client import CoreClient
+from handoff.cases import Desk, HandoffError, WindowClosed
 from storage.crypto import Vault
 from storage.db import get_pool
 

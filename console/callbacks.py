@@ -1,7 +1,7 @@
 """Calls the customer asked for ("📞 Que me llamen"): the number to call and what came of the call.
 
 A case has a call pending from the moment the customer pressed the button (`callback_requested` in
-`handoff_events`, written by console/customer_side.py) while the case is open, until a call ends it. The
+`handoff_events`, written by chatbot/customer_side.py) while the case is open, until a call ends it. The
 agent records each call ("Ya llamé") with an outcome and an optional note, stored as a `called` row in
 `handoff_events` (so it shows in the case history):
 
@@ -26,9 +26,9 @@ from psycopg import Connection
 from psycopg.types.json import Jsonb
 
 from channels.outbound import Text
-from console import handoff, live
-from console.agents import Agent
-from console.handoff import Case, Conflict, Desk, Forbidden, HandoffError, error_text, wording
+from handoff import cases, live
+from handoff.agents import Agent
+from handoff.cases import Case, Conflict, Desk, Forbidden, HandoffError, error_text, wording
 from storage import contacts
 
 OUTCOMES = ("resolved", "no_answer", "wrong_number", "call_later")
@@ -62,7 +62,7 @@ def record_call(desk: Desk, agent: Agent, case_id: int, outcome: str, note: str 
         raise HandoffError(error_text("note_too_long", max=NOTE_MAX))
     sent: list[int] = []
     with desk.pool.connection() as conn, conn.transaction():
-        case = handoff.load_case(conn, agent.tenant_id, case_id, lock=True)
+        case = cases.load_case(conn, agent.tenant_id, case_id, lock=True)
         if case.status == "taken" and case.taken_by != agent.id and not agent.can_manage:
             raise Forbidden(error_text("someone_else_has", who=case.taken_by_name, case=case.case_number))
         if not pending(conn, case):
@@ -78,7 +78,7 @@ def record_call(desk: Desk, agent: Agent, case_id: int, outcome: str, note: str 
             conn.execute(
                 "UPDATE escalations SET status = 'resolved', resolved_at = now(), resolved_by = %s,"
                 " resolution_reason = %s WHERE id = %s",
-                (agent.id, reason[:handoff.REASON_MAX], case.id),
+                (agent.id, reason[:cases.REASON_MAX], case.id),
             )
             conn.execute("UPDATE conversations SET status = 'closed' WHERE id = %s", (case.conversation_id,))
         elif outcome == "wrong_number" and case.status == "callback":
@@ -87,11 +87,11 @@ def record_call(desk: Desk, agent: Agent, case_id: int, outcome: str, note: str 
         told = _TOLD.get(outcome)
         if told and contacts.service_window_open(conn, case.contact_id):
             body = wording()[told].format(case=case.case_number)
-            message_id = handoff.store_message(conn, desk, case, agent, Text(body),
+            message_id = cases.store_message(conn, desk, case, agent, Text(body),
                                                f"console:{case.id}:called:{uuid.uuid4().hex}")
             sent = [message_id] if message_id is not None else []
     for message_id in sent:
-        handoff.enqueue_send(desk, message_id, f"console-{case.id}")
+        cases.enqueue_send(desk, message_id, f"console-{case.id}")
     if sent:
         live.publish(desk.redis, case.tenant_id, "message", case_id=case.id, conversation_id=case.conversation_id)
     live.publish(desk.redis, case.tenant_id, "handoff", case_id=case.id, conversation_id=case.conversation_id,

@@ -3,7 +3,7 @@
 Order: cases whose first response is overdue (past the SLA target and not
 answered yet) first; then priority (high, normal, low); then the longest
 waiting. A callback requested out of hours has no clock running until the
-company opens (`callback_due_at`, set by console.timers): it waits at the
+company opens (`callback_due_at`, set by handoff.timers): it waits at the
 bottom, marked as such.
 
 The SLA is the first-response target for the priority (CONSOLE_SLA_HIGH_S,

@@ -24,8 +24,9 @@ import sys
 from collections.abc import Sequence
 
 from config import settings_or_exit
-from console import agents, canned
-from console.agents import AgentError
+from console import canned
+from handoff import agents
+from handoff.agents import AgentError
 from storage.db import open_pool
 from storage.tenants import ensure_configured_tenant
 

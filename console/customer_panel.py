@@ -3,7 +3,7 @@
 The phone is decrypted only for the agent's own company (the case was loaded for the agent's tenant). A
 company may hide it from agents with the `agent` role (`tenants.mask_phones_for_agents`): they read
 "+503 7••• ••02"; supervisors and admins always see it. The packages are the ones whose sender or recipient
-phone is the customer's own WhatsApp number, found through `chatbot.services.lookup.own_packages` (never by
+phone is the customer's own WhatsApp number, found through `services.lookup.own_packages` (never by
 a name), each with the customer's role in it, its status in words and the amount to collect. The cases are
 the customer's cases in this company, newest first.
 
@@ -24,12 +24,11 @@ from zoneinfo import ZoneInfo
 import redis
 from psycopg import Connection
 
-from chatbot import texts
-from chatbot.services import ServiceContext, catalog, lookup, money
 from console import words
-from console.agents import Agent
-from console.handoff import Case, wording
 from core_api_client import CoreClient, CoreError, Package
+from handoff.agents import Agent
+from handoff.cases import Case, wording
+from services import ServiceContext, catalog, lookup, money, texts
 from storage.crypto import Vault
 
 log = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 and the live status of the packages the customer asked about (from the logistics core).
 
 The dialog state is found by the same hashed key the worker uses
-(`worker.enqueue.conversation_hash`: provider, receiving number, customer);
+(`runtime.enqueue.conversation_hash`: provider, receiving number, customer);
 when it expired, the routing decisions stored with the messages still give
 intents, tracking codes and points. Failure policy: never raises; what cannot
 be read (Redis down, core down) is simply left out.
@@ -17,13 +17,14 @@ from typing import Any
 import redis
 from psycopg import Connection
 
-from chatbot import texts
-from chatbot.dialog import store as dialog_store
-from chatbot.dialog.store import DialogState
-from console import casefile, handoff
+from console import casefile
 from console.summary import Facts
 from core_api_client import CoreClient, CoreError
+from handoff import cases
+from services import texts
+from storage import dialogs as dialog_store
 from storage.crypto import Vault
+from storage.dialogs import DialogState
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,6 @@ def _package_line(core: CoreClient | None, code: str) -> dict[str, Any]:
         return line
     names = texts.load("services")["statuses"].get(package.status)
     # a status this version has no words for is never shown as the core's id
-    line["status"] = str(names["short"]) if names else str(handoff.wording()["panel"]["status_unknown"])
+    line["status"] = str(names["short"]) if names else str(cases.wording()["panel"]["status_unknown"])
     line["destination"] = package.destination_city or package.destination_point
     return line

@@ -2,7 +2,7 @@
 
 Built from facts (the escalation, the dialog state, the routing decisions
 stored with the customer's messages) and the transcript. An optional
-`summarizer` (an LLM, e.g. `chatbot.llm.summary.summarize` once wired) gets the
+`summarizer` (an LLM, e.g. `llm.summary.summarize` once wired) gets the
 same transcript and facts; when it is absent, fails or returns nothing, the
 summary is built here from the facts, in the words of console/texts.yaml.
 Failure policy: never raises.
@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from console.handoff import wording
+from handoff.cases import wording
 
 log = logging.getLogger(__name__)
 

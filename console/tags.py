@@ -18,10 +18,10 @@ from typing import Any
 from psycopg import Connection
 from psycopg.types.json import Jsonb
 
-from console import handoff, live
-from console.agents import Agent
-from console.handoff import Desk, HandoffError
 from console.team_texts import text
+from handoff import cases, live
+from handoff.agents import Agent
+from handoff.cases import Desk, HandoffError
 
 TAG_MAX = 30
 TAGS_PER_CASE = 10
@@ -72,7 +72,7 @@ def add(desk: Desk, agent: Agent, case_id: int, raw: str) -> list[str]:
     """Tag the case (a tag it has already is no change); returns the case's tags."""
     tag, key = normalise(raw)
     with desk.pool.connection() as conn, conn.transaction():
-        case = handoff.load_case(conn, agent.tenant_id, case_id, lock=True)
+        case = cases.load_case(conn, agent.tenant_id, case_id, lock=True)
         current = for_case(conn, case.id)
         if key in {tag_key(t) for t in current}:
             return current
@@ -99,7 +99,7 @@ def remove(desk: Desk, agent: Agent, case_id: int, raw: str) -> list[str]:
     """Take the tag off the case (a tag it does not have is no change); returns the case's tags."""
     key = tag_key(raw)
     with desk.pool.connection() as conn, conn.transaction():
-        case = handoff.load_case(conn, agent.tenant_id, case_id, lock=True)
+        case = cases.load_case(conn, agent.tenant_id, case_id, lock=True)
         gone: Any = conn.execute(
             "DELETE FROM case_tags WHERE escalation_id = %s AND tag_key = %s RETURNING tag", (case.id, key),
         ).fetchone()

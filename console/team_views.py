@@ -12,10 +12,11 @@ from typing import Any
 
 from flask import Response, jsonify, render_template, request
 
-from console import assignment, auth, handoff, search, tags
+from console import assignment, auth, search, tags
 from console.blueprint import bp, state
 from console.case_queue import PRIORITIES, priority_text
 from console.team_texts import text
+from handoff import cases
 from storage.db import get_pool
 
 
@@ -50,7 +51,7 @@ def search_page() -> tuple[str, int]:
 def api_case_team(case_id: int) -> Response:
     agent = auth.require_agent()
     with get_pool().connection() as conn:
-        case = handoff.load_case(conn, agent.tenant_id, case_id)
+        case = cases.load_case(conn, agent.tenant_id, case_id)
         team = assignment.assignees(conn, agent.tenant_id)
         return jsonify(
             tags=tags.for_case(conn, case.id), vocabulary=tags.vocabulary(conn, agent.tenant_id),

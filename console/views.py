@@ -3,7 +3,7 @@
 Pages: the queue and one case (login, password reset, canned answers and agents: `console.account`).
 API (JSON, session + CSRF header): queue, case detail (transcript, notes,
 facts, summary), claim, takeover, reply, template, hand-back, resolve, notes,
-typing, and `/console/api/events` (server-sent events, see `console.live`).
+typing, and `/console/api/events` (server-sent events, see `handoff.live`).
 Every query is limited to the logged-in agent's tenant; another tenant's case
 answers 404. Bad input answers 400 with the reason.
 """
@@ -20,7 +20,6 @@ import redis
 from flask import Flask, Response, abort, jsonify, render_template, request, stream_with_context
 from rq import Queue
 
-from chatbot.llm import summary as llm_summary
 from config import Settings
 from console import (
     account,  # noqa: F401 - its routes (login, password, canned answers, agents) join `bp`
@@ -30,17 +29,17 @@ from console import (
     case_queue,
     casefile,
     customer_panel,
-    handoff,
     knowledge,
-    live,
     team_views,  # noqa: F401 - its routes (search, assignment, tags) join `bp`
     words,
 )
-from console.agents import Agent
 from console.blueprint import ConsoleState, bp, core, state, tenant_slug
-from console.handoff import Desk
 from console.summary import Facts, Summarizer, build_summary, reason_text
 from console.whatsapp_text import to_html
+from handoff import cases, live
+from handoff.agents import Agent
+from handoff.cases import Desk
+from llm import summary as llm_summary
 from notifications import templates as approved
 from storage import contacts
 from storage.crypto import Vault
@@ -132,7 +131,7 @@ def api_queue() -> Response:
 def _case_detail(agent: Agent, case_id: int, after: int = 0) -> dict[str, Any]:
     console = state()
     with get_pool().connection() as conn:
-        case = handoff.load_case(conn, agent.tenant_id, case_id)
+        case = cases.load_case(conn, agent.tenant_id, case_id)
         messages = casefile.transcript(conn, case.conversation_id, after=after)
         full = messages if after == 0 else casefile.transcript(conn, case.conversation_id)
         known = knowledge.gather(conn, console.desk.redis, console.vault, core(), conversation_id=case.conversation_id,
@@ -150,7 +149,7 @@ def _case_detail(agent: Agent, case_id: int, after: int = 0) -> dict[str, Any]:
     facts = words.named_facts(known.facts, names)
     last_in = max((m["id"] for m in full if m["direction"] == "in"), default=0)
     summary = _summary(case.id, last_in, facts, [(m["who"], m["body"]) for m in full])
-    values = {"nombre": handoff.name_part(case.customer_name).strip(), "caso": case.case_number,
+    values = {"nombre": cases.name_part(case.customer_name).strip(), "caso": case.case_number,
               "codigo": known.facts.packages[-1][0] if known.facts.packages else "", "agente": agent.first_name}
     with get_pool().connection() as conn:
         answers = [{**a, "body": canned.fill(a["body"], values)} for a in canned.for_tenant(conn, agent.tenant_id)]
@@ -170,7 +169,7 @@ def _case_detail(agent: Agent, case_id: int, after: int = 0) -> dict[str, Any]:
         "sla_target_s": case_queue.sla_target_s(console.settings, case.priority),
         "first_response_at": extra["first_response_at"].isoformat() if extra.get("first_response_at") else None,
         "customer": panel.as_json(),
-        "taken_notice": handoff.error_text("taken_by", who=case.taken_by_name)
+        "taken_notice": cases.error_text("taken_by", who=case.taken_by_name)
         if case.status == "taken" and case.taken_by != agent.id else None,
     }
     words.present_case(detail, names)
@@ -218,7 +217,7 @@ def _body() -> dict[str, Any]:
 @bp.post("/api/cases/<int:case_id>/claim")
 @auth.login_required
 def api_claim(case_id: int) -> Response:
-    case = handoff.claim(state().desk, auth.require_agent(), case_id)
+    case = cases.claim(state().desk, auth.require_agent(), case_id)
     return jsonify(ok=True, status="taken", case_id=case.id)
 
 
@@ -229,7 +228,7 @@ def api_takeover(case_id: int) -> Response:
     from_agent = data.get("from_agent_id")
     if not isinstance(from_agent, int) and not (isinstance(from_agent, str) and from_agent.isdigit()):
         abort(400, description="Falta quién tiene el caso ahora (from_agent_id).")
-    handoff.take_over(state().desk, auth.require_agent(), case_id, int(from_agent))
+    cases.take_over(state().desk, auth.require_agent(), case_id, int(from_agent))
     return jsonify(ok=True, status="taken")
 
 
@@ -241,7 +240,7 @@ def api_reply(case_id: int) -> tuple[Response, int]:
     if not isinstance(text, str):
         abort(400, description="Escribe el texto.")
     key = data.get("client_key")
-    message_id = handoff.reply(state().desk, auth.require_agent(), case_id, text,
+    message_id = cases.reply(state().desk, auth.require_agent(), case_id, text,
                                str(key)[:64] if isinstance(key, str) and key else None)
     return jsonify(ok=True, message_id=message_id, status="pending"), 202
 
@@ -262,14 +261,14 @@ def api_template(case_id: int) -> tuple[Response, int]:
         abort(400, description=f"Falta un valor de la plantilla: {exc.args[0]}")
     except KeyError as exc:
         abort(400, description=str(exc.args[0]))
-    message_id = handoff.send_template(state().desk, agent, case_id, message, preview)
+    message_id = cases.send_template(state().desk, agent, case_id, message, preview)
     return jsonify(ok=True, message_id=message_id, status="pending"), 202
 
 
 @bp.post("/api/cases/<int:case_id>/hand-back")
 @auth.login_required
 def api_hand_back(case_id: int) -> Response:
-    handoff.hand_back(state().desk, auth.require_agent(), case_id)
+    cases.hand_back(state().desk, auth.require_agent(), case_id)
     return jsonify(ok=True, status="returned")
 
 
@@ -281,7 +280,7 @@ def api_resolve(case_id: int) -> Response:
     if not isinstance(reason, str):
         abort(400, description="Cuenta cómo se resolvió el caso.")
     csat = data.get("csat") in (True, "1", "true", "on")
-    handoff.resolve(state().desk, auth.require_agent(), case_id, reason, ask_csat=csat)
+    cases.resolve(state().desk, auth.require_agent(), case_id, reason, ask_csat=csat)
     return jsonify(ok=True, status="resolved")
 
 
@@ -292,7 +291,7 @@ def api_called(case_id: int) -> Response:
     data = _body()
     outcome, note = data.get("outcome"), data.get("note") or ""
     if not isinstance(outcome, str) or not isinstance(note, str):
-        abort(400, description=handoff.error_text("call_outcome"))
+        abort(400, description=cases.error_text("call_outcome"))
     case = callbacks.record_call(state().desk, auth.require_agent(), case_id, outcome, note)
     return jsonify(ok=True, case_id=case.id, outcome=outcome)
 
@@ -303,7 +302,7 @@ def api_note(case_id: int) -> tuple[Response, int]:
     text = _body().get("body")
     if not isinstance(text, str):
         abort(400, description="La nota está vacía.")
-    note_id = handoff.add_note(state().desk, auth.require_agent(), case_id, text)
+    note_id = cases.add_note(state().desk, auth.require_agent(), case_id, text)
     return jsonify(ok=True, note_id=note_id), 201
 
 
@@ -312,7 +311,7 @@ def api_note(case_id: int) -> tuple[Response, int]:
 def api_typing(case_id: int) -> Response:
     agent = auth.require_agent()
     with get_pool().connection() as conn:
-        handoff.load_case(conn, agent.tenant_id, case_id)
+        cases.load_case(conn, agent.tenant_id, case_id)
     live.publish(state().desk.redis, agent.tenant_id, "typing", case_id=case_id, agent=agent.name,
                  agent_id=agent.id)
     return jsonify(ok=True)

@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from console.handoff import wording
 from console.summary import Facts, reason_text
 from console.whatsapp_text import to_html
+from handoff.cases import wording
 
 _ID = re.compile(r"[a-z0-9]+(?:_[a-z0-9]+)*")
 

@@ -1,5 +1,7 @@
 """RQ jobs of the notifications and how they are queued: thin wrappers around the services.
 
+Like every job, they get the worker's Runtime as their first argument (worker.main).
+
 - `handle_core_event(pk)`: decide who to tell about a stored core event and send
   at once (notifications.processing + notifications.sending);
 - `send_notification(log_id)`: send (or re-try) one notification.
@@ -19,7 +21,7 @@ from rq import Queue, Retry
 from config import Settings
 from notifications import processing, sending
 from observability import correlation
-from worker import runtime
+from runtime.resources import Runtime
 
 EVENT_RETRY = Retry(max=5, interval=[5, 30, 120, 600, 1800])
 SEND_RETRY = Retry(max=3, interval=[10, 60, 300])
@@ -30,20 +32,19 @@ def event_job_id(pk: int) -> str:
     return f"ce{pk:015d}"
 
 
-def handle_core_event(pk: int, correlation_id: str) -> str:
+def handle_core_event(rt: Runtime, pk: int, correlation_id: str) -> str:
     with correlation(correlation_id):
-        rt = runtime.current()
         created = processing.process_event(rt, pk)
         results = [send_and_follow_up(rt, log_id) for log_id in created]
         return ",".join(results) or "nobody to notify"
 
 
-def send_notification(log_id: int, correlation_id: str) -> str:
+def send_notification(rt: Runtime, log_id: int, correlation_id: str) -> str:
     with correlation(correlation_id):
-        return send_and_follow_up(runtime.current(), log_id)
+        return send_and_follow_up(rt, log_id)
 
 
-def send_and_follow_up(rt: runtime.Runtime, log_id: int) -> str:
+def send_and_follow_up(rt: Runtime, log_id: int) -> str:
     """Send one notification; when it had to wait, queue it again for the time it may go."""
     outcome = sending.send(rt, log_id)
     if outcome.retry_at is not None:

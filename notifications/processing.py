@@ -25,7 +25,7 @@ from notifications import decision, ledger, recipients, store
 from notifications.quiet_hours import release_time
 from notifications.reporting import client_for
 from notifications.templates import template_for_notification
-from worker.runtime import Runtime
+from runtime.resources import Runtime
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from rq import Queue
 
 from config import Settings
 from observability import correlation
-from worker import runtime
+from runtime.resources import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def drainers_busy(conn: redis.Redis) -> bool:
     return bool(int(conn.get(DRAINERS_KEY) or 0) > 0 or conn.llen(PENDING_KEY))
 
 
-def drain_events(correlation_id: str) -> int:
+def drain_events(rt: Runtime, correlation_id: str) -> int:
     """RQ job: process waiting events BATCH at a time; returns how many.
 
     It stops when the list is empty, or after half the job timeout, handing its drainer
@@ -78,7 +78,6 @@ def drain_events(correlation_id: str) -> int:
     from notifications.processing import process_event
 
     with correlation(correlation_id):
-        rt = runtime.current()
         deadline = time.monotonic() + rt.settings.job_timeout_s / 2
         done = 0
         handed_over = False

@@ -21,7 +21,7 @@ from psycopg import Connection
 
 from notifications import ledger
 from notifications.jobs import enqueue_send
-from worker.runtime import Runtime
+from runtime.resources import Runtime
 
 log = logging.getLogger(__name__)
 

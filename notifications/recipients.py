@@ -15,11 +15,11 @@ from typing import Any
 from psycopg import Connection
 
 from channels.events import InboundMessage, MessageKind
-from chatbot.dialog import store as dialog_store
 from config import Settings
+from runtime.enqueue import conversation_hash
+from runtime.resources import Runtime
+from storage import dialogs as dialog_store
 from storage.crypto import Vault
-from worker.enqueue import conversation_hash
-from worker.runtime import Runtime
 
 # The dialog states in which a notification may set the next question (the customer is not mid-flow).
 _RESTING_STATES = ("idle", "awaiting_pin_answer")
@@ -50,7 +50,7 @@ def contact_for_phone(conn: Connection[Any], vault: Vault, tenant_id: int, phone
 
 
 def dialog_key(settings: Settings, vault: Vault, channel: str, phone: str) -> str:
-    """The dialog-state key the worker will use when this customer writes in (same hash as worker.enqueue)."""
+    """The dialog-state key the worker will use when this customer writes in (same hash as runtime.enqueue)."""
     provider = "twilio" if channel == "twilio" else "meta"
     number = settings.twilio_whatsapp_number if provider == "twilio" else settings.meta_phone_number_id
     probe = InboundMessage(provider=provider, channel_number=number.removeprefix("whatsapp:"),

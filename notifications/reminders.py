@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from core_api_client.errors import CoreError
 from notifications import decision, jobs, ledger, processing, sending, store
 from notifications.reporting import client_for
-from worker.runtime import Runtime
+from runtime.resources import Runtime
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from core_api_client import CoreClient
 from core_api_client.errors import CoreError
 from notifications import ledger
-from worker.runtime import Runtime
+from runtime.resources import Runtime
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from typing import Any
 from psycopg import Connection
 from psycopg.types.json import Jsonb
 
-from worker.runtime import Runtime
+from runtime.resources import Runtime
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The notifications' timed work, run by the `scheduler` process (one active instance: Redis lease).
 
 `register_jobs(scheduler, rt, leader)` adds two APScheduler jobs; each does its
-work only while this instance holds the leader lease (`worker.leader`):
+work only while this instance holds the leader lease (`runtime.leader`):
 - every NOTIFICATIONS_INTERVAL_S, `run_pass`: queue core events stored but not
   queued (Redis was down) or whose job vanished; send notifications whose time
   came (quiet hours over, rate-limit wait over) or that nobody sent; mark
@@ -25,8 +25,8 @@ import redis
 from rq.job import Job
 
 from notifications import jobs, ledger, queueing, reminders, reporting, retention, sending, store
-from worker.leader import Leader
-from worker.runtime import Runtime
+from runtime.leader import Leader
+from runtime.resources import Runtime
 
 log = logging.getLogger(__name__)
 

@@ -27,15 +27,14 @@ from typing import Any
 
 from psycopg import Connection
 
-from channels import throttle
 from channels.errors import SendError, TransientSendError, WindowClosedError
 from channels.outbound import Buttons, Choice, OutboundMessage, Recipient, SendResult, Text, preview_text
 from notifications import ledger, recipients, reporting
 from notifications.quiet_hours import release_time
 from notifications.templates import MissingTemplateValue, TemplateSpec, build_message, template_for_notification
+from runtime import delivery, throttle
+from runtime.resources import Runtime
 from storage import contacts, conversations, messages
-from worker import delivery
-from worker.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +214,7 @@ def _defer(rt: Runtime, note: ledger.Notification, message_id: int, code: str, w
 def _throttle(rt: Runtime, recipient: str, *, spaced: bool = True) -> float:
     """Take tokens: this customer's notification spacing, their pair bucket, the number's throughput.
 
-    All or none in one round trip (`channels.throttle.acquire_all`). Short waits are slept
+    All or none in one round trip (`runtime.throttle.acquire_all`). Short waits are slept
     here; a longer one is returned (nothing sent, retry later). The throughput bucket is the
     one replies use, with a burst of one so that no second holds more than the configured
     messages per second.

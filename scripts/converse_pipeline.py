@@ -43,6 +43,7 @@ from psycopg_pool import ConnectionPool
 from channels import meta_webhook
 from channels.events import InboundMessage, MessageKind
 from config import Settings
+from runtime.resources import Runtime
 from scripts import devservices
 from scripts.converse_checks import Observed, check, readable
 from scripts.converse_scenarios import Conversation
@@ -59,6 +60,7 @@ class Pipeline:
     redis: redis.Redis
     client: FlaskClient
     own_services: bool
+    runtime: Runtime
     counter: int = 0
     _vault: Any = field(default=None, repr=False)
 
@@ -77,7 +79,7 @@ class Pipeline:
             self._forget(phone, user_id)
 
     def _forget(self, phone: str | None, user_id: str | None) -> None:
-        from worker.enqueue import conversation_hash
+        from runtime.enqueue import conversation_hash
 
         with self.pool.connection() as conn, conn.transaction():
             contact_ids = [r["id"] for r in conn.execute(
@@ -130,11 +132,10 @@ class Pipeline:
         return message_id
 
     def work(self) -> None:
-        from worker import runtime
         from worker.main import EncargoWorker
 
-        rt = runtime.current()
-        EncargoWorker([rt.queue], connection=rt.redis).work(burst=True, with_scheduler=False,
+        rt = self.runtime
+        EncargoWorker([rt.queue], connection=rt.redis, runtime=rt).work(burst=True, with_scheduler=False,
                                                             logging_level="WARNING")
 
     def observe(self, phone: str | None, message_id: str, after_id: int,
@@ -180,12 +181,12 @@ class Pipeline:
 @contextmanager
 def pipeline(environ: dict[str, str]) -> Iterator[Pipeline]:
     """Services, migrations, the sandbox core, the Flask app and a worker runtime, torn down afterwards."""
-    from web.app import create_app
+    from runtime.resources import build_runtime
     from sandbox_core import BackgroundServer, create_sandbox_app
     from storage.crypto import Vault
     from storage.db import open_pool
     from storage.migrate import apply_migrations
-    from worker import runtime
+    from web.app import create_app
 
     database_url, redis_url = environ.get("DATABASE_URL", ""), environ.get("REDIS_URL", "")
     own = not (database_url and redis_url)
@@ -223,15 +224,13 @@ def pipeline(environ: dict[str, str]) -> Iterator[Pipeline]:
                 from storage.tenants import ensure_configured_tenant
 
                 ensure_configured_tenant(pool, settings)
-            rt = runtime.build_runtime(settings, pool_size=2)
-            runtime.configure(rt)
+            rt = build_runtime(settings, pool_size=2)
             conn = redis.Redis.from_url(redis_url)
             try:
                 with app.test_client() as client:
-                    yield Pipeline(settings, pool, conn, client, own,
+                    yield Pipeline(settings, pool, conn, client, own, rt,
                                    _vault=Vault(settings.phone_encryption_keys, settings.phone_hash_key))
             finally:
-                runtime.configure(None)
                 rt.close()
                 conn.close()
                 pool.close()

@@ -4,9 +4,12 @@
 database itself (`INSERT ... ON CONFLICT DO NOTHING`), never by a read-then-write.
 The payload is stored encrypted: it carries phone numbers.
 
-Status: `received` (stored; a customer message waits in its customer's inbox
-from here on), `queued` (a status callback handed to the dispatcher, or an
-event the recovery loop queued again), then `processed`, `unroutable` or
+The payload is the event's envelope, `{"kind", "event"}` as JSON, encrypted
+with the vault (`seal`/`unseal`): what the webhook stores is what a worker reads.
+
+Status: `received` (stored; the event waits in its inbox from here on),
+`queued` (an event stored while Redis was down and queued by the recovery
+loop, or queued on its own), then `processed`, `unroutable` or
 `failed`. Whether an unfinished event is still held in Redis is Redis's to
 say (worker.recovery asks it), not this column's. `quarantined`: a part of a
 delivery that cannot be processed, kept with the reason in `error` (issue 12);
@@ -15,11 +18,15 @@ it is never queued.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
 from psycopg import Connection
 from psycopg_pool import ConnectionPool
+
+from channels.events import InboundEvent, event_from_dict, event_kind
+from storage.crypto import Vault
 
 # After this many processing attempts an event is marked failed instead of being re-enqueued.
 MAX_ATTEMPTS = 6
@@ -142,3 +149,14 @@ def pending(pool: ConnectionPool, *, received_older_than_s: float, queued_older_
 
 def _get(row: Any, key: str) -> Any:
     return row[key]
+
+
+def seal(vault: Vault, event: InboundEvent) -> str:
+    """The encrypted envelope of an event. Raises UnicodeEncodeError for text UTF-8 cannot hold (a lone surrogate)."""
+    return vault.encrypt(json.dumps({"kind": event_kind(event), "event": event.to_dict()}, ensure_ascii=False))
+
+
+def unseal(vault: Vault, sealed: str) -> InboundEvent:
+    """The event in an envelope made by `seal`."""
+    envelope = json.loads(vault.decrypt(sealed))
+    return event_from_dict(str(envelope["kind"]), dict(envelope["event"]))

@@ -25,7 +25,6 @@ from flask import Flask
 from flask.testing import FlaskClient
 from psycopg_pool import ConnectionPool
 
-from web.app import create_app
 from config import Settings
 from core_api_client import CoreClient
 from sandbox_core.app import create_sandbox_app
@@ -38,6 +37,7 @@ from tests.dialog_support import Say, talk
 from tests.fakes.graph_api import DEFAULT_TOKEN as GRAPH_TOKEN
 from tests.fakes.graph_api import FakeGraphAPI
 from tests.fakes.openai_api import FakeOpenAI
+from web.app import create_app
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -13,9 +13,9 @@ from psycopg_pool import ConnectionPool
 from rq import Queue
 
 from config import Settings
-from console import agents
-from console.agents import Agent
-from console.handoff import Desk
+from handoff import agents
+from handoff.agents import Agent
+from handoff.cases import Desk
 from tests.harness import post_meta, rows, run_jobs
 
 TZ = ZoneInfo("America/El_Salvador")

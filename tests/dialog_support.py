@@ -13,11 +13,11 @@ import redis
 from channels.outbound import Buttons, ChoiceList, Location, OutboundMessage, Text
 from chatbot import guard
 from chatbot.dialog import machine
-from chatbot.dialog.store import DialogState
 from chatbot.dialog.turn import Customer, Situation, Turn
 from chatbot.router import route
-from chatbot.services import ServiceContext
 from core_api_client import CoreClient
+from services import ServiceContext
+from storage.dialogs import DialogState
 
 ROOT = Path(__file__).resolve().parent.parent
 TZ = ZoneInfo("America/El_Salvador")

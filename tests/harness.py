@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import threading
 from collections.abc import Iterator
@@ -15,10 +16,10 @@ from psycopg_pool import ConnectionPool
 from werkzeug.serving import make_server
 from werkzeug.test import TestResponse
 
-from web.app import create_app
 from channels import meta_webhook, twilio_webhook
 from config import Settings
-from worker import runtime
+from runtime.resources import build_runtime
+from web.app import create_app
 from worker.main import EncargoWorker
 
 
@@ -64,14 +65,24 @@ def to_our_number(payload: dict[str, Any], phone_number_id: str = "1065403522429
     return payload
 
 
+def status_payload(fixture: str, wamid: str, status: str | None = None) -> dict[str, Any]:
+    """A Meta status callback (a fixture of tests/fixtures) for the message `wamid`, optionally another status."""
+    from tests.conftest import load_fixture
+
+    payload = to_our_number(copy.deepcopy(load_fixture(fixture)))
+    item = payload["entry"][0]["changes"][0]["value"]["statuses"][0]
+    item["id"] = wamid
+    if status:
+        item["status"] = status
+    return payload
+
+
 def run_jobs(settings: Settings) -> None:
     """Process everything on the queue with a burst worker in this process (rq SimpleWorker)."""
-    rt = runtime.build_runtime(settings, pool_size=2)
-    runtime.configure(rt)
+    rt = build_runtime(settings, pool_size=2)
     try:
-        EncargoWorker([rt.queue], connection=rt.redis).work(burst=True, with_scheduler=False)
+        EncargoWorker([rt.queue], connection=rt.redis, runtime=rt).work(burst=True, with_scheduler=False)
     finally:
-        runtime.configure(None)
         rt.close()
 
 

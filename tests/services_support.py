@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import redis
 
-from chatbot.services import ServiceContext
 from core_api_client import CoreClient
+from services import ServiceContext
 
 SV = ZoneInfo("America/El_Salvador")
 TUESDAY_1030 = datetime(2026, 1, 6, 10, 30, tzinfo=SV)

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from console import canned, words
-from console.agents import Agent
 from console.customer_panel import format_phone, mask_phone, sees_phone, tel_href
 from console.summary import Facts, from_facts
 from console.whatsapp_text import to_html
+from handoff.agents import Agent
 
 
 @pytest.mark.parametrize(("text", "html"), [

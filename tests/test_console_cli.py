@@ -11,7 +11,7 @@ from pathlib import Path
 import redis
 from psycopg_pool import ConnectionPool
 
-from console import agents, live
+from handoff import agents, live
 from tests.harness import rows
 
 ROOT = Path(__file__).resolve().parent.parent

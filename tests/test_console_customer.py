@@ -20,12 +20,12 @@ import pytest
 from flask import Flask
 from psycopg_pool import ConnectionPool
 
-from web.app import create_app
 from config import Settings
 from tests.console_support import Customer, log_in, make_agent
 from tests.harness import rows, run_jobs
 from tests.harness import served as harness_served
 from tests.test_console_browser import CHROMIUM, CHROMIUM_ARGS
+from web.app import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 CALLBACK = ("console:callback", "📞 Que me llamen")

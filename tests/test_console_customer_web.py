@@ -14,7 +14,6 @@ from flask import Flask
 from flask.testing import FlaskClient
 from psycopg_pool import ConnectionPool
 
-from web.app import create_app
 from config import Settings
 from sandbox_core.app import create_sandbox_app
 from sandbox_core.server import BackgroundServer
@@ -23,6 +22,7 @@ from tests.console_support import MARIA, Customer, make_agent, other_tenant
 from tests.harness import rows, run_jobs
 from tests.test_console_cli import admin
 from tests.test_console_web import log_in
+from web.app import create_app
 
 CALLBACK = ("console:callback", "📞 Que me llamen")
 

@@ -1,5 +1,5 @@
 """The hand-over state machine through the real message path: a customer escalates via the signed webhook
-and the worker, agents act through `console.handoff`, and what the customer receives is read back from the
+and the worker, agents act through `desk.desk`, and what the customer receives is read back from the
 messages table after the real worker delivered it through the local transport."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from flask.testing import FlaskClient
 from psycopg_pool import ConnectionPool
 
 from config import Settings
-from console import handoff
-from console.handoff import Conflict, Desk, Forbidden, NotFound, WindowClosed
+from handoff import cases
+from handoff.cases import Conflict, Desk, Forbidden, NotFound, WindowClosed
 from tests.console_support import Customer, desk_for, make_agent, other_tenant
 from tests.harness import rows, run_jobs
 
@@ -46,7 +46,7 @@ def test_claim_tells_the_customer_who_joined_and_silences_the_bot(maria: Custome
     carlos = make_agent(db_pool, "Carlos Rivas", "carlos@example.com")
     before = len(maria.received())
 
-    handoff.claim(desk, carlos, case_id)
+    cases.claim(desk, carlos, case_id)
     row = case_row(db_pool, case_id)
     assert (row["status"], row["taken_by"], row["conversation_status"]) == ("taken", carlos.id, "agent")
     run_jobs(settings)  # the delivery job sends the greeting through the transport
@@ -76,7 +76,7 @@ def test_two_agents_claiming_at_once_exactly_one_wins(maria: Customer, desk: Des
     def try_claim(agent_index: int) -> None:
         start.wait()
         try:
-            handoff.claim(desk, team[agent_index], case_id)
+            cases.claim(desk, team[agent_index], case_id)
             won.append(team[agent_index].id)
         except Conflict as exc:
             lost.append(str(exc))
@@ -101,23 +101,23 @@ def test_take_over_is_deliberate_and_recorded(maria: Customer, desk: Desk, db_po
     case_id = maria.escalate()
     carlos = make_agent(db_pool, "Carlos Rivas", "carlos@example.com")
     ana = make_agent(db_pool, "Ana Martínez", "ana@example.com", role="supervisor")
-    handoff.claim(desk, carlos, case_id)
+    cases.claim(desk, carlos, case_id)
 
     with pytest.raises(Forbidden, match="Carlos Rivas tiene el caso"):
-        handoff.reply(desk, ana, case_id, "Hola")
+        cases.reply(desk, ana, case_id, "Hola")
     with pytest.raises(Conflict, match="ya lo tomó Carlos Rivas"):
-        handoff.claim(desk, ana, case_id)
+        cases.claim(desk, ana, case_id)
     with pytest.raises(Conflict, match="cambió mientras tanto"):
-        handoff.take_over(desk, ana, case_id, from_agent_id=ana.id)  # not who has it now
+        cases.take_over(desk, ana, case_id, from_agent_id=ana.id)  # not who has it now
 
-    handoff.take_over(desk, ana, case_id, from_agent_id=carlos.id)
+    cases.take_over(desk, ana, case_id, from_agent_id=carlos.id)
     assert case_row(db_pool, case_id)["taken_by"] == ana.id
     history = rows(db_pool, "SELECT action, agent_id, data FROM handoff_events WHERE escalation_id = %s ORDER BY id",
                    (case_id,))
     assert [(h["action"], h["agent_id"]) for h in history] == [("claim", carlos.id), ("takeover", ana.id)]
     assert history[1]["data"] == {"from_agent_id": carlos.id}
     with pytest.raises(Forbidden, match="Ana Martínez tiene el caso"):
-        handoff.reply(desk, carlos, case_id, "Sigo aquí")
+        cases.reply(desk, carlos, case_id, "Sigo aquí")
     run_jobs(settings)
     assert maria.received()[-1].startswith("Hola María, soy Ana del equipo de soporte. Continúo yo")
 
@@ -127,14 +127,14 @@ def test_reply_goes_out_through_the_transport_once(maria: Customer, desk: Desk, 
     case_id = maria.escalate()
     carlos = make_agent(db_pool, "Carlos Rivas", "carlos@example.com")
     with pytest.raises(Conflict, match="está en espera: tómalo primero"):  # the status in words, not its id
-        handoff.reply(desk, carlos, case_id, "Hola")
-    handoff.claim(desk, carlos, case_id)
+        cases.reply(desk, carlos, case_id, "Hola")
+    cases.claim(desk, carlos, case_id)
 
-    first = handoff.reply(desk, carlos, case_id, "Encontré tu paquete: SV20260105007823", client_key="k1")
-    again = handoff.reply(desk, carlos, case_id, "Encontré tu paquete: SV20260105007823", client_key="k1")
+    first = cases.reply(desk, carlos, case_id, "Encontré tu paquete: SV20260105007823", client_key="k1")
+    again = cases.reply(desk, carlos, case_id, "Encontré tu paquete: SV20260105007823", client_key="k1")
     assert first == again  # a double click does not send twice
-    with pytest.raises(handoff.HandoffError, match="Escribe la respuesta"):
-        handoff.reply(desk, carlos, case_id, "   ")
+    with pytest.raises(cases.HandoffError, match="Escribe la respuesta"):
+        cases.reply(desk, carlos, case_id, "   ")
     run_jobs(settings)
     assert maria.received().count("Encontré tu paquete: SV20260105007823") == 1
     sent = rows(db_pool, "SELECT status, agent_id, provider_message_id FROM messages WHERE id = %s", (first,))[0]
@@ -149,9 +149,9 @@ def test_outside_the_24_hour_window_free_text_is_refused(maria: Customer, desk: 
         conn.execute("UPDATE contacts SET last_inbound_at = now() - interval '25 hours'")
     before = len(maria.received())
 
-    handoff.claim(desk, carlos, case_id)  # allowed, but no greeting can be sent as free text
+    cases.claim(desk, carlos, case_id)  # allowed, but no greeting can be sent as free text
     with pytest.raises(WindowClosed) as info:
-        handoff.reply(desk, carlos, case_id, "Hola María")
+        cases.reply(desk, carlos, case_id, "Hola María")
     assert info.value.closes_at is not None
     run_jobs(settings)
     assert len(maria.received()) == before
@@ -162,8 +162,8 @@ def test_hand_back_returns_the_chat_to_the_bot(maria: Customer, desk: Desk, db_p
                                                settings: Settings) -> None:
     case_id = maria.escalate()
     carlos = make_agent(db_pool, "Carlos Rivas", "carlos@example.com")
-    handoff.claim(desk, carlos, case_id)
-    handoff.hand_back(desk, carlos, case_id)
+    cases.claim(desk, carlos, case_id)
+    cases.hand_back(desk, carlos, case_id)
     row = case_row(db_pool, case_id)
     assert (row["status"], row["conversation_status"]) == ("returned", "bot")
     run_jobs(settings)
@@ -172,17 +172,17 @@ def test_hand_back_returns_the_chat_to_the_bot(maria: Customer, desk: Desk, db_p
     maria.send("a qué hora abre el punto de Santa Ana")
     assert "Santa Ana" in maria.received()[-1]  # the bot answers again
     with pytest.raises(Conflict, match="devuelto al asistente"):
-        handoff.reply(desk, carlos, case_id, "Hola")
+        cases.reply(desk, carlos, case_id, "Hola")
 
 
 def test_resolve_with_a_reason_and_a_1_to_10_rating(maria: Customer, desk: Desk, db_pool: ConnectionPool,
                                                      settings: Settings) -> None:
     case_id = maria.escalate()
     carlos = make_agent(db_pool, "Carlos Rivas", "carlos@example.com")
-    handoff.claim(desk, carlos, case_id)
-    with pytest.raises(handoff.HandoffError, match="Cuenta cómo se resolvió"):
-        handoff.resolve(desk, carlos, case_id, "  ", ask_csat=True)
-    handoff.resolve(desk, carlos, case_id, "Paquete encontrado con otro nombre", ask_csat=True)
+    cases.claim(desk, carlos, case_id)
+    with pytest.raises(cases.HandoffError, match="Cuenta cómo se resolvió"):
+        cases.resolve(desk, carlos, case_id, "  ", ask_csat=True)
+    cases.resolve(desk, carlos, case_id, "Paquete encontrado con otro nombre", ask_csat=True)
     row = case_row(db_pool, case_id)
     assert (row["status"], row["resolution_reason"], row["resolved_by"]) == (
         "resolved", "Paquete encontrado con otro nombre", carlos.id)
@@ -202,9 +202,9 @@ def test_resolve_with_a_reason_and_a_1_to_10_rating(maria: Customer, desk: Desk,
 def test_an_agent_never_reaches_another_companys_case(maria: Customer, desk: Desk, db_pool: ConnectionPool) -> None:
     case_id = maria.escalate()
     stranger = make_agent(db_pool, "Pedro Otro", "pedro@otra.example", tenant_id=other_tenant(db_pool))
-    for action in (lambda: handoff.claim(desk, stranger, case_id),
-                   lambda: handoff.add_note(desk, stranger, case_id, "hola"),
-                   lambda: handoff.reply(desk, stranger, case_id, "hola")):
+    for action in (lambda: cases.claim(desk, stranger, case_id),
+                   lambda: cases.add_note(desk, stranger, case_id, "hola"),
+                   lambda: cases.reply(desk, stranger, case_id, "hola")):
         with pytest.raises(NotFound):
             action()
     assert case_row(db_pool, case_id)["status"] == "waiting"
@@ -213,8 +213,8 @@ def test_an_agent_never_reaches_another_companys_case(maria: Customer, desk: Des
 def test_old_resolved_cases_ask_no_rating_after_a_day(maria: Customer, desk: Desk, db_pool: ConnectionPool) -> None:
     case_id = maria.escalate()
     carlos = make_agent(db_pool, "Carlos Rivas", "carlos@example.com")
-    handoff.claim(desk, carlos, case_id)
-    handoff.resolve(desk, carlos, case_id, "Resuelto", ask_csat=True)
+    cases.claim(desk, carlos, case_id)
+    cases.resolve(desk, carlos, case_id, "Resuelto", ask_csat=True)
     with db_pool.connection() as conn:
         conn.execute("UPDATE escalations SET csat_asked_at = csat_asked_at - %s", (timedelta(days=2),))
     maria.send("8")
@@ -224,11 +224,11 @@ def test_old_resolved_cases_ask_no_rating_after_a_day(maria: Customer, desk: Des
 def test_a_number_said_to_an_agent_is_not_a_rating(maria: Customer, desk: Desk, db_pool: ConnectionPool) -> None:
     first = maria.escalate()
     carlos = make_agent(db_pool, "Carlos Rivas", "carlos@example.com")
-    handoff.claim(desk, carlos, first)
-    handoff.resolve(desk, carlos, first, "Resuelto", ask_csat=True)
+    cases.claim(desk, carlos, first)
+    cases.resolve(desk, carlos, first, "Resuelto", ask_csat=True)
     second = maria.escalate("quiero hablar con una persona otra vez")
     assert second != first
-    handoff.claim(desk, carlos, second)
+    cases.claim(desk, carlos, second)
     maria.send("2")  # "¿cuántos paquetes son?" -- "2"
     assert case_row(db_pool, first)["csat_score"] is None
     assert case_row(db_pool, second)["csat_score"] is None

@@ -15,7 +15,7 @@ from flask.testing import FlaskClient
 from psycopg_pool import ConnectionPool
 
 from config import Settings
-from console import handoff, live
+from handoff import cases, live
 from tests.conftest import load_fixture
 from tests.console_support import Customer, desk_for, make_agent
 from tests.fakes.graph_api import FakeGraphAPI
@@ -66,11 +66,11 @@ def test_the_console_hears_escalations_messages_and_receipts(client: FlaskClient
 
     carlos = make_agent(db_pool, "Carlos Rivas", "carlos@example.com")
     desk = desk_for(settings, db_pool, redis_conn)
-    handoff.claim(desk, carlos, case_id)
+    cases.claim(desk, carlos, case_id)
     assert {"type": "handoff", "case_id": case_id, "conversation_id": 1, "action": "claim",
             "agent": "Carlos Rivas", "agent_id": carlos.id} in drain(events)
 
-    message_id = handoff.reply(desk, carlos, case_id, "Ya estoy revisando tu caso")
+    message_id = cases.reply(desk, carlos, case_id, "Ya estoy revisando tu caso")
     run_jobs(settings)
     sent_to_meta = [m["text"]["body"] for m in graph.sent if m.get("type") == "text"]
     assert sent_to_meta[-1] == "Ya estoy revisando tu caso"

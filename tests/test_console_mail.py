@@ -22,11 +22,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 from psycopg_pool import ConnectionPool
 
-from web.app import create_app
 from config import ConfigError, Settings
 from console.mailer import Mailer, lifetime_text
 from tests.console_support import make_agent
 from tests.fakes.smtp_server import FakeSMTPServer, Received, closed_port
+from web.app import create_app
 
 MAIL_USER = "soporte@encargo.test"
 MAIL_PASSWORD = "p@ss:w0rd-secreto"  # reaches the server percent-decoded

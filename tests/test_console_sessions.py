@@ -16,12 +16,13 @@ from flask import Flask
 from flask.testing import FlaskClient
 from psycopg_pool import ConnectionPool
 
-from web.app import create_app
 from config import Settings
-from console import auth, live
+from console import auth
+from handoff import live
 from tests.console_support import PASSWORD, make_agent
 from tests.fakes.smtp_server import closed_port
 from tests.harness import rows
+from web.app import create_app
 
 COOKIE = "encargo_console"
 NEW_PASSWORD = "una clave nueva larga"

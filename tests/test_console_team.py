@@ -17,7 +17,7 @@ from flask.testing import FlaskClient
 from psycopg_pool import ConnectionPool
 
 from config import Settings
-from console import live
+from handoff import live
 from storage.crypto import Vault
 from tests.console_support import PASSWORD, TUESDAY_NIGHT, TZ, Customer, make_agent, other_tenant
 from tests.harness import rows, run_jobs

@@ -11,11 +11,11 @@ from flask.testing import FlaskClient
 from psycopg_pool import ConnectionPool
 
 from config import Settings
-from console import case_queue, timers
+from console import case_queue
+from handoff import timers
+from runtime.resources import Runtime, build_runtime
 from tests.console_support import TUESDAY_NIGHT, TZ, Customer
 from tests.harness import rows, run_jobs
-from worker import runtime
-from worker.runtime import Runtime
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ def settings(base_env: dict[str, str], core_url: str) -> Settings:
 
 @pytest.fixture
 def rt(settings: Settings) -> Iterator[Runtime]:
-    built = runtime.build_runtime(settings, pool_size=2)
+    built = build_runtime(settings, pool_size=2)
     yield built
     built.close()
 
@@ -95,7 +95,7 @@ def test_an_out_of_hours_callback_becomes_due_at_opening_time(maria: Customer, r
 
 
 def test_the_scheduler_runs_the_console_timers(rt: Runtime) -> None:
-    from worker.leader import Leader
+    from runtime.leader import Leader
     from worker.scheduler import build_scheduler
 
     scheduler = build_scheduler(rt, Leader(rt.redis, lease_s=15))

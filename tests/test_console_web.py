@@ -12,11 +12,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 from psycopg_pool import ConnectionPool
 
-from web.app import create_app
 from config import Settings
 from console import case_queue
 from tests.console_support import PASSWORD, TUESDAY_NIGHT, Customer, make_agent, other_tenant
 from tests.harness import rows, run_jobs
+from web.app import create_app
 
 
 @pytest.fixture
@@ -307,7 +307,7 @@ def test_a_password_reset_ends_the_other_sessions(client: FlaskClient, app: Flas
     log_in(client, "carlos@example.com")
     assert client.get("/console/api/queue").status_code == 200
     with db_pool.connection() as conn:
-        from console import agents
+        from handoff import agents
 
         agents.set_password(conn, rows(db_pool, "SELECT id FROM agents")[0]["id"], "otra clave muy larga")
     assert client.get("/console/api/queue").status_code == 401

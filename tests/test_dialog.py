@@ -15,11 +15,11 @@ import redis
 from channels.outbound import Location
 from chatbot import guard
 from chatbot.dialog import machine
-from chatbot.dialog import store as dialog_store
-from chatbot.dialog.store import DialogState
 from chatbot.dialog.turn import State
 from chatbot.engine import message_time
 from core_api_client import CoreClient
+from storage import dialogs as dialog_store
+from storage.dialogs import DialogState
 from tests.dialog_support import COMPANY, MARIA, ROOT, STRANGER, TUESDAY_10AM, TZ, Say, readable
 
 # -- the table and its diagram -------------------------------------------------------------------

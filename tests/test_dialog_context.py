@@ -5,8 +5,8 @@ core (tests/dialog_support.py); each test is a short conversation as a customer 
 from __future__ import annotations
 
 from channels.outbound import Buttons, ChoiceList
-from chatbot.dialog.store import DialogState
 from chatbot.dialog.turn import State
+from storage.dialogs import DialogState
 from tests.dialog_support import JUAN, MARIA, STRANGER, TUESDAY_10AM, Say, readable
 
 # María López receives SV20260105007834 (from Pedro Ramírez, ready in Santa Ana, $35.00 to pay) and

@@ -20,10 +20,11 @@ import redis
 from flask.testing import FlaskClient
 from psycopg_pool import ConnectionPool
 
-from web.app import create_app
 from config import Settings
+from runtime.resources import build_runtime
 from tests.harness import post_meta, rows, run_jobs
-from worker import inbound, runtime
+from web.app import create_app
+from worker import inbound
 
 TZ = ZoneInfo("America/El_Salvador")
 TUESDAY_10AM = datetime(2026, 1, 6, 10, 0, tzinfo=TZ)
@@ -331,7 +332,7 @@ def test_a_silent_answer_is_not_composed_twice(chat: Chat, settings: Settings, d
     with db_pool.connection() as conn:
         conn.execute("UPDATE webhook_events SET status = 'queued' WHERE id = %s", (event,))
     before = rows(db_pool, "SELECT count(*) AS n FROM events")[0]["n"]
-    rt = runtime.build_runtime(settings, pool_size=2)
+    rt = build_runtime(settings, pool_size=2)
     try:
         assert inbound.process_message(rt, event) == "processed"
     finally:

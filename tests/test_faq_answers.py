@@ -19,14 +19,14 @@ import pytest
 from flask.testing import FlaskClient
 from psycopg_pool import ConnectionPool
 
-from web.app import create_app
 from channels.outbound import Buttons, Text
 from chatbot import entities
 from chatbot.router import route
-from chatbot.services import faq
 from config import Settings
 from scripts.eval_nlu import evaluate
+from services import faq
 from tests.harness import post_meta, rows, run_jobs
+from web.app import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 TUESDAY_10AM = datetime(2026, 1, 6, 10, 0, tzinfo=ZoneInfo("America/El_Salvador"))

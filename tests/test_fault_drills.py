@@ -30,9 +30,9 @@ import redis
 from flask.testing import FlaskClient
 from psycopg_pool import ConnectionPool
 
-from web.app import create_app
 from channels import meta_webhook
 from config import Settings
+from runtime.resources import build_runtime
 from scripts import devservices
 from storage.db import open_pool
 from storage.migrate import apply_migrations
@@ -40,7 +40,8 @@ from storage.tenants import ensure_configured_tenant
 from tests.conftest import load_fixture
 from tests.fakes.graph_api import DEFAULT_TOKEN, FakeGraphAPI
 from tests.harness import post_meta, rows, served, text_payload, to_our_number
-from worker import recovery, runtime
+from web.app import create_app
+from worker import recovery
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -94,7 +95,7 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str, *, every:
 
 def recover_until_answered(settings: Settings, pool: ConnectionPool, expected: int) -> None:
     """Run the scheduler's recovery pass (as its loop would) until `expected` messages are processed."""
-    rt = runtime.build_runtime(settings, pool_size=1)
+    rt = build_runtime(settings, pool_size=1)
     try:
         wait_for(lambda: processed(pool) == expected, 60, "every message answered",
                  every=lambda: recovery.recover_events(rt))
@@ -120,7 +121,7 @@ def assert_each_got_welcome_and_menu_once(graph: FakeGraphAPI, digits: list[str]
 
 
 def alive_workers(conn: redis.Redis) -> int | None:
-    from worker import presence
+    from runtime import presence
 
     try:
         counts = presence.counts(conn)

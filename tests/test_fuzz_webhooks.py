@@ -27,12 +27,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg_pool import ConnectionPool
 
-from web.app import create_app
 from config import Settings
 from notifications import events as core_events
 from tests.conftest import FIXTURES, load_fixture
 from tests.harness import post_meta, post_twilio, rows
 from tests.notifications_helpers import SECRET, status_event
+from web.app import create_app
 
 FUZZ = settings(max_examples=80, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,

@@ -1,4 +1,4 @@
-"""The geography of El Salvador (faq_data/geography_sv.yaml, chatbot/services/geography.py) and the
+"""The geography of El Salvador (faq_data/geography_sv.yaml, services/geography.py) and the
 answers built on it: places without a point, quotes and delivery times to any place, on the sandbox core."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ import pytest
 import redis
 
 from channels.outbound import Buttons, OutboundMessage, preview_text
-from chatbot.dialog.store import DialogState
 from chatbot.router import route
-from chatbot.services import ServiceContext, business, catalog, geography
 from core_api_client import CoreClient
+from services import ServiceContext, business, catalog, geography
+from storage.dialogs import DialogState
 from tests.dialog_support import Say, readable
 from tests.services_support import make_ctx
 

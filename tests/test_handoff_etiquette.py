@@ -18,15 +18,14 @@ import redis
 from flask.testing import FlaskClient
 from psycopg_pool import ConnectionPool
 
-from web.app import create_app
 from config import Settings
-from console import closing, handoff
-from console.handoff import Desk
+from handoff import cases, closing
+from handoff.cases import Desk
+from runtime.resources import Runtime, build_runtime
 from tests.console_support import PASSWORD, TZ, Customer, desk_for, make_agent
 from tests.fakes.graph_api import FakeGraphAPI
 from tests.harness import rows, run_jobs
-from worker import runtime
-from worker.runtime import Runtime
+from web.app import create_app
 
 THANKS = "¡Gracias por contarnos! Se lo pasamos al equipo 🙏"
 COMMENT = "el agente fue amable pero se tardaron mucho"
@@ -41,7 +40,7 @@ def settings(base_env: dict[str, str], core_url: str) -> Settings:
 
 @pytest.fixture
 def rt(settings: Settings) -> Iterator[Runtime]:
-    built = runtime.build_runtime(settings, pool_size=4)
+    built = build_runtime(settings, pool_size=4)
     yield built
     built.close()
 
@@ -69,7 +68,7 @@ def log_in(client: FlaskClient, email: str) -> None:
     assert answer.status_code == 302
 
 
-def cases(pool: ConnectionPool) -> list[dict[str, object]]:
+def case_rows(pool: ConnectionPool) -> list[dict[str, object]]:
     return rows(pool, "SELECT id, case_number, status, csat_score, csat_comment FROM escalations ORDER BY id")
 
 
@@ -77,8 +76,8 @@ def rated(maria: Customer, desk: Desk, pool: ConnectionPool, settings: Settings,
     """María's case, resolved by Carlos with the 1-10 question, and her rating."""
     case_id = maria.escalate()
     carlos = make_agent(pool, "Carlos Rivas", "carlos@example.com")
-    handoff.claim(desk, carlos, case_id)
-    handoff.resolve(desk, carlos, case_id, "Paquete ubicado", ask_csat=True)
+    cases.claim(desk, carlos, case_id)
+    cases.resolve(desk, carlos, case_id, "Paquete ubicado", ask_csat=True)
     run_jobs(settings)
     maria.send(score)
     assert maria.received()[-1] == "¡Gracias por tu calificación! 🙏 Nos ayuda a mejorar."
@@ -96,8 +95,9 @@ def test_a_comment_after_the_rating_is_kept_with_it_and_thanked_without_a_new_ca
 
     assert maria.received()[-1] == THANKS
     assert not any("asesor" in body for body in maria.received()[-1:])
-    assert cases(db_pool) == [{"id": case_id, "case_number": cases(db_pool)[0]["case_number"], "status": "resolved",
-                               "csat_score": 8, "csat_comment": COMMENT}]
+    stored = case_rows(db_pool)
+    assert stored == [{"id": case_id, "case_number": stored[0]["case_number"], "status": "resolved",
+                       "csat_score": 8, "csat_comment": COMMENT}]
     history = rows(db_pool, "SELECT action, data FROM handoff_events WHERE escalation_id = %s AND action = %s",
                    (case_id, "csat_comment"))
     assert history == [{"action": "csat_comment", "data": {"score": 8, "note": COMMENT}}]
@@ -105,7 +105,7 @@ def test_a_comment_after_the_rating_is_kept_with_it_and_thanked_without_a_new_ca
 
     maria.send("se tardaron mucho de verdad")  # thanked once: the next message is the bot's again
     assert maria.received()[-1] != THANKS
-    assert cases(db_pool)[0]["csat_comment"] == COMMENT
+    assert case_rows(db_pool)[0]["csat_comment"] == COMMENT
 
     log_in(maria.client, "carlos@example.com")  # what Carlos reads in the case's history
     history = maria.client.get(f"/console/api/cases/{case_id}").get_json()["history"]
@@ -124,8 +124,8 @@ def test_a_real_request_after_the_rating_is_answered_as_usual(
     maria.send(message)
 
     assert maria.received()[-1] != THANKS
-    assert len(cases(db_pool)) == (2 if opens_case else 1)
-    assert cases(db_pool)[0]["csat_comment"] is None
+    assert len(case_rows(db_pool)) == (2 if opens_case else 1)
+    assert case_rows(db_pool)[0]["csat_comment"] is None
     if not opens_case:
         assert "SV20260106012345" in maria.received()[-1]
 
@@ -134,14 +134,14 @@ def test_a_rating_and_its_comment_in_one_message(maria: Customer, desk: Desk, db
                                                   settings: Settings) -> None:
     case_id = maria.escalate()
     carlos = make_agent(db_pool, "Carlos Rivas", "carlos@example.com")
-    handoff.claim(desk, carlos, case_id)
-    handoff.resolve(desk, carlos, case_id, "Paquete ubicado", ask_csat=True)
+    cases.claim(desk, carlos, case_id)
+    cases.resolve(desk, carlos, case_id, "Paquete ubicado", ask_csat=True)
     run_jobs(settings)
 
     maria.send(f"7, {COMMENT}")
 
     assert maria.received()[-1] == THANKS
-    assert [(c["csat_score"], c["csat_comment"]) for c in cases(db_pool)] == [(7, COMMENT)]
+    assert [(c["csat_score"], c["csat_comment"]) for c in case_rows(db_pool)] == [(7, COMMENT)]
 
 
 def test_only_the_first_message_after_the_rating_may_be_its_comment(
@@ -150,7 +150,7 @@ def test_only_the_first_message_after_the_rating_may_be_its_comment(
     maria.send("¿a qué hora abren el sábado?")
     maria.send("muy amable la chica que me atendió, gracias")
     assert THANKS not in maria.received()
-    assert cases(db_pool)[0]["csat_comment"] is None
+    assert case_rows(db_pool)[0]["csat_comment"] is None
 
 
 # -- support closes with customers still waiting ------------------------------------------------------------------
@@ -162,7 +162,7 @@ def test_each_waiting_customer_is_told_once_when_support_closes(
     maria_case = maria.escalate(at=SATURDAY_NOON)
     juan = customer(client, settings, db_pool, "+50370000001", "Juan Pérez")
     juan_case = juan.escalate(at=SATURDAY_NOON)
-    handoff.claim(desk, make_agent(db_pool, "Carlos Rivas", "carlos@example.com"), juan_case)  # an agent has him
+    cases.claim(desk, make_agent(db_pool, "Carlos Rivas", "carlos@example.com"), juan_case)  # an agent has him
     ana = customer(client, settings, db_pool, "+50370000077", "Ana Gómez")
     ana_case = ana.escalate(at=SATURDAY_NOON)
     ana.send(reply=("console:callback", "📞 Que me llamen"), at=SATURDAY_NOON)
@@ -199,7 +199,7 @@ def test_each_waiting_customer_is_told_once_when_support_closes(
 def test_the_closing_notice_goes_out_through_whatsapp_cloud_api(meta_settings: Settings, db_pool: ConnectionPool,
                                                                  graph: FakeGraphAPI) -> None:
     app = create_app(meta_settings)
-    built = runtime.build_runtime(meta_settings, pool_size=2)
+    built = build_runtime(meta_settings, pool_size=2)
     try:
         with app.test_client() as web:
             maria = Customer(web, meta_settings, db_pool)
@@ -235,7 +235,7 @@ def test_no_closing_notice_outside_the_24_hour_window_or_long_after_the_closing(
 
 
 def test_the_scheduler_runs_the_closing_notices(rt: Runtime) -> None:
-    from worker.leader import Leader
+    from runtime.leader import Leader
     from worker.scheduler import build_scheduler
 
     scheduler = build_scheduler(rt, Leader(rt.redis, lease_s=15))
@@ -245,7 +245,7 @@ def test_the_scheduler_runs_the_closing_notices(rt: Runtime) -> None:
 def test_a_waiting_customer_who_writes_after_the_closing_gets_the_honest_answer(
         maria: Customer, db_pool: ConnectionPool) -> None:
     maria.escalate(at=SATURDAY_NOON)
-    case_number = cases(db_pool)[0]["case_number"]
+    case_number = case_rows(db_pool)[0]["case_number"]
     maria.send("ya les mandé el código por aquí", at=SATURDAY_NOON + timedelta(minutes=15))
     assert "un asesor te escribirá por este chat" in maria.received()[-1]  # still open: the usual holding line
     told = len(maria.received())
@@ -257,7 +257,7 @@ def test_a_waiting_customer_who_writes_after_the_closing_gets_the_honest_answer(
         f"Tu caso es *{case_number}*; todo lo que me envíes aquí lo verá el asesor."]
     maria.send("hola??", at=datetime(2026, 1, 10, 13, 20, tzinfo=TZ))
     assert len(maria.received()) == told + 1  # told once; then quiet like any holding message
-    assert len(cases(db_pool)) == 1
+    assert len(case_rows(db_pool)) == 1
 
 
 # -- no case the customer did not ask for ----------------------------------------------------------------------
@@ -280,12 +280,12 @@ def test_not_understood_three_times_offers_a_person_and_only_yes_opens_a_case(
     for text in GIBBERISH:
         pedro.send(text)
 
-    assert cases(db_pool) == []
+    assert case_rows(db_pool) == []
     assert offers(db_pool) == [["Sí, con un asesor", "No, sigo aquí"]] * 2
     assert "¿Quieres que te conecte con un asesor?" in pedro.received()[-1]
 
     pedro.send("sí")
-    assert len(cases(db_pool)) == 1
+    assert len(case_rows(db_pool)) == 1
     assert "te conecto con un asesor" in pedro.received()[-1]
 
 
@@ -306,11 +306,11 @@ def test_after_saying_no_to_a_person_gibberish_gets_the_menu_never_a_case(
         if count >= 2:  # the first is an ordinary "no entendí"; then the short line
             assert "Si quieres hablar con una persona, escribe *asesor*." in shown
 
-    assert cases(db_pool) == []
+    assert case_rows(db_pool) == []
     assert len(offers(db_pool)) == offered  # not offered again
 
     pedro.send("asesor")  # the customer asks: now a case
-    assert len(cases(db_pool)) == 1
+    assert len(case_rows(db_pool)) == 1
 
 
 # -- the bot's own rating -----------------------------------------------------------------------------------------
@@ -328,7 +328,7 @@ def test_a_comment_after_the_bots_rating_is_counted_with_it_and_thanked(
     juan.send(COMMENT)
 
     assert juan.received()[-1] == THANKS
-    assert cases(db_pool) == []
+    assert case_rows(db_pool) == []
     events = rows(db_pool, "SELECT kind, data FROM events WHERE kind IN ('csat', 'csat_comment') ORDER BY id")
     assert [(e["kind"], e["data"]["score"]) for e in events] == [("csat", 3), ("csat_comment", 3)]
     assert all(COMMENT not in str(e["data"]) for e in events)  # events never hold the customer's words

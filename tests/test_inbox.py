@@ -1,4 +1,4 @@
-"""Customers' inboxes (worker/inbox.py): few RQ jobs for many messages, one customer at a time, nothing lost.
+"""Inboxes (runtime/inbox.py, worker/draining.py): few RQ jobs for many events, one customer at a time, nothing lost.
 
 Everything runs on the real Redis, PostgreSQL, Flask app and RQ worker; Meta is the loopback fake.
 """
@@ -15,20 +15,22 @@ from flask.testing import FlaskClient
 from psycopg_pool import ConnectionPool
 from rq.job import Job
 
-from web.app import create_app
 from config import Settings
+from runtime import inbox, presence
+from runtime.enqueue import job_id_for
+from runtime.resources import Runtime, build_runtime
 from tests.fakes.graph_api import FakeGraphAPI
-from tests.harness import post_meta, rows, run_jobs, text_payload
-from worker import inbox, recovery, runtime
-from worker.dispatch import dispatch_pending
-from worker.enqueue import job_id_for
+from tests.harness import post_meta, rows, run_jobs, status_payload, text_payload
+from web.app import create_app
+from worker import draining, recovery
 
 CUSTOMERS = ["50370000001", "50370000002", "50370000003"]
 
 
 @pytest.fixture
 def one_drainer(meta_settings: Settings) -> Settings:
-    return meta_settings.with_overrides(message_drainers=1, recovery_min_age_s=0.0)
+    """No worker process reports itself here: one drain slot (the least there is)."""
+    return meta_settings.with_overrides(recovery_min_age_s=0.0)
 
 
 @pytest.fixture
@@ -38,11 +40,9 @@ def client(one_drainer: Settings) -> Iterator[FlaskClient]:
 
 
 @pytest.fixture
-def rt(one_drainer: Settings) -> Iterator[runtime.Runtime]:
-    built = runtime.build_runtime(one_drainer, pool_size=2)
-    runtime.configure(built)
+def rt(one_drainer: Settings) -> Iterator[Runtime]:
+    built = build_runtime(one_drainer, pool_size=2)
     yield built
-    runtime.configure(None)
     built.close()
 
 
@@ -63,10 +63,9 @@ def processed(db_pool: ConnectionPool) -> int:
 
 
 def test_a_burst_is_one_drain_job_and_each_customer_is_answered_in_order(
-        client: FlaskClient, one_drainer: Settings, rt: runtime.Runtime, graph: FakeGraphAPI,
+        client: FlaskClient, one_drainer: Settings, rt: Runtime, graph: FakeGraphAPI,
         db_pool: ConnectionPool) -> None:
-    send_round(client, 3)  # the webhook puts each message in its customer's inbox...
-    assert dispatch_pending(rt) == 1  # ...and announces one drain job: the only one allowed
+    send_round(client, 3)  # the webhook puts each message in its customer's inbox and queues one drain job:
     assert [job.func_name for job in rt.queue.get_jobs()] == ["worker.jobs.drain_inbox"]  # not nine jobs
     run_jobs(one_drainer)
     assert processed(db_pool) == 9
@@ -77,14 +76,13 @@ def test_a_burst_is_one_drain_job_and_each_customer_is_answered_in_order(
 
 
 def test_a_message_that_fails_is_retried_on_its_own_and_the_customer_goes_on(
-        client: FlaskClient, one_drainer: Settings, rt: runtime.Runtime, graph: FakeGraphAPI,
+        client: FlaskClient, one_drainer: Settings, rt: Runtime, graph: FakeGraphAPI,
         db_pool: ConnectionPool, redis_conn: redis.Redis) -> None:
     customer = "c0ffee"
     # A message whose stored event is gone (a database restored from an older backup) cannot be handled.
-    inbox.deliver(redis_conn, one_drainer, customer, 424242, "cid-lost")
+    inbox.deliver(redis_conn, rt.queue, one_drainer, customer, 424242, "cid-lost")
     post_meta(client, text_payload("50370000001", "Hola", "wamid.after"))
-    dispatch_pending(rt)
-    assert inbox.drain(rt, "inbox-test") == 2
+    assert draining.drain(rt, "inbox-test") == 2
     assert processed(db_pool) == 1 and len(graph.messages_to("+50370000001")) == 2  # the other customer: answered
     retry = Job.fetch(job_id_for(424242), connection=redis_conn)  # the failed one: its own job, with back-off
     assert retry.func_name == "worker.jobs.handle_message" and retry.retries_left == 5
@@ -92,29 +90,29 @@ def test_a_message_that_fails_is_retried_on_its_own_and_the_customer_goes_on(
 
 
 def test_a_customer_held_by_a_dead_drain_job_is_taken_over_once_its_lease_runs_out(
-        client: FlaskClient, one_drainer: Settings, rt: runtime.Runtime, graph: FakeGraphAPI,
+        client: FlaskClient, one_drainer: Settings, rt: Runtime, graph: FakeGraphAPI,
         db_pool: ConnectionPool) -> None:
     post_meta(client, text_payload("50370000001", "Hola", "wamid.D1"))
-    dispatch_pending(rt)
     (doomed,) = rt.queue.job_ids
     rt.queue.remove(doomed)  # a worker takes the drain job, claims the customer and dies for good
     held = inbox.claim(rt.redis, doomed, lease_s=0.3, slot_life=1)
     assert held is not None
-    assert inbox.drain(rt, "inbox-other") == 0  # held: no other drain job may touch the customer yet
+    assert draining.drain(rt, "inbox-other") == 0  # held: no other drain job may touch the customer yet
     assert recovery.recover_events(rt) == 0 and rt.queue.count == 0
     time.sleep(1.1)  # the lease and the dead job's slot run out
-    recovery.recover_events(rt)  # the scheduler's pass: the customer back in turn, a drain job announced
+    recovery.recover_events(rt)  # the scheduler's pass: the customer back in turn, a drain job queued
     run_jobs(one_drainer)
     assert processed(db_pool) == 1
     assert reply_events(graph, "50370000001") == [held.event_pk, held.event_pk]  # welcome + menu, once each
     assert inbox.release(rt.redis, held) == -1  # the dead job's late release changes nothing
 
 
-def test_only_the_lease_holder_removes_the_message(one_drainer: Settings, redis_conn: redis.Redis) -> None:
-    assert inbox.deliver(redis_conn, one_drainer, "cafe", 7, "cid-7")  # a drain job announced
-    assert not inbox.deliver(redis_conn, one_drainer, "cafe", 8, "cid-8")  # the customer waits already
+def test_only_the_lease_holder_removes_the_message(one_drainer: Settings, rt: Runtime,
+                                                   redis_conn: redis.Redis) -> None:
+    assert inbox.deliver(redis_conn, rt.queue, one_drainer, "cafe", 7, "cid-7")  # a drain job queued
+    assert not inbox.deliver(redis_conn, rt.queue, one_drainer, "cafe", 8, "cid-8")  # the customer waits already
     first = inbox.claim(redis_conn, "inbox-a", lease_s=0.1, slot_life=60)
-    assert first is not None and (first.customer, first.event_pk, first.correlation_id) == ("cafe", 7, "cid-7")
+    assert first is not None and (first.owner, first.event_pk, first.correlation_id) == ("cafe", 7, "cid-7")
     assert inbox.claim(redis_conn, "inbox-b", lease_s=5, slot_life=60) is None  # held: nothing else to take
     time.sleep(0.2)
     second = inbox.claim(redis_conn, "inbox-b", lease_s=5, slot_life=60)
@@ -129,13 +127,12 @@ def test_only_the_lease_holder_removes_the_message(one_drainer: Settings, redis_
 
 
 def test_a_drain_job_hands_its_slot_to_a_fresh_job_after_its_share(
-        client: FlaskClient, one_drainer: Settings, rt: runtime.Runtime, graph: FakeGraphAPI,
+        client: FlaskClient, one_drainer: Settings, rt: Runtime, graph: FakeGraphAPI,
         db_pool: ConnectionPool) -> None:
     send_round(client, 1)
-    dispatch_pending(rt)
     (started,) = rt.queue.job_ids
     rt.queue.remove(started)  # a worker took it
-    assert inbox.drain(rt, started, items_per_job=2) == 2
+    assert draining.drain(rt, started, items_per_job=2) == 2
     assert processed(db_pool) == 2
     (successor,) = rt.queue.job_ids
     assert successor != started and Job.fetch(successor, connection=rt.redis).func_name == "worker.jobs.drain_inbox"
@@ -146,10 +143,9 @@ def test_a_drain_job_hands_its_slot_to_a_fresh_job_after_its_share(
 
 
 def test_recovery_queues_a_message_again_only_when_redis_lost_it(
-        client: FlaskClient, one_drainer: Settings, rt: runtime.Runtime, graph: FakeGraphAPI,
+        client: FlaskClient, one_drainer: Settings, rt: Runtime, graph: FakeGraphAPI,
         db_pool: ConnectionPool, redis_conn: redis.Redis) -> None:
     post_meta(client, text_payload("50370000001", "Hola", "wamid.R1"))
-    dispatch_pending(rt)
     assert recovery.recover_events(rt) == 0  # waiting in its inbox: nothing to do
     redis_conn.flushdb()  # Redis restarted without its data
     assert recovery.recover_events(rt) == 1
@@ -160,26 +156,58 @@ def test_recovery_queues_a_message_again_only_when_redis_lost_it(
 def test_a_lingering_drain_job_takes_the_next_message_without_a_new_job(
         client: FlaskClient, one_drainer: Settings, graph: FakeGraphAPI, db_pool: ConnectionPool) -> None:
     lingering = one_drainer.with_overrides(message_drain_linger_s=3.0)
-    built = runtime.build_runtime(lingering, pool_size=2)
-    runtime.configure(built)
+    built = build_runtime(lingering, pool_size=2)
     try:
         post_meta(client, text_payload("50370000001", "Hola", "wamid.L1"))
-        dispatch_pending(built)
         (job_id,) = built.queue.job_ids
         built.queue.remove(job_id)  # a worker took it
         handled: list[int] = []
-        worker = threading.Thread(target=lambda: handled.append(inbox.drain(built, job_id)))
+        worker = threading.Thread(target=lambda: handled.append(draining.drain(built, job_id)))
         worker.start()
         wait_until(lambda: processed(db_pool) == 1)
         post_meta(client, text_payload("50370000002", "Hola", "wamid.L2"))  # arrives while the job lingers
         worker.join(timeout=30)
         assert handled == [2]  # the same job answered both, then gave up after 3 s with nothing to do
-        assert dispatch_pending(built) == 0 and built.queue.count == 0  # no other drain job was asked for
+        assert built.queue.count == 0  # no other drain job was asked for
         assert built.redis.zcard(inbox.DRAINERS_KEY) == 0  # and its slot is free again
         assert len(graph.messages_to("+50370000002")) == 2
     finally:
-        runtime.configure(None)
         built.close()
+
+
+def test_drain_slots_follow_the_live_worker_processes(
+        client: FlaskClient, one_drainer: Settings, rt: Runtime, redis_conn: redis.Redis) -> None:
+    # Two worker hosts report 3 and 2 live processes (a third host's report has expired): five drain slots.
+    presence.report(redis_conn, presence.group_key("host-a:1"), expected=4, alive=3)
+    presence.report(redis_conn, presence.group_key("host-b:1"), expected=2, alive=2)
+    redis_conn.sadd(presence.GROUPS_KEY, presence.group_key("host-gone:1"))
+    for n in range(7):
+        post_meta(client, text_payload(f"5037100000{n}", "Hola", f"wamid.S{n}"))
+    assert [job.func_name for job in rt.queue.get_jobs()] == ["worker.jobs.drain_inbox"] * 5
+    assert redis_conn.zcard(inbox.DRAINERS_KEY) == 5
+    presence.withdraw(redis_conn, presence.group_key("host-a:1"))  # a host stopped: its slots are not refilled
+    for job in rt.queue.get_jobs():
+        rt.queue.remove(job.id)
+    redis_conn.delete(inbox.DRAINERS_KEY)
+    for n in range(7, 10):
+        post_meta(client, text_payload(f"5037100000{n}", "Hola", f"wamid.S{n}"))
+    assert rt.queue.count == 2
+
+
+def test_delivery_receipts_wait_in_status_lanes_and_are_applied_by_the_drain_job(
+        client: FlaskClient, one_drainer: Settings, rt: Runtime, graph: FakeGraphAPI,
+        db_pool: ConnectionPool, redis_conn: redis.Redis) -> None:
+    post_meta(client, text_payload("50370000001", "Hola", "wamid.ST1"))
+    run_jobs(one_drainer)
+    sent = rows(db_pool, "SELECT provider_message_id FROM messages WHERE direction = 'out' ORDER BY id")
+    for row in sent:
+        post_meta(client, status_payload("meta_status_read.json", row["provider_message_id"], "delivered"))
+    lanes = [key.decode() for key in redis_conn.lrange(inbox.READY_KEY, 0, -1)]
+    assert lanes and all(lane.startswith(inbox.STATUS_PREFIX) for lane in lanes)
+    assert [job.func_name for job in rt.queue.get_jobs()] == ["worker.jobs.drain_inbox"]  # no job per receipt
+    run_jobs(one_drainer)
+    statuses = rows(db_pool, "SELECT status FROM messages WHERE direction = 'out' ORDER BY id")
+    assert [row["status"] for row in statuses] == ["delivered"] * len(sent)
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 20.0) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import redis
 
-from chatbot.llm import breaker
+from llm import breaker
 
 POLICY = breaker.BreakerPolicy(failures=3, window_s=60, cooldown_s=120)
 

@@ -17,8 +17,8 @@ import pytest
 import redis
 from psycopg_pool import ConnectionPool
 
-from chatbot.llm import breaker
 from config import Settings
+from llm import breaker
 from tests.fakes.gemini_api import DEFAULT_KEY as GEMINI_KEY
 from tests.fakes.gemini_api import FakeGemini
 from tests.fakes.openai_api import DEFAULT_KEY as OPENAI_KEY
@@ -368,7 +368,7 @@ def test_every_call_is_priced_per_conversation_and_tenant(base_env: dict[str, st
     assert {c["conversation_id"] for c in found} == {conversation["id"]}
     assert {c["tenant_id"] for c in found} == {conversation["tenant_id"]}
     with db_pool.connection() as conn:
-        from chatbot.llm import costs
+        from llm import costs
         totals = costs.tenant_totals(conn, conversation["tenant_id"])
         assert (totals.calls, totals.conversations) == (2, 1)
         assert totals.cost_usd == pytest.approx(0.000522)

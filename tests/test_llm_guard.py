@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from chatbot.llm.output_guard import MAX_CHARS, Evidence, check
-from chatbot.prompts import load
+from llm.output_guard import MAX_CHARS, Evidence, check
+from llm.prompts import load
 
 TOOL_RESULT = ("✅ *Paquete encontrado*\n📦 Código: SV20260106012345\nEstado: En tránsito hacia Santa Ana "
                "(06/01 2:00pm)\nOrigen: San Salvador (San Salvador - Centro)\nRemitente: Juan Pérez\n"

@@ -13,8 +13,8 @@ import pytest
 import redis
 from psycopg_pool import ConnectionPool
 
-from chatbot.llm import analysis, summary
 from config import Settings
+from llm import analysis, summary
 from tests.fakes.openai_api import DEFAULT_KEY, FakeOpenAI, Reply, json_reply
 from tests.harness import rows
 from tests.test_engine_flows import ANA, Chat, make_chat

@@ -6,11 +6,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from chatbot.llm.gemini_provider import GeminiProvider
-from chatbot.llm.openai_provider import OpenAIProvider
-from chatbot.llm.settings import provider_for
-from chatbot.llm.types import LlmError, Message, ToolCall, ToolSpec
 from config import ConfigError, Settings
+from llm.gemini_provider import GeminiProvider
+from llm.openai_provider import OpenAIProvider
+from llm.settings import provider_for
+from llm.types import LlmError, Message, ToolCall, ToolSpec
 from tests.fakes.gemini_api import DEFAULT_KEY as GEMINI_KEY
 from tests.fakes.gemini_api import FakeGemini
 from tests.fakes.openai_api import DEFAULT_KEY as OPENAI_KEY

@@ -10,7 +10,6 @@ import pytest
 from flask.testing import FlaskClient
 from psycopg_pool import ConnectionPool
 
-from web.app import create_app
 from config import Settings
 from sandbox_core.app import create_sandbox_app
 from sandbox_core.server import BackgroundServer
@@ -18,6 +17,7 @@ from storage.crypto import Vault
 from storage.tenants import ensure_configured_tenant, set_events_secret
 from tests.harness import rows, run_jobs
 from tests.notifications_helpers import SECRET, notification_settings, post_event, status_event
+from web.app import create_app
 
 
 @pytest.fixture

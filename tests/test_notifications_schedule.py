@@ -15,9 +15,10 @@ import redis
 from flask.testing import FlaskClient
 from psycopg_pool import ConnectionPool
 
-from web.app import create_app
 from config import Settings
 from notifications import reminders, retention, schedule
+from runtime.leader import Leader
+from runtime.resources import Runtime, build_runtime
 from sandbox_core.app import create_sandbox_app
 from sandbox_core.server import BackgroundServer
 from tests.fakes.graph_api import FakeGraphAPI
@@ -30,8 +31,7 @@ from tests.notifications_helpers import (
     template_sends,
     write_core_data,
 )
-from worker import runtime
-from worker.leader import Leader
+from web.app import create_app
 from worker.scheduler import build_scheduler
 
 MARIA = "+50370000002"
@@ -47,10 +47,10 @@ def fresh_core() -> Iterator[tuple[str, FlaskClient]]:
 
 @pytest.fixture
 def rt_factory() -> Iterator[Any]:
-    built: list[runtime.Runtime] = []
+    built: list[Runtime] = []
 
-    def build(settings: Settings) -> runtime.Runtime:
-        rt = runtime.build_runtime(settings, pool_size=2)
+    def build(settings: Settings) -> Runtime:
+        rt = build_runtime(settings, pool_size=2)
         built.append(rt)
         return rt
 
@@ -224,7 +224,7 @@ def test_the_rate_limiter_keeps_a_burst_under_the_number_and_pair_limits(
         waiting = [n for n in notifications(db_pool) if n["status"] == "deferred"]
         assert len(waiting) == 4 and all(n["error"].startswith("throttled") for n in waiting)
         time.sleep(6.5)  # Meta's pair rate: one message per customer every 6 s
-        rt = runtime.build_runtime(settings, pool_size=2)
+        rt = build_runtime(settings, pool_size=2)
         try:
             assert schedule.send_due(rt, datetime.now(UTC)) == 4
         finally:

@@ -17,14 +17,14 @@ import pytest
 from flask.testing import FlaskClient
 from psycopg_pool import ConnectionPool
 
-from web.app import create_app
 from config import Settings
 from notifications import reporting, sending
+from runtime.resources import build_runtime
 from tests.conftest import load_fixture
 from tests.fakes.graph_api import FakeGraphAPI
 from tests.harness import post_meta, rows, run_jobs, text_payload, to_our_number
 from tests.notifications_helpers import notification_settings, notifications, post_event, status_event
-from worker import runtime
+from web.app import create_app
 
 MARIA = "+50370000002"
 JUAN = "+50370000001"
@@ -192,7 +192,7 @@ def test_quiet_hours_defer_the_message_to_the_morning_and_do_not_drop_it(
     [note] = notifications(db_pool)
     assert note["status"] == "deferred"
     assert note["send_after"].astimezone(ZoneInfo("America/El_Salvador")).strftime("%H:%M") == end
-    rt = runtime.build_runtime(settings, pool_size=2)
+    rt = build_runtime(settings, pool_size=2)
     try:
         assert sending.send(rt, note["id"], now=note["send_after"] - timedelta(minutes=1)).result == "not_waiting"
         assert sending.send(rt, note["id"], now=note["send_after"] + timedelta(seconds=1)).result == "sent"
@@ -260,7 +260,7 @@ def test_a_rate_limited_send_is_deferred_and_sent_once_later(
     assert note["status"] == "deferred"
     assert note["error"].startswith("130429")
     assert graph.messages_to(MARIA) == []
-    rt = runtime.build_runtime(nsettings, pool_size=2)
+    rt = build_runtime(nsettings, pool_size=2)
     try:
         assert sending.send(rt, note["id"], now=note["send_after"] + timedelta(seconds=1)).result == "sent"
     finally:
@@ -279,13 +279,13 @@ def test_reports_refused_by_the_core_are_retried_until_accepted(
     run_jobs(right_core)  # decided and sent with the right core...
     with db_pool.connection() as conn:
         conn.execute("UPDATE notification_log SET reported_at = NULL, sent_at = now() - interval '1 minute'")
-    rt = runtime.build_runtime(wrong_core, pool_size=2)
+    rt = build_runtime(wrong_core, pool_size=2)
     try:
         assert reporting.report_unreported(rt) == 0  # ...but the core refused the report (404)
     finally:
         rt.close()
     assert notifications(db_pool)[0]["report_attempts"] == 2
-    rt = runtime.build_runtime(right_core, pool_size=2)
+    rt = build_runtime(right_core, pool_size=2)
     try:
         assert reporting.report_unreported(rt) == 1
         assert reporting.report_unreported(rt) == 0

@@ -9,11 +9,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from web.app import create_app
 from config import Settings
 from observability import JsonFormatter, install_correlation_factory
 from tests.fakes.graph_api import DEFAULT_TOKEN, FakeGraphAPI
 from tests.harness import post_meta, run_jobs, text_payload
+from web.app import create_app
 
 
 @pytest.fixture

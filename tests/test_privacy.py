@@ -17,8 +17,8 @@ import pytest
 import redis
 from psycopg_pool import ConnectionPool
 
-from chatbot.dialog.store import DialogState
 from config import Settings
+from storage.dialogs import DialogState
 from tests.harness import post_meta, rows, run_jobs
 from tests.test_engine_flows import JUAN, MARIA, STRANGER, TUESDAY_10AM, Chat, make_chat, readable
 

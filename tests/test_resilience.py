@@ -22,12 +22,14 @@ from flask.testing import FlaskClient
 from psycopg_pool import ConnectionPool
 from rq import Worker
 
-from web.app import create_app
 from config import Settings
+from runtime import delivery
+from runtime.resources import build_runtime
 from tests.conftest import load_fixture
 from tests.fakes.graph_api import DEFAULT_TOKEN, FakeGraphAPI
 from tests.harness import outbound, post_meta, rows, run_jobs, text_payload, to_our_number
-from worker import delivery, jobs, recovery, runtime
+from web.app import create_app
+from worker import jobs, recovery
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -74,7 +76,7 @@ def test_redis_down_event_is_stored_and_processed_later(meta_settings: Settings,
     assert rows(db_pool, "SELECT status FROM webhook_events") == [{"status": "received"}]
     assert graph.sent == []
     # Redis is back: the scheduler's recovery loop queues the event, a worker answers it.
-    rt = runtime.build_runtime(meta_settings, pool_size=1)
+    rt = build_runtime(meta_settings, pool_size=1)
     try:
         assert recovery.recover_events(rt) == 1
         assert recovery.recover_events(rt) == 0  # queued once, not again while its job exists
@@ -145,13 +147,11 @@ def test_provider_outage_is_retried_and_delivered_later(client: FlaskClient, met
     assert first["error_code"] == str(code)
     assert second["status"] == "accepted"
     assert redis_conn.exists(f"rq:job:out{first['id']:015d}")  # a retry with back-off is scheduled
-    rt = runtime.build_runtime(meta_settings, pool_size=1)
-    runtime.configure(rt)
+    rt = build_runtime(meta_settings, pool_size=1)
     try:
-        assert jobs.deliver_message(first["id"], None) == "sent"
-        assert jobs.deliver_message(first["id"], None) == "skipped"  # a second run never re-sends
+        assert jobs.deliver_message(rt, first["id"], None) == "sent"
+        assert jobs.deliver_message(rt, first["id"], None) == "skipped"  # a second run never re-sends
     finally:
-        runtime.configure(None)
         rt.close()
     assert outbound(db_pool)[0]["status"] == "accepted"
     assert len(graph.messages_to("+50370000001")) == 2

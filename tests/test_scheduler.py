@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -13,13 +12,13 @@ from pathlib import Path
 
 import redis
 from psycopg_pool import ConnectionPool
+from rq import Queue
 
-from web.app import create_app
 from config import Settings
+from runtime import inbox
+from runtime.leader import Leader
 from tests.harness import post_meta, rows, text_payload
-from worker import inbox
-from worker.enqueue import INGEST_KEY
-from worker.leader import Leader
+from web.app import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -72,5 +71,6 @@ def test_two_scheduler_processes_recover_an_event_once(settings: Settings, base_
     assert rows(db_pool, "SELECT status FROM webhook_events") == [{"status": "queued"}]
     (customer,) = redis_conn.lrange(inbox.READY_KEY, 0, -1)  # in its customer's inbox once, one drain job asked for
     assert redis_conn.llen(inbox.inbox_key(customer.decode())) == 1
-    assert [json.loads(a)["kind"] for a in redis_conn.lrange(INGEST_KEY, 0, -1)] == ["drainer"]
+    assert [job.func_name for job in Queue(settings.queue_name, connection=redis_conn).get_jobs()] == [
+        "worker.jobs.drain_inbox"]
     assert all(proc.returncode == 0 for proc in procs)

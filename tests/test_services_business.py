@@ -12,9 +12,9 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from channels.outbound import Buttons, ChoiceList, Location, OutboundMessage, Text, preview_text
-from chatbot.services import ServiceContext, business, catalog
 from core_api_client import CoreClient, CoreUnavailable
 from sandbox_core import BackgroundServer, create_sandbox_app
+from services import ServiceContext, business, catalog
 from tests.services_support import SV, TUESDAY_1030, closed_port, make_ctx
 
 TUESDAY_1945 = datetime(2026, 1, 6, 19, 45, tzinfo=SV)

@@ -13,9 +13,9 @@ import pytest
 import redis
 
 from channels.outbound import Buttons, Text
-from chatbot.services import ServiceContext, escalation, faq
 from core_api_client import CoreClient
 from sandbox_core import BackgroundServer, create_sandbox_app
+from services import ServiceContext, escalation, faq
 
 SV = ZoneInfo("America/El_Salvador")
 TUESDAY_1030 = datetime(2026, 1, 6, 10, 30, tzinfo=SV)

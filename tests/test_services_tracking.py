@@ -15,9 +15,9 @@ import pytest
 import redis
 
 from channels.outbound import Buttons, ChoiceList, OutboundMessage, Text, preview_text
-from chatbot.services import ServiceContext, lookup, tracking
 from core_api_client import CoreClient
 from sandbox_core import BackgroundServer, create_sandbox_app
+from services import ServiceContext, lookup, tracking
 from tests.services_support import SV, closed_port, make_ctx
 
 TUESDAY_1945 = datetime(2026, 1, 6, 19, 45, tzinfo=SV)
@@ -154,7 +154,7 @@ def test_tracking_is_never_cached(redis_conn: redis.Redis) -> None:
         assert tracking.track(ctx, "SV20260106012345", JUAN).outcome == "core_unavailable"
 
 
-# -- searching without a code (chatbot.services.lookup) ----------------------------------------------------
+# -- searching without a code (services.lookup) ----------------------------------------------------
 
 
 def test_the_senders_own_packages_become_a_numbered_list_with_names(ctx: ServiceContext) -> None:
@@ -259,9 +259,10 @@ def test_a_name_without_a_point_confirms_nothing(ctx: ServiceContext) -> None:
 def test_only_the_lookup_service_asks_the_core_to_search() -> None:
     """One enforcement point: the rules, the LLM tools, the console and the workers all go through lookup."""
     root = Path(__file__).resolve().parent.parent
-    callers = sorted(str(path.relative_to(root)) for package in ("chatbot", "console", "web", "worker", "notifications")
+    packages = ("chatbot", "console", "web", "worker", "notifications", "services", "handoff", "llm")
+    callers = sorted(str(path.relative_to(root)) for package in packages
                      for path in (root / package).rglob("*.py") if "core.search(" in path.read_text(encoding="utf-8"))
-    assert callers == ["chatbot/services/lookup.py"]
+    assert callers == ["services/lookup.py"]
 
 
 def test_a_typed_phone_is_answered_honestly_and_is_only_the_writers_own_when_it_is(ctx: ServiceContext) -> None:

@@ -22,15 +22,15 @@ import pytest
 import redis
 from psycopg_pool import ConnectionPool
 
-from web.app import create_app
 from channels.events import DeliveryStatus
 from channels.outbound import Text
 from config import Settings
+from runtime.resources import build_runtime
 from sandbox_core import BackgroundServer, create_sandbox_app
 from storage import contacts, conversations, messages
 from storage.crypto import Vault
 from tests.harness import served
-from worker import runtime
+from web.app import create_app
 from worker.main import EncargoWorker
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,16 +69,14 @@ def api(base_url: str) -> Iterator[httpx.Client]:
 @contextmanager
 def burst_worker(settings: Settings) -> Iterator[Callable[[], None]]:
     """A function that runs every queued job in this process (call it as often as needed)."""
-    rt = runtime.build_runtime(settings)
-    runtime.configure(rt)
+    rt = build_runtime(settings)
 
     def work() -> None:
-        EncargoWorker([rt.queue], connection=rt.redis).work(burst=True)
+        EncargoWorker([rt.queue], connection=rt.redis, runtime=rt).work(burst=True)
 
     try:
         yield work
     finally:
-        runtime.configure(None)
         rt.close()
 
 

@@ -1,4 +1,4 @@
-"""channels.throttle: a Redis token bucket shared by every worker process."""
+"""runtime.throttle: a Redis token bucket shared by every worker process."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import threading
 import pytest
 import redis
 
-from channels import throttle
+from runtime import throttle
 
 T0 = 1_700_000_000.0
 

@@ -21,7 +21,6 @@ import pytest
 from flask.testing import FlaskClient
 from psycopg_pool import ConnectionPool
 
-from web.app import create_app
 from channels import meta_webhook
 from config import Settings
 from notifications import events as core_events
@@ -30,6 +29,7 @@ from tests.fakes.twilio_api import DEFAULT_ACCOUNT_SID, FakeTwilioAPI
 from tests.harness import post_meta, post_twilio, rows, run_jobs, served, text_payload
 from tests.notifications_helpers import SECRET as EVENTS_SECRET
 from tests.notifications_helpers import status_event
+from web.app import create_app
 
 UNSUPPORTED_REPLY = "No pude leer ese mensaje"
 
@@ -122,11 +122,13 @@ def test_the_worker_answers_a_stored_message_whose_text_holds_a_lone_surrogate(
     meta_settings: Settings, graph: FakeGraphAPI, db_pool: ConnectionPool, redis_conn: Any
 ) -> None:
     """An event sealed before this check existed (or by another writer, as ASCII JSON) still gets its answer."""
+    from rq import Queue
+
     from channels.events import InboundMessage, MessageKind
+    from runtime import inbox
+    from runtime.enqueue import conversation_hash
     from storage import webhook_events
     from storage.crypto import Vault
-    from worker import inbox
-    from worker.enqueue import conversation_hash
 
     vault = Vault(meta_settings.phone_encryption_keys, meta_settings.phone_hash_key)
     message = InboundMessage(provider="meta", channel_number="106540352242922", message_id="wamid.OLD",
@@ -138,7 +140,7 @@ def test_the_worker_answers_a_stored_message_whose_text_holds_a_lone_surrogate(
     assert pk is not None
     key = conversation_hash(vault, message)
     assert key is not None
-    inbox.deliver(redis_conn, meta_settings, key, pk, "c-old")
+    inbox.deliver(redis_conn, Queue(meta_settings.queue_name, connection=redis_conn), meta_settings, key, pk, "c-old")
     run_jobs(meta_settings)
     assert "Transportes Express El Salvador" in _texts(graph, "+50370000001")
     assert rows(db_pool, "SELECT body FROM messages WHERE direction = 'in'") == [{"body": "hola \ufffd"}]

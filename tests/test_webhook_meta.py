@@ -16,12 +16,12 @@ import pytest
 from flask.testing import FlaskClient
 from psycopg_pool import ConnectionPool
 
-from web.app import create_app
 from channels import meta_webhook
 from config import Settings
 from tests.conftest import fixture_bytes, load_fixture
 from tests.fakes.graph_api import FakeGraphAPI
 from tests.harness import outbound, post_meta, rows, run_jobs, text_payload, to_our_number
+from web.app import create_app
 
 
 @pytest.fixture

@@ -9,13 +9,13 @@ from flask.testing import FlaskClient
 from psycopg_pool import ConnectionPool
 from werkzeug.datastructures import MultiDict
 
-from web.app import create_app
 from channels import twilio_webhook
 from channels.twilio_webhook import EMPTY_TWIML
 from config import Settings
 from tests.conftest import load_fixture
 from tests.fakes.twilio_api import DEFAULT_ACCOUNT_SID, FakeTwilioAPI
 from tests.harness import outbound, post_twilio, rows, run_jobs
+from web.app import create_app
 
 OUR_NUMBER = "whatsapp:+14155238886"
 

@@ -17,11 +17,11 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from config import Settings, settings_or_exit
 from console import views as console_views
 from observability import configure_logging, init_sentry
+from runtime.resources import redis_from_settings
 from storage import db
 from storage.crypto import Vault
 from web import body_limit, health, internal_events, webhooks
 from web.ingest import Ingestor
-from worker.runtime import redis_from_settings
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Liveness and readiness: `/healthz` says the process is up, `/readyz` that Redis and PostgreSQL answer.
 
 `/readyz` also shows how many worker processes are alive out of how many the
-running `encargo-worker`s expect (worker.presence), or null when none reports
+running `encargo-worker`s expect (runtime.presence), or null when none reports
 or Redis does not answer. It is shown, not judged: the webhook keeps accepting
 messages while workers are being replaced, so readiness depends on the stores only.
 """
@@ -13,8 +13,8 @@ import logging
 import redis
 from flask import Blueprint, Response, current_app, jsonify, request
 
+from runtime import presence
 from storage.db import ping
-from worker import presence
 
 log = logging.getLogger(__name__)
 

@@ -1,10 +1,10 @@
 """Storing and queueing verified webhook events: the part of a webhook request after the signature.
 
 For each event: write it durably (PostgreSQL `webhook_events`, unique on
-provider + event id, payload encrypted), then hand it to Redis with one command:
-a customer message goes into its customer's inbox (worker.inbox), a status
-callback is announced to the dispatcher (worker.dispatch), which builds its RQ
-job off the acknowledgement path.
+provider + event id, payload encrypted), then put it in its inbox with one
+Redis call (runtime.inbox): a customer message in its customer's, a delivery
+receipt in a status lane. Only when a drain slot is free is a drain job queued
+as well (a few more round trips, rare under load: drain jobs linger).
 
 - A duplicate (same provider + event id) is acknowledged and not queued again.
 - Redis down: the event stays in PostgreSQL as `received`; the scheduler's
@@ -39,12 +39,10 @@ from rq import Queue
 from channels.events import InboundEvent, RejectedItem, event_kind
 from config import Settings
 from observability import correlation, new_correlation_id
+from runtime import inbox
+from runtime.enqueue import enqueue_event
 from storage import webhook_events
 from storage.crypto import Vault
-from worker import inbox
-from worker.dispatch import announce
-from worker.enqueue import conversation_hash as conversation_hash_of
-from worker.enqueue import enqueue_event
 
 log = logging.getLogger(__name__)
 
@@ -88,15 +86,14 @@ class Ingestor:
 
     def _accept_one(self, event: InboundEvent, cid: str, result: IngestResult) -> None:
         kind = event_kind(event)
-        fields = event.to_dict()
         problem = _id_problem(event.event_id) or _id_problem(getattr(event, "user_bsuid", None) or "", "user id")
         try:
-            sealed = self.vault.encrypt(json.dumps({"kind": kind, "event": fields}, ensure_ascii=False))
-            conversation_hash = conversation_hash_of(self.vault, event)
+            sealed = webhook_events.seal(self.vault, event)
+            owner = inbox.owner_of(self.vault, event)
         except UnicodeEncodeError:
-            problem = problem or _surrogate_problem(fields)
+            problem = problem or _surrogate_problem(event.to_dict())
         if problem:
-            self._quarantine(event.provider, kind, event.event_id, fields, problem, cid, result)
+            self._quarantine(event.provider, kind, event.event_id, event.to_dict(), problem, cid, result)
             return
         try:
             event_pk = webhook_events.record(
@@ -104,13 +101,13 @@ class Ingestor:
                 payload_encrypted=sealed, correlation_id=cid,
             )
         except psycopg.DataError as exc:  # the database refuses this value: not an outage
-            self._quarantine(event.provider, kind, event.event_id, fields,
+            self._quarantine(event.provider, kind, event.event_id, event.to_dict(),
                              f"not storable: {type(exc).__name__}", cid, result)
             return
         except _DB_ERRORS as exc:
             log.error("postgresql unavailable at ingest; queueing the sealed event",
                       extra={"error": type(exc).__name__})
-            self._queue_without_database(event, kind, sealed, conversation_hash, cid, result)
+            self._queue_without_database(event, kind, sealed, owner if kind == "message" else None, cid, result)
             return
         if event_pk is None:
             log.info("duplicate event acknowledged", extra={"provider": event.provider, "kind": kind})
@@ -118,10 +115,7 @@ class Ingestor:
             return
         result.event_pks.append(event_pk)
         try:
-            if conversation_hash is not None:
-                inbox.deliver(self.redis, self.settings, conversation_hash, event_pk, cid)
-            else:
-                announce(self.redis, event_pk=event_pk, kind=kind, correlation_id=cid)
+            inbox.deliver(self.redis, self.queue, self.settings, owner, event_pk, cid)
         except redis.RedisError as exc:
             log.error("redis unavailable at ingest; event kept for recovery",
                       extra={"event_pk": event_pk, "error": type(exc).__name__})

@@ -38,8 +38,8 @@ from channels import limits, meta_webhook
 from channels.events import InboundMessage, MessageKind
 from channels.outbound import OutboundMessage, message_from_dict, message_to_dict
 from config import Settings
+from runtime.enqueue import conversation_hash
 from storage.crypto import Vault
-from worker.enqueue import conversation_hash
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ REPLY_TITLE_MAX = 100
 PAGE_SIZE = 500
 WEBHOOK_TIMEOUT_S = 5.0
 # Dialog state lives under this prefix; a key belongs to a customer when one of its ':' segments
-# is the customer's phone hash (or its 32-character prefix) or the conversation hash of worker.enqueue.
+# is the customer's phone hash (or its 32-character prefix) or the conversation hash of runtime.enqueue.
 DIALOG_KEYS = "dialog:*"
 # The display number Meta puts in metadata; nothing reads it, the phone_number_id routes the message.
 SIMULATED_DISPLAY_NUMBER = "50300000000"

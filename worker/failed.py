@@ -13,7 +13,7 @@ from rq.job import Job
 from rq.registry import FailedJobRegistry
 
 from config import settings_or_exit
-from worker.runtime import build_runtime
+from runtime.resources import build_runtime
 
 
 def main(argv: list[str] | None = None) -> None:

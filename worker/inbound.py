@@ -11,7 +11,7 @@ The steps are ordered so that a job killed at any point can simply run again:
    decision, the escalation (and the conversation's `escalated` status), the
    opt-out change and the analytics events; then the dialog state is saved
    to Redis;
-3. each pending row is sent by `worker.delivery` (a row in flight when a worker
+3. each pending row is sent by `runtime.delivery` (a row in flight when a worker
    died is never sent twice);
 4. the event is marked processed.
 No database transaction is held while talking to the provider or the core.
@@ -19,7 +19,6 @@ No database transaction is held while talking to the provider or the core.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from dataclasses import fields, replace
@@ -27,25 +26,19 @@ from typing import Any
 
 from psycopg import Connection
 
-from channels.events import InboundMessage, event_from_dict
+from channels.events import InboundMessage
 from channels.outbound import Recipient
-from chatbot import engine, guard
-from chatbot.dialog import store as dialog_store
-from chatbot.llm import costs as llm_costs
-from console import customer_side
+from chatbot import customer_side, engine, guard
+from llm import costs as llm_costs
+from runtime import delivery
+from runtime.enqueue import conversation_hash
+from runtime.resources import Runtime
 from storage import analytics, contacts, conversations, escalations, messages, webhook_events
+from storage import dialogs as dialog_store
 from storage.tenants import Tenant
-from worker import delivery
-from worker.enqueue import conversation_hash
-from worker.runtime import Runtime
+from worker import attempts
 
 log = logging.getLogger(__name__)
-
-
-def unseal(runtime: Runtime, sealed: str) -> tuple[str, dict[str, object]]:
-    """Decrypt a stored event envelope -> (kind, event dict)."""
-    envelope = json.loads(runtime.vault.decrypt(sealed))
-    return str(envelope["kind"]), dict(envelope["event"])
 
 
 def process_message(runtime: Runtime, event_pk: int) -> str:
@@ -53,14 +46,9 @@ def process_message(runtime: Runtime, event_pk: int) -> str:
 
     Raises on database errors so that RQ retries the job.
     """
-    with runtime.pool.connection() as conn:
-        stored = webhook_events.begin_attempt(conn, event_pk)
-    if stored is None:
-        raise LookupError(f"webhook event {event_pk} does not exist")
-    if stored.status in webhook_events.FINISHED:
+    stored, event = attempts.begin(runtime, event_pk)
+    if event is None:
         return f"already {stored.status}"
-    kind, data = unseal(runtime, stored.payload_encrypted)
-    event = event_from_dict(kind, data)
     assert isinstance(event, InboundMessage)
     event = _storable(event)
 

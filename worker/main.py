@@ -10,15 +10,16 @@ mid-flight by the parent; rq's SIGALRM timeout still bounds it. A worker that
 dies leaves its job "abandoned": after the job's timeout plus a short grace
 the next maintenance pass (every WORKER_MAINTENANCE_INTERVAL_S) retries it.
 On SIGTERM (a deploy) the worker finishes the job in hand and exits; a drain
-job of customers' messages (worker/inbox.py) stops after the message in hand
-and leaves the rest to the other workers.
+job (worker/draining.py) stops after the event in hand and leaves the rest
+to the other workers. Every job gets this process's `Runtime` as its first
+argument (`RuntimeJob`): nothing looks it up globally.
 
 Nothing else ends a worker: when Redis goes away, rq's loop stops, and
 `run_worker` waits for Redis with back-off (one log line per outage) and
 starts a new loop. With `--processes N` this process supervises N worker
 processes (worker.pool): one that dies is replaced with back-off, and the
-live count is reported to Redis for `/readyz`. The dispatcher thread runs in
-this process. Exit status: 0 after a stop request, 1 if it ever ends without
+live count is reported to Redis (runtime.presence) for `/readyz` and for the
+number of drain slots (runtime.inbox). Exit status: 0 after a stop request, 1 if it ever ends without
 one (so a supervisor such as `make run` or systemd sees the failure).
 
 Failed jobs stay in rq's FailedJobRegistry for 7 days:
@@ -30,7 +31,6 @@ from __future__ import annotations
 import argparse
 import functools
 import logging
-import os
 import signal
 import sys
 import threading
@@ -44,8 +44,10 @@ from rq.utils import now as utcnow
 from chatbot.router import route
 from config import Settings, settings_or_exit
 from observability import configure_logging, init_sentry
-from worker import inbox, outage, presence, runtime
-from worker.dispatch import dispatch_pending, start_dispatcher
+from runtime import presence
+from runtime.resources import Runtime, build_runtime, redis_from_settings
+from worker import outage
+from worker.draining import STOPPING
 from worker.pool import WorkerPool
 
 log = logging.getLogger(__name__)
@@ -53,17 +55,31 @@ log = logging.getLogger(__name__)
 PUBSUB_POLL_S = 1.0
 
 
+class RuntimeJob(Job):
+    """A job whose function is called with the worker's Runtime first (set by EncargoWorker.perform_job)."""
+
+    runtime: Runtime | None = None
+
+    def _execute(self) -> Any:
+        if self.func is None or self.runtime is None:
+            raise ValueError("job has no function or no runtime to run with")
+        return self.func(self.runtime, *self.args, **self.kwargs)
+
+
 class EncargoWorker(SimpleWorker):
-    """SimpleWorker whose abandoned-job detection waits timeout + grace, not timeout + 60 s."""
+    """SimpleWorker that hands its Runtime to every job; abandoned jobs are noticed after timeout + grace."""
 
     heartbeat_grace_s = 10
+    job_class = RuntimeJob
 
-    def work(self, burst: bool = False, *args: Any, **kwargs: Any) -> bool:
-        """In burst mode (tests, one-off runs) first queue what the webhook announced."""
-        if burst:
-            while dispatch_pending(runtime.current()):
-                pass
-        return bool(super().work(burst, *args, **kwargs))
+    def __init__(self, *args: Any, runtime: Runtime, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.runtime = runtime
+
+    def perform_job(self, job: Job, queue: Any, execution: Any) -> bool:
+        if isinstance(job, RuntimeJob):
+            job.runtime = self.runtime
+        return bool(super().perform_job(job, queue, execution))
 
     def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
         """At most one stand-alone heartbeat a second.
@@ -82,7 +98,7 @@ class EncargoWorker(SimpleWorker):
 
     def handle_warm_shutdown_request(self) -> None:
         """A drain job in progress finishes the message in hand and leaves the rest to the other workers."""
-        inbox.STOPPING.set()
+        STOPPING.set()
         super().handle_warm_shutdown_request()  # type: ignore[no-untyped-call]
 
     def subscribe(self) -> None:
@@ -111,8 +127,7 @@ def run_worker(settings: Settings, *, burst: bool = False, name: str | None = No
     was not asked to stop waits for Redis with back-off (one log line when it goes, one when it is back) and
     starts a new work loop. Returns whether any job was processed.
     """
-    rt = runtime.build_runtime(settings)
-    runtime.configure(rt)
+    rt = build_runtime(settings)
     # Load the router's spaCy tables and lexicon now (~3 s) rather than on a customer's first message.
     route("hola")
     EncargoWorker.heartbeat_grace_s = settings.job_heartbeat_grace_s
@@ -122,11 +137,11 @@ def run_worker(settings: Settings, *, burst: bool = False, name: str | None = No
         _catch_stop_signals()  # Redis may be away before rq's loop ever installs its own
     try:
         while True:
-            if not burst and not outage.wait_for_redis(rt.redis, inbox.STOPPING):
+            if not burst and not outage.wait_for_redis(rt.redis, STOPPING):
                 return worked  # asked to stop while Redis was away
             worker = EncargoWorker(
                 # a name is taken until rq's death record: after an outage it may still be, so rq picks one
-                [rt.queue], connection=rt.redis, name=name if loops == 0 else None,
+                [rt.queue], connection=rt.redis, runtime=rt, name=name if loops == 0 else None,
                 maintenance_interval=settings.worker_maintenance_interval_s,
                 # An idle worker blocks on the queue for worker_ttl - 15 s; waking at the maintenance interval
                 # is what lets it notice (and retry) the job of a worker that died.
@@ -139,7 +154,7 @@ def run_worker(settings: Settings, *, burst: bool = False, name: str | None = No
                 pass
             finally:
                 _quiet_leftovers(worker)
-            if burst or inbox.STOPPING.is_set():
+            if burst or STOPPING.is_set():
                 return worked
             _catch_stop_signals()
     finally:
@@ -160,7 +175,7 @@ def _catch_stop_signals() -> None:
         return
 
     def request_stop(_signum: int, _frame: Any) -> None:
-        inbox.STOPPING.set()
+        STOPPING.set()
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
@@ -171,14 +186,14 @@ def _child(settings: Settings, index: int) -> None:
     init_sentry(settings.sentry_dsn, settings.env)
     logging.getLogger("rq.worker").addFilter(outage.RetryLines())
     run_worker(settings)
-    if not inbox.STOPPING.is_set():
+    if not STOPPING.is_set():
         sys.exit(1)  # a worker only ends on request: anything else is a failure its supervisor must see
 
 
 def main(argv: list[str] | None = None) -> int:
     """Returns the exit status: 0 after a stop request (SIGTERM, Ctrl-C) or a burst run, 1 otherwise."""
     parser = argparse.ArgumentParser(description="Encargo RQ worker")
-    parser.add_argument("--processes", type=int, default=int(os.environ.get("WORKER_PROCESSES", "4")))
+    parser.add_argument("--processes", type=int, default=None, help="worker processes (default: WORKER_PROCESSES)")
     parser.add_argument("--burst", action="store_true", help="exit when the queue is empty")
     args = parser.parse_args(argv)
     settings = settings_or_exit("encargo-worker")
@@ -188,18 +203,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.burst:
         run_worker(settings, burst=True)
         return 0
-    dispatcher_rt = runtime.build_runtime(settings, pool_size=1)
-    _thread, stop_dispatcher = start_dispatcher(dispatcher_rt)
-    if args.processes <= 1:
-        reporter = threading.Thread(target=_report_alone, args=(dispatcher_rt.redis, stop_dispatcher),
-                                    name="presence", daemon=True)
+    processes = args.processes or settings.worker_processes
+    conn = redis_from_settings(settings)
+    if processes <= 1:
+        stop_reporting = threading.Event()
+        reporter = threading.Thread(target=_report_alone, args=(conn, stop_reporting), name="presence", daemon=True)
         reporter.start()
         try:
             run_worker(settings)
         finally:
-            stop_dispatcher.set()
+            stop_reporting.set()
             reporter.join(timeout=5)
-        if inbox.STOPPING.is_set():
+        if STOPPING.is_set():
             return 0
         log.error("the worker stopped without being asked to")
         return 1
@@ -212,11 +227,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    pool = WorkerPool(args.processes, functools.partial(_child, settings), conn=dispatcher_rt.redis)
-    try:
-        pool.run(stop)
-    finally:
-        stop_dispatcher.set()
+    WorkerPool(processes, functools.partial(_child, settings), conn=conn).run(stop)
     return 0 if stop.is_set() else 1
 
 

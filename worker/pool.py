@@ -5,7 +5,7 @@ crash in a C extension). The supervisor looks at its children every
 POLL_S; a dead one is logged with how it ended and replaced after a back-off
 that doubles while replacements keep dying young (RESTART_DELAYS_S), and is
 reset once a process has lived STABLE_S. Every pass reports how many are
-alive to Redis (worker.presence), which `/readyz` shows; the log says when
+alive to Redis (runtime.presence), which `/readyz` shows; the log says when
 the count changes.
 
 Only a stop request (SIGTERM / SIGINT to the supervisor) ends it: the children
@@ -29,7 +29,7 @@ from multiprocessing.process import BaseProcess
 
 import redis
 
-from worker import presence
+from runtime import presence
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The `scheduler` process: APScheduler running timed work, one active instance at a time.
 
-Every job first checks the Redis leader lease (`worker.leader`): two
+Every job first checks the Redis leader lease (`runtime.leader`): two
 scheduler processes may run (a deploy overlap, a second machine) but only the
 lease holder does the work. Jobs here: the recovery loop that queues events
 stored while Redis was down (`worker.recovery`), and those the modules below
@@ -15,19 +15,20 @@ from typing import Any
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 
-from chatbot.llm import analysis as llm_analysis
 from config import settings_or_exit
-from console import closing as closing_notices
-from console import timers as console_timers
+from handoff import closing as closing_notices
+from handoff import timers as console_timers
+from llm import analysis as llm_analysis
 from notifications import schedule as notification_schedule
 from observability import configure_logging, init_sentry
-from worker import recovery, runtime
-from worker.leader import Leader
+from runtime.leader import Leader
+from runtime.resources import Runtime, build_runtime
+from worker import recovery
 
 log = logging.getLogger(__name__)
 
 
-def build_scheduler(rt: runtime.Runtime, leader: Leader) -> BlockingScheduler:
+def build_scheduler(rt: Runtime, leader: Leader) -> BlockingScheduler:
     scheduler = BlockingScheduler(timezone=rt.settings.tenant_timezone)
 
     def recover() -> None:
@@ -47,7 +48,7 @@ def main() -> None:
     settings = settings_or_exit("encargo-scheduler")
     configure_logging("scheduler", settings.log_level)
     init_sentry(settings.sentry_dsn, settings.env)
-    rt = runtime.build_runtime(settings, pool_size=2)
+    rt = build_runtime(settings, pool_size=2)
     leader = Leader(rt.redis, lease_s=max(3 * settings.recovery_interval_s, 15))
     scheduler = build_scheduler(rt, leader)
 

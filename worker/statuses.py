@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import logging
 
-from channels.events import StatusUpdate, event_from_dict
-from console import customer_side
+from channels.events import StatusUpdate
+from chatbot import customer_side
 from notifications import receipts
+from runtime.resources import Runtime
 from storage import messages, webhook_events
-from worker.inbound import unseal
-from worker.runtime import Runtime
+from worker import attempts
 
 log = logging.getLogger(__name__)
 
@@ -32,15 +32,10 @@ class UnknownMessage(LookupError):
 
 
 def process_status(runtime: Runtime, event_pk: int) -> str:
-    with runtime.pool.connection() as conn:
-        stored = webhook_events.begin_attempt(conn, event_pk)
-    if stored is None:
-        raise LookupError(f"webhook event {event_pk} does not exist")
-    if stored.status in webhook_events.FINISHED:
+    stored, event = attempts.begin(runtime, event_pk)
+    if event is None:
         return f"already {stored.status}"
     attempt = stored.attempts
-    kind, data = unseal(runtime, stored.payload_encrypted)
-    event = event_from_dict(kind, data)
     assert isinstance(event, StatusUpdate)
     reference = event.reference or None
     with runtime.pool.connection() as conn:

@@ -1,6 +1,6 @@
 """A case for a person: complaints, not understanding, the offer of a person, hand-over, waiting with a person.
 
-Escalation wording and case numbers come from `chatbot.services.escalation`
+Escalation wording and case numbers come from `services.escalation`
 (inside hours: an agent takes the chat; outside: a callback at the next
 opening and the emergency phone); the escalation row itself is stored by the
 worker with the replies. After the hand-over the bot answers at most one
@@ -21,7 +21,7 @@ from datetime import datetime
 
 from chatbot.dialog import courtesy, tracking
 from chatbot.dialog.turn import State, Turn, wording
-from chatbot.services import business, clock, escalation, relative_day
+from services import business, clock, escalation, relative_day
 
 HOLD_REPEAT_S = 2 * 3600
 NOT_UNDERSTOOD_OFFER = 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 from channels.outbound import Choice, ChoiceList
 from chatbot import feedback
 from chatbot.dialog.turn import State, Turn, wording
-from chatbot.services import business
+from services import business
 
 RATED = "rated:"  # the purpose after the bot's rating: "rated:<score>" until the next message
 LISTENING_WORDS = 5  # longer messages that start so carry their own question

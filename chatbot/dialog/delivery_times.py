@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from chatbot.dialog import package_in_view, quote
 from chatbot.dialog.turn import State, Turn
-from chatbot.services import business
+from services import business
 
 
 def delivery(t: Turn) -> State:

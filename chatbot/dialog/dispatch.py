@@ -24,8 +24,8 @@ from chatbot.dialog import (
     tracking,
 )
 from chatbot.dialog.turn import State, Turn, state_of, wording
-from chatbot.services import business, catalog, escalation
-from chatbot.services import tracking as tracking_service
+from services import business, catalog, escalation
+from services import tracking as tracking_service
 
 Handler = Callable[[Turn], State]
 

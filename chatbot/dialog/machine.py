@@ -38,13 +38,13 @@ from chatbot.dialog.dispatch import (
     resume_declined,
     switch,
 )
-from chatbot.dialog.store import DialogState
 from chatbot.dialog.turn import State, Turn, state_of, wording
 from chatbot.guard import phone_in, safe_name
 from chatbot.routing import DialogContext
-from chatbot.services import core_unavailable_replies, escalation
-from chatbot.services.faq import FaqDataError
 from core_api_client import CoreError
+from services import core_unavailable_replies, escalation
+from services.faq import FaqDataError
+from storage.dialogs import DialogState
 
 log = logging.getLogger(__name__)
 

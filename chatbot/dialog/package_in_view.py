@@ -10,9 +10,9 @@ recipient need no code). Only codes are remembered; statuses are read again.
 from __future__ import annotations
 
 from chatbot.dialog.turn import State, Turn
-from chatbot.services import lookup
-from chatbot.services import tracking as tracking_service
 from core_api_client import Package
+from services import lookup
+from services import tracking as tracking_service
 
 OWN_IN_VIEW_MAX = 5
 

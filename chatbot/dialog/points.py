@@ -5,7 +5,7 @@ from __future__ import annotations
 from channels.outbound import Choice, ChoiceList
 from chatbot.dialog import package_in_view
 from chatbot.dialog.turn import State, Turn, wording
-from chatbot.services import business, catalog
+from services import business, catalog
 
 
 def hours(t: Turn) -> State:

@@ -1,6 +1,6 @@
 """Policies and the company's FAQ: requirements, unclaimed packages, refunds, payment, free questions.
 
-Every answer is the company's text (faq_data) cut by `chatbot.services.faq` to
+Every answer is the company's text (faq_data) cut by `services.faq` to
 at most six lines; a cut answer ends with "¿Quieres más detalles?" and its Sí
 button (`more:<ref>`) names the rest, so the session remembers it through the
 options it offered: a tap or a typed "sí" sends the rest (`more_details`), "no"
@@ -15,7 +15,7 @@ from __future__ import annotations
 from channels.outbound import Buttons
 from chatbot.dialog import delivery_times
 from chatbot.dialog.turn import State, Turn
-from chatbot.services import catalog, faq
+from services import catalog, faq
 
 HANDOFF_REASON = "change_delivery"  # the case opened when the customer accepts a person after pickup_by_other
 MORE_DETAILS = "more_details"  # the session's purpose while "¿Quieres más detalles?" waits for Sí / No

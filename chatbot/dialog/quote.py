@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from chatbot.dialog.turn import State, Turn
 from chatbot.entities import lexicon
-from chatbot.services import business, catalog
+from services import business, catalog
 
 
 def pricing(t: Turn, destination: str | None = None) -> State:

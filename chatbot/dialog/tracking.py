@@ -1,8 +1,8 @@
 """Tracking: a package by its code, or the writer's own packages without one.
 
-A code tracks (`chatbot.services.tracking`); without one, only the writer's own
+A code tracks (`services.tracking`); without one, only the writer's own
 number lists packages, a name with the point at most confirms one waits there,
-and a typed phone is never a key (`chatbot.services.lookup`, design 9.1). No code
+and a typed phone is never a key (`services.lookup`, design 9.1). No code
 a stranger did not type is ever kept in the session, so nothing can be "opened" later.
 """
 
@@ -13,9 +13,9 @@ from chatbot.dialog import package_in_view, points
 from chatbot.dialog.turn import State, Turn, wording
 from chatbot.entities import extract_bare_code
 from chatbot.guard import phone_in, safe_name
-from chatbot.services import business, catalog, lookup, selection
-from chatbot.services import tracking as tracking_service
 from core_api_client import CoreError, Package
+from services import business, catalog, lookup, selection
+from services import tracking as tracking_service
 
 BUTTONS_MAX = 3  # WhatsApp reply buttons; more choices go in a list
 SEVERAL_MAX = 3  # codes tracked from one message
@@ -119,7 +119,7 @@ def track_several(t: Turn, codes: list[str]) -> State:
 
 
 def search(t: Turn) -> State:
-    """Packages without a code: only the writer's own number is a key (`chatbot.services.lookup`).
+    """Packages without a code: only the writer's own number is a key (`services.lookup`).
 
     A phone typed in the chat gets the honest answer instead; a number with no packages may give the
     recipient's full name and point (design 2.1.2); a username-only writer is told to get the code.
@@ -205,7 +205,7 @@ def name_search(t: Turn, point_id: str | None) -> State:
 
 def pick_described(t: Turn) -> State | None:
     """"El de Pedro Ramírez", "el que va para Santa Ana", "el que ya llegó": a package of the list just shown,
-    picked by what the customer remembers (`chatbot.services.selection`); an ambiguous pick is asked with
+    picked by what the customer remembers (`services.selection`); an ambiguous pick is asked with
     buttons; None when the message describes none of them."""
     if not t.ds.listed or not t.customer.phone:
         return None

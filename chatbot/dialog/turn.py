@@ -16,15 +16,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from channels.outbound import Buttons, Choice, ChoiceList, OutboundMessage, Text
-from chatbot import texts
 from chatbot.cues import cues_in
-from chatbot.dialog.store import DialogState
 from chatbot.guard import CleanText
 from chatbot.routing import Route
-from chatbot.services import ServiceContext, catalog, geography
-from chatbot.services.catalog import fold
-from chatbot.services.escalation import EscalationDecision
 from core_api_client import Company, CoreError
+from services import ServiceContext, catalog, geography, texts
+from services.catalog import fold
+from services.escalation import EscalationDecision
+from storage.dialogs import DialogState
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +136,7 @@ class Turn:
 
     @property
     def place(self) -> str | None:
-        """A place of El Salvador that is not one point ("dep:usulutan", "dis:apopa"; chatbot/services/geography.py)."""
+        """A place of El Salvador that is not one point ("dep:usulutan", "dis:apopa"; services/geography.py)."""
         value = self.route.entities.get("place")
         return str(value) if value else None
 

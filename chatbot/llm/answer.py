@@ -1,6 +1,6 @@
 """Grounded free answers: the model answers a question the rules could not place, from tool results only.
 
-The system prompt (chatbot/prompts/answer.v<N>.txt, the design's Anexo B
+The system prompt (llm/prompts/answer.v<N>.txt, the design's Anexo B
 adapted) gets the company's data from the core (points, addresses, phones,
 hours) and the policy topics of faq_data/; prices, policies, FAQ entries and
 packages come only through tools (`chatbot.llm.tools`), which the FAQ
@@ -27,13 +27,14 @@ from dataclasses import dataclass
 
 import redis
 
-from chatbot.llm import output_guard, tools
-from chatbot.llm.session import LlmSession
-from chatbot.llm.types import LlmError, Message
-from chatbot.prompts import load
-from chatbot.services import ServiceContext, business, catalog, faq
-from chatbot.services.catalog import fold
+from chatbot.llm import tools
 from core_api_client import CoreError
+from llm import output_guard
+from llm.prompts import load
+from llm.session import LlmSession
+from llm.types import LlmError, Message
+from services import ServiceContext, business, catalog, faq
+from services.catalog import fold
 
 log = logging.getLogger(__name__)
 

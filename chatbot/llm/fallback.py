@@ -19,11 +19,11 @@ import logging
 from typing import Any
 
 from chatbot import entities as ent
-from chatbot.llm.session import LlmSession
-from chatbot.llm.types import LlmError, Message
-from chatbot.prompts import load
 from chatbot.router import LLM_THRESHOLD
 from chatbot.routing import INTENTS, DialogContext, Route
+from llm.prompts import load
+from llm.session import LlmSession
+from llm.types import LlmError, Message
 
 log = logging.getLogger(__name__)
 

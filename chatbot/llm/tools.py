@@ -1,11 +1,11 @@
 """The tools a model may call for a grounded answer, executed through the same services as the rules.
 
 Every tool returns the text the rules path would show for the same request,
-at the writer's information level (`chatbot.services.tracking`): the writer's
+at the writer's information level (`services.tracking`): the writer's
 phone comes from WhatsApp, never from the model's arguments, so a stranger
 never gets names, amounts or refunds, whatever the prompt says. There is no
 tool that lists customers or phone numbers, and none that searches by a name or
-a typed phone: `find_packages` goes through `chatbot.services.lookup`, which
+a typed phone: `find_packages` goes through `services.lookup`, which
 only searches the writer's own phone (nothing for a username-only writer).
 `escalate` runs nothing here: it asks the dialog to hand over, with the rules'
 own case number and wording.
@@ -25,9 +25,9 @@ from typing import Any
 
 from channels.outbound import Buttons, ChoiceList, Location, OutboundMessage, Text
 from chatbot import entities as ent
-from chatbot.llm.types import ToolCall, ToolSpec
-from chatbot.services import ServiceContext, business, catalog, faq, lookup, tracking
 from core_api_client import CoreError
+from llm.types import ToolCall, ToolSpec
+from services import ServiceContext, business, catalog, faq, lookup, tracking
 
 log = logging.getLogger(__name__)
 

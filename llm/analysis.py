@@ -1,0 +1,159 @@
+"""The escalation-analysis prompt of the design's Anexo B, as a job over escalated conversations.
+
+For each escalation with no analysis yet (and at least `MIN_AGE_S` old, so
+the hand-over has happened), the model reads the conversation and returns
+the JSON of Anexo B (escalation reason, category, whether it was necessary, a
+suggestion, a priority and an example query), constrained by a JSON schema.
+The result is stored in `escalation_analyses` (one row per escalation) for
+the analytics; the call's cost in `llm_calls`. Phone numbers in the example
+query are masked. A conversation whose analysis fails is tried again on the
+next runs, at most `MAX_ATTEMPTS` times (counter in Redis
+`llm:analysis:attempts:{escalation_id}`).
+
+`register_jobs` adds the job to the scheduler (leader only), when a provider
+is configured. Failure policy: `analyze_pending` never raises for one
+conversation (logged, counted); database errors propagate to the scheduler.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from typing import Any
+
+import redis
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool
+
+from config import Settings
+from llm import costs
+from llm.prompts import load
+from llm.session import LlmSession
+from llm.settings import provider_for
+from llm.summary import transcript_text
+from llm.types import LlmError, Message
+
+log = logging.getLogger(__name__)
+
+PURPOSE = "analysis"
+MIN_AGE_S = 600
+MAX_ATTEMPTS = 3
+BATCH = 10
+INTERVAL_S = 600
+ATTEMPTS_KEY = "llm:analysis:attempts:{escalation_id}"
+ATTEMPTS_TTL_S = 7 * 86400
+BUDGET_S = 30.0
+REASONS = ("bot_no_entendio", "fuera_de_capacidad", "pidio_humano", "palabra_urgente", "respuesta_incorrecta", "otro")
+CATEGORIES = ("rastreo", "informacion_general", "reclamo", "cambio_de_datos", "servicio_especial", "otro")
+PRIORITIES = ("alta", "media", "baja")
+_PHONE = re.compile(r"\+?\d[\d\s-]{6,}\d")
+
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "conversation_id": {"type": "string"},
+        "escalation_reason": {"type": "string", "enum": list(REASONS)},
+        "category": {"type": "string", "enum": list(CATEGORIES)},
+        "was_necessary": {"type": "boolean"},
+        "suggestion": {"type": "string"},
+        "priority": {"type": "string", "enum": list(PRIORITIES)},
+        "example_query": {"type": "string"},
+    },
+    "required": ["conversation_id", "escalation_reason", "category", "was_necessary", "suggestion", "priority",
+                 "example_query"],
+    "additionalProperties": False,
+}
+
+
+def parse(raw: str, conversation_id: int) -> dict[str, Any] | None:
+    """The model's JSON checked against Anexo B's shape; None when unusable."""
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, TypeError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    checks = (data.get("escalation_reason") in REASONS, data.get("category") in CATEGORIES,
+              isinstance(data.get("was_necessary"), bool), data.get("priority") in PRIORITIES,
+              isinstance(data.get("suggestion"), str) and data["suggestion"].strip(),
+              isinstance(data.get("example_query"), str))
+    if not all(checks):
+        return None
+    return {"conversation_id": f"conv_{conversation_id}", "escalation_reason": data["escalation_reason"],
+            "category": data["category"], "was_necessary": data["was_necessary"],
+            "suggestion": data["suggestion"].strip()[:500], "priority": data["priority"],
+            "example_query": _PHONE.sub("[teléfono]", data["example_query"]).strip()[:300]}
+
+
+def pending(pool: ConnectionPool, limit: int = BATCH, min_age_s: int = MIN_AGE_S) -> list[dict[str, Any]]:
+    with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT e.id, e.tenant_id, e.conversation_id, e.reason, t.name AS company FROM escalations e"
+            " JOIN tenants t ON t.id = e.tenant_id"
+            " WHERE NOT EXISTS (SELECT 1 FROM escalation_analyses a WHERE a.escalation_id = e.id)"
+            " AND e.created_at <= now() - make_interval(secs => %s) ORDER BY e.id LIMIT %s",
+            (min_age_s, limit),
+        ).fetchall()
+
+
+def _transcript(pool: ConnectionPool, conversation_id: int) -> list[tuple[str, str]]:
+    with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        found = cur.execute("SELECT direction, body FROM messages WHERE conversation_id = %s AND body IS NOT NULL"
+                            " ORDER BY id", (conversation_id,)).fetchall()
+    return [("cliente" if r["direction"] == "in" else "bot", str(r["body"])) for r in found]
+
+
+def analyze_pending(settings: Settings, pool: ConnectionPool, conn: redis.Redis, *, limit: int = BATCH,
+                    min_age_s: int = MIN_AGE_S) -> int:
+    """Analyse escalated conversations that have no analysis yet; returns how many were stored."""
+    provider = provider_for(settings)
+    if provider is None:
+        return 0
+    stored = 0
+    prompt = load("analysis")
+    for case in pending(pool, limit, min_age_s):
+        key = ATTEMPTS_KEY.format(escalation_id=case["id"])
+        attempts = int(conn.get(key) or 0)
+        if attempts >= MAX_ATTEMPTS:
+            continue
+        session = LlmSession(provider, settings, conn, budget_s=BUDGET_S)
+        lines = transcript_text(_transcript(pool, case["conversation_id"]))
+        result = None
+        try:
+            system = prompt.render(company=case["company"], conversation_id=f"conv_{case['conversation_id']}",
+                                   reason=case["reason"])
+            completion = session.complete(PURPOSE, prompt.version, system, [Message("user", lines or "(vacía)")],
+                                          json_schema=SCHEMA, max_output_tokens=400)
+            result = parse(completion.text, case["conversation_id"])
+            if result is None:
+                session.mark_last("bad_output")
+        except LlmError:
+            result = None
+        with pool.connection() as db, db.transaction():
+            costs.store(db, tenant_id=case["tenant_id"], conversation_id=case["conversation_id"], calls=session.calls)
+            if result is not None:
+                db.execute("INSERT INTO escalation_analyses (tenant_id, escalation_id, conversation_id, prompt_version,"
+                           " analysis) VALUES (%s, %s, %s, %s, %s) ON CONFLICT (escalation_id) DO NOTHING",
+                           (case["tenant_id"], case["id"], case["conversation_id"], prompt.version, Jsonb(result)))
+                stored += 1
+        if result is None:
+            conn.set(key, attempts + 1, ex=ATTEMPTS_TTL_S)
+            log.warning("escalation analysis failed (escalation %s, attempt %s)", case["id"], attempts + 1)
+        if not session.available():  # the circuit opened: try the rest next time
+            break
+    return stored
+
+
+def register_jobs(scheduler: Any, rt: Any, leader: Any) -> None:
+    """Every INTERVAL_S on the leader: analyse new escalations (nothing when no provider is configured)."""
+    if provider_for(rt.settings) is None:
+        return
+
+    def analyze() -> None:
+        if leader.holds():
+            analyze_pending(rt.settings, rt.pool, rt.redis)
+
+    scheduler.add_job(analyze, "interval", seconds=INTERVAL_S, id="llm_escalation_analysis", max_instances=1,
+                      coalesce=True)

@@ -1,0 +1,102 @@
+"""A short Spanish summary of a conversation for the agent who takes it over.
+
+`summarize` has the console's `Summarizer` shape (console/summary.py):
+transcript as (who, text) pairs oldest first, and the facts the console
+gathered; it returns None when no provider is configured or the model fails,
+and the console then builds its rules-based summary. The model's summary
+goes through the output guard with the transcript and facts as evidence (it
+may not add a number, code or name that is not in them). `summarizer_for`
+binds the settings, Redis and the database pool (where the call's cost is
+recorded against the case's conversation and tenant).
+
+Failure policy: never raises.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import redis
+from psycopg_pool import ConnectionPool
+
+from config import Settings
+from llm import costs, output_guard
+from llm.prompts import load
+from llm.session import LlmSession
+from llm.settings import provider_for
+from llm.types import LlmError, Message
+
+log = logging.getLogger(__name__)
+
+PURPOSE = "summary"
+MAX_LINES = 40
+MAX_LINE_CHARS = 300
+BUDGET_S = 15.0
+
+Summarizer = Callable[[Sequence[tuple[str, str]], dict[str, Any]], str | None]
+
+
+def transcript_text(transcript: Sequence[tuple[str, str]]) -> str:
+    """The last lines of a conversation as "who: text", each cut short."""
+    return "\n".join(f"{who}: {' '.join(text.split())[:MAX_LINE_CHARS]}" for who, text in transcript[-MAX_LINES:])
+
+
+def summarize(settings: Settings, conn: redis.Redis, transcript: Sequence[tuple[str, str]],
+              facts: dict[str, Any], *, company_name: str | None = None,
+              record: Callable[[list[costs.LlmCall]], None] | None = None) -> str | None:
+    """The model's summary of the conversation, or None (no provider, failure, or refused by the guard)."""
+    provider = provider_for(settings)
+    if provider is None or not transcript:
+        return None
+    session = LlmSession(provider, settings, conn, budget_s=BUDGET_S)
+    prompt = load("summary")
+    lines = transcript_text(transcript)
+    known = json.dumps(facts, ensure_ascii=False, default=str)
+    text: str | None = None
+    try:
+        system = prompt.render(company=company_name or settings.tenant_name)
+        completion = session.complete(PURPOSE, prompt.version, system,
+                                      [Message("user", f"Datos del caso: {known}\n\nConversación:\n{lines}")],
+                                      max_output_tokens=250)
+        verdict = output_guard.check(completion.text, output_guard.Evidence((lines, known)))
+        if verdict.ok:
+            text = verdict.text
+        else:
+            session.mark_last("guard" if completion.text else "bad_output")
+            log.warning("llm summary refused by the output guard: %s", verdict.reason)
+    except LlmError:
+        text = None
+    if record is not None:
+        try:
+            record(session.calls)
+        except Exception as exc:  # noqa: BLE001 - the cost row must not cost the agent the summary
+            log.warning("llm summary cost not recorded: %s", type(exc).__name__)
+    return text
+
+
+def summarizer_for(settings: Settings, conn: redis.Redis, pool: ConnectionPool) -> Summarizer | None:
+    """The console's summarizer (None when no provider is configured: the console summarises by rules)."""
+    if provider_for(settings) is None:
+        return None
+
+    def summarizer(transcript: Sequence[tuple[str, str]], facts: dict[str, Any]) -> str | None:
+        def record(calls: list[costs.LlmCall]) -> None:
+            with pool.connection() as db:
+                found = db.execute("SELECT tenant_id, conversation_id FROM escalations WHERE case_number = %s",
+                                   (str(facts.get("case_number", "")),)).fetchone()
+                tenant_id, conversation_id = _ids(found)
+                costs.store(db, tenant_id=tenant_id, conversation_id=conversation_id, calls=calls)
+        return summarize(settings, conn, transcript, facts, record=record)
+
+    return summarizer
+
+
+def _ids(row: Any) -> tuple[int | None, int | None]:
+    if row is None:
+        return None, None
+    if isinstance(row, dict):
+        return row["tenant_id"], row["conversation_id"]
+    return row[0], row[1]
