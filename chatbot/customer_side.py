@@ -29,8 +29,7 @@ from channels.outbound import Text
 from chatbot import rating_comment
 from chatbot.engine import Outcome
 from handoff import cases, live
-from storage import analytics
-from storage import dialogs as dialog_store
+from storage import analytics, dialogs
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +80,7 @@ def _comment(pool: ConnectionPool, redis_conn: redis.Redis, text: str, *, tenant
         return None
     return Outcome([Text(cases.wording()["csat_comment_thanks"])],
                    {"stage": "console", "intent": "csat_comment", "score": stored["csat_score"]},
-                   dialog_store.load(redis_conn, conversation_hash))
+                   dialogs.load(redis_conn, conversation_hash))
 
 
 def _rating_with_comment(pool: ConnectionPool, redis_conn: redis.Redis, score: int, words: str, *, tenant_id: int,
@@ -120,7 +119,7 @@ def _rating(conn: Connection[Any], redis_conn: redis.Redis, score: int, *, tenan
     live.publish(redis_conn, tenant_id, "handoff", case_id=row["id"], action="rated", score=score)
     rating_comment.offer(redis_conn, conversation_hash, int(row["id"]))
     return Outcome([Text(cases.wording()["csat_thanks"])], {"stage": "console", "intent": "csat", "score": score},
-                   dialog_store.load(redis_conn, conversation_hash))
+                   dialogs.load(redis_conn, conversation_hash))
 
 
 def _waiting_choice(conn: Connection[Any], redis_conn: redis.Redis, choice: str | None, tenant_id: int,
@@ -134,7 +133,7 @@ def _waiting_choice(conn: Connection[Any], redis_conn: redis.Redis, choice: str 
     if row is None:
         return None
     w = cases.wording()
-    state = dialog_store.load(redis_conn, conversation_hash)
+    state = dialogs.load(redis_conn, conversation_hash)
     if choice == WAIT_ID:
         return Outcome([Text(w["keep_waiting"].format(case=row["case_number"]))],
                        {"stage": "console", "intent": "keep_waiting"}, state)

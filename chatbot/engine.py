@@ -6,7 +6,7 @@ an `Outcome`: the replies, the routing decision to record with the message,
 the escalation to open, an opt-out change, analytics events, the model calls
 made (`llm_calls`, priced) and the session's new state. It writes nothing to
 PostgreSQL: the worker stores the outcome in one transaction and then saves
-the state with `chatbot.dialog_store.save`.
+the state with `chatbot.dialogs.save`.
 
 With a language model configured (`LLM_PROVIDER`, chatbot/llm/), a message
 the rules read with low confidence is read again by the model (structured
@@ -54,7 +54,7 @@ from llm.session import LlmSession
 from llm.settings import provider_for
 from services import ServiceContext, escalation
 from services.escalation import EscalationDecision
-from storage import dialogs as dialog_store
+from storage import dialogs
 from storage.dialogs import DialogState
 from storage.tenants import Tenant
 
@@ -99,7 +99,7 @@ def respond(settings: Settings, conn: redis.Redis, message: InboundMessage, *, t
     """The bot's answer to one stored customer message (possibly no reply at all). Never raises."""
     loaded = DialogState(conversation_id=situation.conversation_id)
     try:
-        loaded = dialog_store.load(conn, conversation_hash)
+        loaded = dialogs.load(conn, conversation_hash)
         if loaded.conversation_id != situation.conversation_id:
             loaded = DialogState(conversation_id=situation.conversation_id)  # a new conversation starts afresh
         return _respond(settings, conn, message, tenant, customer, situation, conversation_hash,

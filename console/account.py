@@ -10,10 +10,10 @@ from flask import abort, flash, redirect, render_template, request, url_for
 
 from console import auth, canned, login_limit
 from console.blueprint import bp, mailer, state
+from console.database import get_pool
 from console.mailer import ResetMail
 from handoff import agents
 from handoff.agents import AgentError
-from storage.db import get_pool
 
 log = logging.getLogger(__name__)
 

@@ -28,9 +28,9 @@ from flask import Flask, Request, abort, current_app, jsonify, redirect, request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 
 from config import Settings
+from console.database import get_pool
 from handoff import agents, sessions
 from handoff.agents import Agent
-from storage.db import get_pool
 
 log = logging.getLogger(__name__)
 

@@ -12,12 +12,12 @@ from werkzeug.exceptions import HTTPException
 
 from config import Settings
 from console import auth
+from console.database import get_pool
 from console.mailer import Mailer
 from console.summary import Summarizer
 from core_api_client import CoreClient
 from handoff.cases import Desk, HandoffError, WindowClosed
 from storage.crypto import Vault
-from storage.db import get_pool
 
 # Only our own scripts, styles and connections; no inline script (the page's data is a JSON <script> block).
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "

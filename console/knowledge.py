@@ -22,7 +22,7 @@ from console.summary import Facts
 from core_api_client import CoreClient, CoreError
 from handoff import cases
 from services import texts
-from storage import dialogs as dialog_store
+from storage import dialogs
 from storage.crypto import Vault
 from storage.dialogs import DialogState
 
@@ -57,7 +57,7 @@ def dialog_state(conn: Connection[Any], redis_conn: redis.Redis, vault: Vault,
     number = row["meta_phone_number_id"] if row["channel"] == "meta" else row["twilio_number"]
     who = vault.decrypt(row["phone_encrypted"]) if row["phone_encrypted"] else row["bsuid"]
     key = vault.lookup_hash(f"{row['channel']}:{number}:{who}")[:32]
-    state = dialog_store.load(redis_conn, key)
+    state = dialogs.load(redis_conn, key)
     return state if state.conversation_id == conversation_id else None
 
 

@@ -4,7 +4,7 @@ Built from facts (the escalation, the dialog state, the routing decisions
 stored with the customer's messages) and the transcript. An optional
 `summarizer` (an LLM, e.g. `llm.summary.summarize` once wired) gets the
 same transcript and facts; when it is absent, fails or returns nothing, the
-summary is built here from the facts, in the words of console/texts.yaml.
+summary is built here from the facts, in the words of handoff/texts.yaml.
 Failure policy: never raises.
 """
 
@@ -65,7 +65,7 @@ def build_summary(facts: Facts, transcript: Sequence[tuple[str, str]], summarize
 
 
 def from_facts(facts: Facts, transcript: Sequence[tuple[str, str]]) -> str:
-    """The summary in the words of console/texts.yaml (`summary`, `reasons`, `topics`)."""
+    """The summary in the words of handoff/texts.yaml (`summary`, `reasons`, `topics`)."""
     w, topic_names = wording()["summary"], wording()["topics"]
     who = facts.customer_name or w["customer"]
     urgency = w["high"] if facts.priority == "high" else ""

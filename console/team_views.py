@@ -15,9 +15,9 @@ from flask import Response, jsonify, render_template, request
 from console import assignment, auth, search, tags
 from console.blueprint import bp, state
 from console.case_queue import PRIORITIES, priority_text
+from console.database import get_pool
 from console.team_texts import text
 from handoff import cases
-from storage.db import get_pool
 
 
 @bp.get("/search")

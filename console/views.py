@@ -34,6 +34,7 @@ from console import (
     words,
 )
 from console.blueprint import ConsoleState, bp, core, state, tenant_slug
+from console.database import get_pool
 from console.summary import Facts, Summarizer, build_summary, reason_text
 from console.whatsapp_text import to_html
 from handoff import cases, live
@@ -43,7 +44,6 @@ from llm import summary as llm_summary
 from notifications import templates as approved
 from storage import contacts
 from storage.crypto import Vault
-from storage.db import get_pool
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Everything the case page names, in the agent's words: never a stored id.
 
 Case statuses, reasons, history actions, call outcomes, the dialog's state and the kinds of message that
-are not text come from console/texts.yaml; a value this version has no words for is shown with a general
+are not text come from handoff/texts.yaml; a value this version has no words for is shown with a general
 phrase, never as its id. Service point ids (`la_union`) in the bot's messages and in the bot's facts become
 the point's name ("La Unión - Punto Centro"); when the point list cannot be read, a readable form of the id
 ("La Union") is shown instead.

@@ -122,7 +122,7 @@ def wording() -> dict[str, Any]:
 
 
 def error_text(key: str, **values: Any) -> str:
-    """What the agent reads when an action cannot be done (console/texts.yaml `errors`)."""
+    """What the agent reads when an action cannot be done (handoff/texts.yaml `errors`)."""
     return str(wording()["errors"][key]).format(**values)
 
 

@@ -18,7 +18,7 @@ from channels.events import InboundMessage, MessageKind
 from config import Settings
 from runtime.enqueue import conversation_hash
 from runtime.resources import Runtime
-from storage import dialogs as dialog_store
+from storage import dialogs
 from storage.crypto import Vault
 
 # The dialog states in which a notification may set the next question (the customer is not mid-flow).
@@ -64,9 +64,9 @@ def seed_dialog(rt: Runtime, *, phone: str, conversation_id: int, tracking_code:
                 options: list[tuple[str, str]]) -> bool:
     """Remember the package (and the pin offer) for the customer's reply. Redis errors: logged, False."""
     key = dialog_key(rt.settings, rt.vault, rt.transport.channel, phone)
-    state = dialog_store.load(rt.redis, key)
+    state = dialogs.load(rt.redis, key)
     if state.conversation_id != conversation_id:
-        state = dialog_store.DialogState(conversation_id=conversation_id)
+        state = dialogs.DialogState(conversation_id=conversation_id)
     state.remember_package(tracking_code)
     if state.state in _RESTING_STATES:
         state.state = AWAITING_PIN if pin_point else "idle"
@@ -74,4 +74,4 @@ def seed_dialog(rt: Runtime, *, phone: str, conversation_id: int, tracking_code:
         state.point = pin_point or state.point
         state.options = [option_id for option_id, _ in options]
         state.option_titles = [title for _, title in options]
-    return dialog_store.save(rt.redis, key, state)
+    return dialogs.save(rt.redis, key, state)

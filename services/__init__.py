@@ -3,7 +3,7 @@
 Each service function takes a `ServiceContext` (the company, its logistics
 core, its Redis and the moment of the customer's message) and returns the
 provider-neutral messages the customer reads. The wording lives in
-chatbot/texts/services.yaml and the company's policies in
+services/texts/services.yaml and the company's policies in
 faq_data/<tenant>.yaml, so neither needs Python to change. The helpers below
 format what every service shows: money, clock times, dates and day names.
 """
@@ -42,7 +42,7 @@ class ServiceContext:
 
 
 def wording() -> dict[str, Any]:
-    """The services' customer-facing text (chatbot/texts/services.yaml, loaded once per process)."""
+    """The services' customer-facing text (services/texts/services.yaml, loaded once per process)."""
     return texts.load(TEXTS_NAME)
 
 

@@ -1,4 +1,4 @@
-"""Loads the customer-facing text of the assistant from chatbot/texts/*.yaml (editable without code)."""
+"""Loads the customer-facing text of the assistant from services/texts/*.yaml (editable without code)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The PostgreSQL connection pool (psycopg 3 + psycopg-pool).
 
-One pool per process, created by `open_pool` and attached to the Flask app by
-`init_app`. Connections are in autocommit mode; a unit of work that must be
+One pool per process, created by `open_pool` (the web process attaches it to
+its Flask app, web/app.py). Connections are in autocommit mode; a unit of work that must be
 atomic uses `with conn.transaction():`. Only parameterised SQL is used.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, current_app
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
@@ -36,15 +35,6 @@ def open_pool(database_url: str, *, min_size: int = 1, max_size: int = 10, name:
         kwargs={"autocommit": True, "row_factory": dict_row, "connect_timeout": 2},
     )
     pool.open(wait=False)
-    return pool
-
-
-def init_app(app: Flask, pool: ConnectionPool) -> None:
-    app.extensions["db_pool"] = pool
-
-
-def get_pool() -> ConnectionPool:
-    pool: ConnectionPool = current_app.extensions["db_pool"]
     return pool
 
 

@@ -18,7 +18,7 @@ from chatbot.dialog import machine
 from chatbot.dialog.turn import State
 from chatbot.engine import message_time
 from core_api_client import CoreClient
-from storage import dialogs as dialog_store
+from storage import dialogs
 from storage.dialogs import DialogState
 from tests.dialog_support import COMPANY, MARIA, ROOT, STRANGER, TUESDAY_10AM, TZ, Say, readable
 
@@ -53,29 +53,29 @@ def test_the_router_is_told_what_the_bot_asked(state: State, expecting: str | No
 def test_store_keeps_the_session_for_24_hours(redis_conn: redis.Redis) -> None:
     ds = DialogState(conversation_id=7, state=State.AWAITING_WEIGHT.value, pricing={"destination": "santa_ana"})
     ds.remember_package("SV20260106012345")
-    assert dialog_store.save(redis_conn, "abc123", ds)
+    assert dialogs.save(redis_conn, "abc123", ds)
     assert 24 * 3600 - 5 <= redis_conn.ttl("dialog:abc123") <= 24 * 3600
-    loaded = dialog_store.load(redis_conn, "abc123")
+    loaded = dialogs.load(redis_conn, "abc123")
     assert loaded == ds
-    dialog_store.clear(redis_conn, "abc123")
-    assert dialog_store.load(redis_conn, "abc123") == DialogState()
+    dialogs.clear(redis_conn, "abc123")
+    assert dialogs.load(redis_conn, "abc123") == DialogState()
 
 
 def test_store_survives_garbage_and_old_versions(redis_conn: redis.Redis) -> None:
     redis_conn.set("dialog:bad", b"\xff not json")
-    assert dialog_store.load(redis_conn, "bad") == DialogState()
+    assert dialogs.load(redis_conn, "bad") == DialogState()
     redis_conn.set("dialog:old", '{"state": "awaiting_weight", "retired_field": 1}')
-    assert dialog_store.load(redis_conn, "old").state == "awaiting_weight"
+    assert dialogs.load(redis_conn, "old").state == "awaiting_weight"
     redis_conn.set("dialog:odd", '{"packages": "SV1", "exchanges": "3", "point": 5, "pending": [], "csat_asked": 1,'
                                  ' "options": ["a", 2], "last_intent": "hours"}')
-    odd = dialog_store.load(redis_conn, "odd")
+    odd = dialogs.load(redis_conn, "odd")
     assert odd == DialogState(last_intent="hours")  # values of the wrong kind take their defaults
 
 
 def test_store_never_raises_when_redis_is_down() -> None:
     down = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
-    assert dialog_store.load(down, "x") == DialogState()
-    assert dialog_store.save(down, "x", DialogState()) is False
+    assert dialogs.load(down, "x") == DialogState()
+    assert dialogs.save(down, "x", DialogState()) is False
 
 
 def test_remembered_packages_are_bounded_and_latest_last() -> None:
@@ -83,7 +83,7 @@ def test_remembered_packages_are_bounded_and_latest_last() -> None:
     for n in range(15):
         ds.remember_package(f"SV2026010600{n:04d}")
     ds.remember_package("SV20260106000003")
-    assert len(ds.packages) == dialog_store.MAX_PACKAGES and ds.packages[-1] == "SV20260106000003"
+    assert len(ds.packages) == dialogs.MAX_PACKAGES and ds.packages[-1] == "SV20260106000003"
 
 
 # -- the guard ----------------------------------------------------------------------------------------
@@ -454,5 +454,5 @@ def test_every_text_the_dialog_says_is_in_the_texts_file() -> None:
     for key in keys:
         node = wording()
         for part in key.split("."):
-            assert part in node, f"chatbot/texts/dialog.yaml has no {key!r}"
+            assert part in node, f"services/texts/dialog.yaml has no {key!r}"
             node = node[part]

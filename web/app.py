@@ -38,7 +38,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["settings"] = settings
 
     pool = db.open_pool(settings.database_url, max_size=8, name="web")
-    db.init_app(app, pool)
+    app.extensions["db_pool"] = pool
     redis_conn = redis_from_settings(settings)
     app.extensions["redis"] = redis_conn
     app.extensions["ingestor"] = Ingestor(

@@ -33,8 +33,7 @@ from llm import costs as llm_costs
 from runtime import delivery
 from runtime.enqueue import conversation_hash
 from runtime.resources import Runtime
-from storage import analytics, contacts, conversations, escalations, messages, webhook_events
-from storage import dialogs as dialog_store
+from storage import analytics, contacts, conversations, dialogs, escalations, messages, webhook_events
 from storage.tenants import Tenant
 from worker import attempts
 
@@ -92,7 +91,7 @@ def process_message(runtime: Runtime, event_pk: int) -> str:
         with runtime.pool.connection() as conn, conn.pipeline(), conn.transaction():
             pending = _store_outcome(conn, runtime, tenant, contact.id, conversation.id, event_pk,
                                      stored.correlation_id, outcome)
-        dialog_store.save(runtime.redis, key, outcome.state)
+        dialogs.save(runtime.redis, key, outcome.state)
         if conversation.status != "bot" or outcome.escalation is not None:  # issue 6: live console
             with runtime.pool.connection() as conn:
                 customer_side.announce_message(conn, runtime.redis, tenant_id=tenant.id,

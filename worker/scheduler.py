@@ -16,8 +16,7 @@ from typing import Any
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from config import settings_or_exit
-from handoff import closing as closing_notices
-from handoff import timers as console_timers
+from handoff import closing, timers
 from llm import analysis as llm_analysis
 from notifications import schedule as notification_schedule
 from observability import configure_logging, init_sentry
@@ -39,8 +38,8 @@ def build_scheduler(rt: Runtime, leader: Leader) -> BlockingScheduler:
                       max_instances=1, coalesce=True)
     llm_analysis.register_jobs(scheduler, rt, leader)  # issue 5: escalation analyses (only with an LLM provider)
     notification_schedule.register_jobs(scheduler, rt, leader)  # issue 7: reminders, retention, recovery
-    console_timers.register_jobs(scheduler, rt, leader)  # issue 6: wait notices, callbacks due at opening time
-    closing_notices.register_jobs(scheduler, rt, leader)  # issue 13: support closed with customers waiting
+    timers.register_jobs(scheduler, rt, leader)  # issue 6: wait notices, callbacks due at opening time
+    closing.register_jobs(scheduler, rt, leader)  # issue 13: support closed with customers waiting
     return scheduler
 
 

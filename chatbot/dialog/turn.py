@@ -3,7 +3,7 @@
 A `Turn` carries the router's result, the cleaned text, the session state
 (mutated in place by the handlers), the services' context and the customer;
 handlers append replies and may set an escalation, an opt-out change and
-analytics events. The wording comes from chatbot/texts/dialog.yaml.
+analytics events. The wording comes from services/texts/dialog.yaml.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def state_of(ds: DialogState) -> State:
 
 
 def wording() -> dict[str, Any]:
-    """The dialog's customer-facing text (chatbot/texts/dialog.yaml, loaded once per process)."""
+    """The dialog's customer-facing text (services/texts/dialog.yaml, loaded once per process)."""
     return texts.load(TEXTS_NAME)
 
 
