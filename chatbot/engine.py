@@ -6,7 +6,7 @@ an `Outcome`: the replies, the routing decision to record with the message,
 the escalation to open, an opt-out change, analytics events, the model calls
 made (`llm_calls`, priced) and the session's new state. It writes nothing to
 PostgreSQL: the worker stores the outcome in one transaction and then saves
-the state with `chatbot.dialogs.save`.
+the state with `storage.dialogs.save`.
 
 With a language model configured (`LLM_PROVIDER`, chatbot/llm/), a message
 the rules read with low confidence is read again by the model (structured
