@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -19,8 +26,11 @@ from werkzeug.test import TestResponse
 from channels import meta_webhook, twilio_webhook
 from config import Settings
 from runtime.resources import build_runtime
+from tests.fakes.graph_api import DEFAULT_TOKEN, FakeGraphAPI
 from web.app import create_app
 from worker.main import EncargoWorker
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def post_meta(client: FlaskClient, body: bytes | dict[str, Any], *, secret: str = "test-app-secret",
@@ -117,3 +127,51 @@ def served(settings: Settings) -> Iterator[tuple[Flask, str]]:
         server.server_close()
         app.extensions["db_pool"].close()
         app.extensions["redis"].close()
+
+
+# --- real worker processes -----------------------------------------------------------------
+
+
+def worker_env(base_env: dict[str, str], graph: FakeGraphAPI, **extra: str) -> dict[str, str]:
+    """The environment of a worker process that sends through Meta's transport to the fake Graph API."""
+    return {**os.environ, **base_env, "WHATSAPP_PROVIDER": "meta", "META_ACCESS_TOKEN": DEFAULT_TOKEN,
+            "META_GRAPH_BASE_URL": graph.url, "LOG_LEVEL": "WARNING", **extra}
+
+
+def start_worker(env: dict[str, str], *, processes: int = 1, log: Path | None = None) -> subprocess.Popen[bytes]:
+    """`python -m worker.main --processes N` in its own session (so `kill_group` reaches its children too).
+
+    Its logs go to `log`, or to an unnamed temporary file: an undrained pipe would fill up and stop the worker.
+    """
+    with open(log, "ab") if log is not None else tempfile.TemporaryFile() as logs:  # the child keeps its own handle
+        return subprocess.Popen([sys.executable, "-m", "worker.main", "--processes", str(processes)], cwd=ROOT,
+                                env=env, stdout=subprocess.DEVNULL, stderr=logs, start_new_session=True)
+
+
+def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL a worker and every process of its session at once (a host that dies: no cleanup at all)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Ask a worker to stop (SIGTERM: it finishes the job in hand); kill its whole session if it does not."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            pass
+    kill_group(proc)  # also any child a supervisor killed with SIGKILL left behind

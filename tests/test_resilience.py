@@ -5,16 +5,11 @@ Nothing is lost and no customer gets the same reply twice.
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,11 +22,20 @@ from runtime import delivery
 from runtime.resources import build_runtime
 from tests.conftest import load_fixture
 from tests.fakes.graph_api import DEFAULT_TOKEN, FakeGraphAPI
-from tests.harness import outbound, post_meta, rows, run_jobs, text_payload, to_our_number
+from tests.harness import (
+    outbound,
+    post_meta,
+    rows,
+    run_jobs,
+    start_worker,
+    stop,
+    text_payload,
+    to_our_number,
+    wait_for,
+    worker_env,
+)
 from web.app import create_app
 from worker import jobs, recovery
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def closed_port_url(scheme: str) -> str:
@@ -170,37 +174,6 @@ def test_outside_window_is_recorded_as_failed(client: FlaskClient, meta_settings
 
 
 # --- real worker processes -----------------------------------------------------------------
-
-
-def worker_env(base_env: dict[str, str], graph: FakeGraphAPI, **extra: str) -> dict[str, str]:
-    return {**os.environ, **base_env, "WHATSAPP_PROVIDER": "meta", "META_ACCESS_TOKEN": DEFAULT_TOKEN,
-            "META_GRAPH_BASE_URL": graph.url, "LOG_LEVEL": "WARNING", **extra}
-
-
-def start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """A worker process whose logs go to a file: an undrained pipe would fill up and stop the worker."""
-    with tempfile.TemporaryFile() as logs:  # the child keeps its own handle open
-        return subprocess.Popen([sys.executable, "-m", "worker.main", "--processes", "1"], cwd=ROOT, env=env,
-                                stdout=subprocess.DEVNULL, stderr=logs)
-
-
-def wait_for(condition: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.mark.slow

@@ -38,6 +38,7 @@ from typing import Any
 
 import redis
 from rq import SimpleWorker
+from rq.executions import Execution, ExecutionRegistry
 from rq.job import Job
 from rq.utils import now as utcnow
 
@@ -55,10 +56,33 @@ log = logging.getLogger(__name__)
 PUBSUB_POLL_S = 1.0
 
 
+class _RecordedExecutions(ExecutionRegistry):
+    """A job's executions whose records still exist.
+
+    rq 3.0 lists an execution in the job's registry 60 s longer than the execution's record lives. When a
+    worker dies mid-job its record expires with the heartbeat and RQ runs the job again; the new run's clean-up
+    (`Job.delete`, result_ttl=0) fetched the dead execution and raised ValueError, failing a run that had
+    succeeded (an ERROR with a traceback and needless further runs, for every job a dead host left behind).
+    """
+
+    def get_executions(self, start: int = 0, end: int = -1) -> list[Execution]:
+        found = []
+        for execution_id in self.get_execution_ids(start, end):
+            try:
+                found.append(Execution.fetch(id=execution_id, job_id=self.job_id, connection=self.connection))
+            except ValueError:
+                continue  # its worker died: nothing left to clean up
+        return found
+
+
 class RuntimeJob(Job):
     """A job whose function is called with the worker's Runtime first (set by EncargoWorker.perform_job)."""
 
     runtime: Runtime | None = None
+
+    @property
+    def execution_registry(self) -> ExecutionRegistry:
+        return _RecordedExecutions(self.id, connection=self.connection)
 
     def _execute(self) -> Any:
         if self.func is None or self.runtime is None:
