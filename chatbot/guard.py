@@ -21,10 +21,13 @@ import logging
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import cache
 
 import redis
 
+from chatbot.entities import lexicon
 from runtime import lua
+from services.normalize import fold
 
 log = logging.getLogger(__name__)
 
@@ -36,21 +39,9 @@ NAME_MAX_CHARS = 60
 
 _TAG = re.compile(r"<\s*/?\s*[a-zA-Z!][^<>]{0,300}>")
 _SPACES = re.compile(r"\s+")
-_NAME_LEAD = re.compile(
-    r"^(?:(?:hola|buenas|buenos dias|buenas tardes)[\s,.!]*)?"
-    r"(?:mi nombre es|me llamo|soy|a nombre de|esta a nombre de|el nombre es|nombre)\s*:?\s*",
-    re.IGNORECASE,
-)
 _NAME_CHARS = re.compile(r"[^\w\s.'\-]|\d|_")
 _DIGITS = re.compile(r"\d")
-_ENGLISH = frozenset(
-    "the is are was it its you your my i we do does did what where when how why can could would please "
-    "hello hi hey thanks thank package delivery color another this that there have has".split()
-)
-_SPANISH = frozenset(
-    "el la los las es mi tu que donde cuando como por para un una hola gracias paquete encargo quiero "
-    "necesito tengo cuanto hay ya si no de del y con".split()
-)
+_WORDS = re.compile(r"[a-z']+")
 
 
 @dataclass(frozen=True)
@@ -138,7 +129,7 @@ return count
 
 def count_repeats(conn: redis.Redis, conversation_hash: str, message_id: str, text: str) -> int:
     """How many times in a row the customer has now sent this same text (1 for a new one; 0 if unknown)."""
-    fingerprint = fold(text)
+    fingerprint = " ".join(fold(text).split())
     if not fingerprint:
         return 0
     try:
@@ -162,12 +153,6 @@ class CleanText:
     truncated: bool = False
     had_markup: bool = False
     foreign: bool = False  # reads as English rather than Spanish
-
-
-def fold(text: str) -> str:
-    """Lower case, no accents, single spaces: for comparing what customers type."""
-    plain = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
-    return _SPACES.sub(" ", plain.lower()).strip()
 
 
 def _printable(text: str) -> str:
@@ -200,22 +185,33 @@ def clean(raw: str | None) -> CleanText:
                      foreign=not emoji_only and _looks_english(text))
 
 
+@cache
+def _language_words() -> tuple[frozenset[str], frozenset[str]]:
+    """The lexicon's English and Spanish words (`language` in chatbot/lexicon/es_sv.yaml)."""
+    words = lexicon()["language"]
+    return frozenset(map(str, words["english"])), frozenset(map(str, words["spanish"]))
+
+
 def _looks_english(text: str) -> bool:
-    words = re.findall(r"[a-z']+", fold(text))
+    """At least two English words of the lexicon's list, and more than twice as many as Spanish ones."""
+    words = _WORDS.findall(fold(text))
     if len(words) < 2:
         return False
-    english = sum(w in _ENGLISH for w in words)
-    spanish = sum(w in _SPANISH for w in words)
+    english_words, spanish_words = _language_words()
+    english = sum(w in english_words for w in words)
+    spanish = sum(w in spanish_words for w in words)
     return english >= 2 and english > spanish * 2
 
 
 def safe_name(text: str) -> str | None:
-    """A person's name as typed ("mi nombre es María López" -> "María López"), or None when it is not one.
+    """A name made safe to repeat back ("<b>María</b> López" -> "María López"), or None when too little or too
+    much of one is left.
 
     Only letters, spaces, dots, apostrophes and hyphens survive, so whatever the bot repeats back is never
-    markup or a command.
+    markup or a command. It only cleans: which words of a message are the name ("Buenos días, mi nombre es
+    María López") is the router's `name` entity (chatbot/router.py).
     """
-    candidate = _NAME_LEAD.sub("", clean(text).text).strip(" .,-'")
+    candidate = clean(text).text.strip(" .,-'")
     candidate = _SPACES.sub(" ", _NAME_CHARS.sub(" ", candidate)).strip(" .,-'")
     letters = sum(ch.isalpha() for ch in candidate)
     if letters < 2 or len(candidate) > NAME_MAX_CHARS or len(candidate.split()) > 6:

@@ -24,7 +24,7 @@ from spacy.tokens import Doc
 from chatbot import entities as ent
 from chatbot import phrases
 from chatbot.routing import INTENTS, PRIORITY, DialogContext, Route
-from services.normalize import normalize
+from services.normalize import MAX_CHARS, normalize
 
 logger = logging.getLogger(__name__)
 
@@ -187,18 +187,36 @@ def _answer(norm: str) -> str | None:
     return best[1] if best else None
 
 
-def _name(text: str) -> str | None:
-    """A person's name typed on its own or after "mi nombre es" / "me llamo"."""
-    words = re.sub(r"[^\w\s'-]", " ", text).split()
-    for prefix in sorted(ent.lexicon()["name_prefixes"], key=len, reverse=True):
-        size = len(prefix.split())
-        if normalize(" ".join(words[:size])) == normalize(prefix):
-            words = words[size:]
+def _without_lead(words: list[str], leads: list[str], *, repeated: bool) -> list[str]:
+    """`words` without the lexicon phrase they start with (or, `repeated`, the phrases that follow each other
+    there: "hola, buenos días"), and without the commas around it."""
+    ordered = sorted((normalize(lead) for lead in leads), key=lambda lead: -len(lead.split()))
+    words = words[next((i for i, w in enumerate(words) if w != ","), len(words)):]
+    for _ in range(len(words) if repeated else 1):
+        lead = next((p for p in ordered if p and normalize(" ".join(words[:len(p.split())])) == p), None)
+        if lead is None:
             break
+        words = words[len(lead.split()):]
+        words = words[next((i for i, w in enumerate(words) if w != ","), len(words)):]
+    return words
+
+
+def _name(text: str) -> str | None:
+    """A person's name as typed, on its own or after "mi nombre es" / "me llamo", maybe after a greeting
+    ("Buenos días, soy Ana López"), up to a comma ("María López, en San Miguel"); None when the words are
+    not a name ("no tengo el código", "buenos días")."""
+    lex = ent.lexicon()
+    words = re.sub(r"[^\w\s,'-]", " ", text).replace(",", " , ").split()
+    words = _without_lead(words, lex["name_greetings"], repeated=True)
+    words = _without_lead(words, lex["name_prefixes"], repeated=False)
+    words = words[:words.index(",")] if "," in words else words
+    particles = {normalize(p) for p in lex["name_particles"]}
+    proper = [w for w in words if normalize(w) not in particles]
     vocabulary = phrases.tables().vocabulary
-    ok = 1 <= len(words) <= 5 and all(w.replace("'", "").replace("-", "").isalpha() for w in words)
-    ok = ok and not any(normalize(w) in vocabulary for w in words)  # "no tengo el código" is not a name
-    return " ".join(w.capitalize() for w in words) if ok else None
+    ok = 1 <= len(proper) <= 5 and bool(words) and words[0] in proper
+    ok = ok and all(w.replace("'", "").replace("-", "").isalpha() for w in words)
+    ok = ok and not any(normalize(w) in vocabulary for w in proper)  # "no tengo el código" is not a name
+    return " ".join(words) if ok else None
 
 
 def _in_context(reading: _Reading, context: DialogContext, text: str) -> Route | None:
@@ -228,7 +246,7 @@ def route(text: str, context: DialogContext | None = None, *, reply_id: str | No
     `reply_id` the id of a tapped button or list row; `llm` an optional second opinion, asked only when
     the rules are not confident (its answer is used when its own confidence is at least LLM_THRESHOLD).
     """
-    text = text if isinstance(text, str) else ""
+    text = text[:MAX_CHARS] if isinstance(text, str) else ""  # a hostile message costs bounded time
     return _route(text, context, reply_id, llm)
 
 

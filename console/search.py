@@ -103,8 +103,10 @@ class Results:
         return max(1, -(-self.total // PER_PAGE))
 
 
-def fold(value: str) -> str:
-    """'María LÓPEZ' -> 'maria lopez' (what _FOLD_SQL does in the database)."""
+def fold_like_sql(value: str) -> str:
+    """'María LÓPEZ' -> 'maria lopez': exactly what _FOLD_SQL does in the database, one character for one (a
+    position found in the folded text is the same in the original). Not `services.normalize.fold`, which
+    folds every accent and mark and may change the length, and which SQL does not mirror."""
     return value.lower().translate(_FOLD)
 
 
@@ -130,7 +132,7 @@ def search(conn: Connection[Any], vault: Vault, tenant_id: int, wanted: Search, 
     matched_text = "NULL::text"
     if wanted.q:
         params["like"] = "%" + _escape(wanted.q) + "%"
-        params["fold_like"] = "%" + _escape(fold(wanted.q)) + "%"
+        params["fold_like"] = "%" + _escape(fold_like_sql(wanted.q)) + "%"
         params["key"] = tags.tag_key(wanted.q)
         params["hashes"] = phone_hashes(vault, wanted.q)
         body_matches = f"m.conversation_id = e.conversation_id AND {_FOLD_SQL.format('m.body')} LIKE %(fold_like)s"
@@ -211,7 +213,7 @@ def _zone(conn: Connection[Any], tenant_id: int) -> ZoneInfo:
 def _snippet(body: str, query: str) -> str:
     """About SNIPPET characters of the message around the first match, with "…" where it was cut."""
     flat = " ".join(body.split())
-    at = fold(flat).find(fold(query))
+    at = fold_like_sql(flat).find(fold_like_sql(query))
     if len(flat) <= SNIPPET:
         return flat
     start = max(0, at - SNIPPET // 3) if at >= 0 else 0

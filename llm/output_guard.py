@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.catalog import fold
+from services.normalize import fold_words
 
 MAX_CHARS = 1000
 MAX_SENTENCES = 6
@@ -42,7 +42,7 @@ COMMON_WORDS = frozenset(word for phrase in (
     "WhatsApp", "DUI", "NIT", "El Salvador", "Google Maps", "SMS", "Lunes", "Martes", "Miércoles", "Jueves",
     "Viernes", "Sábado", "Domingo", "Enero", "Febrero", "Marzo", "Abril", "Mayo", "Junio", "Julio", "Agosto",
     "Septiembre", "Octubre", "Noviembre", "Diciembre",
-) for word in fold(phrase).split())
+) for word in fold_words(phrase).split())
 
 
 NAMES_FILE = Path(__file__).resolve().parent / "first_names.txt"
@@ -51,7 +51,7 @@ NAMES_FILE = Path(__file__).resolve().parent / "first_names.txt"
 @functools.cache
 def first_names() -> frozenset[str]:
     lines = NAMES_FILE.read_text(encoding="utf-8").splitlines()
-    return frozenset(fold(line) for line in lines if line.strip() and not line.startswith("#"))
+    return frozenset(fold_words(line) for line in lines if line.strip() and not line.startswith("#"))
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ def _sentences(text: str) -> list[str]:
 
 
 def _words(text: str) -> list[str]:
-    return fold(text).split()
+    return fold_words(text).split()
 
 
 def _leaks(text: str, instructions: str) -> bool:
@@ -145,7 +145,7 @@ def _unsupported(text: str, corpus: str) -> str:
         return "unsupported_number"
     known_words = set(_words(corpus))
     for match in _CAPITALISED.finditer(text):
-        word = fold(match.group(0))
+        word = fold_words(match.group(0))
         if word in known_words or word in COMMON_WORDS:
             continue
         if word in first_names() or not _sentence_start(text, match.start()):

@@ -39,6 +39,7 @@ from services import (
     relative_day,
     wording,
 )
+from services.normalize import fold_words
 
 # Opening hours as the core gives them: day group ("mon-fri", "sat", "sun") -> (opens, closes) or None.
 HoursSpec = Mapping[str, Sequence[str] | None]
@@ -153,13 +154,13 @@ def day_status(ctx: ServiceContext, hours: HoursSpec, day: date) -> str:
 def _target_day(ctx: ServiceContext, day: str) -> date | None:
     """"today"/"tomorrow"/"monday"… (or hoy/mañana/lunes…) as a date from the message's day; None if unread."""
     w, today = wording(), ctx.local_now.date()
-    wanted = catalog.fold(day)
-    if wanted in ("today", catalog.fold(w["today"])):
+    wanted = fold_words(day)
+    if wanted in ("today", fold_words(w["today"])):
         return today
-    if wanted in ("tomorrow", catalog.fold(w["tomorrow"])):
+    if wanted in ("tomorrow", fold_words(w["tomorrow"])):
         return today + timedelta(days=1)
     for index in range(7):
-        if wanted in (_ENGLISH_DAYS[index], DAY_KEYS[index], catalog.fold(day_name(index))):
+        if wanted in (_ENGLISH_DAYS[index], DAY_KEYS[index], fold_words(day_name(index))):
             return today + timedelta(days=(index - today.weekday()) % 7)
     return None
 

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +21,7 @@ import redis
 
 from core_api_client import Company, ServicePoint
 from services import ServiceContext, geography
+from services.normalize import fold_words
 
 logger = logging.getLogger(__name__)
 
@@ -37,14 +36,6 @@ CAPITAL_DEPARTMENT = "San Salvador"
 WITHIN_SAN_SALVADOR = "within_san_salvador"
 OTHER_DEPARTMENTS = "other_departments"
 RURAL = "rural"
-_NON_WORD = re.compile(r"[^a-z0-9]+")
-
-
-def fold(text: str) -> str:
-    """Lower case without accents or punctuation, for comparing what customers type with records."""
-    plain = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
-    return _NON_WORD.sub(" ", plain.lower().replace("_", " ")).strip()
-
 
 def _cached(ctx: ServiceContext, key: str, ttl_s: int, fetch: Callable[[], Any]) -> Any:
     """The JSON value under `key`, else `fetch()` stored for `ttl_s` (Redis errors: logged, core asked)."""
@@ -100,14 +91,14 @@ def point_by_id(ctx: ServiceContext, point_id: str | None) -> ServicePoint | Non
 
 def find_point(ctx: ServiceContext, text: str) -> ServicePoint | None:
     """A point named by id, full name, or a city that has exactly one point ("Santa Ana")."""
-    wanted = fold(text)
+    wanted = fold_words(text)
     if not wanted:
         return None
     all_points = points(ctx)
     for point in all_points:
-        if wanted in (fold(point.id), fold(point.name)):
+        if wanted in (fold_words(point.id), fold_words(point.name)):
             return point
-    in_city = [p for p in all_points if fold(p.city) == wanted]
+    in_city = [p for p in all_points if fold_words(p.city) == wanted]
     return in_city[0] if len(in_city) == 1 else None
 
 
@@ -141,29 +132,29 @@ def resolve_place(ctx: ServiceContext, text: str) -> Place | None:
     """A point's city, name or id, else any place of El Salvador named by the whole text (department,
     municipality, district, alias, key or misspelling: "Apopa", "Gotera", "Chalate", "dentro de San
     Salvador"); None when unknown or ambiguous."""
-    wanted = fold(text)
+    wanted = fold_words(text)
     if not wanted:
         return None
     all_points = points(ctx)
     for point in all_points:
-        if wanted in (fold(point.id), fold(point.name), fold(point.city)):
+        if wanted in (fold_words(point.id), fold_words(point.name), fold_words(point.city)):
             return Place(point.city, point.department)
     found = geography.resolve(text, whole=True).place
     if found is not None:
         return place_of(found)
     for point in all_points:
-        if wanted == fold(point.department):
+        if wanted == fold_words(point.department):
             return Place(point.department, point.department)
     for key in pricing_table(ctx).get("delivery_times") or {}:
-        if key not in (WITHIN_SAN_SALVADOR, RURAL) and fold(key) == wanted:
+        if key not in (WITHIN_SAN_SALVADOR, RURAL) and fold_words(key) == wanted:
             return Place(key, key)
     return None
 
 
 def zone_for(origin: Place, destination: Place) -> str:
     """The company's zone rule: both ends in the department of San Salvador, or not."""
-    capital = fold(CAPITAL_DEPARTMENT)
-    within = fold(origin.department) == capital and fold(destination.department) == capital
+    capital = fold_words(CAPITAL_DEPARTMENT)
+    within = fold_words(origin.department) == capital and fold_words(destination.department) == capital
     return WITHIN_SAN_SALVADOR if within else OTHER_DEPARTMENTS
 
 
@@ -213,9 +204,9 @@ def delivery_time(ctx: ServiceContext, origin: Place, destination: Place) -> str
         return times.get(WITHIN_SAN_SALVADOR)
     if destination.rural and RURAL in times:
         return times[RURAL]
-    folded = {fold(key): value for key, value in times.items()}
+    folded = {fold_words(key): value for key, value in times.items()}
     for place in (destination, origin):
         for name in (place.department, place.city):
-            if fold(name) != fold(CAPITAL_DEPARTMENT) and fold(name) in folded:
-                return folded[fold(name)]
+            if fold_words(name) != fold_words(CAPITAL_DEPARTMENT) and fold_words(name) in folded:
+                return folded[fold_words(name)]
     return times.get(RURAL)

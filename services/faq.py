@@ -25,7 +25,7 @@ from rapidfuzz import fuzz
 from channels.limits import INTERACTIVE_BODY_MAX
 from channels.outbound import Buttons, Choice, OutboundMessage, Text
 from services import ServiceContext, wording
-from services.catalog import fold
+from services.normalize import fold_words
 
 FAQ_DIR = Path(__file__).resolve().parents[1] / "faq_data"
 POLICY_TOPICS = ("requirements", "prohibited", "unclaimed_policy", "refund", "payment", "payment_methods",
@@ -224,12 +224,12 @@ def _cut(paragraph: str, max_lines: int) -> tuple[str, str]:
 
 
 def _words(text: str) -> list[str]:
-    return [w for w in fold(text).split() if w not in _STOPWORDS]
+    return [w for w in fold_words(text).split() if w not in _STOPWORDS]
 
 
 def _keyword_hit(keyword: str, folded_text: str, words: list[str]) -> bool:
     """A several-word keyword appears as such; a one-word keyword matches a word, typos allowed."""
-    folded = fold(keyword)
+    folded = fold_words(keyword)
     if not folded:
         return False
     if " " in folded:
@@ -242,7 +242,7 @@ def faq_search(ctx: ServiceContext, text: str, limit: int = 3) -> list[FaqEntry]
     words = _words(text)
     if not words:
         return []
-    folded_text, query = fold(text), " ".join(words)
+    folded_text, query = fold_words(text), " ".join(words)
     scored = []
     for entry in load_faq(ctx.tenant_slug).entries:
         hits = sum(_keyword_hit(k, folded_text, words) for k in entry.keywords)

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from channels.outbound import Buttons, Choice, OutboundMessage, Text
 from core_api_client import Package
 from services import ServiceContext, catalog, tracking, wording
+from services.normalize import fold_words
 
 # Packages no longer waiting for anyone: a name never confirms these.
 _COLLECTED = frozenset({tracking.DELIVERED, "RETURNED_TO_SENDER", "CANCELLED"})
@@ -73,7 +74,7 @@ def own_packages(ctx: ServiceContext, writer_phone: str | None) -> OwnPackages:
 
 def full_name(typed: str) -> str | None:
     """The typed name when it has a first name and a surname (two words of 2+ letters), else None."""
-    words = [w for w in catalog.fold(typed).split() if len(w) >= 2 and w.isalpha()]
+    words = [w for w in fold_words(typed).split() if len(w) >= 2 and w.isalpha()]
     return typed.strip() if len(words) >= MIN_NAME_WORDS else None
 
 
@@ -131,8 +132,8 @@ def no_phone_replies() -> list[OutboundMessage]:
 
 def _recipient_is(typed: str, recipient: str) -> bool:
     """Every typed word is a word of the recipient's name, or an initial of one (and the other way round)."""
-    have = catalog.fold(recipient).split()
-    for word in catalog.fold(typed).split():
+    have = fold_words(recipient).split()
+    for word in fold_words(typed).split():
         if not any(word == h or (len(h) == 1 and word.startswith(h)) or (len(word) == 1 and h.startswith(word))
                    for h in have):
             return False

@@ -1,13 +1,22 @@
-"""Text normalisation for the message router: what a customer typed, reduced to comparable words.
+"""Text folding: what a customer typed (or a record holds), reduced to comparable text. The one home of it.
 
-`fold` keeps punctuation (decimals, dashes of a tracking code) and only lowers
-case, folds accents and drops control characters; `normalize` goes on to strip
-emojis and punctuation, squeeze letters repeated for emphasis and collapse
-whitespace. `sound_key` is a rough phonetic key of Salvadoran spelling
-("kiero" and "quiero", "enbiar" and "enviar" share one) used to correct typos.
+Two variants, each a step further than the one before:
+- `fold`: accents and every other mark gone (ñ -> n, as WhatsApp writers do;
+  also emoji variation selectors and keycaps), lower case, control characters
+  as spaces; punctuation and spacing kept (decimals, the dashes of a tracking
+  code, "!!!"). For entity patterns and for comparing whole texts.
+- `fold_words`: `fold`, then every run of anything but a-z and 0-9 is one space,
+  trimmed: the words alone. For comparing names, places and keywords with
+  records, and for the lexicon's cue phrases.
+`normalize` goes on to squeeze letters repeated for emphasis ("holaaa") and is
+what the router scores. `sound_key` is a rough phonetic key of Salvadoran
+spelling ("kiero" and "quiero", "enbiar" and "enviar" share one) used to correct
+typos. (console/search.py keeps `fold_like_sql`, a mirror of a SQL expression:
+a different thing on purpose.)
 
-All work is linear in the input, and inputs are cut at `MAX_CHARS` (WhatsApp's
-own limit is 4,096 characters), so a hostile message costs bounded time.
+All work is linear in the input. `fold` and `fold_words` take the text whole;
+`normalize` cuts it at `MAX_CHARS` (WhatsApp's own limit is 4,096 characters),
+as does the router on entry, so a hostile message costs bounded time.
 """
 
 from __future__ import annotations
@@ -26,13 +35,21 @@ _REPEAT = re.compile(r"([a-zC])\1+")
 
 
 def fold(text: str) -> str:
-    """Lower case, accents folded (ñ -> n, as WhatsApp writers do), control characters -> spaces; punctuation kept."""
-    text = text[:MAX_CHARS].lower()
+    """No accents or other marks, lower case, control characters as spaces; punctuation and spacing kept.
+
+    "¡MARÍA  López!!" -> "¡maria  lopez!!", "Señor" -> "senor", "1️⃣2️⃣" -> "12".
+    """
     if not text.isascii():  # decompose, then drop accents, tildes, variation selectors and keycap marks
         text = "".join(ch for ch in unicodedata.normalize("NFKD", text) if unicodedata.category(ch)[0] != "M")
+    text = text.lower()
     if not text.isprintable():
         text = "".join(ch if ch.isprintable() else " " for ch in text)
     return text
+
+
+def fold_words(text: str) -> str:
+    """The folded words alone, one space apart: "¡MARÍA  López!!" -> "maria lopez", "SV-2026" -> "sv 2026"."""
+    return _NON_WORD.sub(" ", fold(text)).strip()
 
 
 def _squeeze_double(match: re.Match[str]) -> str:
@@ -54,7 +71,7 @@ def squeeze(word: str) -> str:
 
 def normalize(text: str) -> str:
     """Comparable words separated by single spaces: "¡¡HOLAAA!! 👋 ¿Qué onda?" -> "hola que onda"."""
-    words = _NON_WORD.sub(" ", fold(text)).split()
+    words = fold_words(text[:MAX_CHARS]).split()
     return " ".join(w if w.isdigit() else squeeze(w) for w in words)
 
 

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from rapidfuzz import fuzz
 
 from core_api_client import Package
-from services import catalog
+from services.normalize import fold_words
 from services.tracking import ARRIVED, DELIVERED, roles
 
 NAME_CUTOFF = 84.0  # a word of the message is this close to a word of the name (0-100)
@@ -36,7 +36,7 @@ _DIGITS = re.compile(r"\d{3,}")
 
 
 def _words(text: str) -> list[str]:
-    return [w for w in catalog.fold(text).split() if w not in _SKIP and len(w) >= 3]
+    return [w for w in fold_words(text).split() if w not in _SKIP and len(w) >= 3]
 
 
 def _name_score(said: list[str], name: str) -> float:
@@ -51,7 +51,7 @@ def _place_score(folded: str, said: list[str], places: Iterable[str]) -> float:
         words = _words(place)
         if not words:
             continue
-        if f" {' '.join(catalog.fold(place).split())} " in f" {folded} ":
+        if f" {fold_words(place)} " in f" {folded} ":
             return 2.0
         if all(any(fuzz.ratio(w, s) >= NAME_CUTOFF for s in said) for w in words):
             return 2.0
@@ -74,7 +74,7 @@ def _score(package: Package, folded: str, said: list[str], digits: list[str], cu
 def pick(packages: list[Package], text: str, cues: frozenset[str], writer_phone: str | None,
          point_names: dict[str, str] | None = None) -> list[Package]:
     """The packages the message describes best (several when it fits them equally); [] when it fits none."""
-    folded = catalog.fold(text)
+    folded = fold_words(text)
     said = _words(text)
     digits = [d for d in _DIGITS.findall(folded) if len(d) >= CODE_DIGITS_MIN]
     scored = [(_score(p, folded, said, digits, cues, writer_phone, point_names or {}), p) for p in packages]

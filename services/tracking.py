@@ -33,6 +33,7 @@ from services import (
     stamp,
     wording,
 )
+from services.normalize import fold_words
 
 logger = logging.getLogger(__name__)
 
@@ -101,8 +102,8 @@ class _View:
 
     def note(self, entry: HistoryEntry, private: bool) -> str:
         """The core's note, or the status in words when empty or when it names a party for a stranger."""
-        folded = catalog.fold(entry.note)
-        names = {t for p in (self.package.sender, self.package.recipient) for t in catalog.fold(p.name).split()}
+        folded = fold_words(entry.note)
+        names = {t for p in (self.package.sender, self.package.recipient) for t in fold_words(p.name).split()}
         if not folded or (private and any(len(t) > 2 and t in folded.split() for t in names)):
             return self.status(entry.status)
         return entry.note

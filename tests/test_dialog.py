@@ -13,9 +13,9 @@ import pytest
 import redis
 
 from channels.outbound import Location
-from chatbot import guard
+from chatbot import cues, guard
 from chatbot.dialog import machine
-from chatbot.dialog.turn import State
+from chatbot.dialog.turn import State, wording
 from chatbot.engine import message_time
 from core_api_client import CoreClient
 from storage import dialogs
@@ -37,6 +37,7 @@ def test_every_state_has_a_handler_and_is_drawn() -> None:
     (State.AWAITING_CODE, "tracking_code"), (State.AWAITING_POINT, "point"), (State.AWAITING_WEIGHT, "weight"),
     (State.AWAITING_NAME, "name"), (State.AWAITING_PIN, "yes_no"), (State.AWAITING_HUMAN_CONFIRM, "yes_no"),
     (State.AWAITING_PACKAGE_CHOICE, "option"), (State.IDLE, None),
+    (State.AWAITING_NOT_FOUND_CHOICE, "name"),  # after a search by name: another name may be typed
 ])
 def test_the_router_is_told_what_the_bot_asked(state: State, expecting: str | None) -> None:
     ds = DialogState(state=state.value, last_intent="pricing")
@@ -111,8 +112,9 @@ def test_very_long_text_is_cut_for_the_router() -> None:
 
 
 @pytest.mark.parametrize(("raw", "name"), [
-    ("María López", "María López"), ("mi nombre es Juan Pérez", "Juan Pérez"), ("<b>Ana</b>", "Ana"),
-    ("'; DROP TABLE x; --", "DROP TABLE x"), ("1234", None), ("😀", None),
+    ("María López", "María López"), ("<b>Ana</b>", "Ana"), ("O'Neil  Smith-Paz.", "O'Neil Smith-Paz"),
+    ("'; DROP TABLE x; --", "DROP TABLE x"), ("1234", None), ("😀", None), ("a" * 61, None),
+    ("mi nombre es Juan Pérez", "mi nombre es Juan Pérez"),  # only cleaned: the router reads which words are the name
 ])
 def test_names_repeated_back_are_plain_words(raw: str, name: str | None) -> None:
     assert guard.safe_name(raw) == name
@@ -406,6 +408,44 @@ def test_searching_without_a_code_keeps_no_code_a_stranger_could_open(say: Say) 
         State.AWAITING_NOT_FOUND_CHOICE, ["nf_retry", "nf_human"], [], [])
     turn = say(ds, "1", phone=STRANGER)
     assert ds.state == State.AWAITING_CODE and ds.packages == [] and "Paquete encontrado" not in readable(turn.replies)
+
+
+def test_a_greeting_before_the_name_is_not_part_of_it(say: Say) -> None:
+    """The router reads the name (lexicon: name_greetings, name_prefixes); "Buenos días" alone is no name."""
+    ds = DialogState()
+    say(ds, "no tengo el código", phone=STRANGER)
+    turn = say(ds, "Buenos días", phone=STRANGER)
+    assert ds.state == State.AWAITING_NAME and ds.search == {}  # asked again, nothing searched
+    assert "Buenos" not in readable(turn.replies)
+    turn = say(ds, "Buenos días, mi nombre es María López", phone=STRANGER)
+    assert ds.state == State.AWAITING_POINT and ds.search == {"name": "María López"}
+    assert "María" in readable(turn.replies) and "Buenos" not in readable(turn.replies)
+    say(ds, "Santa Ana", phone=STRANGER)
+    assert ds.state == State.AWAITING_NOT_FOUND_CHOICE
+    turn = say(ds, "hola, soy Pedro Ramírez, en San Miguel", phone=STRANGER)  # another name typed at once
+    assert ds.search == {"name": "Pedro Ramírez"} and "Pedro Ramírez" in readable(turn.replies)
+
+
+def test_after_a_code_not_found_the_buttons_are_awaited_not_a_name() -> None:
+    ds = DialogState(state=State.AWAITING_NOT_FOUND_CHOICE.value, not_found_code="SV20260101999999")
+    assert machine.context_for(ds).expecting == "option"
+
+
+@pytest.mark.parametrize(("text", "opener"), [
+    ("Buenos días", "¡Buenos días, Juan!"), ("buen dia", "¡Buen día, Juan!"),
+    ("Buenas tardes!", "¡Buenas tardes, Juan!"), ("buenas noches", "¡Buenas noches, Juan!"),
+    ("buenasss", "¡Buenas, Juan!"), ("hola buenas", "¡Hola de nuevo, Juan!"),
+])
+def test_a_greeting_is_answered_in_its_own_words(say: Say, text: str, opener: str) -> None:
+    assert readable(say(DialogState(), text).replies).startswith(opener)
+    assert set(wording()["greeting_openers"]) <= cues.names()  # the texts hold wording, the lexicon the words
+
+
+@pytest.mark.parametrize(("text", "reply"), [
+    ("👍", "¡Con gusto!"), ("❤️", "¡Con gusto!"), ("🙏🙏", "¡Con gusto!"), ("😀", "¿En qué te puedo ayudar?"),
+])
+def test_an_emoji_alone_is_thanked_or_helped(say: Say, text: str, reply: str) -> None:
+    assert reply in readable(say(DialogState(), text).replies)
 
 
 @pytest.mark.parametrize(("phone", "state"), [(STRANGER, State.AWAITING_NAME), (None, State.AWAITING_NOT_FOUND_CHOICE)])

@@ -47,6 +47,29 @@ def test_cues_the_dialog_acts_on_are_read_from_the_lexicon() -> None:
     assert cues.cues_in("hola buenas") == frozenset()
 
 
+def test_names_given_when_asked_are_read_by_the_router() -> None:
+    """tests/nlu/names.jsonl: rows with the bot's question ("context"); a greeting is no part of a name."""
+    labelled = rows("names.jsonl")
+    result = evaluate(labelled)
+    assert result["entity_rows"] == len(labelled) and result["failed"] == 0, result["failures"]
+
+
+def test_english_is_told_from_spanish_with_the_lexicon_words() -> None:
+    """tests/nlu/language.jsonl: the `foreign` flag of chatbot/guard.py's `clean` (lexicon: `language`)."""
+    labelled = rows("language.jsonl")
+    result = evaluate(labelled)
+    assert result["language_rows"] == len(labelled) and result["failed"] == 0, result["failures"]
+    assert {r["foreign"] for r in labelled} == {True, False}
+
+
+def test_cue_signs_are_matched_as_typed() -> None:
+    """A cue phrase without words (an emoji) is looked for in the text itself, which folding would empty."""
+    assert cues.cues_in("👍") == {"thanks_emoji"}
+    assert cues.cues_in("❤️") == {"thanks_emoji"}  # the lexicon's "❤" with an emoji variation selector
+    assert cues.cues_in("😀") == frozenset()
+    assert "thanks_emoji" in cues.cues_in("muchas gracias 🙏")
+
+
 def test_extra_set_is_large_and_covers_every_intent() -> None:
     extra = rows("extra.jsonl")
     assert len(extra) >= 150

@@ -18,6 +18,7 @@ from channels.outbound import Buttons, ChoiceList, OutboundMessage, Text, previe
 from core_api_client import CoreClient
 from sandbox_core import BackgroundServer, create_sandbox_app
 from services import ServiceContext, lookup, tracking
+from services.normalize import fold
 from tests.services_support import SV, closed_port, make_ctx
 
 TUESDAY_1945 = datetime(2026, 1, 6, 19, 45, tzinfo=SV)
@@ -25,11 +26,6 @@ STRANGER = "+50379990001"
 MARIA = "+50370000002"  # recipient of SV20260105007834 and SV20260106012345
 JUAN = "+50370000001"  # sender of SV20260103008921, SV20260106012345 and others
 PRIVATE_OF_7834 = ["$35", "María", "Maria", "López", "Lopez", "Pedro", "Ramírez", "Ramirez"]
-
-
-def fold(text: str) -> str:
-    plain = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
-    return plain.lower()
 
 
 def read(replies: list[OutboundMessage]) -> str:

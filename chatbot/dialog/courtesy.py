@@ -17,7 +17,7 @@ def greet(t: Turn, extra: str | None = None) -> State:
     `extra` is a line added to the greeting (e.g. "I only speak Spanish" for a first message in English).
     """
     w = wording()
-    opener = next((v for k, v in w["greeting_openers"].items() if t.folded.startswith(k)), w["default_opener"])
+    opener = next((v for cue, v in w["greeting_openers"].items() if t.cue(cue)), w["default_opener"])
     name_part = f", {t.customer.first_name}" if t.customer.first_name else ""
     if t.ds.exchanges == 0:
         if t.customer.is_new:
@@ -124,7 +124,7 @@ def odd_input(t: Turn) -> State | None:
         t.say("empty_text")
         return State.IDLE
     if t.clean.emoji_only:
-        if any(e in t.text for e in wording()["thanks_emojis"]):
+        if t.cue("thanks_emoji"):
             t.say("emoji_thanks")
         else:
             t.say("emoji_only")

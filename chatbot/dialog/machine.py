@@ -81,6 +81,8 @@ def context_for(ds: DialogState) -> DialogContext:
     expecting = EXPECTING.get(state)
     if state is State.IN_HANDOFF:
         expecting = (ds.handoff or {}).get("expecting")
+    elif state is State.AWAITING_NOT_FOUND_CHOICE and ds.not_found_code is None:
+        expecting = "name"  # after a search by name (or none): another name may be typed instead of a tap
     elif state is State.IDLE and ds.purpose == policies.MORE_DETAILS:
         expecting = "yes_no"  # its options are Sí / No: "dale", "no gracias" answer them as well
     elif state is State.IDLE and ds.options:
@@ -147,7 +149,7 @@ def on_awaiting_not_found_choice(t: Turn) -> State:
     name_search = t.ds.not_found_code is None
     if name_search and phone_in(t.text):
         return tracking.typed_phone(t)
-    if name_search and t.intent in ("out_of_scope", "find_packages") and len(t.folded.split()) <= 5:
+    if name_search and t.route.entities.get("name"):
         return tracking.name_given(t) or elsewhere(t)  # "try another name": the new name typed at once
     return elsewhere(t)
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 from channels.outbound import Buttons
 from chatbot.dialog import delivery_times
 from chatbot.dialog.turn import State, Turn
-from services import catalog, faq
+from services import faq
+from services.normalize import fold_words
 
 HANDOFF_REASON = "change_delivery"  # the case opened when the customer accepts a person after pickup_by_other
 MORE_DETAILS = "more_details"  # the session's purpose while "¿Quieres más detalles?" waits for Sí / No
@@ -88,7 +89,7 @@ def faq_answer(t: Turn) -> State | None:
     """A question the router could not place but the company's FAQ answers (a keyword of the entry appears)."""
     words = f" {t.folded} "  # folded like the FAQ keywords: no accents, punctuation as spaces
     for entry in faq.faq_search(t.ctx, t.text, limit=3):
-        if any(f" {catalog.fold(k)} " in words for k in entry.keywords if catalog.fold(k)):
+        if any(f" {fold_words(k)} " in words for k in entry.keywords if fold_words(k)):
             t.replies += faq.entry_answer(entry)
             t.solved("faq")
             t.topic = "faq"

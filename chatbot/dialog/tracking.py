@@ -167,8 +167,9 @@ def _no_code_choices(t: Turn) -> State:
 
 
 def name_given(t: Turn) -> State | None:
-    """The customer typed a name to search by: ask the destination point (or search at once if named)."""
-    name = safe_name(t.text.split(",")[0])
+    """The customer typed a name to search by (the router's `name` entity, read only when the bot waits for
+    one): ask the destination point (or search at once if named). None when the message gives no name."""
+    name = safe_name(str(t.route.entities.get("name") or ""))
     if name is None:
         return None
     t.topic = "find_packages"

@@ -21,8 +21,8 @@ from chatbot.guard import CleanText
 from chatbot.routing import Route
 from core_api_client import Company, CoreError
 from services import ServiceContext, catalog, geography, texts
-from services.catalog import fold
 from services.escalation import EscalationDecision
+from services.normalize import fold_words
 from storage.dialogs import DialogState
 
 log = logging.getLogger(__name__)
@@ -113,7 +113,7 @@ class Turn:
     @property
     def folded(self) -> str:
         """Lower case, no accents, punctuation as spaces: what keyword checks read."""
-        return fold(self.clean.text)
+        return fold_words(self.clean.text)
 
     @property
     def intent(self) -> str:

@@ -34,7 +34,7 @@ from llm.prompts import load
 from llm.session import LlmSession
 from llm.types import LlmError, Message
 from services import ServiceContext, business, catalog, faq
-from services.catalog import fold
+from services.normalize import fold_words
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ def _cache_key(ctx: ServiceContext, version: str, model: str, question: Question
     """Only a first question (no history, no packages looked at) can share its answer with others."""
     if question.history or question.packages:
         return None
-    digest = hashlib.sha256(" ".join(fold(question.text).split()).encode()).hexdigest()[:32]
+    digest = hashlib.sha256(fold_words(question.text).encode()).hexdigest()[:32]
     return CACHE_KEY.format(tenant=ctx.tenant_slug, version=version, model=model, digest=digest)
 
 
