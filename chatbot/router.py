@@ -204,7 +204,7 @@ def _without_lead(words: list[str], leads: list[str], *, repeated: bool) -> list
 def _name(text: str) -> str | None:
     """A person's name as typed, on its own or after "mi nombre es" / "me llamo", maybe after a greeting
     ("Buenos días, soy Ana López"), up to a comma ("María López, en San Miguel"); None when the words are
-    not a name ("no tengo el código", "buenos días")."""
+    not a name ("no tengo el código", "buenos días", "no sé": it starts with a yes/no word)."""
     lex = ent.lexicon()
     words = re.sub(r"[^\w\s,'-]", " ", text).replace(",", " , ").split()
     words = _without_lead(words, lex["name_greetings"], repeated=True)
@@ -216,6 +216,7 @@ def _name(text: str) -> str | None:
     ok = 1 <= len(proper) <= 5 and bool(words) and words[0] in proper
     ok = ok and all(w.replace("'", "").replace("-", "").isalpha() for w in words)
     ok = ok and not any(normalize(w) in vocabulary for w in proper)  # "no tengo el código" is not a name
+    ok = ok and normalize(words[0]) not in {normalize(a) for said in lex["answers"].values() for a in said}
     return " ".join(words) if ok else None
 
 
