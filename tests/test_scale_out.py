@@ -16,11 +16,13 @@ import subprocess
 import threading
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 from flask import Flask
 from psycopg_pool import ConnectionPool
+from rq import Worker
 from rq.registry import FailedJobRegistry
 
 from config import Settings
@@ -40,30 +42,33 @@ FAST_TAKEOVER = {"JOB_TIMEOUT_S": "4", "JOB_HEARTBEAT_GRACE_S": "1", "WORKER_MAI
                  "LOG_LEVEL": "INFO"}
 
 
-def handled(log: Path) -> list[int]:
-    """The event pks a group's log says it handled ("message handled" lines of its JSON log)."""
-    pks = []
-    for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue  # a line cut short by SIGKILL
-        if isinstance(record, dict) and record.get("msg") == "message handled":
-            pks.append(int(record["event_pk"]))
-    return pks
-
-
-def errors(log: Path) -> list[str]:
-    """The ERROR lines of a group's log."""
+def log_records(log: Path) -> list[dict[str, Any]]:
+    """A group's JSON log lines (one object per line; a line cut short by SIGKILL is skipped)."""
     found = []
     for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
         try:
             record = json.loads(line)
         except ValueError:
             continue
-        if isinstance(record, dict) and record.get("level") in ("ERROR", "CRITICAL"):
-            found.append(str(record.get("msg", ""))[:300])
+        if isinstance(record, dict):
+            found.append(record)
     return found
+
+
+def handled(log: Path) -> list[int]:
+    """The event pks a group's log says it handled ("message handled")."""
+    return [int(r["event_pk"]) for r in log_records(log) if r.get("msg") == "message handled"]
+
+
+def errors(log: Path) -> list[str]:
+    """The ERROR lines of a group's log."""
+    return [str(r.get("msg", ""))[:300] for r in log_records(log) if r.get("level") in ("ERROR", "CRITICAL")]
+
+
+def both_groups_listening(conn: redis.Redis) -> bool:
+    """Both groups report 2 live processes each, and all 4 have loaded the bot and wait for jobs."""
+    counts = presence.counts(conn)
+    return counts is not None and (counts.expected, counts.alive) == (4, 4) and Worker.count(connection=conn) == 4
 
 
 def processed(db_pool: ConnectionPool) -> int:
@@ -125,8 +130,7 @@ def test_two_worker_groups_share_the_work_and_keep_each_customer_in_order(
     graph.delay_next(SEND_DELAY_S, n=total * REPLIES_PER_MESSAGE)
     host_a, host_b, log_a, log_b = start_groups(base_env, graph, core_url, tmp_path)
     try:
-        wait_for(lambda: (c := presence.counts(redis_conn)) is not None and (c.expected, c.alive) == (4, 4),
-                 40, "both groups to report their 2 worker processes")
+        wait_for(lambda: both_groups_listening(redis_conn), 60, "both groups' 2 worker processes to listen")
         app = create_app(web_settings)
         for thread in post_burst(app, customers):
             thread.join()
@@ -155,8 +159,7 @@ def test_killing_one_worker_group_mid_burst_loses_nothing(
     graph.delay_next(SEND_DELAY_S, n=total * REPLIES_PER_MESSAGE)
     doomed, survivor, log_doomed, log_survivor = start_groups(base_env, graph, core_url, tmp_path)
     try:
-        wait_for(lambda: (c := presence.counts(redis_conn)) is not None and c.alive == 4, 40,
-                 "both groups to report their 2 worker processes")
+        wait_for(lambda: both_groups_listening(redis_conn), 60, "both groups' 2 worker processes to listen")
         app = create_app(web_settings)
         threads = post_burst(app, customers)
         wait_for(lambda: len(handled(log_doomed)) >= 3, 30, "the doomed group to handle a few messages")
