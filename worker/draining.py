@@ -38,12 +38,14 @@ POLL_S = 0.02
 STOPPING = threading.Event()
 
 
-def drain(rt: Runtime, job_id: str, *, items_per_job: int = ITEMS_PER_JOB) -> int:
-    """The drain job's loop; returns how many events it handled."""
+def drain(rt: Runtime, job_id: str, *, items_per_job: int = ITEMS_PER_JOB, timeout_s: float | None = None) -> int:
+    """The drain job's loop; returns how many events it handled. `timeout_s`: the job's RQ timeout (default:
+    this process's JOB_TIMEOUT_S)."""
     settings = rt.settings
+    timeout = timeout_s or settings.job_timeout_s
     started = time.monotonic()
-    killed_at = started + settings.job_timeout_s  # RQ's timeout: no lease may outlive it
-    hand_over_at = started + settings.job_timeout_s / 2
+    killed_at = started + timeout  # RQ's timeout: no lease may outlive it
+    hand_over_at = started + timeout / 2
     idle_until = started + settings.message_drain_linger_s
     done = 0
     while True:

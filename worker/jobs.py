@@ -36,7 +36,8 @@ def drain_inbox(rt: Runtime, correlation_id: str) -> int:
     job = get_current_job()
     assert job is not None
     with correlation(correlation_id):
-        return draining.drain(rt, job.id)
+        # The job's own timeout (set by whoever queued it, maybe a web host with other settings) is what RQ kills at.
+        return draining.drain(rt, job.id, timeout_s=job.timeout)
 
 
 def handle_status(rt: Runtime, event_pk: int | None, sealed: str | None, correlation_id: str) -> str:
