@@ -2,22 +2,23 @@
 
 The bot talks to it exactly as it would to the real core (same paths, same
 bearer-token auth), so development, demos and tests run without the company's
-system. Each app owns its in-memory state; nothing is global at import time.
+system. One app can play several companies (sandbox_core/companies.py): the
+request's API key selects one, and each has its own data and state. Each app
+owns its in-memory state; nothing is global at import time.
 """
 
 from __future__ import annotations
 
-import hmac
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, request
+from flask import Flask, g, request
 from werkzeug.exceptions import HTTPException
 
-from sandbox_core.events import EventSink
-from sandbox_core.routes import EVENTS_KEY, STATE_KEY, core_api, error_response, sandbox_control
-from sandbox_core.state import CoreState, load_data
+from sandbox_core.companies import CompanyConfig, select, serve
+from sandbox_core.routes import COMPANIES_KEY, COMPANY_ATTR, core_api, error_response, sandbox_control
 
 logger = logging.getLogger(__name__)
 
@@ -31,20 +32,28 @@ def create_sandbox_app(
     events_url: str = "",
     events_secret: str = "",
     events_key_id: str = "",
+    *,
+    companies: Sequence[CompanyConfig] | None = None,
 ) -> Flask:
     """Build a sandbox core app.
 
-    `data_path` is a JSON file in the core_demo.json format (default: the
-    bundled demo data). With `api_key` set, every endpoint but /health needs
-    `Authorization: Bearer <api_key>`. With both `events_url` and
-    `events_secret` set, status changes made through /sandbox are pushed there
-    as signed events (naming `events_key_id` as the signing tenant when set).
+    One company from the arguments: `data_path` is a JSON file in the
+    core_demo.json format (default: the bundled demo data). With `api_key`
+    set, every endpoint but /health needs `Authorization: Bearer <api_key>`.
+    With both `events_url` and `events_secret` set, status changes made
+    through /sandbox are pushed there as signed events (naming
+    `events_key_id` as the signing tenant when set).
+
+    Several companies: `companies` instead of those arguments (ValueError when
+    both are given, or when two companies' keys cannot be told apart). A key
+    that is none of theirs is refused 401.
     """
+    single = CompanyConfig(data_path, api_key, events_url, events_secret, events_key_id)
+    if companies is not None and single != CompanyConfig():
+        raise ValueError("give either one company's arguments or `companies`, not both")
     app = Flask(__name__)
-    app.extensions[STATE_KEY] = CoreState(load_data(data_path))
-    app.extensions[EVENTS_KEY] = (
-        EventSink(events_url, events_secret, key_id=events_key_id) if events_url and events_secret else None
-    )
+    served = serve(list(companies) if companies is not None else [single])
+    app.extensions[COMPANIES_KEY] = served
     app.register_blueprint(core_api)
     app.register_blueprint(sandbox_control)
 
@@ -53,18 +62,18 @@ def create_sandbox_app(
         return {"ok": True}
 
     @app.before_request
-    def require_api_key() -> Any:
-        if not api_key or request.endpoint in _PUBLIC_ENDPOINTS:
+    def select_company() -> Any:
+        if request.endpoint in _PUBLIC_ENDPOINTS:
             return None
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), api_key.encode()):
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        company = select(served, token.strip() if scheme.lower() == "bearer" else None)
+        if company is None:
             logger.warning("rejected %s %s: missing or wrong API key", request.method, request.path)
             return error_response(
                 401, "unauthorized", "a valid 'Authorization: Bearer <key>' header is required"
             )
+        setattr(g, COMPANY_ATTR, company)
         return None
-
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Any:
         code = exc.code or 500

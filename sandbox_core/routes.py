@@ -4,6 +4,8 @@
 (tracking, search, points, pricing, company, policies, notification log).
 `sandbox_control` has what only a demo needs: changing a package's status so
 the proactive notifications can be shown, which the real core does on its own.
+Every endpoint works on the company the request's API key selected (app.py puts
+it in `flask.g`): its packages, points, prices, log and event sink, never another's.
 Errors are JSON `{"error": <code>, "message": ..., "parameter": ...}`.
 """
 
@@ -13,24 +15,29 @@ import re
 from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 
-from sandbox_core.events import EventSink
+from sandbox_core.companies import ServedCompany
 from sandbox_core.pricing import QuoteError, quote
 from sandbox_core.state import CoreState
 
 core_api = Blueprint("core_api", __name__, url_prefix="/api")
 sandbox_control = Blueprint("sandbox_control", __name__, url_prefix="/sandbox")
 
-STATE_KEY = "sandbox_core.state"
-EVENTS_KEY = "sandbox_core.events"
+COMPANIES_KEY = "sandbox_core.companies"  # app.extensions: the ServedCompany list
+COMPANY_ATTR = "sandbox_company"  # flask.g: the company the request's API key selected
 MAX_SEARCH_LIMIT = 100
 _STATUS_PATTERN = re.compile(r"^[A-Z][A-Z_]{1,63}$")
 
 
+def _company() -> ServedCompany:
+    company: ServedCompany = getattr(g, COMPANY_ATTR)
+    return company
+
+
 def _state() -> CoreState:
-    state: CoreState = current_app.extensions[STATE_KEY]
-    return state
+    """The state of the company this request is for (never another's)."""
+    return _company().state
 
 
 def error_response(
@@ -186,7 +193,7 @@ def change_status(code: str) -> Any:
     package = state.set_status(code, status, note, point_id)
     if package is None:
         return _not_found("package")
-    sink: EventSink | None = current_app.extensions.get(EVENTS_KEY)
+    sink = _company().events  # this company's own secret and key id
     delivered = None
     if sink is not None:
         occurred_at = package["history"][-1]["at"]

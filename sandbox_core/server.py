@@ -1,13 +1,24 @@
 """Running the sandbox core: the `encargo-sandbox-core` process and an in-thread server for tests.
 
 Environment of `encargo-sandbox-core`:
-  CORE_API_KEY                 when set, requests need `Authorization: Bearer <key>`
   SANDBOX_CORE_HOST            listen address (default 127.0.0.1)
   SANDBOX_CORE_PORT            listen port (default 8100)
-  SANDBOX_CORE_DATA            JSON file in the core_demo.json format (default: bundled demo data)
-  SANDBOX_CORE_EVENTS_URL      where signed package.status_changed events are POSTed ...
-  SANDBOX_CORE_EVENTS_SECRET   ... and the HMAC secret that signs them (both needed)
+  SANDBOX_CORE_EVENTS_URL      where signed package.status_changed events are POSTed
   LOG_LEVEL                    DEBUG, INFO (default), WARNING or ERROR
+One company (when SANDBOX_CORE_COMPANIES is unset):
+  CORE_API_KEY                 when set, requests need `Authorization: Bearer <key>`
+  SANDBOX_CORE_DATA            JSON file in the core_demo.json format (default: bundled demo data)
+  SANDBOX_CORE_EVENTS_SECRET   the HMAC secret that signs its events (needed with the URL to send any)
+  SANDBOX_CORE_EVENTS_KEY_ID   the tenant slug its events name in X-Encargo-Key-Id (default: none)
+Several companies:
+  SANDBOX_CORE_COMPANIES       a JSON array of {"data", "api_key", "events_secret", "events_key_id",
+                               "events_url"} objects, or the path of a file holding one (format in
+                               sandbox_core/companies.py); it replaces the four one-company variables,
+                               and each request's bearer key selects its company.
+  Example, the two demo companies (sandbox_core/data/core_demo.json and core_demo2.json):
+    SANDBOX_CORE_COMPANIES='[{"data": "sandbox_core/data/core_demo.json", "api_key": "k1",
+      "events_secret": "s1", "events_key_id": "demo"}, {"data": "sandbox_core/data/core_demo2.json",
+      "api_key": "k2", "events_secret": "s2", "events_key_id": "demo2"}]'
 """
 
 from __future__ import annotations
@@ -17,6 +28,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Mapping
 from types import FrameType, TracebackType
 from wsgiref.types import WSGIApplication
 
@@ -24,6 +36,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from observability import configure_logging
 from sandbox_core.app import create_sandbox_app
+from sandbox_core.companies import CompanyConfig, parse_companies
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +97,22 @@ def _port(raw: str) -> int:
     return port
 
 
+def _companies(env: Mapping[str, str], events_url: str) -> list[CompanyConfig]:
+    """SANDBOX_CORE_COMPANIES' companies, else the one company of the one-company variables."""
+    listed = env.get("SANDBOX_CORE_COMPANIES", "").strip()
+    if listed:
+        return parse_companies(listed, events_url)
+    return [
+        CompanyConfig(
+            data_path=env.get("SANDBOX_CORE_DATA", "").strip() or None,
+            api_key=env.get("CORE_API_KEY", "").strip(),
+            events_url=events_url,
+            events_secret=env.get("SANDBOX_CORE_EVENTS_SECRET", "").strip(),
+            events_key_id=env.get("SANDBOX_CORE_EVENTS_KEY_ID", "").strip(),
+        )
+    ]
+
+
 def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
@@ -95,26 +124,25 @@ def main() -> None:
     # werkzeug logs each request line with its query string, which carries phone numbers.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     host = env.get("SANDBOX_CORE_HOST", "").strip() or "127.0.0.1"
-    data_path = env.get("SANDBOX_CORE_DATA", "").strip() or None
-    api_key = env.get("CORE_API_KEY", "").strip()
     events_url = env.get("SANDBOX_CORE_EVENTS_URL", "").strip()
-    events_secret = env.get("SANDBOX_CORE_EVENTS_SECRET", "").strip()
     try:
         port = _port(env.get("SANDBOX_CORE_PORT", "").strip() or "8100")
-        app = create_sandbox_app(data_path, api_key, events_url, events_secret)
+        companies = _companies(env, events_url)
+        app = create_sandbox_app(companies=companies)
         server = make_server(host, port, app, threaded=True)
     except (OSError, ValueError, KeyError) as exc:
         print(f"encargo-sandbox-core: cannot start: {exc}", file=sys.stderr)  # noqa: T201 - one clear line
         raise SystemExit(2) from None
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    logger.info(
-        "sandbox core listening on http://%s:%s (data=%s, auth=%s, events=%s)",
-        host,
-        server.server_port,
-        data_path or "bundled demo",
-        bool(api_key),
-        bool(events_url and events_secret),
-    )
+    logger.info("sandbox core listening on http://%s:%s", host, server.server_port)
+    for company in companies:
+        logger.info(
+            "serving data=%s (auth=%s, events=%s, key id=%s)",
+            company.data_path or "bundled demo",
+            bool(company.api_key),
+            bool(company.events_url and company.events_secret),
+            company.events_key_id or "-",
+        )
     try:
         server.serve_forever()  # werkzeug's returns (closing the socket) on KeyboardInterrupt
     except KeyboardInterrupt:

@@ -99,9 +99,15 @@ SANDBOX_CORE_PORT=8100
 A JSON file in the core_demo.json format instead of the bundled demo data.
 SANDBOX_CORE_DATA=
 Where it POSTs signed package.status_changed events, and the HMAC secret that signs them
-(both needed; no events are sent otherwise).
+(both needed; no events are sent otherwise), and the tenant slug they name in X-Encargo-Key-Id.
 SANDBOX_CORE_EVENTS_URL=
-SANDBOX_CORE_EVENTS_SECRET="""),
+SANDBOX_CORE_EVENTS_SECRET=
+SANDBOX_CORE_EVENTS_KEY_ID=
+Several companies at once, each selected by its own API key: a JSON array of {"data", "api_key",
+"events_secret", "events_key_id"} (or a file's path); it replaces CORE_API_KEY, SANDBOX_CORE_DATA and
+the events secret and key id above (format: sandbox_core/companies.py; the second demo company's data:
+sandbox_core/data/core_demo2.json).
+SANDBOX_CORE_COMPANIES="""),
     ("`make run` only (scripts/run_all.py; config.py does not read these)", """\
 Ports of the local system. Setting one also points the matching URL at it
 (PUBLIC_BASE_URL, CORE_API_URL, REDIS_URL, DATABASE_URL) unless that URL is set in your shell;
