@@ -11,6 +11,8 @@
     encargo-admin mask-phones on|off [--tenant demo]
         Whether agents with the `agent` role see customers' phone numbers masked ("+503 7••• ••02") on the
         case page; supervisors and admins always see them.
+    encargo-admin usage --month 2026-12 [--tenant slug] [--csv FILE|-] | plans-list | plan-set --tenant --plan
+        Plans and monthly usage per tenant (console/cli_usage.py).
 
 Exit status: 0 done, 1 refused (bad data, unknown tenant or agent), 2 bad configuration.
 """
@@ -24,7 +26,7 @@ import sys
 from collections.abc import Sequence
 
 from config import settings_or_exit
-from console import canned
+from console import canned, cli_usage
 from handoff import agents
 from handoff.agents import AgentError
 from storage.db import open_pool
@@ -64,7 +66,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     mask = commands.add_parser("mask-phones", help="hide customers' phones from the agent role, or show them")
     mask.add_argument("state", choices=("on", "off"))
     mask.add_argument("--tenant", help="tenant slug (default: TENANT_SLUG)")
+    cli_usage.register(commands)
     args = parser.parse_args(argv)
+    if "run" in args:  # a command registered by a cli_* module runs itself
+        return int(args.run(args))
 
     settings = settings_or_exit("encargo-admin")
     pool = open_pool(settings.database_url, max_size=2, name="admin")

@@ -113,7 +113,9 @@ def _truncate_all(database_url: str) -> None:
         tables = [
             row[0]
             for row in conn.execute(
-                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'schema_migrations'"
+                # plans are reference data seeded by a migration (0012), kept like the migrations' own record
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+                " AND tablename NOT IN ('schema_migrations', 'plans')"
             )
         ]
         if tables:
