@@ -13,6 +13,9 @@
         case page; supervisors and admins always see them.
     encargo-admin usage --month 2026-12 [--tenant slug] [--csv FILE|-] | plans-list | plan-set --tenant --plan
         Plans and monthly usage per tenant (console/cli_usage.py).
+    encargo-admin tenant-create | tenant-update | tenant-suspend | tenant-resume | tenant-list | channel-add |
+                  channel-remove | rotate-secrets
+        Companies, their WhatsApp numbers and key rotation (console/cli_tenants.py; `--help` on each).
 
 Exit status: 0 done, 1 refused (bad data, unknown tenant or agent), 2 bad configuration.
 """
@@ -26,7 +29,7 @@ import sys
 from collections.abc import Sequence
 
 from config import settings_or_exit
-from console import canned, cli_usage
+from console import canned, cli_tenants, cli_usage
 from handoff import agents
 from handoff.agents import AgentError
 from storage.db import open_pool
@@ -67,6 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     mask.add_argument("state", choices=("on", "off"))
     mask.add_argument("--tenant", help="tenant slug (default: TENANT_SLUG)")
     cli_usage.register(commands)
+    cli_tenants.register(commands)
     args = parser.parse_args(argv)
     if "run" in args:  # a command registered by a cli_* module runs itself
         return int(args.run(args))

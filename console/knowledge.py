@@ -44,17 +44,20 @@ def dialog_state(conn: Connection[Any], redis_conn: redis.Redis, vault: Vault,
     """The worker's dialog state for the conversation's customer, if it still belongs to this conversation."""
     row = conn.execute(
         """
-        SELECT m.channel, t.meta_phone_number_id, t.twilio_number, ct.phone_encrypted, ct.bsuid
-        FROM conversations c JOIN contacts ct ON ct.id = c.contact_id JOIN tenants t ON t.id = c.tenant_id
+        SELECT m.channel, ch.number, ct.phone_encrypted, ct.bsuid
+        FROM conversations c JOIN contacts ct ON ct.id = c.contact_id
         JOIN LATERAL (SELECT channel FROM messages WHERE conversation_id = c.id AND direction = 'in'
                       ORDER BY id DESC LIMIT 1) m ON true
+        -- the tenant's (first) number on that provider: the one the customer wrote to
+        JOIN LATERAL (SELECT number FROM tenant_channels WHERE tenant_id = c.tenant_id AND provider = m.channel
+                      ORDER BY id LIMIT 1) ch ON true
         WHERE c.id = %s
         """,
         (conversation_id,),
     ).fetchone()
     if row is None:
         return None
-    number = row["meta_phone_number_id"] if row["channel"] == "meta" else row["twilio_number"]
+    number = row["number"]
     who = vault.decrypt(row["phone_encrypted"]) if row["phone_encrypted"] else row["bsuid"]
     key = vault.lookup_hash(f"{row['channel']}:{number}:{who}")[:32]
     state = dialogs.load(redis_conn, key)

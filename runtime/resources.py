@@ -18,13 +18,14 @@ from rq import Queue
 from channels.outbound import Transport
 from channels.transport import build_transport
 from config import Settings
+from storage import tenant_changes
 from storage.crypto import Vault
 from storage.db import open_pool
 from storage.tenants import Tenant, tenant_for_channel_number
 
 log = logging.getLogger(__name__)
 
-TENANT_CACHE_S = 60.0
+TENANT_CACHE_S = 60.0  # the longest a change can go unseen (its announcement lost while Redis was down)
 
 
 @dataclass
@@ -37,12 +38,25 @@ class Runtime:
     queue: Queue
     # (provider, receiving number) -> (monotonic expiry, tenant or None)
     _tenants: dict[tuple[str, str], tuple[float, Tenant | None]] = field(default_factory=dict, repr=False)
+    _tenants_version: int | None = field(default=None, repr=False)
+    _tenants_checked: float = field(default=float("-inf"), repr=False)
 
     def tenant_for(self, provider: str, channel_number: str) -> Tenant | None:
-        """The tenant owning a receiving number, remembered for a minute (every message asks; it rarely changes)."""
+        """The tenant owning a receiving number (whatever its status), from memory.
+
+        Every message asks and tenants rarely change: an answer is kept for TENANT_CACHE_S, and the
+        whole cache is dropped when `storage.tenant_changes` announces a change, which is read at most
+        once every CHECK_INTERVAL_S (a suspension or a new number is seen within about a second).
+        """
+        now = time.monotonic()
+        if now - self._tenants_checked >= tenant_changes.CHECK_INTERVAL_S:
+            self._tenants_checked = now
+            current = tenant_changes.version(self.redis)
+            if current is not None and current != self._tenants_version:
+                self._tenants.clear()
+                self._tenants_version = current
         key = (provider, channel_number)
         cached = self._tenants.get(key)
-        now = time.monotonic()
         if cached is not None and cached[0] > now:
             return cached[1]
         tenant = tenant_for_channel_number(self.pool, provider, channel_number)

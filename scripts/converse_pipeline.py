@@ -245,7 +245,8 @@ def pipeline(environ: dict[str, str]) -> Iterator[Pipeline]:
 def _tenant_number(database_url: str) -> str | None:
     """The receiving number the demo tenant of a given database already has (None: no such tenant yet)."""
     with psycopg.connect(database_url, autocommit=True) as conn:
-        row = conn.execute("SELECT meta_phone_number_id FROM tenants WHERE slug = 'demo'").fetchone()
+        row = conn.execute("SELECT c.number FROM tenant_channels c JOIN tenants t ON t.id = c.tenant_id"
+                           " WHERE t.slug = 'demo' AND c.provider = 'meta' ORDER BY c.id LIMIT 1").fetchone()
     return str(row[0]) if row and row[0] else None
 
 

@@ -35,5 +35,12 @@ class Vault:
         except InvalidToken:
             raise DecryptionError("value was encrypted with an unknown key or is corrupt") from None
 
+    def rotate(self, token: str) -> str:
+        """The same value encrypted again with the first key (its timestamp kept), for key rotation."""
+        try:
+            return self._fernet.rotate(token.encode()).decode()
+        except InvalidToken:
+            raise DecryptionError("value was encrypted with an unknown key or is corrupt") from None
+
     def lookup_hash(self, value: str) -> str:
         return hmac.new(self._hash_key, value.encode(), hashlib.sha256).hexdigest()

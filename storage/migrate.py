@@ -58,6 +58,8 @@ def apply_migrations(database_url: str, directory: Path = MIGRATIONS_DIR) -> lis
 
 
 def main() -> None:
+    import redis
+
     from config import settings_or_exit
     from observability import configure_logging
     from storage.db import open_pool
@@ -71,10 +73,12 @@ def main() -> None:
         print(f"encargo-migrate: cannot reach PostgreSQL at DATABASE_URL: {exc}".splitlines()[0], file=sys.stderr)  # noqa: T201
         raise SystemExit(1) from None
     pool = open_pool(settings.database_url, max_size=1)
+    changes = redis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=1)
     try:
-        tenant_id = ensure_configured_tenant(pool, settings)
+        tenant_id = ensure_configured_tenant(pool, settings, changes)  # running processes see it within a second
     finally:
         pool.close()
+        changes.close()
     log.info("migrations up to date", extra={"applied": applied, "tenant_id": tenant_id})
 
 

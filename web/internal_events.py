@@ -13,8 +13,9 @@ Answers (JSON `{"error", "message", "field"?}` on errors):
 - 400 the body is not a valid event (nesting past 32 levels included), or the
   timestamp header is not unix seconds in ASCII digits; 401 bad or missing
   signature, a stale timestamp, an unknown key id; 403 the event names another
-  tenant than the key that signed it; 413 body over 64 KiB (chunked too,
-  web.body_limit); 415 a Content-Type other than JSON;
+  tenant than the key that signed it, or that tenant is suspended (`tenant_suspended`:
+  a suspended company sends no notifications, so its events are refused, not kept for
+  later); 413 body over 64 KiB (chunked too, web.body_limit); 415 a Content-Type other than JSON;
 - 503 the database is unavailable (nothing stored: the core must retry).
 Redis down after the store: still 202; the scheduler's recovery queues it.
 """
@@ -88,6 +89,10 @@ def receive_event() -> tuple[Response, int]:
     except events.BadSignature as exc:
         log.warning("internal event refused: %s", exc)
         return _error(401, "unauthorized", str(exc))
+    if key.status != tenants.ACTIVE:
+        log.warning("internal event refused: tenant %s is suspended", key.slug)
+        return _error(403, "tenant_suspended", f"{key.slug!r} is suspended: its events are not accepted "
+                                               "(nothing is stored; do not retry)")
     try:
         event = events.parse(raw)
     except events.InvalidEvent as exc:

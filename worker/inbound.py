@@ -39,6 +39,10 @@ from worker import attempts
 
 log = logging.getLogger(__name__)
 
+# Why a message is stored `unroutable` (webhook_events.error; the operator counts them by it)
+NO_TENANT = "no tenant for the receiving number"
+SUSPENDED = "tenant suspended"
+
 
 def process_message(runtime: Runtime, event_pk: int) -> str:
     """Handle a stored inbound message event; returns what happened (for logs and tests).
@@ -52,10 +56,14 @@ def process_message(runtime: Runtime, event_pk: int) -> str:
     event = _storable(event)
 
     tenant = runtime.tenant_for(event.provider, event.channel_number)
-    if tenant is None:
-        log.warning("no tenant owns receiving number", extra={"provider": event.provider})
+    if tenant is None or not tenant.active:
+        # Acknowledged long ago (the provider stops retrying), never answered, never stored under another tenant.
+        reason = NO_TENANT if tenant is None else SUSPENDED
+        log.warning("unroutable message: %s", reason,
+                    extra={"event_pk": event_pk, "provider": event.provider, "reason": reason,
+                           "tenant_id": tenant.id if tenant else None})
         with runtime.pool.connection() as conn:
-            webhook_events.finish(conn, event_pk, "unroutable", error="no tenant for the receiving number")
+            webhook_events.finish(conn, event_pk, "unroutable", error=reason, tenant_id=tenant.id if tenant else None)
         return "unroutable"
 
     # Pipeline mode around the transaction: BEGIN and COMMIT travel with the statements instead of alone.

@@ -11,6 +11,10 @@ biz_opaque_callback_data, the `ref` of Twilio's status callback URL). A reply
 whose send response never came back (marked failed/interrupted when its worker
 died, or still `sending`) is found by it: the receipt records its provider id
 and moves it to what the customer actually got (sent/delivered/read).
+
+Receipts are applied whatever the state of the tenant that owns the number
+(suspended, or the number since removed): they only record what became of
+messages already sent, and never send anything.
 """
 
 from __future__ import annotations
