@@ -611,3 +611,23 @@ def test_web_worker_and_core_from_the_install_answer_a_customer_and_report_healt
     assert worker.proc.returncode == 0, worker.tail()
     code, reason = exit_status(installed, worker_check, env)
     assert code == 1 and "no live worker process" in reason
+
+
+@pytest.mark.slow
+def test_scheduler_from_the_install_beats_for_its_health_check(
+        installed: Install, start: Callable[..., Started], base_env: dict[str, str]) -> None:
+    scheduler_check = compose()["services"]["scheduler"]["healthcheck"]["test"]
+    env = process_env(installed, base_env)
+    heartbeat = Path(env["TMPDIR"]) / healthcheck.HEARTBEAT_NAME
+    heartbeat.unlink(missing_ok=True)
+    code, reason = exit_status(installed, scheduler_check, env)
+    assert code == 1 and "no heartbeat yet" in reason
+
+    scheduler = start("scheduler", ["encargo-scheduler"], env)
+    wait_until(lambda: exit_status(installed, scheduler_check, env)[0] == 0, "the scheduler's heartbeat", scheduler)
+    stop(scheduler)
+    assert scheduler.proc.returncode == 0, scheduler.tail()
+    old = time.time() - 3600  # as it would look an hour after the scheduler hung or died
+    os.utime(heartbeat, (old, old))
+    code, reason = exit_status(installed, scheduler_check, env)
+    assert code == 1 and "stale" in reason

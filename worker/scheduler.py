@@ -4,7 +4,8 @@ Every job first checks the Redis leader lease (`runtime.leader`): two
 scheduler processes may run (a deploy overlap, a second machine) but only the
 lease holder does the work. Jobs here: the recovery loop that queues events
 stored while Redis was down (`worker.recovery`), and those the modules below
-register (analyses, notifications, the console's timers, closing notices).
+register (analyses, notifications, the console's timers, closing notices). The process
+also beats for its container's health check (`worker.healthcheck`), leader or not.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from notifications import schedule as notification_schedule
 from observability import configure_logging, init_sentry
 from runtime.leader import Leader
 from runtime.resources import Runtime, build_runtime
-from worker import recovery
+from worker import healthcheck, recovery
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ def main() -> None:
     rt = build_runtime(settings, pool_size=2)
     leader = Leader(rt.redis, lease_s=max(3 * settings.recovery_interval_s, 15))
     scheduler = build_scheduler(rt, leader)
+    healthcheck.register_heartbeat(scheduler)  # what the container's check reads (python -m worker.healthcheck)
 
     def stop(signum: int, _frame: Any) -> None:
         scheduler.shutdown(wait=False)
