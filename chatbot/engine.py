@@ -95,15 +95,19 @@ def message_time(timestamp: int | float, timezone: ZoneInfo) -> datetime:
 
 
 def respond(settings: Settings, conn: redis.Redis, message: InboundMessage, *, tenant: Tenant,
-            customer: Customer, situation: Situation, conversation_hash: str) -> Outcome:
-    """The bot's answer to one stored customer message (possibly no reply at all). Never raises."""
+            customer: Customer, situation: Situation, conversation_hash: str, model_allowed: bool = True) -> Outcome:
+    """The bot's answer to one stored customer message (possibly no reply at all). Never raises.
+
+    `model_allowed` False (the tenant's plan: no AI, or its LLM budget spent, `llm.budget`) answers with the
+    rules alone, as when no provider is configured.
+    """
     loaded = DialogState(conversation_id=situation.conversation_id)
     try:
         loaded = dialogs.load(conn, conversation_hash)
         if loaded.conversation_id != situation.conversation_id:
             loaded = DialogState(conversation_id=situation.conversation_id)  # a new conversation starts afresh
         return _respond(settings, conn, message, tenant, customer, situation, conversation_hash,
-                        DialogState.from_json(loaded.to_json()))
+                        DialogState.from_json(loaded.to_json()), model_allowed)
     except Exception as exc:  # the worker must answer whatever happens: apologise, keep the old session
         frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
         where = f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno}" if frame else "?"
@@ -118,7 +122,8 @@ def respond(settings: Settings, conn: redis.Redis, message: InboundMessage, *, t
 
 
 def _respond(settings: Settings, conn: redis.Redis, message: InboundMessage, tenant: Tenant,
-             customer: Customer, situation: Situation, conversation_hash: str, ds: DialogState) -> Outcome:
+             customer: Customer, situation: Situation, conversation_hash: str, ds: DialogState,
+             model_allowed: bool = True) -> Outcome:
     timezone = _zone(tenant.timezone, settings.tenant_timezone)
     now = message_time(message.timestamp, timezone)
     before = ds.state
@@ -128,7 +133,8 @@ def _respond(settings: Settings, conn: redis.Redis, message: InboundMessage, ten
     limits = guard.RateLimits(settings.rate_limit_per_minute, settings.rate_limit_per_hour,
                               settings.rate_limit_per_day)
     rate = guard.check_rate(conn, conversation_hash, message.message_id, now.timestamp(), limits)
-    session = _llm_session(settings, conn) if rate.allowed and situation.status not in WITH_A_HUMAN else None
+    asks_model = model_allowed and rate.allowed and situation.status not in WITH_A_HUMAN
+    session = _llm_session(settings, conn) if asks_model else None
     fallback: RouterFallback | None = None
     if session is not None and decision is not None and decision.confidence < LLM_THRESHOLD:
         fallback = RouterFallback(session, tenant.name)  # the rules are not sure: the model reads it too
@@ -148,7 +154,8 @@ def _respond(settings: Settings, conn: redis.Redis, message: InboundMessage, ten
         return Outcome(replies, routing, ds)
     repeats = guard.count_repeats(conn, conversation_hash, message.message_id, clean.text) if clean.text else 0
     ctx = ServiceContext(core=_core_client(settings.core_api_url, settings.core_api_key, settings.core_api_timeout_s),
-                         redis=conn, tenant_slug=tenant.slug, company_name=tenant.name, timezone=timezone, now=now)
+                         redis=conn, tenant_slug=tenant.slug, company_name=tenant.name, timezone=timezone, now=now,
+                         bot_name=tenant.bot_name, greeting=tenant.greeting)
     turn = Turn(decision, clean, message.reply_id, ds, ctx, customer, situation, repeats)
     if session is not None and settings.llm_answers and decision.intent == "out_of_scope" \
             and decision.stage == "llm" and not clean.foreign:  # the model read a question no intent covers

@@ -187,6 +187,16 @@ def bot_conversations(conn: Connection[Any], tenant_id: int, start: datetime, en
     return count
 
 
+def current_month(conn: Connection[Any], tenant_id: int, now: datetime | None = None) -> Month:
+    """The month it is now on the tenant's clock; raises plans.UnknownTenant."""
+    row = conn.cursor(row_factory=tuple_row).execute("SELECT timezone FROM tenants WHERE id = %s",
+                                                     (tenant_id,)).fetchone()
+    if row is None:
+        raise plans.UnknownTenant(str(tenant_id))
+    today = (now or datetime.now(UTC)).astimezone(ZoneInfo(row[0]))
+    return Month(today.year, today.month)
+
+
 def llm_spend(conn: Connection[Any], tenant_id: int, month: Month) -> Decimal:
     """What the tenant's model calls cost in `month`, in dollars."""
     _, start, end = tenant_month(conn, tenant_id, month)

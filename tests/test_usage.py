@@ -38,7 +38,10 @@ from llm import costs
 from notifications.templates import templates_for
 from storage import contacts, conversations, escalations, messages, plans, usage
 from storage.crypto import Vault
+from tests.fakes.openai_api import DEFAULT_KEY as OPENAI_KEY
+from tests.fakes.openai_api import FakeOpenAI, json_reply
 from tests.harness import rows
+from tests.test_engine_flows import JUAN, MARIA, STRANGER, make_chat
 
 ROOT = Path(__file__).resolve().parent.parent
 SV = ZoneInfo("America/El_Salvador")  # UTC-6 all year
@@ -352,3 +355,39 @@ def test_month_bounds_follow_the_tenant_clock() -> None:
     for bad in ("2026-13", "2026-3", "26-03", "marzo"):
         with pytest.raises(ValueError, match="YYYY-MM"):
             usage.Month.parse(bad)
+
+
+def test_the_plan_decides_whether_the_bot_calls_the_model(base_env: dict[str, str], core_url: str,
+                                                          db_pool: ConnectionPool, openai_fake: FakeOpenAI) -> None:
+    """Through the real path (signed webhook, worker, engine, the real SDK against the fake model)."""
+    with_model = Settings.from_env({**base_env, "CORE_API_URL": core_url, "LLM_MAX_RETRIES": "0",
+                                    "LLM_TIMEOUT_S": "2", "LLM_PROVIDER": "openai", "LLM_API_KEY": OPENAI_KEY,
+                                    "LLM_BASE_URL": openai_fake.base_url})
+    demo = _tenant(db_pool, with_model.tenant_slug)
+    spent = costs.LlmCall("openai", "gpt-4o-mini", "answer", "v1", 10, 10, 100, 250.0, "ok")
+    with db_pool.connection() as conn:  # this month's calls so far cost $250: over Pro's $50 and Scale's $200
+        costs.store(conn, tenant_id=demo, conversation_id=None, calls=[spent])
+    reading = {"intent": "track_package", "confidence": 0.9, "tracking_code": None, "point": None,
+               "weight_lbs": None}
+    for chat in make_chat(with_model, db_pool):
+        # Pro's rule is rules_only: the rules answer (their reading of this text is track_package, 0.45)
+        assert "código de rastreo" in chat.text(JUAN, "me mandaron algo?")
+        assert openai_fake.requests == [] and _last_route(db_pool)["stage"] == "keyword"
+        # Scale's rule is flag: the model is asked, and the operator sees the overage
+        with db_pool.connection() as conn:
+            plans.set_plan(conn, "demo", "scale")
+        openai_fake.script("json", json_reply(reading))
+        assert "código de rastreo" in chat.text(MARIA, "me mandaron algo?")
+        assert len(openai_fake.requests) == 1 and _last_route(db_pool)["stage"] == "llm"
+        with db_pool.connection() as conn:
+            month = usage.current_month(conn, demo)
+            assert [(o.limit, o.rule) for o in usage.overages(conn, demo, month)] == [("llm_usd", "flag")]
+            # Starter has no AI at all, whatever was spent
+            plans.set_plan(conn, "demo", "starter")
+        assert "código de rastreo" in chat.text(STRANGER, "me mandaron algo?")
+        assert len(openai_fake.requests) == 1 and _last_route(db_pool)["stage"] == "keyword"
+    assert [c["outcome"] for c in rows(db_pool, "SELECT outcome FROM llm_calls ORDER BY id")] == ["ok", "ok"]
+
+
+def _last_route(pool: ConnectionPool) -> dict[str, Any]:
+    return dict(rows(pool, "SELECT route FROM messages WHERE direction = 'in' ORDER BY id DESC LIMIT 1")[0]["route"])

@@ -29,7 +29,9 @@ from psycopg import Connection
 from channels.events import InboundMessage
 from channels.outbound import Recipient
 from chatbot import customer_side, engine, guard
+from llm import budget
 from llm import costs as llm_costs
+from llm import settings as llm_settings
 from runtime import delivery
 from runtime.enqueue import conversation_hash
 from runtime.resources import Runtime
@@ -95,6 +97,7 @@ def process_message(runtime: Runtime, event_pk: int) -> str:
                                      is_new=contact.is_new, opted_out=contact.opted_out),
             situation=engine.Situation(conversation.id, conversation.status, case.case_number if case else None),
             conversation_hash=key,
+            model_allowed=llm_settings.configured(runtime.settings) and budget.model_allowed(runtime.pool, tenant.id),
         )
         with runtime.pool.connection() as conn, conn.pipeline(), conn.transaction():
             pending = _store_outcome(conn, runtime, tenant, contact.id, conversation.id, event_pk,
