@@ -36,7 +36,7 @@ from config import Settings
 from handoff import agents, cases
 from llm import costs
 from notifications.templates import templates_for
-from storage import contacts, conversations, escalations, messages, plans, usage
+from storage import contacts, conversations, escalations, messages, plans, tenant_admin, usage
 from storage.crypto import Vault
 from tests.fakes.openai_api import DEFAULT_KEY as OPENAI_KEY
 from tests.fakes.openai_api import FakeOpenAI, json_reply
@@ -149,17 +149,16 @@ def _at(conn: Connection[Any], table: str, row_id: int, at: datetime) -> None:
 
 
 def _tenant(pool: ConnectionPool, slug: str) -> int:
-    found = rows(pool, "SELECT id FROM tenants WHERE slug = %s", (slug,)) or rows(
-        pool, "INSERT INTO tenants (slug, name, timezone) VALUES (%s, %s, 'America/El_Salvador') RETURNING id",
-        (slug, "Envíos Otra"))
-    return int(found[0]["id"])
+    return int(rows(pool, "SELECT id FROM tenants WHERE slug = %s", (slug,))[0]["id"])
 
 
 @pytest.fixture
 def month_of_rows(db_pool: ConnectionPool, settings: Settings, redis_conn: redis.Redis) -> dict[str, int]:
     """Two tenants' November (and its edges). Comments say what each row is for."""
     book = Book(db_pool, settings, redis_conn)
-    demo, other = _tenant(db_pool, settings.tenant_slug), _tenant(db_pool, "otra")
+    demo = _tenant(db_pool, settings.tenant_slug)
+    other = tenant_admin.create_tenant(db_pool, book.vault, redis_conn, slug="otra", name="Envíos Otra",
+                                       timezone="America/Bogota").id  # UTC-5: its November starts an hour earlier
     # Customer A: a session opened on October 31st (local) runs into November 1st; the next opens 25 h later,
     # and the one after opens 24.5 h after that start although A wrote only 1.5 h before (sessions chain).
     a = book.customer_says(demo, PHONE_A, sv("2026-10-31 20:00"))
@@ -192,7 +191,9 @@ def month_of_rows(db_pool: ConnectionPool, settings: Settings, redis_conn: redis
     book.send(demo, b, sv("2026-11-30 23:00"))
     book.customer_says(demo, PHONE_B, sv("2026-12-01 01:00"))
     book.send(demo, b, sv("2026-12-01 01:00"))
-    # The other company: the same phone number is another customer there.
+    # The other company: the same phone number is another customer there. 23:30 on October 31st in San
+    # Salvador is already November 1st in Bogotá: a November session, which the message at noon continues.
+    book.customer_says(other, PHONE_A, sv("2026-10-31 23:30"))
     o = book.customer_says(other, PHONE_A, sv("2026-11-01 12:00"))
     book.send(other, o, sv("2026-11-01 12:00"))
     book.escalate(other, o, sv("2026-11-01 12:01"))
@@ -275,7 +276,7 @@ def test_month_usage_counts_the_rows(db_pool: ConnectionPool, month_of_rows: dic
     assert (december.bot_conversations, december.customer_messages, december.bot_replies) == (0, 1, 1)
     assert (october.bot_conversations, october.customer_messages, october.llm_usd) == (1, 1, Decimal("0.5"))
     # The other company: its own customer, even with the same phone number, and its own calls.
-    assert (other.tenant, other.bot_conversations, other.customer_messages, other.bot_replies) == ("otra", 1, 1, 1)
+    assert (other.tenant, other.bot_conversations, other.customer_messages, other.bot_replies) == ("otra", 1, 2, 1)
     assert (other.agent_replies, other.notifications, other.escalations, other.llm_calls) == (0, 0, 1, 1)
     assert other.llm_usd == Decimal("0.00012346")  # numeric(12, 8), as stored
     # Every figure against the test's own count from the rows.
@@ -306,7 +307,7 @@ def test_usage_csv_matches_the_rows(base_env: dict[str, str], db_pool: Connectio
     assert one.returncode == 0, one.stderr
     lines = one.stdout.splitlines()
     assert lines[0].split()[:4] == ["tenant", "plan", "conv", "in"] and len(lines) == 2
-    assert lines[1].split()[:4] == ["otra", "pro", "1", "1"]
+    assert lines[1].split()[:4] == ["otra", "pro", "1", "2"]
     assert admin(base_env, "usage", "--month", "2026-13").returncode == 1
     assert admin(base_env, "usage", "--month", "2026-11", "--tenant", "nadie").returncode == 1
 
