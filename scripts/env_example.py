@@ -85,8 +85,8 @@ FIELD_NOTES: dict[str, str] = {
                 "came to).",
     "internal_events_secret": "It is the configured tenant's (TENANT_SLUG) events secret: encargo-migrate stores "
                               "it, encrypted, in that tenant's row (run it again after changing it). Other tenants "
-                              "get their own with storage.tenants.set_events_secret; a sender names its tenant in "
-                              "X-Encargo-Key-Id.",
+                              "get their own with `encargo-admin tenant-update --slug <slug> --events-secret`; a "
+                              "sender names its tenant in X-Encargo-Key-Id.",
 }
 
 # Variables one process reads for itself, outside config.py: (heading, lines), written commented out.

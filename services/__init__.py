@@ -34,6 +34,8 @@ class ServiceContext:
     company_name: str
     timezone: ZoneInfo
     now: datetime  # aware; the moment of the customer's message
+    bot_name: str | None = None  # the tenant's name for the assistant (None: it introduces itself without one)
+    greeting: str | None = None  # the tenant's own first-contact welcome (None: the texts' default)
 
     @property
     def local_now(self) -> datetime:

@@ -63,7 +63,7 @@ def main() -> None:
     from config import settings_or_exit
     from observability import configure_logging
     from storage.db import open_pool
-    from storage.tenants import ensure_configured_tenant
+    from storage.tenants import TenantError, ensure_configured_tenant
 
     settings = settings_or_exit("encargo-migrate")
     configure_logging("migrate", settings.log_level)
@@ -76,6 +76,9 @@ def main() -> None:
     changes = redis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=1)
     try:
         tenant_id = ensure_configured_tenant(pool, settings, changes)  # running processes see it within a second
+    except TenantError as exc:
+        print(f"encargo-migrate: {exc}", file=sys.stderr)  # noqa: T201
+        raise SystemExit(1) from None
     finally:
         pool.close()
         changes.close()

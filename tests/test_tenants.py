@@ -55,6 +55,11 @@ def ok(result: subprocess.CompletedProcess[str]) -> str:
     return result.stdout
 
 
+def said(graph: FakeGraphAPI, phone: str) -> str:
+    """The text bodies a customer got."""
+    return "\n".join(m["text"]["body"] for m in graph.messages_to(phone) if m.get("type") == "text")
+
+
 def events(pool: ConnectionPool) -> list[dict[str, Any]]:
     return rows(pool, "SELECT e.status, e.error, t.slug FROM webhook_events e LEFT JOIN tenants t"
                       " ON t.id = e.tenant_id ORDER BY e.id")
@@ -87,6 +92,7 @@ def test_a_tenant_created_with_the_cli_answers_its_number_suspends_and_resumes_w
         assert post_meta(client, text_payload("50370001001", "Hola", "wamid.T2", phone_number_id=ACME_NUMBER)
                          ).status_code == 200
         wait_for(lambda: graph.messages_to("+50370001001"), 30, "the new tenant's answer")
+        assert "Soy Eva, asistente virtual de *Acme Envíos*." in said(graph, "+50370001001")  # its bot's name
         wait_for(lambda: events(db_pool)[-1]["status"] in webhook_events.FINISHED, 30, "the event to be finished")
         acme = rows(db_pool, "SELECT id FROM tenants WHERE slug = 'acme'")[0]["id"]
         assert events(db_pool)[-1] == {"status": "processed", "error": None, "slug": "acme"}
@@ -115,8 +121,10 @@ def test_a_tenant_created_with_the_cli_answers_its_number_suspends_and_resumes_w
 
 def test_each_number_routes_to_its_own_tenant_on_both_providers(
     client: FlaskClient, meta_settings: Settings, db_pool: ConnectionPool, base_env: dict[str, str],
+    graph: FakeGraphAPI,
 ) -> None:
-    ok(admin(base_env, "tenant-create", "--slug", "acme", "--name", "Acme Envíos"))
+    ok(admin(base_env, "tenant-create", "--slug", "acme", "--name", "Acme Envíos", "--greeting",
+             "Bienvenido a Acme: dime tu código y te digo dónde va."))
     ok(admin(base_env, "channel-add", "--slug", "acme", "--provider", "meta", "--number", ACME_NUMBER))
     ok(admin(base_env, "channel-add", "--slug", "acme", "--provider", "twilio", "--number", "whatsapp:+15005550006"))
     post_meta(client, text_payload("50370002001", "Hola", "wamid.A"))  # the configured tenant's number
@@ -137,6 +145,10 @@ def test_each_number_routes_to_its_own_tenant_on_both_providers(
         (twilio["MessageSid"], "processed", None, "acme", [ids["acme"]]),
         ("wamid.C", "unroutable", "no tenant for the receiving number", None, None),
     ]
+    # each company greets in its own words
+    assert "Soy el asistente virtual de *Transportes Express El Salvador*." in said(graph, "+50370002001")
+    assert "👋 Bienvenido a Acme: dime tu código y te digo dónde va." in said(graph, "+50370002002")
+    assert "Transportes Express" not in said(graph, "+50370002002")
 
 
 def test_a_suspended_tenants_core_events_are_refused_until_it_resumes(

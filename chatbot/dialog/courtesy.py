@@ -24,7 +24,12 @@ def greet(t: Turn, extra: str | None = None) -> State:
             key = "welcome_first"
         else:
             key = "welcome_again" if opener == w["default_opener"] else "welcome_again_opener"
-        body = t.line(key, opener=opener, name_part=name_part, company=t.ctx.company_name)
+        if key == "welcome_first" and t.ctx.greeting:  # the company's own welcome, after the opener
+            body = f"{opener}{name_part}! 👋 {t.ctx.greeting}"
+        else:
+            key = "welcome_first_named" if key == "welcome_first" and t.ctx.bot_name else key
+            body = t.line(key, opener=opener, name_part=name_part, company=t.ctx.company_name,
+                          bot_name=t.ctx.bot_name)
         company = t.company()
         if company and company.support_hours and not business.is_open(t.ctx, company.support_hours, t.ctx.now):
             body = f"{body}\n\n{w['out_of_hours_note']}"
