@@ -8,7 +8,8 @@ the new rows for the caller to send.
 
 Failure policy: the core unreachable -> raises (RQ retries with back-off; after
 MAX_ATTEMPTS the event is marked failed); an unknown package -> the event is
-marked failed, nothing is sent; database errors raise.
+marked failed, nothing is sent; an event of a tenant suspended after it was
+accepted -> marked failed ("tenant suspended"), nothing is sent; database errors raise.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from notifications.quiet_hours import release_time
 from notifications.reporting import client_for
 from notifications.templates import template_for_notification
 from runtime.resources import Runtime
+from storage.tenants import ACTIVE
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,11 @@ def process_event(rt: Runtime, pk: int, *, now: datetime | None = None) -> list[
         raise LookupError(f"core event {pk} does not exist")
     event, tenant = begun
     if event.state in ("processed", "failed"):
+        return []
+    if tenant.status != ACTIVE:  # accepted before the suspension: a suspended company notifies nobody
+        with rt.pool.connection() as conn:
+            store.finish(conn, pk, "failed", "tenant suspended")
+        log.warning("core event of a suspended tenant dropped", extra={"core_event_pk": pk})
         return []
     attempt = event.attempts
     core = client_for(rt)

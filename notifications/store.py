@@ -40,6 +40,7 @@ class StoredEvent:
 class TenantInfo:
     slug: str
     timezone: str
+    status: str = "active"  # storage.tenants.ACTIVE or SUSPENDED
 
 
 def tenant_info(conn: Connection[Any], tenant_id: int) -> TenantInfo:
@@ -95,13 +96,14 @@ def begin_attempt(conn: Connection[Any], pk: int) -> tuple[StoredEvent, TenantIn
         WHERE id = %s
         RETURNING id, tenant_id, event_id, type, tracking_code, status, payload, occurred_at, state, attempts,
                   (SELECT t.slug FROM tenants t WHERE t.id = tenant_id) AS slug,
-                  (SELECT t.timezone FROM tenants t WHERE t.id = tenant_id) AS timezone
+                  (SELECT t.timezone FROM tenants t WHERE t.id = tenant_id) AS timezone,
+                  (SELECT t.status FROM tenants t WHERE t.id = tenant_id) AS tenant_status
         """,
         (pk,),
     ).fetchone()
     if row is None:
         return None
-    tenant = TenantInfo(slug=row.pop("slug"), timezone=row.pop("timezone"))
+    tenant = TenantInfo(slug=row.pop("slug"), timezone=row.pop("timezone"), status=row.pop("tenant_status"))
     return StoredEvent(**row), tenant
 
 

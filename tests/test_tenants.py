@@ -169,6 +169,11 @@ def test_a_suspended_tenants_core_events_are_refused_until_it_resumes(
         assert post_event(client, event, secret=ACME_EVENTS_SECRET, key_id="acme").status_code == 202
     assert [r["slug"] for r in rows(db_pool, "SELECT t.slug FROM core_events e JOIN tenants t"
                                              " ON t.id = e.tenant_id")] == ["acme"]
+    # accepted, then the tenant is suspended before a worker gets to it: dropped, nobody is notified
+    ok(admin(base_env, "tenant-suspend", "--slug", "acme"))
+    run_jobs(meta_settings)
+    assert rows(db_pool, "SELECT state, error FROM core_events") == [{"state": "failed", "error": "tenant suspended"}]
+    assert rows(db_pool, "SELECT id FROM notification_log") == []
 
 
 def test_the_cli_takes_secrets_from_the_environment_and_never_prints_them(
