@@ -70,8 +70,10 @@ class Pipeline:
 
         if self.own_services:
             with self.pool.connection() as conn:
+                # plans are reference data seeded by a migration (0012), kept like the migrations' own record
                 tables = [r["tablename"] for r in conn.execute(
-                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'schema_migrations'")]
+                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+                    " AND tablename NOT IN ('schema_migrations', 'plans')")]
                 conn.execute("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE")
             self.redis.flushdb()
             ensure_configured_tenant(self.pool, self.settings)
