@@ -28,9 +28,13 @@ def login() -> str:
 
 @bp.post("/login")
 def login_submit() -> Any:
+    """Log in with e-mail and password. An address may hold accounts at several companies: the password
+    picks the account (handoff/agents.py `authenticate`); when it opens several, the form asks which company
+    (only those the password opens) and the person types the password again."""
     email = (request.form.get("email") or "").strip()
     password = request.form.get("password") or ""
     target = request.form.get("next") or ""
+    company = (request.form.get("company") or "").strip() or None
     settings, redis_conn = state().settings, state().desk.redis
     address = auth.client_address()
     wait_s = login_limit.blocked_for(redis_conn, settings, email, address)
@@ -40,8 +44,12 @@ def login_submit() -> Any:
         error = (f"Demasiados intentos fallidos. Espera {minutes} {'minuto' if minutes == 1 else 'minutos'} "
                  "e inténtalo de nuevo, o cambia tu contraseña con «¿Olvidaste tu contraseña?».")
         return render_template("console/login.html", next=target, error=error), 429
-    with get_pool().connection() as conn:
-        agent = agents.authenticate(conn, email, password) if email and password else None
+    try:
+        with get_pool().connection() as conn:
+            agent = agents.authenticate(conn, email, password, company) if email and password else None
+    except agents.ChooseCompany as question:
+        return render_template("console/login.html", next=target, error=None, email=email,
+                               companies=question.companies)
     if agent is None:
         login_limit.record_failure(redis_conn, settings, email, address)
         return render_template("console/login.html", next=target, error="Correo o contraseña incorrectos."), 401
@@ -62,6 +70,9 @@ def logout() -> Any:
 def forgot_password() -> Any:
     """The answer is the same whether or not the address is an agent's, and whether or not mailing works.
 
+    An address with accounts at several companies gets one mail per account, each naming its company and
+    resetting only that account (the inbox's owner holds them all; no company learns of another).
+
     In production without SMTP_URL no link is made (nobody would read the log in time, and a link in a
     production log is a secret lying around): the page says resets are unavailable instead.
     """
@@ -70,17 +81,18 @@ def forgot_password() -> Any:
     unavailable = settings.is_production and not settings.smtp_url
     if request.method == "POST" and not unavailable:
         email = (request.form.get("email") or "").strip()
-        mail = None
+        mails = []
         with get_pool().connection() as conn:
-            agent = agents.by_email(conn, email) if email else None
-            if agent is not None and agent.active and auth.reset_allowed(state().desk.redis, agent.id):
+            for agent in agents.every_account(conn, email) if email else []:
+                if not agent.active or not auth.reset_allowed(state().desk.redis, agent.id):
+                    continue
                 token = agents.create_reset(conn, agent.id, settings.console_reset_ttl_s)
                 row = conn.execute("SELECT name FROM tenants WHERE id = %s", (agent.tenant_id,)).fetchone()
                 company = str(row["name"]) if row else settings.tenant_name  # type: ignore[call-overload]
-                mail = ResetMail(agent_id=agent.id, to=agent.email, name=agent.name, company=company,
-                                 link=_public_url(url_for(".reset_password", token=token)),
-                                 ttl_s=settings.console_reset_ttl_s)
-        if mail is not None:  # the token is committed: the link works as soon as it arrives
+                mails.append(ResetMail(agent_id=agent.id, to=agent.email, name=agent.name, company=company,
+                                       link=_public_url(url_for(".reset_password", token=token)),
+                                       ttl_s=settings.console_reset_ttl_s))
+        for mail in mails:  # the tokens are committed: each link works as soon as it arrives
             mailer().deliver(mail)
         sent = True
     return render_template("console/forgot.html", sent=sent, mailing=bool(settings.smtp_url),
@@ -162,7 +174,8 @@ def canned_page() -> Any:
                 abort(403, description="Solo supervisores y administradores pueden cambiar las respuestas rápidas.")
             try:
                 if request.form.get("delete"):
-                    canned.remove(conn, agent.tenant_id, int(request.form["delete"]))
+                    if not canned.remove(conn, agent.tenant_id, int(request.form["delete"])):
+                        abort(404, description="No encontramos esa respuesta rápida.")
                 else:
                     canned.add(conn, agent.tenant_id, request.form.get("title", ""), request.form.get("body", ""))
             except (canned.CannedError, ValueError) as exc:

@@ -5,9 +5,10 @@
     encargo-admin demo-agent
         For `make run`: the configured tenant gets the agent CONSOLE_DEMO_EMAIL with CONSOLE_DEMO_PASSWORD
         (kept when it exists) and a few canned answers; prints how to log in.
-    encargo-admin reset-link --email ana@empresa.sv
+    encargo-admin reset-link --email ana@empresa.sv [--tenant demo]
         Prints a one-time password reset link (PUBLIC_BASE_URL + path), valid CONSOLE_RESET_TTL_S seconds;
         the agent's earlier links stop working. This is how an admin helps when SMTP is not configured.
+        An address is unique per company: when it is an agent's at several, --tenant says which.
     encargo-admin mask-phones on|off [--tenant demo]
         Whether agents with the `agent` role see customers' phone numbers masked ("+503 7••• ••02") on the
         case page; supervisors and admins always see them.
@@ -27,6 +28,9 @@ import getpass
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
+
+from psycopg import Connection
 
 from config import settings_or_exit
 from console import canned, cli_tenants, cli_usage
@@ -55,6 +59,11 @@ def _password(confirm: bool = True) -> str:
     return first
 
 
+def _slug(conn: Connection[Any], tenant_id: int) -> str:
+    row = conn.execute("SELECT slug FROM tenants WHERE id = %s", (tenant_id,)).fetchone()
+    return str(row["slug"]) if row else ""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="encargo-admin", description="Agents of the support console")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -62,10 +71,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     create.add_argument("--email", required=True)
     create.add_argument("--name", required=True)
     create.add_argument("--role", choices=agents.ROLES, default="admin")
-    create.add_argument("--tenant", help="tenant slug (default: TENANT_SLUG)")
+    create.add_argument("--tenant", help="tenant slug (default: TENANT_SLUG); an e-mail is unique per tenant")
     commands.add_parser("demo-agent", help="the demo agent for make run")
     reset = commands.add_parser("reset-link", help="print a one-time password reset link")
     reset.add_argument("--email", required=True)
+    reset.add_argument("--tenant", help="tenant slug, when the e-mail is an agent's at several tenants")
     mask = commands.add_parser("mask-phones", help="hide customers' phones from the agent role, or show them")
     mask.add_argument("state", choices=("on", "off"))
     mask.add_argument("--tenant", help="tenant slug (default: TENANT_SLUG)")
@@ -94,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             elif args.command == "demo-agent":
                 email = os.environ.get("CONSOLE_DEMO_EMAIL", DEMO_EMAIL)
                 password = os.environ.get("CONSOLE_DEMO_PASSWORD", "")
-                if agents.by_email(conn, email) is None:
+                if agents.by_email(conn, tenant_id, email) is None:
                     if not password:
                         _say("encargo-admin: CONSOLE_DEMO_PASSWORD is not set")
                         return 1
@@ -112,10 +122,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                     return 1
                 _say(f"{slug}: agents see customers' phones " + ("masked" if args.state == "on" else "in full"))
             else:
-                found = agents.by_email(conn, args.email)
-                if found is None:
-                    _say(f"encargo-admin: no agent {args.email}")
+                accounts = [a for a in agents.every_account(conn, args.email)
+                            if not args.tenant or _slug(conn, a.tenant_id) == args.tenant]
+                if len(accounts) != 1:
+                    slugs = ", ".join(sorted(_slug(conn, a.tenant_id) for a in accounts))
+                    _say(f"encargo-admin: the agent {args.email} is at several tenants ({slugs}): pass --tenant"
+                         if accounts else f"encargo-admin: no agent {args.email}"
+                         + (f" at tenant {args.tenant!r}" if args.tenant else ""))
                     return 1
+                found = accounts[0]
                 token = agents.create_reset(conn, found.id, settings.console_reset_ttl_s)
                 _say(f"{settings.public_base_url}/console/password/reset/{token}")
     except AgentError as exc:

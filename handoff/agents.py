@@ -1,5 +1,8 @@
 """Support agents: who may use the console, for which company, with which role; and password resets.
 
+An e-mail address is unique within a company, not across companies (migration 0013): the same address may
+hold an account at two companies, each with its own password, role and sessions. Nothing a company's admin
+does (adding an agent, resetting a password) tells them whether the address exists elsewhere.
 Passwords are stored only as werkzeug scrypt hashes. A reset is a random
 one-time token whose SHA-256 alone is stored; it expires, works once, and
 stops working when a newer link is issued for the same agent. Changing the
@@ -68,7 +71,8 @@ _TOO_SHORT = f"La contraseña debe tener al menos {MIN_PASSWORD_LEN} caracteres.
 
 def create_agent(conn: Connection[Any], *, tenant_id: int, name: str, email: str, role: str,
                  password: str) -> Agent:
-    """Add an agent; raises AgentError for a bad role, a short password or an e-mail already in use."""
+    """Add an agent; raises AgentError for a bad role, a short password or an e-mail already in use at this
+    company (the same address at another company is no conflict, and the answer never mentions it)."""
     name, email = name.strip(), email.strip().lower()
     if role not in ROLES:
         raise AgentError(f"El rol debe ser uno de estos: {', '.join(ROLES)}.")
@@ -81,7 +85,7 @@ def create_agent(conn: Connection[Any], *, tenant_id: int, name: str, email: str
     row = conn.execute(
         f"""
         INSERT INTO agents (tenant_id, name, email, role, password_hash) VALUES (%s, %s, %s, %s, %s)
-        ON CONFLICT (lower(email)) DO NOTHING
+        ON CONFLICT (tenant_id, lower(email)) DO NOTHING
         RETURNING {_COLUMNS}
         """,  # noqa: S608 - fixed column list
         (tenant_id, name, email, role, generate_password_hash(password, method="scrypt")),
@@ -96,26 +100,68 @@ def get(conn: Connection[Any], agent_id: int) -> Agent | None:
     return None if row is None else Agent(**row)
 
 
-def by_email(conn: Connection[Any], email: str) -> Agent | None:
+def by_email(conn: Connection[Any], tenant_id: int, email: str) -> Agent | None:
+    """This company's agent with this address (any case), or None."""
     row = conn.execute(
-        f"SELECT {_COLUMNS} FROM agents WHERE lower(email) = lower(%s)", (email.strip(),)  # noqa: S608
+        f"SELECT {_COLUMNS} FROM agents WHERE tenant_id = %s AND lower(email) = lower(%s)",  # noqa: S608
+        (tenant_id, email.strip()),
     ).fetchone()
     return None if row is None else Agent(**row)
 
 
-def authenticate(conn: Connection[Any], email: str, password: str) -> Agent | None:
-    """The active agent with this e-mail and password, or None (same work whether or not the e-mail exists)."""
-    row = conn.execute(
-        f"SELECT {_COLUMNS}, password_hash FROM agents WHERE lower(email) = lower(%s)",  # noqa: S608
+def every_account(conn: Connection[Any], email: str) -> list[Agent]:
+    """Every company's account with this address, oldest first: for the mail that goes to that inbox (each
+    account gets its own reset link) and for the operator; never shown to a company's admin."""
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM agents WHERE lower(email) = lower(%s) ORDER BY id", (email.strip(),)  # noqa: S608
+    ).fetchall()
+    return [Agent(**r) for r in rows]
+
+
+@dataclass(frozen=True)
+class Company:
+    """A company the login form offers when one address and password open accounts at several."""
+
+    slug: str
+    name: str
+
+
+class ChooseCompany(Exception):  # noqa: N818 - a question to the person logging in, not a failure
+    """The address and password open an account at more than one company: the login asks which one."""
+
+    def __init__(self, companies: list[Company]) -> None:
+        super().__init__("several companies")
+        self.companies = companies
+
+
+def authenticate(conn: Connection[Any], email: str, password: str, company: str | None = None) -> Agent | None:
+    """The active agent with this e-mail and password, or None; `company` (a tenant slug) picks one company.
+
+    The rule, since an address may hold an account at several companies (each with its own password): the
+    password is checked against every active account with that address, and the one it opens is the agent.
+    When it opens accounts at several companies (the person chose the same password at both) and `company`
+    does not say which, ChooseCompany lists exactly those companies: the person knows that password at each
+    of them, so the list tells them nothing new. Another company's account whose password differs is never
+    named, so nobody learns from the login that an address exists elsewhere. An unknown address costs one
+    hash check, like a wrong password.
+    """
+    rows = conn.execute(
+        f"SELECT {SESSION_COLUMNS}, a.password_hash, t.slug, t.name AS company FROM agents a"  # noqa: S608
+        " JOIN tenants t ON t.id = a.tenant_id WHERE lower(a.email) = lower(%s) AND a.active ORDER BY a.id",
         (email.strip(),),
-    ).fetchone()
-    if row is None:
+    ).fetchall()
+    if company:
+        rows = [r for r in rows if r["slug"] == company]
+    if not rows:
         check_password_hash(_dummy_hash(), password)
         return None
-    if not check_password_hash(row["password_hash"], password) or not row["active"]:
+    opened = [r for r in rows if check_password_hash(r["password_hash"], password)]
+    if not opened:
         return None
-    conn.execute("UPDATE agents SET last_login_at = now() WHERE id = %s", (row["id"],))
-    return from_row(row)
+    if len(opened) > 1:
+        raise ChooseCompany([Company(slug=str(r["slug"]), name=str(r["company"])) for r in opened])
+    conn.execute("UPDATE agents SET last_login_at = now() WHERE id = %s", (opened[0]["id"],))
+    return from_row(opened[0])
 
 
 def password_matches(conn: Connection[Any], agent_id: int, password: str) -> bool:
