@@ -5,6 +5,9 @@ keeps connections alive), optionally enforcing Meta's limits (throughput in msg/
 `max` messages to one recipient per `window` seconds: 131056), answering commands over a Pipe; it stops when its
 parent is gone. Commands: count, take (pipeline bench), stats, reset (notifications bench), stop.
 
+It accepts the access token it is given from any of the business numbers (phone_number_ids) it is given,
+so one fake serves every tenant of a multi-tenant benchmark; `take` says which number each message left from.
+
 With both limits off the fake's rate-limit scan is skipped (it looks at every accepted message on each send: O(n)).
 With a limit on, accepted messages older than 10 s move to an archive once there are more than 2,000 (the limits
 look back 6 s at most), so the scan stays short; every command answers over archive + recent alike.
@@ -20,6 +23,7 @@ import os
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 from bench.common import GRAPH_TOKEN, PHONE_NUMBER_ID
@@ -27,14 +31,14 @@ from bench.common import GRAPH_TOKEN, PHONE_NUMBER_ID
 ARCHIVE_ABOVE = 2000  # accepted messages kept before older ones move to the archive (limits on only)
 ARCHIVE_AGE_S = 10.0  # ... older than this; the fake's limits look back 6 s at most
 
-# (reference, body digest, arrival on CLOCK_MONOTONIC)
-TakeRecord = tuple[str | None, str, float]
+# (reference, body digest, arrival on CLOCK_MONOTONIC, the phone_number_id it was sent from)
+TakeRecord = tuple[str | None, str, float, str]
 
 
-def _graph_fake_main(conn: Any, access_token: str, phone_number_id: str, parent_pid: int,
+def _graph_fake_main(conn: Any, access_token: str, phone_number_ids: tuple[str, ...], parent_pid: int,
                      throughput_mps: int | None, pair_limit: tuple[int, float] | None) -> None:
     """Child process: FakeGraphAPI (keep-alive, optional limits) serving commands over a Pipe."""
-    from tests.fakes.graph_api import Accepted, FakeGraphAPI, _GraphHandler
+    from tests.fakes.graph_api import _PATH, Accepted, FakeGraphAPI, _GraphHandler, error_body
 
     limited = throughput_mps is not None or pair_limit is not None
 
@@ -48,11 +52,20 @@ def _graph_fake_main(conn: Any, access_token: str, phone_number_id: str, parent_
         handler_class = KeepAliveHandler
 
         def __init__(self) -> None:
-            super().__init__(access_token=access_token, phone_number_id=phone_number_id)
+            # the base class knows one number; this one checks the whole set in handle()
+            super().__init__(access_token=access_token, phone_number_id=None)
+            self.numbers = frozenset(phone_number_ids)
             self.refusals: Counter[str] = Counter()  # error code -> answers other than 200
             self.archive: list[Accepted] = []  # accepted messages moved out of the limit scan
 
         def handle(self, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, dict[str, Any]]:
+            match = _PATH.match(path)
+            if match and match.group(2) not in self.numbers:
+                with self.lock:
+                    self.received.append({"path": path, "headers": headers, "body": None})
+                    self.refusals["100"] += 1
+                return 400, error_body(100, f"Unsupported post request. Object with ID '{match.group(2)}' "
+                                            "does not exist", "unknown phone number id")
             status, body = super().handle(path, headers, raw)
             if status != 200 or limited:
                 with self.lock:
@@ -84,7 +97,7 @@ def _graph_fake_main(conn: Any, access_token: str, phone_number_id: str, parent_
                 receipts, self.read_receipts = len(self.read_receipts), []
             records = [(a.body.get("biz_opaque_callback_data"),
                         hashlib.sha1(json.dumps(a.body, sort_keys=True).encode(), usedforsecurity=False).hexdigest(),
-                        a.received_at) for a in accepted]
+                        a.received_at, a.path.split("/")[2]) for a in accepted]
             return records, received, receipts
 
         def stats(self) -> dict[str, Any]:
@@ -141,13 +154,13 @@ class GraphFakeProcess:
     `throughput_mps` / `pair_limit` (max messages, window in seconds) switch on Meta's limits (None: off).
     """
 
-    def __init__(self, access_token: str = GRAPH_TOKEN, phone_number_id: str = PHONE_NUMBER_ID, *,
+    def __init__(self, access_token: str = GRAPH_TOKEN, phone_number_ids: Sequence[str] = (PHONE_NUMBER_ID,), *,
                  throughput_mps: int | None = None, pair_limit: tuple[int, float] | None = None) -> None:
         ctx = multiprocessing.get_context("spawn")
         self._conn, child_conn = ctx.Pipe()
         self._lock = threading.Lock()
         self.process = ctx.Process(target=_graph_fake_main,
-                                   args=(child_conn, access_token, phone_number_id, os.getpid(), throughput_mps,
+                                   args=(child_conn, access_token, tuple(phone_number_ids), os.getpid(), throughput_mps,
                                          pair_limit),
                                    daemon=True, name="fake-graph")
         self.process.start()
@@ -172,8 +185,8 @@ class GraphFakeProcess:
         return int(self._ask("count"))
 
     def take(self) -> tuple[list[TakeRecord], int, int]:
-        """(accepted messages since the last take as (reference, body digest, arrival), requests, read receipts);
-        forgets them."""
+        """(accepted messages since the last take as (reference, body digest, arrival, sending number), requests,
+        read receipts); forgets them."""
         result: tuple[list[TakeRecord], int, int] = self._ask("take")
         return result
 

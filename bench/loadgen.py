@@ -8,7 +8,7 @@
   the *scheduled* time so a stalled server cannot hide its stalls).
   `LoadResult` holds what one run saw (statuses, latencies, ids, client CPU).
 - `WebhookFactory` builds signed Meta text webhooks, each with a unique message id,
-  spread over many customers.
+  spread over many customers and over one or more receiving numbers (tenants).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import selectors
 import socket
 import time
 from collections import Counter, deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,31 +35,46 @@ class WebhookFactory:
 
     `next()` returns (request bytes, message id). Message n goes to customer n % customers and carries
     texts[(n // customers) % len(texts)], so one customer never sends the same text twice in a row.
-    The no-op path gets the same body and headers, so both endpoints read exactly the same bytes.
+    Customer c writes to the business number `phone_number_ids[c % len(phone_number_ids)]` (its
+    `metadata.phone_number_id`): with several numbers (tenants) each customer belongs to one of them and
+    the customers are spread evenly. The no-op path gets the same body and headers, so both endpoints
+    read exactly the same bytes.
     """
 
     def __init__(self, port: int, path: str, *, customers: int = 500, phone_prefix: str = "5037",
                  id_prefix: str = "wamid.BENCH", secret: str = APP_SECRET,
-                 texts: tuple[str, ...] = ("Hola", "Buenos días", "Buenas tardes", "Hola, buenas")) -> None:
+                 texts: tuple[str, ...] = ("Hola", "Buenos días", "Buenas tardes", "Hola, buenas"),
+                 phone_number_ids: Sequence[str] = (PHONE_NUMBER_ID,)) -> None:
         from tests.harness import text_payload
 
+        if not phone_number_ids:
+            raise ValueError("at least one receiving number")
         self.path = path
         self.port = port
         self.secret = secret.encode()
         self.id_prefix = id_prefix
         self.phones = [f"{phone_prefix}{n:07d}" for n in range(1, customers + 1)]
-        self._templates = [json.dumps(text_payload("{{PHONE}}", text, "{{MSGID}}", phone_number_id=PHONE_NUMBER_ID,
-                                                   name="Cliente Bench"), separators=(",", ":"), ensure_ascii=False)
-                           for text in texts]
+        self.numbers = list(phone_number_ids)
+        # templates[number index][text index]
+        self._templates = [[json.dumps(text_payload("{{PHONE}}", text, "{{MSGID}}", phone_number_id=number,
+                                                    name="Cliente Bench"), separators=(",", ":"), ensure_ascii=False)
+                            for text in texts] for number in self.numbers]
         self.count = 0
+
+    def number_of(self, message_id: str) -> str:
+        """The business number (phone_number_id) a message id made by `next()` was sent to."""
+        n = int(message_id.removeprefix(self.id_prefix))
+        return self.numbers[(n % len(self.phones)) % len(self.numbers)]
 
     def next(self) -> tuple[bytes, str]:
         n = self.count
         self.count += 1
         message_id = f"{self.id_prefix}{n:09d}"
         customers = len(self.phones)
-        template = self._templates[(n // customers) % len(self._templates)]
-        body = template.replace("{{PHONE}}", self.phones[n % customers]).replace("{{MSGID}}", message_id).encode()
+        customer = n % customers
+        texts = self._templates[customer % len(self.numbers)]
+        template = texts[(n // customers) % len(texts)]
+        body = template.replace("{{PHONE}}", self.phones[customer]).replace("{{MSGID}}", message_id).encode()
         signature = "sha256=" + hmac.new(self.secret, body, hashlib.sha256).hexdigest()
         head = (f"POST {self.path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
                 f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"

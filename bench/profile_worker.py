@@ -1,6 +1,6 @@
 """Where one message's worker time goes: CPU, SQL statements, Redis commands and HTTP calls per message.
 
-    python -m bench.profile_worker [--messages 300] [--top 25]
+    python -m bench.profile_worker [--messages 300] [--top 25] [--tenants 50]
 
 Starts private Redis and PostgreSQL, the sandbox core and the fake Graph API (like `bench.pipeline`),
 acknowledges N signed webhooks through the real Flask app (in this process, no gunicorn), then handles
@@ -10,6 +10,11 @@ Reports per message: worker CPU ms, SQL statements (cProfile's count of psycopg 
 commands (the server's INFO commandstats delta) and HTTP requests (http.client responses for the
 Graph API, httpx sends for the core), then the top functions by cumulative time. A tool for
 optimising, not a target: the figures go in docs/BENCHMARKS.md.
+
+`--tenants N` seeds N tenants, each with its own Meta number (bench.stack.Stack.seed_tenants), and
+spreads the customers over them; the warm-up reaches every tenant once, as a running worker's would
+have. It then also counts, per message, the tenant lookups that reached PostgreSQL (routing cache
+misses: storage.tenants.tenant_for_channel_number) and the reads of Redis `tenants:version`.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from typing import Any
 from bench.common import APP_SECRET, log
 from bench.graph_fake import GraphFakeProcess
 from bench.loadgen import WebhookFactory
-from bench.stack import Stack, bench_env
+from bench.stack import Stack, bench_env, tenant_numbers
 
 
 def _redis_calls(conn: Any) -> Counter[str]:
@@ -44,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--sort", default="cumulative", help="cProfile order: cumulative, tottime, ncalls")
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--tenants", type=int, default=1, help="tenants (numbers) the customers are spread over")
     parser.add_argument("--no-profile", action="store_true", help="CPU and counts only (cProfile adds ~40 %% of CPU)")
     parser.add_argument("--cpu-timer", action="store_true",
                         help="profile with the process's CPU time instead of wall time (waits for answers vanish)")
@@ -56,17 +62,21 @@ def main(argv: list[str] | None = None) -> int:
 
     with Stack(keep=args.keep) as stack:
         stack.start_services()
-        fake = GraphFakeProcess()
+        tenants = max(1, args.tenants)
+        fake = GraphFakeProcess(phone_number_ids=tenant_numbers(tenants))
         stack.on_close(fake.stop)
         env = bench_env(stack.redis_url, stack.database_url, META_GRAPH_BASE_URL=fake.url)
         core_url = stack.start_core(env)
         env["CORE_API_URL"] = core_url or "http://127.0.0.1:9"
-        stack.seed_tenant(env)
+        numbers = stack.seed_tenants(env, tenants)
         settings = Settings.from_env(env)
         app = create_app(settings)
         client = app.test_client()
-        factory = WebhookFactory(0, "/webhooks/whatsapp", customers=max(50, args.messages // 2), secret=APP_SECRET)
-        for _ in range(args.messages + 20):
+        customers = -(-max(50, args.messages // 2) // tenants) * tenants  # as many for every tenant
+        factory = WebhookFactory(0, "/webhooks/whatsapp", customers=customers, secret=APP_SECRET,
+                                 phone_number_ids=numbers)
+        n_warm = max(20, tenants)  # the first `tenants` messages reach every tenant once
+        for _ in range(args.messages + n_warm):
             raw, _mid = factory.next()
             head, body = raw.split(b"\r\n\r\n", 1)
             headers = dict(line.split(": ", 1) for line in head.decode().split("\r\n")[1:])
@@ -76,8 +86,9 @@ def main(argv: list[str] | None = None) -> int:
         rt = build_runtime(settings, pool_size=2)
         try:
             with rt.pool.connection() as conn:
-                pks = [row["id"] for row in conn.execute("SELECT id FROM webhook_events ORDER BY id")]
-            warm, measured = pks[:20], pks[20:]
+                pks = [row["id"] for row in conn.execute(  # type: ignore[call-overload]  # the pool's rows are dicts
+                    "SELECT id FROM webhook_events ORDER BY id")]
+            warm, measured = pks[:n_warm], pks[n_warm:]
             for pk in warm:  # first messages load the router, open connections, warm caches
                 inbound.process_message(rt, pk)
             redis_before = _redis_calls(rt.redis)
@@ -98,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         stats = None if args.no_profile else pstats.Stats(profiler, stream=out)
         replies = fake.count()
         print()
-        print(f"## Worker profile: {n} messages (greetings, {replies} replies at the fake)")
+        print(f"## Worker profile: {n} messages (greetings, {replies} replies at the fake), "
+              f"{tenants} tenant{'s' if tenants > 1 else ''}")
         print()
         print("| per message | value |")
         print("|---|---|")
@@ -109,6 +121,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| SQL statements | {_calls(stats, 'psycopg/cursor.py', 'execute') / n:.1f} |")
             http = _calls(stats, 'http/client.py', 'getresponse') + _calls(stats, 'httpx/_client.py', 'send')
             print(f"| HTTP requests (Graph API, core) | {http / n:.1f} |")
+            lookups = _calls(stats, 'storage/tenants.py', 'tenant_for_channel_number')
+            print(f"| tenant lookups in PostgreSQL (routing cache misses) | {lookups / n:.3f} ({lookups} in all) |")
+            versions = _calls(stats, 'storage/tenant_changes.py', 'version')
+            print(f"| reads of Redis tenants:version | {versions / n:.3f} ({versions} in all) |")
         print(f"| Redis commands | {redis_by_command.total() / n:.1f} |")
         print()
         print("Redis commands per message: " + ", ".join(

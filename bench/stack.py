@@ -1,9 +1,9 @@
 """The processes under test: private services, gunicorn, workers, the sandbox core, and their environment.
 
 - `Stack` starts private Redis and PostgreSQL in a temporary directory, migrates,
-  seeds the tenant, starts the processes under test (gunicorn, `worker.main`, the sandbox
-  core, any other command) and stops everything it started in `close()`; use it as a
-  context manager.
+  seeds the tenant (or N tenants, each with its own Meta number: `seed_tenants`), starts
+  the processes under test (gunicorn, `worker.main`, the sandbox core, any other command)
+  and stops everything it started in `close()`; use it as a context manager.
 - `bench_env` is the environment of a process under test (production-like, Meta provider);
   the caller's configuration variables (`_CONFIG_VARS`) do not leak into it.
 - `stop_process` stops a process and its process group; `http_get_status` is a loopback GET.
@@ -103,6 +103,12 @@ def http_get_status(port: int, path: str, timeout: float = 2.0) -> int:
         conn.close()
 
 
+def tenant_numbers(count: int) -> list[str]:
+    """The Meta phone_number_ids of the benchmark's `count` tenants: the configured PHONE_NUMBER_ID, then one
+    made up per extra tenant (`Stack.seed_tenants` gives them out in this order)."""
+    return [PHONE_NUMBER_ID, *(f"1099{i:011d}" for i in range(1, count))]
+
+
 def _terminate(signum: int, _frame: Any) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -156,6 +162,39 @@ class Stack:
             return ensure_configured_tenant(pool, Settings.from_env(env))
         finally:
             pool.close()
+
+    def seed_tenants(self, env: dict[str, str], count: int) -> list[str]:
+        """The configured tenant plus `count - 1` more, as an operator adds them (storage.tenant_admin): each
+        with its own Meta phone_number_id, whose access token is the one the fake Graph API accepts, and the
+        same logistics core (URL and key) as the configured tenant. Returns the receiving numbers, the
+        configured tenant's first."""
+        import redis
+
+        from config import Settings
+        from storage.crypto import Vault
+        from storage.db import open_pool
+        from storage.tenant_admin import add_channel, create_tenant
+
+        self.seed_tenant(env)
+        settings = Settings.from_env(env)
+        vault = Vault(settings.phone_encryption_keys, settings.phone_hash_key)
+        numbers = tenant_numbers(count)
+        pool = open_pool(self.database_url, max_size=1, name="bench-seed")
+        conn = redis.Redis.from_url(self.redis_url)
+        try:
+            pool.wait(timeout=30)
+            for i, number in enumerate(numbers[1:], start=1):
+                slug = f"bench-{i:03d}"
+                create_tenant(pool, vault, conn, slug=slug, name=f"Paquetería Bench {i:03d}",
+                              core_api_url=settings.core_api_url or None, core_api_key=settings.core_api_key or None)
+                add_channel(pool, vault, conn, slug, provider="meta", number=number, secret=GRAPH_TOKEN,
+                            waba_id=f"bench-waba-{i:03d}")
+        finally:
+            pool.close()
+            conn.close()
+        if count > 1:
+            log(f"{count} tenants, each with its own Meta number")
+        return numbers
 
     # processes
     def spawn(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
