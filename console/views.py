@@ -249,6 +249,8 @@ def api_reply(case_id: int) -> tuple[Response, int]:
 @auth.login_required
 def api_template(case_id: int) -> tuple[Response, int]:
     agent = auth.require_agent()
+    with get_pool().connection() as conn:  # another company's case is 404 before any question about the template
+        cases.load_case(conn, agent.tenant_id, case_id)
     data = _body()
     values = data.get("values") or {}
     if not isinstance(values, dict):

@@ -1,0 +1,411 @@
+"""Isolation proven on the console and its API: every route, walked with another company's ids.
+
+Two companies share one deployment, each with its own number, agents (admin, supervisor, agent), customers,
+conversations and cases (opened through the real webhook and worker), notes, tags, a callback and canned
+answers; one customer writes to both. Logged in as company A's admin, the walk enumerates `app.url_map`
+(so a route added later is walked too) and:
+
+- calls every route with an object id in its path (GET and POST, with a valid CSRF token and B's ids in the
+  body as well) with B's ids: the answer is 404 and exactly the answer for an id that exists nowhere (never
+  200, a redirect to B's data, a 403 that confirms B's object exists, or 500), and B's rows are unchanged;
+- calls the routes that take ids in the form or query (deleting a canned answer, (de)activating an agent,
+  assigning or taking over A's own case, the transcript's `after`, the search's agent filter) with B's ids:
+  404 or the answer an id that exists nowhere gets, and never B's data;
+- reads every page and API answer A can GET and finds none of B's names, phones, case numbers, notes, tags,
+  canned answers, agents or message text;
+- fails for a route whose parameters it does not know how to fill, and for an id-free route nobody has
+  classified here (so a new route is a test failure until it is walked).
+
+A's search finds nothing of B (phone, name, case number, tag, message text), and A's live stream never
+carries B's events. The console has no export route (usage exports are `encargo-admin usage`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, cast
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from psycopg_pool import ConnectionPool
+from werkzeug.routing import Rule
+
+from config import Settings
+from console import canned
+from console.case_queue import STATUS_FILTERS
+from handoff import agents
+from storage import tenant_admin
+from storage.crypto import Vault
+from tests.console_support import PASSWORD, TUESDAY_10AM, TUESDAY_NIGHT
+from tests.harness import post_meta, rows, run_jobs
+from web.app import create_app
+
+NUMBER_B = "106540352299991"
+NOWHERE = 987_654_321  # an id no object has
+SHARED_PHONE, SHARED_NAME = "+50370000001", "Samuel Compartido"
+
+# Path parameters that carry an object id, and which of B's objects fills them.
+ID_PARAMETERS = {"case_id": "case"}
+# Path parameters that are not object ids (each walked as said here).
+NOT_IDS = {
+    "filename": "a static file of the code (scripts, styles): the same for every company",
+    "token": "a one-time reset secret, not an id: only its holder's inbox has it (tests/test_agents_per_tenant.py)",
+}
+# Routes without an object id in their path: what each one is, and how the walk covers it.
+ID_FREE = {
+    "console.queue": "page: read",
+    "console.api_queue": "API: read",
+    "console.search_page": "page: read; B's phone, name, case number, tag, text and agent id find nothing",
+    "console.canned_page": "page: read; deleting B's canned answer is 404",
+    "console.agents_page": "page: read; (de)activating B's agent is 404",
+    "console.api_events": "the live stream: never carries B's events (test_the_live_stream_never_carries_...)",
+    "console.login": "page: the login form (no data)",
+    "console.login_submit": "login: by address and password (tests/test_agents_per_tenant.py)",
+    "console.logout": "ends A's own session",
+    "console.change_password": "A's own password",
+    "console.forgot_password": "same answer for every address (tests/test_agents_per_tenant.py)",
+    "console.reset_password": "by a one-time secret sent to the account's own inbox (test_agents_per_tenant.py)",
+    "health.healthz": "no tenant data",
+    "health.readyz": "no tenant data",
+    "health.bench_noop": "benchmark no-op, no tenant data",
+    "webhooks.meta_verify": "Meta's subscription check, no tenant data",
+    "webhooks.meta_receive": "routed by phone_number_id (tests/test_tenants.py)",
+    "webhooks.twilio_receive": "routed by To (tests/test_tenants.py)",
+    "internal_events.receive_event": "routed by the signing key id (tests/test_tenants.py)",
+    "simulator.page": "development only (off in production): plays any customer by design",
+    "simulator.companies": "development only: the demo companies the simulator can write to",
+    "simulator.send": "development only: plays any customer by design",
+    "simulator.messages": "development only: the simulator's own phone",
+    "simulator.reset": "development only: the simulator's own phone",
+}
+STREAMS = {"console.api_events"}
+# Id-free routes whose GET answer is read for B's data (the others hold no tenant data or are not reads).
+READ_PAGES = ("console.queue", "console.api_queue", "console.search_page", "console.canned_page",
+              "console.agents_page", "console.change_password")
+
+
+@pytest.fixture
+def settings(base_env: dict[str, str], core_url: str) -> Settings:
+    return Settings.from_env({**base_env, "CORE_API_URL": core_url})
+
+
+def write(client: FlaskClient, settings: Settings, number: str, phone: str, name: str, text: str | None = None, *,
+        at: datetime = TUESDAY_10AM, reply: tuple[str, str] | None = None) -> None:
+    """A customer's WhatsApp message to the company behind `number`, through the webhook and the worker."""
+    message: dict[str, Any] = {"from": phone.lstrip("+"), "id": f"wamid.ISO{uuid.uuid4().hex}",
+                               "timestamp": str(int(at.timestamp()))}
+    if reply is not None:
+        message.update(type="interactive", interactive={
+            "type": "button_reply", "button_reply": {"id": reply[0], "title": reply[1]}})
+    else:
+        message.update(type="text", text={"body": text or ""})
+    body = {"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "15550783881", "phone_number_id": number},
+        "contacts": [{"wa_id": phone.lstrip("+"), "profile": {"name": name}}], "messages": [message]}}]}]}
+    assert post_meta(client, body).status_code == 200
+    run_jobs(settings)
+
+
+def case_of(pool: ConnectionPool, tenant_id: int, name: str) -> dict[str, Any]:
+    found = rows(pool, "SELECT e.id, e.case_number, e.conversation_id, e.status FROM escalations e"
+                       " JOIN conversations c ON c.id = e.conversation_id JOIN contacts ct ON ct.id = c.contact_id"
+                       " WHERE e.tenant_id = %s AND ct.profile_name = %s ORDER BY e.id DESC LIMIT 1",
+                 (tenant_id, name))
+    assert found, f"{name} has no case at tenant {tenant_id}"
+    return found[0]
+
+
+def csrf(client: FlaskClient) -> str:
+    match = re.search(r'name="csrf-token" content="([^"]+)"', client.get("/console/login").get_data(as_text=True))
+    assert match
+    return match.group(1)
+
+
+def logged_in(app: Flask, email: str) -> FlaskClient:
+    client = app.test_client()
+    answer = client.post("/console/login", data={"email": email, "password": PASSWORD, "csrf_token": csrf(client)})
+    assert answer.status_code == 302, answer.get_data(as_text=True)
+    return client
+
+
+def api(client: FlaskClient, method: str, path: str, **body: Any) -> Any:
+    with client.session_transaction("/console") as session:
+        token = session["csrf"]
+    answer = client.open(path, method=method, json=body, headers={"X-CSRF-Token": token})
+    assert answer.status_code < 300, (path, answer.status_code, answer.get_data(as_text=True))
+    return answer.get_json()
+
+
+@dataclass
+class Company:
+    id: int
+    admin: agents.Agent
+    supervisor: agents.Agent
+    agent: agents.Agent
+    cases: dict[str, dict[str, Any]] = field(default_factory=dict)
+    canned_id: int = 0
+    message_ids: list[int] = field(default_factory=list)
+
+
+@dataclass
+class World:
+    app: Flask
+    a: Company
+    b: Company
+    b_markers: list[str]
+
+
+def make_agents(pool: ConnectionPool, tenant_id: int, prefix: str, names: tuple[str, str, str]) -> Company:
+    made = []
+    with pool.connection() as conn:
+        for role, name in zip(("admin", "supervisor", "agent"), names, strict=True):
+            made.append(agents.create_agent(conn, tenant_id=tenant_id, name=name, role=role, password=PASSWORD,
+                                            email=f"{role}@{prefix}.sv"))
+    return Company(tenant_id, admin=made[0], supervisor=made[1], agent=made[2])
+
+
+@pytest.fixture
+def world(settings: Settings, db_pool: ConnectionPool) -> Iterator[World]:
+    """Company A (the configured one) and B (made as the operator makes it), each with agents, customers,
+    cases through the webhook and worker, a callback, notes, tags and canned answers."""
+    import redis
+
+    redis_conn = redis.Redis.from_url(settings.redis_url)
+    vault = Vault(settings.phone_encryption_keys, settings.phone_hash_key)
+    b_tenant = tenant_admin.create_tenant(db_pool, vault, redis_conn, slug="cuscatlan",
+                                          name="Envíos Rápidos Cuscatlán", bot_name="Brisa",
+                                          core_api_url=settings.core_api_url)
+    tenant_admin.add_channel(db_pool, vault, redis_conn, "cuscatlan", provider="meta", number=NUMBER_B)
+    a_id = int(rows(db_pool, "SELECT id FROM tenants WHERE slug = %s", (settings.tenant_slug,))[0]["id"])
+    a = make_agents(db_pool, a_id, "primera", ("Alicia Admin", "Arturo Supervisor", "Amanda Agente"))
+    b = make_agents(db_pool, b_tenant.id, "cuscatlan", ("Bruno Bodega", "Berta Supervisora", "Benito Cuscateco"))
+    app = create_app(settings)
+    try:
+        client = app.test_client()
+        number_a = settings.meta_phone_number_id
+        write(client, settings, number_a, "+50370000002", "Ana Primeriza", "quiero hablar con una persona")
+        write(client, settings, NUMBER_B, "+50370000091", "Beatriz Cuscatleca", "mi paquete de cuscatlan no llega")
+        write(client, settings, NUMBER_B, "+50370000091", "Beatriz Cuscatleca", "quiero hablar con una persona")
+        for number in (number_a, NUMBER_B):
+            write(client, settings, number, SHARED_PHONE, SHARED_NAME, "quiero hablar con una persona",
+                at=TUESDAY_NIGHT)
+            write(client, settings, number, SHARED_PHONE, SHARED_NAME, reply=("console:callback", "📞 Que me llamen"),
+                at=TUESDAY_NIGHT)
+        a.cases = {"chat": case_of(db_pool, a.id, "Ana Primeriza"), "callback": case_of(db_pool, a.id, SHARED_NAME)}
+        b.cases = {"chat": case_of(db_pool, b.id, "Beatriz Cuscatleca"),
+                   "callback": case_of(db_pool, b.id, SHARED_NAME)}
+        assert b.cases["callback"]["status"] == "callback"
+        with db_pool.connection() as conn:
+            a.canned_id = canned.add(conn, a.id, "Respuesta de la primera", "Hola {nombre}")
+            b.canned_id = canned.add(conn, b.id, "Respuesta de Cuscatlán", "Saludos desde Cuscatlán, {nombre}")
+
+        # B's team works its case through its own console session
+        b_client = logged_in(app, b.agent.email)
+        chat_b = b.cases["chat"]["id"]
+        api(b_client, "POST", f"/console/api/cases/{chat_b}/claim")
+        api(b_client, "POST", f"/console/api/cases/{chat_b}/reply", text="Le escribe Benito de cuscatlan")
+        api(b_client, "POST", f"/console/api/cases/{chat_b}/notes", body="nota privada de cuscatlan")
+        api(b_client, "POST", f"/console/api/cases/{chat_b}/tags", tag="solo-cuscatlan")
+        run_jobs(settings)
+        a.message_ids = [int(r["id"]) for r in rows(db_pool, "SELECT id FROM messages WHERE tenant_id = %s", (a.id,))]
+        b.message_ids = [int(r["id"]) for r in rows(db_pool, "SELECT id FROM messages WHERE tenant_id = %s", (b.id,))]
+        markers = ["Beatriz", "Cuscatleca", "70000091", "7000-0091", "7000 0091", "cuscatlan", "Cuscatlán",
+                   "Bruno", "Berta", "Benito", *(c["case_number"] for c in b.cases.values())]
+        yield World(app=app, a=a, b=b, b_markers=markers)
+    finally:
+        app.extensions["db_pool"].close()
+        app.extensions["redis"].close()
+        redis_conn.close()
+
+
+def url(rule: Rule, case_id: int) -> str:
+    built = rule.build({"case_id": case_id}, append_unknown=False)
+    assert built is not None
+    return built[1]
+
+
+def snapshot(pool: ConnectionPool, tenant_id: int) -> dict[str, Any]:
+    """Everything of a company the console can change."""
+    tables = {
+        "escalations": "SELECT id, status, taken_by, resolved_by, callback_due_at FROM escalations",
+        "conversations": "SELECT id, status FROM conversations",
+        "messages": "SELECT id, status, agent_id FROM messages",
+        "notes": "SELECT id, body FROM agent_notes",
+        "tags": "SELECT escalation_id, tag FROM case_tags",
+        "events": "SELECT id, action FROM handoff_events",
+        "canned": "SELECT id, title, body FROM canned_answers",
+        "agents": "SELECT id, email, active, password_hash FROM agents",
+    }
+    return {name: rows(pool, f"{sql} WHERE tenant_id = %s ORDER BY 1, 2", (tenant_id,))  # noqa: S608
+            for name, sql in tables.items()}
+
+
+def leaks(text: str, markers: list[str]) -> list[str]:
+    return [m for m in markers if m.lower() in text.lower()]
+
+
+def body_with(ids: dict[str, int]) -> dict[str, Any]:
+    """A body for any console action, every id field filled from `ids`."""
+    return {"agent_id": ids["agent"], "from_agent_id": ids["agent"], "text": "hola", "body": "nota",
+            "reason": "listo", "tag": "solo-cuscatlan", "outcome": "no_answer", "name": "x", "values": {},
+            "client_key": uuid.uuid4().hex}
+
+
+def call(client: FlaskClient, method: str, path: str, body: dict[str, Any]) -> tuple[int, str]:
+    with client.session_transaction("/console") as session:
+        token = session["csrf"]
+    if method == "GET":
+        answer = client.get(path, headers={"Accept": "application/json"})
+    else:
+        answer = client.open(path, method=method, json=body, headers={"X-CSRF-Token": token})
+    return answer.status_code, answer.get_data(as_text=True)
+
+
+def test_every_route_answers_404_for_another_companys_ids(world: World, db_pool: ConnectionPool) -> None:
+    app, a, b = world.app, world.a, world.b
+    before = snapshot(db_pool, b.id)
+    client = logged_in(app, a.admin.email)
+    b_cases = [int(c["id"]) for c in b.cases.values()]
+    walked, unknown, unclassified = [], [], []
+    for rule in app.url_map.iter_rules():
+        methods = sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})
+        params = set(rule.arguments)
+        if params - set(ID_PARAMETERS) - set(NOT_IDS):
+            unknown.append(f"{rule.rule} ({', '.join(sorted(params - set(ID_PARAMETERS) - set(NOT_IDS)))})")
+            continue
+        if not params & set(ID_PARAMETERS):
+            if rule.endpoint not in ID_FREE and not rule.endpoint.endswith("static"):
+                unclassified.append(f"{rule.rule} ({rule.endpoint})")
+            continue
+        for method in methods:
+            for b_case in b_cases:
+                path, nowhere = url(rule, b_case), url(rule, NOWHERE)
+                status, text = call(client, method, path, body_with({"agent": b.agent.id}))
+                baseline = call(client, method, nowhere, body_with({"agent": NOWHERE}))
+                assert status == 404, (method, path, status, text[:300])
+                assert (status, text) == baseline, (method, path, "answers differently from an id nobody has")
+                assert not leaks(text, world.b_markers), (method, path, leaks(text, world.b_markers))
+                walked.append(f"{method} {rule.rule}")
+    assert not unknown, f"routes with parameters the isolation walk cannot fill: {unknown}"
+    assert not unclassified, f"id-free routes the isolation walk does not know (add them to ID_FREE): {unclassified}"
+    assert len(walked) >= 2 * 15  # every case route, for both of B's cases
+    assert snapshot(db_pool, b.id) == before  # nothing of B moved
+
+
+def test_ids_in_forms_and_queries_never_reach_another_company(world: World, db_pool: ConnectionPool) -> None:
+    app, a, b = world.app, world.a, world.b
+    before = snapshot(db_pool, b.id)
+    client = logged_in(app, a.admin.email)
+    with client.session_transaction("/console") as session:
+        token = session["csrf"]
+
+    for field_name, b_id in (("delete", b.canned_id),):
+        answer = client.post("/console/canned", data={field_name: b_id, "csrf_token": token})
+        assert answer.status_code == 404, answer.get_data(as_text=True)[:300]
+    for active in ("0", "1"):
+        answer = client.post("/console/agents", data={"agent_id": b.agent.id, "active": active, "csrf_token": token})
+        nowhere = client.post("/console/agents", data={"agent_id": NOWHERE, "active": active, "csrf_token": token})
+        assert answer.status_code == 404 and answer.get_data() == nowhere.get_data()
+
+    # A's own case, with B's agent as the assignee or as the holder to take over from: as for nobody's id
+    mine = a.cases["chat"]["id"]
+    for route, body in (("assign", {"agent_id": b.agent.id}), ("assign", {"agent_id": b.admin.id}),
+                        ("takeover", {"from_agent_id": b.agent.id})):
+        with_b = call(client, "POST", f"/console/api/cases/{mine}/{route}", body)
+        unknown = call(client, "POST", f"/console/api/cases/{mine}/{route}", {k: NOWHERE for k in body})
+        assert with_b == unknown and with_b[0] in (400, 404, 409), (route, with_b)
+    # the transcript after one of B's messages holds only A's messages
+    for b_message in (min(b.message_ids), max(b.message_ids)):
+        status, text = call(client, "GET", f"/console/api/cases/{mine}?after={b_message}", {})
+        assert status == 200 and not leaks(text, world.b_markers)
+        shown = {m["id"] for m in json.loads(text)["messages"]}
+        assert shown <= set(a.message_ids) and not shown & set(b.message_ids)
+    # the search's agent filter with B's agent finds nothing
+    for who in (b.agent.id, b.admin.id):
+        page = client.get(f"/console/search?agent={who}").get_data(as_text=True)
+        assert not leaks(page, world.b_markers) and "/console/cases/" not in page
+    assert snapshot(db_pool, b.id) == before
+
+
+def test_every_page_and_api_answer_of_a_holds_nothing_of_b(world: World) -> None:
+    app, a = world.app, world.a
+    for email in (a.admin.email, a.supervisor.email, a.agent.email):
+        client = logged_in(app, email)
+        for rule in app.url_map.iter_rules():
+            if rule.endpoint in STREAMS or rule.arguments or "GET" not in (rule.methods or set()):
+                continue
+            if not rule.rule.startswith("/console"):
+                continue
+            status, text = call(client, "GET", rule.rule, {})
+            assert status < 500 and not leaks(text, world.b_markers), (email, rule.rule, leaks(text, world.b_markers))
+        for status_filter in STATUS_FILTERS:
+            status, text = call(client, "GET", f"/console/api/queue?status={status_filter}", {})
+            assert not leaks(text, world.b_markers)
+        for case in a.cases.values():  # A's own cases, the shared customer's included
+            for path in (f"/console/cases/{case['id']}", f"/console/api/cases/{case['id']}",
+                         f"/console/api/cases/{case['id']}/team"):
+                status, text = call(client, "GET", path, {})
+                assert status == 200 and not leaks(text, world.b_markers), (path, leaks(text, world.b_markers))
+    assert set(READ_PAGES) <= {r.endpoint for r in app.url_map.iter_rules()}
+
+
+@pytest.mark.parametrize("query", ["Beatriz", "cuscatleca", "7000-0091", "+503 7000 0091", "50370000091",
+                                   "solo-cuscatlan", "#solo-cuscatlan", "paquete de cuscatlan", "nota privada",
+                                   "Benito"])
+def test_a_search_finds_nothing_of_another_company(world: World, query: str) -> None:
+    client = logged_in(world.app, world.a.admin.email)
+    for q in (query, *(c["case_number"] for c in world.b.cases.values())):
+        for status in ("", "open", "resolved", "returned"):
+            page = client.get("/console/search", query_string={"q": q, "status": status}).get_data(as_text=True)
+            assert "/console/cases/" not in page, (q, status)
+            assert not leaks(page, [m for m in world.b_markers if m.lower() not in q.lower()]), q
+
+
+def test_the_shared_customers_phone_finds_only_this_companys_case(world: World) -> None:
+    client = logged_in(world.app, world.a.admin.email)
+    for typed in ("7000-0001", "+503 7000 0001", SHARED_NAME):
+        page = client.get("/console/search", query_string={"q": typed}).get_data(as_text=True)
+        found = set(re.findall(r"/console/cases/(\d+)", page))
+        assert found == {str(world.a.cases["callback"]["id"])}, (typed, found)
+        assert world.b.cases["callback"]["case_number"] not in page
+
+
+def test_the_live_stream_never_carries_another_companys_events(world: World, settings: Settings) -> None:
+    app, a, b = world.app, world.a, world.b
+    watcher = logged_in(app, a.supervisor.email)
+    stream = watcher.get("/console/api/events", buffered=False)
+    assert stream.status_code == 200
+    chunks: Iterator[bytes] = iter(cast(Iterable[bytes], stream.response))
+    assert next(chunks).decode().startswith("retry:")  # subscribed from here on
+    try:
+        # B: a customer writes (the worker publishes), B's agent types and notes, B's admin assigns
+        write(app.test_client(), settings, NUMBER_B, "+50370000091", "Beatriz Cuscatleca", "sigo esperando")
+        b_client = logged_in(app, b.admin.email)
+        chat_b = b.cases["chat"]["id"]
+        api(b_client, "POST", f"/console/api/cases/{chat_b}/typing")
+        api(b_client, "POST", f"/console/api/cases/{chat_b}/notes", body="otra nota de cuscatlan")
+        api(b_client, "POST", f"/console/api/cases/{b.cases['callback']['id']}/assign", agent_id=b.supervisor.id)
+        # then A: its own admin types; that event must be the first one A's stream carries
+        a_client = logged_in(app, a.admin.email)
+        api(a_client, "POST", f"/console/api/cases/{a.cases['chat']['id']}/typing")
+        events = []
+        for raw in chunks:
+            chunk = raw.decode()
+            if chunk.startswith("event:"):
+                events.append(json.loads(chunk.split("data: ", 1)[1]))
+                if events[-1]["type"] == "typing":
+                    break
+    finally:
+        stream.close()
+    b_cases = {c["id"] for c in b.cases.values()}
+    assert events and all(e.get("case_id") not in b_cases for e in events), events
+    assert events[-1] == {"type": "typing", "case_id": a.cases["chat"]["id"], "agent": "Alicia Admin",
+                          "agent_id": a.admin.id}
+    assert not leaks(json.dumps(events), world.b_markers)
