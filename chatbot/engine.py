@@ -26,7 +26,6 @@ place, never the message text) and answered with an apology and the menu.
 
 from __future__ import annotations
 
-import functools
 import logging
 import traceback
 from collections.abc import Callable
@@ -94,9 +93,11 @@ def message_time(timestamp: int | float, timezone: ZoneInfo) -> datetime:
     return moment.astimezone(timezone)
 
 
-def respond(settings: Settings, conn: redis.Redis, message: InboundMessage, *, tenant: Tenant,
+def respond(settings: Settings, conn: redis.Redis, message: InboundMessage, *, tenant: Tenant, core: CoreClient,
             customer: Customer, situation: Situation, conversation_hash: str, model_allowed: bool = True) -> Outcome:
     """The bot's answer to one stored customer message (possibly no reply at all). Never raises.
+
+    `core` is the tenant's own logistics core (`services.cores`).
 
     `model_allowed` False (the tenant's plan: no AI, or its LLM budget spent, `llm.budget`) answers with the
     rules alone, as when no provider is configured.
@@ -106,7 +107,7 @@ def respond(settings: Settings, conn: redis.Redis, message: InboundMessage, *, t
         loaded = dialogs.load(conn, conversation_hash)
         if loaded.conversation_id != situation.conversation_id:
             loaded = DialogState(conversation_id=situation.conversation_id)  # a new conversation starts afresh
-        return _respond(settings, conn, message, tenant, customer, situation, conversation_hash,
+        return _respond(settings, conn, message, tenant, core, customer, situation, conversation_hash,
                         DialogState.from_json(loaded.to_json()), model_allowed)
     except Exception as exc:  # the worker must answer whatever happens: apologise, keep the old session
         frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
@@ -121,7 +122,7 @@ def respond(settings: Settings, conn: redis.Redis, message: InboundMessage, *, t
                        events=[("engine_error", {"error": type(exc).__name__, "at": where})])
 
 
-def _respond(settings: Settings, conn: redis.Redis, message: InboundMessage, tenant: Tenant,
+def _respond(settings: Settings, conn: redis.Redis, message: InboundMessage, tenant: Tenant, core: CoreClient,
              customer: Customer, situation: Situation, conversation_hash: str, ds: DialogState,
              model_allowed: bool = True) -> Outcome:
     timezone = _zone(tenant.timezone, settings.tenant_timezone)
@@ -153,9 +154,8 @@ def _respond(settings: Settings, conn: redis.Redis, message: InboundMessage, ten
         routing.update(state_after=ds.state)
         return Outcome(replies, routing, ds)
     repeats = guard.count_repeats(conn, conversation_hash, message.message_id, clean.text) if clean.text else 0
-    ctx = ServiceContext(core=_core_client(settings.core_api_url, settings.core_api_key, settings.core_api_timeout_s),
-                         redis=conn, tenant_slug=tenant.slug, company_name=tenant.name, timezone=timezone, now=now,
-                         bot_name=tenant.bot_name, greeting=tenant.greeting)
+    ctx = ServiceContext(core=core, redis=conn, tenant_slug=tenant.slug, company_name=tenant.name, timezone=timezone,
+                         now=now, bot_name=tenant.bot_name, greeting=tenant.greeting)
     turn = Turn(decision, clean, message.reply_id, ds, ctx, customer, situation, repeats)
     if session is not None and settings.llm_answers and decision.intent == "out_of_scope" \
             and decision.stage == "llm" and not clean.foreign:  # the model read a question no intent covers
@@ -209,12 +209,6 @@ def _answer_freely(session: LlmSession, recent: list[tuple[str, str]]) -> Callab
         t.topic = "faq" if result.grounded else None
         return State.IDLE
     return free_answer
-
-
-@functools.cache
-def _core_client(base_url: str, api_key: str, timeout_s: float) -> CoreClient:
-    """One client per process: it keeps connections alive, and building one (TLS context) costs ~70 ms."""
-    return CoreClient(base_url, api_key, timeout_s)
 
 
 def _route(text: str, context: DialogContext, reply_id: str | None, llm: RouterFallback | None = None) -> Route:

@@ -17,6 +17,7 @@ from console.mailer import Mailer
 from console.summary import Summarizer
 from core_api_client import CoreClient
 from handoff.cases import Desk, HandoffError, WindowClosed
+from services.cores import TenantCores
 from storage.crypto import Vault
 
 # Only our own scripts, styles and connections; no inline script (the page's data is a JSON <script> block).
@@ -33,7 +34,7 @@ class ConsoleState:
     vault: Vault
     settings: Settings
     summarizer: Summarizer | None = None
-    core: CoreClient | None = None
+    cores: TenantCores | None = None  # each tenant's own logistics core
     tenant_slugs: dict[int, str] = field(default_factory=dict)
     # hands password reset links on: by e-mail when SMTP_URL is set, else to the log
     mailer: Mailer | None = None
@@ -47,11 +48,13 @@ def state() -> ConsoleState:
     return found
 
 
-def core() -> CoreClient:
+def core(tenant_id: int) -> CoreClient:
+    """The client of the agent's company's own logistics core (short timeout: a page is waiting)."""
     console = state()
-    if console.core is None:
-        console.core = CoreClient(console.settings.core_api_url, console.settings.core_api_key, timeout_s=2.0)
-    return console.core
+    if console.cores is None:
+        console.cores = TenantCores(console.settings, console.desk.pool, console.desk.redis, console.vault,
+                                    timeout_s=2.0)
+    return console.cores.client(tenant_id)
 
 
 def mailer() -> Mailer:

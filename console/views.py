@@ -134,7 +134,8 @@ def _case_detail(agent: Agent, case_id: int, after: int = 0) -> dict[str, Any]:
         case = cases.load_case(conn, agent.tenant_id, case_id)
         messages = casefile.transcript(conn, case.conversation_id, after=after)
         full = messages if after == 0 else casefile.transcript(conn, case.conversation_id)
-        known = knowledge.gather(conn, console.desk.redis, console.vault, core(), conversation_id=case.conversation_id,
+        known = knowledge.gather(conn, console.desk.redis, console.vault, core(agent.tenant_id),
+                                 conversation_id=case.conversation_id,
                                  case_number=case.case_number, reason=case.reason, priority=case.priority,
                                  customer_name=case.customer_name)
         window_open = contacts.service_window_open(conn, case.contact_id)
@@ -142,7 +143,7 @@ def _case_detail(agent: Agent, case_id: int, after: int = 0) -> dict[str, Any]:
         extra = casefile.case_extra(conn, case.id)
         notes = casefile.notes(conn, case.conversation_id)
         history = casefile.history(conn, case.id)
-        ctx = customer_panel.service_context(conn, console.desk.redis, core(), agent.tenant_id, _now())
+        ctx = customer_panel.service_context(conn, console.desk.redis, core(agent.tenant_id), agent.tenant_id, _now())
         names = customer_panel.point_names(ctx)
         panel = customer_panel.build(conn, ctx, console.vault, agent, case, names,
                                      call_pending=callbacks.pending(conn, case))

@@ -1,7 +1,7 @@
 """When support closes with customers still waiting: each is told once, honestly, what happens next.
 
 Run by the scheduler every `INTERVAL_S` (leader only). Once the company's support hours have ended
-(support hours from the logistics core), every case still waiting for a person (status `waiting` or
+(support hours from the company's own logistics core), every case still waiting for a person (status `waiting` or
 `callback`: no agent took it) that was opened before that closing gets one message with the case
 number: a call at the next opening when the customer asked to be called back (the "📞 Que me llamen"
 button of the waiting notice), otherwise a message in this chat at the next opening. Cases opened
@@ -28,13 +28,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from channels.outbound import Text
-from core_api_client import CoreClient, CoreError
+from core_api_client import CoreError
 from handoff import cases, live
 from handoff.cases import Desk
 from runtime.leader import Leader
 from runtime.resources import Runtime
 from services import ServiceContext, business, clock, relative_day
 from services.business import HoursSpec
+from services.cores import core_for
 from storage import contacts
 
 log = logging.getLogger(__name__)
@@ -96,19 +97,20 @@ def run_due(rt: Runtime, now: datetime | None = None) -> int:
         return 0
     settings = rt.settings
     told = 0
-    with CoreClient(settings.core_api_url, settings.core_api_key, timeout_s=settings.core_api_timeout_s) as core:
+    for tenant in tenants:
+        core = core_for(rt, int(tenant["id"]))  # each company's hours come from its own core
         try:
             hours = core.company().support_hours
         except CoreError as exc:
-            log.warning("support hours unavailable; closing notices wait: %s", type(exc).__name__)
-            return 0
-        for tenant in tenants:
-            ctx = ServiceContext(core=core, redis=rt.redis, tenant_slug=tenant["slug"], company_name=tenant["name"],
-                                 timezone=_zone(tenant["timezone"], settings.tenant_timezone), now=now)
-            found = closing(ctx, hours, now) if hours else None
-            if found is None or now - found.closed_at > NOTICE_WITHIN:
-                continue
-            told += _tell_waiting(desk, ctx, int(tenant["id"]), found)
+            log.warning("support hours unavailable; closing notices wait: %s", type(exc).__name__,
+                        extra={"tenant_id": tenant["id"]})
+            continue
+        ctx = ServiceContext(core=core, redis=rt.redis, tenant_slug=tenant["slug"], company_name=tenant["name"],
+                             timezone=_zone(tenant["timezone"], settings.tenant_timezone), now=now)
+        found = closing(ctx, hours, now) if hours else None
+        if found is None or now - found.closed_at > NOTICE_WITHIN:
+            continue
+        told += _tell_waiting(desk, ctx, int(tenant["id"]), found)
     return told
 
 

@@ -4,7 +4,7 @@
   honestly that every agent is still busy and offered a call back (buttons;
   the answer is handled by `chatbot.customer_side`). Once per case.
 - a callback requested out of hours becomes due at the company's opening time
-  (support hours from the logistics core): it is marked due, its SLA clock
+  (support hours from the company's own logistics core): it is marked due, its SLA clock
   starts (console.case_queue ranks it from then on), and the consoles are told.
 
 Failure policy: a case's database error raises (the next run tries again);
@@ -19,12 +19,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from core_api_client import CoreClient, CoreError
+from core_api_client import CoreError
 from handoff import cases, live
 from handoff.cases import Desk
 from runtime.leader import Leader
 from runtime.resources import Runtime
 from services import ServiceContext, business
+from services.cores import core_for
 from storage import contacts
 
 log = logging.getLogger(__name__)
@@ -97,13 +98,13 @@ def _callbacks_due(rt: Runtime, desk: Desk, now: datetime) -> int:
             " ORDER BY e.created_at LIMIT %s",
             (BATCH,),
         ).fetchall()
-    if not pending:
-        return 0
-    open_now = _support_open(rt, pending[0], now)
-    if not open_now:
-        return 0
     due = 0
+    open_now: dict[int, bool] = {}  # per tenant: each company's own hours, from its own core
     for row in pending:
+        if row["tenant_id"] not in open_now:
+            open_now[row["tenant_id"]] = _support_open(rt, row, now)
+        if not open_now[row["tenant_id"]]:
+            continue
         with desk.pool.connection() as conn, conn.transaction():
             marked = conn.execute(
                 "UPDATE escalations SET callback_due_at = %s WHERE id = %s AND callback_due_at IS NULL"
@@ -120,18 +121,18 @@ def _callbacks_due(rt: Runtime, desk: Desk, now: datetime) -> int:
 
 
 def _support_open(rt: Runtime, tenant: Any, now: datetime) -> bool:
-    """Whether the company's support hours (from the core) cover `now`; False when the core cannot say."""
+    """Whether the company's support hours (from its own core) cover `now`; False when the core cannot say."""
     settings = rt.settings
     try:
         zone = ZoneInfo(tenant["timezone"])
     except (KeyError, ValueError):
         zone = ZoneInfo(settings.tenant_timezone)
-    with CoreClient(settings.core_api_url, settings.core_api_key, timeout_s=settings.core_api_timeout_s) as core:
-        try:
-            company = core.company()
-        except CoreError as exc:
-            log.warning("support hours unavailable; callbacks wait: %s", type(exc).__name__)
-            return False
-        ctx = ServiceContext(core=core, redis=rt.redis, tenant_slug=tenant["slug"], company_name=tenant["name"],
-                             timezone=zone, now=now)
-        return business.is_open(ctx, company.support_hours, now)
+    core = core_for(rt, tenant["tenant_id"])
+    try:
+        company = core.company()
+    except CoreError as exc:
+        log.warning("support hours unavailable; callbacks wait: %s", type(exc).__name__)
+        return False
+    ctx = ServiceContext(core=core, redis=rt.redis, tenant_slug=tenant["slug"], company_name=tenant["name"],
+                         timezone=zone, now=now)
+    return business.is_open(ctx, company.support_hours, now)

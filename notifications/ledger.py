@@ -250,7 +250,8 @@ def report_details(conn: Connection[Any], log_id: int) -> dict[str, Any] | None:
     """What the core is told about a notification (no phone numbers, names or message text)."""
     return conn.execute(
         """
-        SELECT id, tracking_code, kind, role, mode, template_name, status, sent_at, reported_at, core_event_id
+        SELECT id, tenant_id, tracking_code, kind, role, mode, template_name, status, sent_at, reported_at,
+               core_event_id
         FROM notification_log WHERE id = %s
         """,
         (log_id,),

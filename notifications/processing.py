@@ -24,28 +24,30 @@ from core_api_client.errors import CoreError
 from core_api_client.models import ServicePoint
 from notifications import decision, ledger, recipients, store
 from notifications.quiet_hours import release_time
-from notifications.reporting import client_for
 from notifications.templates import template_for_notification
 from runtime.resources import Runtime
+from services.cores import cores_of
 from storage.tenants import ACTIVE
 
 log = logging.getLogger(__name__)
 
 POINTS_TTL_S = 300.0
-_points_cache: dict[str, tuple[float, dict[str, ServicePoint]]] = {}
+_points_cache: dict[tuple[str, str], tuple[float, dict[str, ServicePoint]]] = {}
 _points_lock = threading.Lock()
 
 
-def service_points(rt: Runtime) -> dict[str, ServicePoint]:
-    """The core's service points by id, cached for five minutes per process."""
-    url = rt.settings.core_api_url
+def service_points(rt: Runtime, tenant_id: int) -> dict[str, ServicePoint]:
+    """The tenant's core's service points by id, cached for five minutes per process (per core URL and key)."""
+    cores = cores_of(rt)
+    access = cores.access(tenant_id)
+    key = (access.base_url, access.api_key)
     with _points_lock:
-        cached = _points_cache.get(url)
+        cached = _points_cache.get(key)
         if cached and time.monotonic() - cached[0] < POINTS_TTL_S:
             return cached[1]
-    points = {p.id: p for p in client_for(rt).points()}
+    points = {p.id: p for p in cores.client(tenant_id).points()}
     with _points_lock:
-        _points_cache[url] = (time.monotonic(), points)
+        _points_cache[key] = (time.monotonic(), points)
     return points
 
 
@@ -65,10 +67,10 @@ def process_event(rt: Runtime, pk: int, *, now: datetime | None = None) -> list[
         log.warning("core event of a suspended tenant dropped", extra={"core_event_pk": pk})
         return []
     attempt = event.attempts
-    core = client_for(rt)
+    core = cores_of(rt).client(event.tenant_id)  # the tenant's own core
     try:
         package = core.track(event.tracking_code)
-        points = service_points(rt) if package is not None else {}
+        points = service_points(rt, event.tenant_id) if package is not None else {}
     except CoreError as exc:
         if attempt >= store.MAX_ATTEMPTS:
             with rt.pool.connection() as conn:

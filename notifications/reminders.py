@@ -20,8 +20,8 @@ from zoneinfo import ZoneInfo
 
 from core_api_client.errors import CoreError
 from notifications import decision, jobs, ledger, processing, sending, store
-from notifications.reporting import client_for
 from runtime.resources import Runtime
+from services.cores import core_for
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +46,8 @@ def send_reminders(rt: Runtime, now: datetime | None = None) -> list[int]:
 def _remind(rt: Runtime, tenant_id: int, code: str, now: datetime) -> list[int]:
     settings = rt.settings
     try:
-        package = client_for(rt).track(code)
-        points = processing.service_points(rt) if package is not None else {}
+        package = core_for(rt, tenant_id).track(code)  # the tenant's own core
+        points = processing.service_points(rt, tenant_id) if package is not None else {}
     except CoreError as exc:
         log.warning("reminder check skipped: core error (%s)", type(exc).__name__)
         return []

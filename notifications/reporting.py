@@ -1,7 +1,8 @@
 """Telling the logistics core that a notification went out: `POST /api/notifications/log`.
 
 Design 3.3.1: the core keeps its own record of what the bot told customers.
-The report carries our notification id (the core de-duplicates on it), the
+The report goes to the notification's tenant's own core (`services.cores`).
+It carries our notification id (the core de-duplicates on it), the
 tracking code, the kind, who was told (role, never the phone), template or
 free-form, and when. It is tried once right after the send; a failure is
 recorded (`report_attempts`) and the scheduler retries every unreported
@@ -12,27 +13,15 @@ Failure policy: core errors are logged and recorded, never raised.
 
 from __future__ import annotations
 
-import functools
 import logging
 from datetime import UTC, datetime
 
-from core_api_client import CoreClient
 from core_api_client.errors import CoreError
 from notifications import ledger
 from runtime.resources import Runtime
+from services.cores import core_for
 
 log = logging.getLogger(__name__)
-
-
-@functools.cache
-def core_client(base_url: str, api_key: str, timeout_s: float) -> CoreClient:
-    """One core client per process (it keeps connections alive)."""
-    return CoreClient(base_url, api_key, timeout_s)
-
-
-def client_for(rt: Runtime) -> CoreClient:
-    settings = rt.settings
-    return core_client(settings.core_api_url, settings.core_api_key, settings.core_api_timeout_s)
 
 
 def report(rt: Runtime, log_id: int) -> bool:
@@ -50,7 +39,8 @@ def report(rt: Runtime, log_id: int) -> bool:
         "status": details["status"],
     }
     try:
-        client_for(rt).log_notification(details["tracking_code"], details["kind"], sent_at, details=extra)
+        core_for(rt, details["tenant_id"]).log_notification(details["tracking_code"], details["kind"], sent_at,
+                                                            details=extra)
     except CoreError as exc:
         log.warning("notification report refused or failed (%s); retried later", type(exc).__name__,
                     extra={"notification_id": log_id})

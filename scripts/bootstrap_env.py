@@ -34,6 +34,9 @@ FIXED_VALUES: dict[str, str] = {
     "CORE_API_URL": "http://127.0.0.1:8100",
     "SIMULATOR_ENABLED": "true",
     "PUBLIC_BASE_URL": "http://127.0.0.1:8000",
+    # issue 15: the second demo company (sandbox_core/data/core_demo2.json) and its own WhatsApp number
+    "DEMO2_TENANT_SLUG": "cuscatlan",
+    "DEMO2_PHONE_NUMBER_ID": "100000000000002",
 }
 
 
@@ -57,6 +60,9 @@ SECRET_GENERATORS: dict[str, Callable[[], str]] = {
     "CONSOLE_DEMO_PASSWORD": _token,
     # issue 7: signs the sandbox core's package events to /internal/events
     "INTERNAL_EVENTS_SECRET": _token,
+    # issue 15: the second demo company's own core API key and the secret its core signs events with
+    "DEMO2_CORE_API_KEY": _token,
+    "DEMO2_EVENTS_SECRET": _token,
 }
 
 HEADER = (

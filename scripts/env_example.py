@@ -117,7 +117,13 @@ ENCARGO_CORE_PORT=8100
 ENCARGO_REDIS_PORT=6390
 ENCARGO_POSTGRES_PORT=5440
 Seconds `make run` waits for /healthz before giving up. Default: 120.
-ENCARGO_START_TIMEOUT=120"""),
+ENCARGO_START_TIMEOUT=120
+The second demo company `make run` seeds (scripts/run_tenants.py): its slug, its WhatsApp number
+(Meta phone_number_id), and its own core API key and events secret (generated into .run/env).
+DEMO2_TENANT_SLUG=cuscatlan
+DEMO2_PHONE_NUMBER_ID=100000000000002
+DEMO2_CORE_API_KEY=
+DEMO2_EVENTS_SECRET="""),
     ("`encargo-admin` (console/cli.py) only", """\
 The password of `create-agent` when not typed on a terminal.
 ENCARGO_AGENT_PASSWORD=

@@ -9,6 +9,7 @@ DATABASE_URL) at it, unless that URL is set in the real environment.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Mapping
@@ -19,6 +20,7 @@ from scripts.bootstrap_env import ensure_env_file, merged_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_DIR = ROOT / ".run"
+DEMO_DATA = (ROOT / "sandbox_core" / "data" / "core_demo.json", ROOT / "sandbox_core" / "data" / "core_demo2.json")
 ENV_FILE = RUN_DIR / "env"
 BIN_DIR = Path(sys.executable).parent  # the venv's bin/ when started as .venv/bin/python
 
@@ -85,11 +87,27 @@ def process_environment(
         env.setdefault("SANDBOX_CORE_EVENTS_SECRET", env["INTERNAL_EVENTS_SECRET"])
         web_url = env.get("PUBLIC_BASE_URL") or f"http://127.0.0.1:{ports.web}"
         env.setdefault("SANDBOX_CORE_EVENTS_URL", web_url.rstrip("/") + "/internal/events")
+    # issue 15: the sandbox core plays both demo companies, each selected by its own API key.
+    if env.get("CORE_API_KEY") and env.get("DEMO2_CORE_API_KEY") and not env.get("SANDBOX_CORE_COMPANIES"):
+        env["SANDBOX_CORE_COMPANIES"] = json.dumps(demo_companies(env))
     # The venv's console scripts (gunicorn, rq, encargo-*) for children that start others by name.
     path = env.get("PATH", os.defpath)
     if str(bindir) not in path.split(os.pathsep):
         env["PATH"] = os.pathsep.join([str(bindir), path])
     return env, ports
+
+
+def demo_companies(env: Mapping[str, str]) -> list[dict[str, str]]:
+    """The two demo companies as SANDBOX_CORE_COMPANIES lists them (sandbox_core/companies.py): each its data,
+    its API key, the secret its events are signed with and the tenant slug they name."""
+    return [
+        {"data": env.get("SANDBOX_CORE_DATA") or str(DEMO_DATA[0]), "api_key": env["CORE_API_KEY"],
+         "events_secret": env.get("SANDBOX_CORE_EVENTS_SECRET", ""),
+         "events_key_id": env.get("TENANT_SLUG") or "demo"},
+        {"data": str(DEMO_DATA[1]), "api_key": env["DEMO2_CORE_API_KEY"],
+         "events_secret": env.get("DEMO2_EVENTS_SECRET", ""),
+         "events_key_id": env.get("DEMO2_TENANT_SLUG") or "cuscatlan"},
+    ]
 
 
 def load_environment() -> tuple[dict[str, str], Ports, list[str]]:

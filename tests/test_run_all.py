@@ -19,6 +19,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from config import Settings, env_name
+from sandbox_core.companies import parse_companies, serve
 from scripts import bootstrap_env, run_all, run_services
 from scripts.bootstrap_env import FIXED_VALUES, SECRET_GENERATORS, ensure_env_file, parse_env
 from scripts.run_children import Console, ProcessGroup, StopFlag, supervise
@@ -193,6 +194,23 @@ def test_sandbox_core_listens_where_core_api_url_points(tmp_path: Path) -> None:
     env, _ = process_environment(dict(FIXED_VALUES), {"ENCARGO_CORE_PORT": "8200"})
     assert env["SANDBOX_CORE_PORT"] == "8200"
     assert env["CORE_API_URL"] == "http://127.0.0.1:8200"
+
+
+def test_the_sandbox_core_plays_both_demo_companies_each_with_its_own_key_and_secret(tmp_path: Path) -> None:
+    values, _ = ensure_env_file(tmp_path / "env")
+    env, _ = process_environment(values, {})
+    companies = parse_companies(env["SANDBOX_CORE_COMPANIES"], env["SANDBOX_CORE_EVENTS_URL"])
+    assert [c.events_key_id for c in companies] == ["demo", values["DEMO2_TENANT_SLUG"]] == ["demo", "cuscatlan"]
+    assert [c.api_key for c in companies] == [values["CORE_API_KEY"], values["DEMO2_CORE_API_KEY"]]
+    assert [c.events_secret for c in companies] == [values["INTERNAL_EVENTS_SECRET"], values["DEMO2_EVENTS_SECRET"]]
+    assert {c.events_url for c in companies} == {"http://127.0.0.1:8000/internal/events"}
+    served = serve(companies)  # both data files load, and the keys tell the companies apart
+    names = [company.state.block("company")["name"] for company in served]
+    assert names == ["Transportes Express El Salvador", "Envíos Rápidos Cuscatlán"]
+
+    mine = json.dumps([{"api_key": "only-mine"}])
+    env, _ = process_environment(values, {"SANDBOX_CORE_COMPANIES": mine})
+    assert env["SANDBOX_CORE_COMPANIES"] == mine  # set in the real environment: it wins
 
 
 @pytest.mark.parametrize("value", ["abc", "0", "70000", "-1"])

@@ -9,11 +9,18 @@ back from the `messages` table (the source of truth; the local transport's
 pub/sub notice is not needed). The server must answer two requests at once
 (gunicorn gthread, or Werkzeug threaded): the API waits for its own webhook.
 
+Several companies: the page lists every active tenant with a Meta number
+(`tenant_channels`) and the customer picks which one to write to; a message is
+posted with that company's phone_number_id, and the chat shows only that
+company's conversation with the customer (the same customer may write to both).
+`company` is a tenant slug; without it, the configured tenant (TENANT_SLUG).
+
 Endpoints:
 - GET  /simulator                      the page
-- POST /simulator/api/send             {"from", "name"?, one of "text" | "reply" | "location"}
-- GET  /simulator/api/messages         ?phone=+503...&after=<message id>
-- POST /simulator/api/reset            {"from"}: close the open conversation, forget dialog state
+- GET  /simulator/api/companies        the companies one can write to: slug, name, number
+- POST /simulator/api/send             {"from", "company"?, "name"?, one of "text" | "reply" | "location"}
+- GET  /simulator/api/messages         ?phone=+503...&company=<slug>&after=<message id>
+- POST /simulator/api/reset            {"from", "company"?}: close the open conversation, forget dialog state
 """
 
 from __future__ import annotations
@@ -72,6 +79,15 @@ class BadRequest(ValueError):
 
 
 @dataclass(frozen=True)
+class Company:
+    """A company the simulator can write to: its tenant slug and name, and the number it receives on."""
+
+    slug: str
+    name: str
+    number: str  # Meta phone_number_id
+
+
+@dataclass(frozen=True)
 class _State:
     vault: Vault
 
@@ -90,8 +106,14 @@ def _bad_request(exc: BadRequest) -> tuple[Response, int]:
 
 @bp.get("")
 def page() -> str:
+    companies = _companies()
     return render_template("simulator.html", default_number=DEFAULT_NUMBER, demo_numbers=DEMO_NUMBERS,
-                           company=_settings().tenant_name)
+                           company=companies[0].name, companies=companies)
+
+
+@bp.get("/api/companies")
+def companies() -> Response:
+    return jsonify(companies=[{"slug": c.slug, "name": c.name, "number": c.number} for c in _companies()])
 
 
 @bp.post("/api/send")
@@ -105,7 +127,8 @@ def send() -> tuple[Response, int]:
                                "timestamp": str(int(time.time()))}
     message.update(_content(data))
     settings = _settings()
-    raw = json.dumps(_webhook_payload(settings, phone, name, message), ensure_ascii=False).encode()
+    company = _company(data.get("company"))
+    raw = json.dumps(_webhook_payload(company.number, phone, name, message), ensure_ascii=False).encode()
     url = request.host_url.rstrip("/") + "/webhooks/whatsapp"
     headers = {"Content-Type": "application/json",
                "X-Hub-Signature-256": meta_webhook.sign(settings.meta_app_secret, raw)}
@@ -124,8 +147,9 @@ def send() -> tuple[Response, int]:
 
 @bp.get("/api/messages")
 def messages() -> Response:
-    """The customer's messages (both directions, all conversations) with an id above `after`, oldest first."""
+    """The customer's messages with one company (both directions, all conversations) above `after`, oldest first."""
     phone = _phone(request.args.get("phone"))
+    company = _company(request.args.get("company"))
     try:
         after = int(request.args.get("after") or 0)
     except ValueError:
@@ -139,11 +163,12 @@ def messages() -> Response:
             FROM messages m
             JOIN conversations c ON c.id = m.conversation_id
             JOIN contacts ct ON ct.id = c.contact_id
-            WHERE ct.phone_hash = %s AND m.id > %s
+            JOIN tenants t ON t.id = ct.tenant_id
+            WHERE ct.phone_hash = %s AND t.slug = %s AND m.id > %s
             ORDER BY m.id
             LIMIT %s
             """,
-            (phone_hash, after, PAGE_SIZE),
+            (phone_hash, company.slug, after, PAGE_SIZE),
         ).fetchall()
         parents = _part_parents(cur, [r["idempotency_key"] for r in rows])
     return jsonify(messages=[_message_json(row, parents) for row in rows])
@@ -151,8 +176,11 @@ def messages() -> Response:
 
 @bp.post("/api/reset")
 def reset() -> Response:
-    """Close the customer's open conversation and drop their dialog state: the next message starts afresh."""
-    phone = _phone(_json_body().get("from"))
+    """Close the customer's open conversation with one company and drop that dialog state: the next message
+    to that company starts afresh (a conversation with another company is left as it is)."""
+    data = _json_body()
+    phone = _phone(data.get("from"))
+    company = _company(data.get("company"))
     vault = _vault()
     phone_hash = vault.lookup_hash(phone)
     with _pool().connection() as conn, conn.cursor(row_factory=dict_row) as cur:
@@ -160,17 +188,18 @@ def reset() -> Response:
             """
             UPDATE conversations SET status = 'closed'
             WHERE status <> 'closed'
-              AND contact_id IN (SELECT id FROM contacts WHERE phone_hash = %s)
+              AND contact_id IN (SELECT ct.id FROM contacts ct JOIN tenants t ON t.id = ct.tenant_id
+                                 WHERE ct.phone_hash = %s AND t.slug = %s)
             RETURNING id
             """,
-            (phone_hash,),
+            (phone_hash, company.slug),
         ).fetchall()
     settings = _settings()
-    wanted = {phone_hash, phone_hash[:32]}
-    for provider, number in (("meta", settings.meta_phone_number_id),
-                             ("twilio", settings.twilio_whatsapp_number)):
-        if number:
-            wanted.add(_conversation_hash(vault, provider, number, phone))
+    wanted = {_conversation_hash(vault, "meta", company.number, phone)}
+    if company.slug == settings.tenant_slug:  # the configured tenant's Twilio number and older key forms
+        wanted |= {phone_hash, phone_hash[:32]}
+        if settings.twilio_whatsapp_number:
+            wanted.add(_conversation_hash(vault, "twilio", settings.twilio_whatsapp_number, phone))
     deleted = _delete_dialog_keys(current_app.extensions["redis"], wanted)
     return jsonify(closed_conversations=[r["id"] for r in closed], deleted_keys=deleted)
 
@@ -194,16 +223,43 @@ def _delete_dialog_keys(conn: redis.Redis, wanted: set[str]) -> int:
         return 0
 
 
-def _webhook_payload(
-    settings: Settings, phone: str, name: str | None, message: dict[str, Any]
-) -> dict[str, Any]:
-    """The body Meta's Cloud API posts for one inbound message."""
+def _companies() -> list[Company]:
+    """Active tenants with a Meta number, the configured one first; just the configured one when none has."""
+    settings = _settings()
+    with _pool().connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(
+            """
+            SELECT DISTINCT ON (t.id) t.slug, t.name, c.number FROM tenants t
+            JOIN tenant_channels c ON c.tenant_id = t.id AND c.provider = 'meta'
+            WHERE t.status = 'active' ORDER BY t.id, c.id
+            """
+        ).fetchall()
+    found = sorted((Company(r["slug"], r["name"], r["number"]) for r in rows),
+                   key=lambda c: c.slug != settings.tenant_slug)  # stable: the rest keep the tenants' order
+    return found or [Company(settings.tenant_slug, settings.tenant_name, settings.meta_phone_number_id)]
+
+
+def _company(value: Any) -> Company:
+    """The company a request names by slug (none: the first, i.e. the configured one); BadRequest if unknown."""
+    known = _companies()
+    if value is None or value == "":
+        return known[0]
+    if not isinstance(value, str):
+        raise BadRequest("'company' must be a company's slug")
+    for company in known:
+        if company.slug == value:
+            return company
+    raise BadRequest(f"no company {value!r} to write to (one of {', '.join(c.slug for c in known)})")
+
+
+def _webhook_payload(number: str, phone: str, name: str | None, message: dict[str, Any]) -> dict[str, Any]:
+    """The body Meta's Cloud API posts for one inbound message to the company number `number`."""
     digits = phone.removeprefix("+")
     contact: dict[str, Any] = {"profile": {"name": name} if name else {}, "wa_id": digits}
     value = {
         "messaging_product": "whatsapp",
         "metadata": {"display_phone_number": SIMULATED_DISPLAY_NUMBER,
-                     "phone_number_id": settings.meta_phone_number_id},
+                     "phone_number_id": number},
         "contacts": [contact],
         "messages": [message],
     }

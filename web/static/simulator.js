@@ -32,6 +32,8 @@
   const $ = (id) => document.getElementById(id);
   const chat = $("chat");
   const numberPick = $("number-pick");
+  const companyPick = $("company-pick");
+  const companyName = $("company-name");
   const numberInput = $("number");
   const nameInput = $("name");
   const textInput = $("text");
@@ -41,7 +43,8 @@
   const locationPanel = $("location-panel");
 
   let phone = "";
-  let generation = 0; // bumps when the number changes: stale polls are dropped
+  let company = companyPick.value; // the tenant slug written to; each company's chat is drawn apart
+  let generation = 0; // bumps when the number or the company changes: stale polls are dropped
   let lastId = 0;
   const shown = new Map(); // message id -> {element, status, direction}
   const conversations = new Set();
@@ -305,7 +308,7 @@
       return false;
     }
     if (number !== phone) switchNumber(number);
-    const payload = Object.assign({ from: number }, content);
+    const payload = Object.assign({ from: number, company }, content);
     const name = nameInput.value.trim();
     if (name) payload.name = name;
     const bubble = pendingBubble(content);
@@ -341,7 +344,8 @@
   async function poll(gen) {
     if (gen !== generation) return;
     try {
-      const url = api.messages + "?phone=" + encodeURIComponent(phone) + "&after=" + pollFloor();
+      const url = api.messages + "?phone=" + encodeURIComponent(phone) + "&company=" +
+        encodeURIComponent(company) + "&after=" + pollFloor();
       const response = await fetch(url, { headers: { Accept: "application/json" } });
       if (gen !== generation) return;
       const data = await response.json().catch(() => ({}));
@@ -389,6 +393,19 @@
     }
   }
 
+  function chooseCompany(slug) {
+    const option = [...companyPick.options].find((o) => o.value === slug) || companyPick.options[0];
+    companyPick.value = option.value;
+    companyName.textContent = option.dataset.name;
+    document.title = "Simulador WhatsApp · " + option.dataset.name;
+    localStorage.setItem("simulator.company", option.value);
+    if (option.value !== company) {
+      company = option.value;
+      if (phone) switchNumber(phone); // the same customer, another company's chat
+    }
+  }
+
+  companyPick.addEventListener("change", () => chooseCompany(companyPick.value));
   numberPick.addEventListener("change", () => {
     if (numberPick.value) choose(numberPick.value);
     else numberInput.focus();
@@ -421,7 +438,7 @@
   $("reset").addEventListener("click", async () => {
     const number = normalisedNumber();
     if (!number) return showError("Número inválido.");
-    const { ok, data } = await postJson(api.reset, { from: number });
+    const { ok, data } = await postJson(api.reset, { from: number, company });
     if (!ok) return showError(data.error || "No se pudo cerrar la conversación.");
     showError("");
     const closed = (data.closed_conversations || []).length;
@@ -472,5 +489,6 @@
 
   // ---------- start ----------
   nameInput.value = localStorage.getItem("simulator.name") || "";
+  chooseCompany(localStorage.getItem("simulator.company") || companyPick.value);
   choose(localStorage.getItem("simulator.number") || body.dataset.defaultNumber);
 })();
