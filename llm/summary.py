@@ -83,15 +83,25 @@ def summarizer_for(settings: Settings, conn: redis.Redis, pool: ConnectionPool) 
         return None
 
     def summarizer(transcript: Sequence[tuple[str, str]], facts: dict[str, Any]) -> str | None:
+        with pool.connection() as db:  # the case's company: its name in the prompt, its calls on its account
+            found = db.execute("SELECT e.tenant_id, e.conversation_id, t.name FROM escalations e"
+                               " JOIN tenants t ON t.id = e.tenant_id WHERE e.case_number = %s",
+                               (str(facts.get("case_number", "")),)).fetchone()
+        tenant_id, conversation_id = _ids(found)
+        company_name = _name(found)
+
         def record(calls: list[costs.LlmCall]) -> None:
             with pool.connection() as db:
-                found = db.execute("SELECT tenant_id, conversation_id FROM escalations WHERE case_number = %s",
-                                   (str(facts.get("case_number", "")),)).fetchone()
-                tenant_id, conversation_id = _ids(found)
                 costs.store(db, tenant_id=tenant_id, conversation_id=conversation_id, calls=calls)
-        return summarize(settings, conn, transcript, facts, record=record)
+        return summarize(settings, conn, transcript, facts, company_name=company_name, record=record)
 
     return summarizer
+
+
+def _name(row: Any) -> str | None:
+    if row is None:
+        return None
+    return str(row["name"] if isinstance(row, dict) else row[2])
 
 
 def _ids(row: Any) -> tuple[int | None, int | None]:

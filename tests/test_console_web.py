@@ -327,6 +327,9 @@ def test_the_llm_summary_when_a_provider_is_configured(base_env: dict[str, str],
                 maria = Customer(client, settings, db_pool)
                 case_id = maria.escalate("quiero hablar con una persona")
                 openai_fake.requests.clear()
+                with db_pool.connection() as conn:  # the prompt names the case's company from its row
+                    conn.execute("UPDATE tenants SET name = 'Encomiendas Lempa' WHERE slug = %s",
+                                 (settings.tenant_slug,))
                 make_agent(db_pool, "Carlos Rivas", "carlos@example.com")
                 log_in(client, "carlos@example.com")
                 openai_fake.script("text", Reply(content="María López pide hablar con una persona."))
@@ -335,6 +338,7 @@ def test_the_llm_summary_when_a_provider_is_configured(base_env: dict[str, str],
                 assert first == again == "María López pide hablar con una persona."
                 assert len(openai_fake.requests) == 1  # kept until the customer writes again
                 assert "María López" in openai_fake.requests[0]["messages"][-1]["content"]
+                assert "Encomiendas Lempa" in openai_fake.requests[0]["messages"][0]["content"]
         finally:
             app.extensions["db_pool"].close()
             app.extensions["redis"].close()
