@@ -6,10 +6,16 @@ simulator shows what a customer would see), "delivered" at once, and each
 part is announced on the Redis pub/sub channel `LOCAL_OUTBOX_CHANNEL` so a
 simulator page can refresh. The message itself is stored by the caller
 (the outbound messages table), not here.
+
+One instance per company number: a notice says which number the reply left
+from (`number`: the channel's phone_number_id or sender) and to whom (`to`: a
+hash of the customer's phone or BSUID, never the number itself), so two
+companies' replies to one customer stay apart.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import uuid
@@ -30,8 +36,9 @@ class LocalTransport:
 
     channel = "local"
 
-    def __init__(self, redis_conn: redis.Redis) -> None:
+    def __init__(self, redis_conn: redis.Redis, number: str = "local") -> None:
         self._redis = redis_conn
+        self.number = number
 
     def send(self, to: Recipient, message: OutboundMessage, *, reference: str) -> list[SendResult]:
         """One DELIVERED result per fitted part. Never raises: a failed notice is only logged."""
@@ -39,7 +46,7 @@ class LocalTransport:
         for part in limits.fit(message):
             result = SendResult("local." + uuid.uuid4().hex, status=DeliveryStatus.DELIVERED)
             notice = {"provider_message_id": result.provider_message_id, "reference": reference,
-                      "kind": part.kind}
+                      "kind": part.kind, "number": self.number, "to": recipient_hash(to)}
             try:
                 self._redis.publish(LOCAL_OUTBOX_CHANNEL, json.dumps(notice))
             except redis.RedisError as exc:
@@ -49,3 +56,8 @@ class LocalTransport:
 
     def mark_read(self, message_id: str) -> None:
         """Nothing to record: the simulator has no read receipts."""
+
+
+def recipient_hash(to: Recipient) -> str:
+    """What a notice says of the customer: the first 20 hex digits of SHA-256 of their phone (or BSUID)."""
+    return hashlib.sha256((to.phone or to.bsuid or "").encode()).hexdigest()[:20]

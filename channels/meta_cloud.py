@@ -17,6 +17,7 @@ import logging
 from typing import Any
 
 from channels import limits
+from channels.accounts import ChannelAccount
 from channels.errors import (
     BAD_REQUEST,
     UNAVAILABLE,
@@ -135,13 +136,20 @@ def request_body(to: Recipient, message: OutboundMessage, reference: str) -> dic
 
 
 class MetaCloudTransport:
-    """The `Transport` for Meta's Cloud API. Thread-safe: one instance serves a whole worker."""
+    """The `Transport` for Meta's Cloud API, sending from one phone number id. Thread-safe: one instance
+    serves a whole worker.
+
+    Without `account` it sends from the deployment's number with its token (META_PHONE_NUMBER_ID,
+    META_ACCESS_TOKEN); with one, from the account's number, with its token or else the deployment's.
+    """
 
     channel = "meta"
 
-    def __init__(self, settings: Settings) -> None:
-        self._path = f"/{settings.meta_graph_api_version}/{settings.meta_phone_number_id}/messages"
-        self._headers = {"Authorization": f"Bearer {settings.meta_access_token}"}
+    def __init__(self, settings: Settings, account: ChannelAccount | None = None) -> None:
+        number = account.number if account is not None else settings.meta_phone_number_id
+        token = (account.secret if account is not None else None) or settings.meta_access_token
+        self._path = f"/{settings.meta_graph_api_version}/{number}/messages"
+        self._headers = {"Authorization": f"Bearer {token}"}
         self._http = KeepAliveClient(settings.meta_graph_base_url, settings.send_timeout_s)
 
     def close(self) -> None:

@@ -37,6 +37,7 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from channels import limits
+from channels.accounts import ChannelAccount
 from channels.errors import (
     BAD_REQUEST,
     RECIPIENT,
@@ -132,14 +133,32 @@ def _template_params(message: Template) -> dict[str, Any]:
 
 
 class TwilioTransport:
-    """The `Transport` for Twilio's WhatsApp sender."""
+    """The `Transport` for one Twilio WhatsApp sender.
+
+    Without `account` it sends as the deployment (TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN,
+    TWILIO_WHATSAPP_NUMBER). With one, from the account's number (or through its Messaging Service),
+    as its (sub)account: with the account's own auth token, or else with the deployment's credentials
+    acting on that subaccount (Twilio lets a parent account act for its subaccounts).
+    """
 
     channel = "twilio"
 
-    def __init__(self, settings: Settings, http_client: Any | None = None) -> None:
+    def __init__(self, settings: Settings, http_client: Any | None = None,
+                 account: ChannelAccount | None = None) -> None:
         self._http = http_client or RebasedHttpClient(settings.twilio_api_base_url, settings.send_timeout_s)
-        self._client = Client(settings.twilio_account_sid, settings.twilio_auth_token, http_client=self._http)
-        self._from = f"whatsapp:{e164(settings.twilio_whatsapp_number) or ''}"
+        if account is None:
+            self._client = Client(settings.twilio_account_sid, settings.twilio_auth_token, http_client=self._http)
+            sender, self._service = settings.twilio_whatsapp_number, None
+        elif account.secret:
+            self._client = Client(account.account_sid or settings.twilio_account_sid, account.secret,
+                                  http_client=self._http)
+            sender, self._service = account.number, account.messaging_service_sid
+        else:
+            self._client = Client(settings.twilio_account_sid, settings.twilio_auth_token,
+                                  account_sid=account.account_sid or settings.twilio_account_sid,
+                                  http_client=self._http)
+            sender, self._service = account.number, account.messaging_service_sid
+        self._from = f"whatsapp:{e164(sender) or ''}"
         base = settings.public_base_url.rstrip("/")
         self._status_callback = f"{base}/webhooks/twilio" if base else None
 
@@ -165,7 +184,8 @@ class TwilioTransport:
             if self._status_callback:
                 params["status_callback"] = status_callback_url(self._status_callback, reference)
             try:
-                created = self._create(to=f"whatsapp:{phone}", from_=self._from, **params)
+                sender = {"messaging_service_sid": self._service} if self._service else {"from_": self._from}
+                created = self._create(to=f"whatsapp:{phone}", **sender, **params)
             except SendError as exc:
                 exc.partial_results = list(results)
                 log.warning(

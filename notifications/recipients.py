@@ -15,7 +15,6 @@ from typing import Any
 from psycopg import Connection
 
 from channels.events import InboundMessage, MessageKind
-from config import Settings
 from runtime.enqueue import conversation_hash
 from runtime.resources import Runtime
 from storage import dialogs
@@ -49,10 +48,9 @@ def contact_for_phone(conn: Connection[Any], vault: Vault, tenant_id: int, phone
     return int(row["id"])
 
 
-def dialog_key(settings: Settings, vault: Vault, channel: str, phone: str) -> str:
-    """The dialog-state key the worker will use when this customer writes in (same hash as runtime.enqueue)."""
-    provider = "twilio" if channel == "twilio" else "meta"
-    number = settings.twilio_whatsapp_number if provider == "twilio" else settings.meta_phone_number_id
+def dialog_key(vault: Vault, provider: str, number: str, phone: str) -> str:
+    """The dialog-state key the worker will use when this customer writes in to `number` (the one the
+    notification left from; same hash as runtime.enqueue)."""
     probe = InboundMessage(provider=provider, channel_number=number.removeprefix("whatsapp:"),
                            message_id="notification", kind=MessageKind.TEXT, timestamp=0, user_phone=phone)
     key = conversation_hash(vault, probe)
@@ -60,10 +58,11 @@ def dialog_key(settings: Settings, vault: Vault, channel: str, phone: str) -> st
     return key
 
 
-def seed_dialog(rt: Runtime, *, phone: str, conversation_id: int, tracking_code: str, pin_point: str | None,
-                options: list[tuple[str, str]]) -> bool:
-    """Remember the package (and the pin offer) for the customer's reply. Redis errors: logged, False."""
-    key = dialog_key(rt.settings, rt.vault, rt.transport.channel, phone)
+def seed_dialog(rt: Runtime, provider: str, number: str, *, phone: str, conversation_id: int, tracking_code: str,
+                pin_point: str | None, options: list[tuple[str, str]]) -> bool:
+    """Remember the package (and the pin offer) for the customer's reply to `number` (the channel the
+    notification left from, `provider` as its inbound events name it). Redis errors: logged, False."""
+    key = dialog_key(rt.vault, provider, number, phone)
     state = dialogs.load(rt.redis, key)
     if state.conversation_id != conversation_id:
         state = dialogs.DialogState(conversation_id=conversation_id)

@@ -6,7 +6,9 @@
 3. inside the 24-hour window -> an interactive message (the template's text with
    its quick replies as buttons); outside -> the approved template;
 4. the message is written to `messages` (idempotency key `notification:<id>:<mode>`)
-   before the provider is called, then claimed, throttled and sent;
+   before the provider is called, then claimed, throttled and sent from the tenant's
+   channel (the number the customer last wrote to, else the tenant's first), with that
+   channel's credentials; the throttle's buckets are that number's;
 5. Meta 131047 / Twilio 63016 on the free-form message -> the template, at once;
 6. rate limits (130429, 131056) and other transient errors -> deferred and
    retried later; permanent errors -> failed with the provider's code;
@@ -34,6 +36,7 @@ from notifications.quiet_hours import release_time
 from notifications.templates import MissingTemplateValue, TemplateSpec, build_message, template_for_notification
 from runtime import delivery, throttle
 from runtime.resources import Runtime
+from runtime.senders import Sender
 from storage import contacts, conversations, messages
 
 log = logging.getLogger(__name__)
@@ -73,6 +76,9 @@ def send(rt: Runtime, log_id: int, *, now: datetime | None = None) -> SendOutcom
             return SendOutcome("deferred", quiet_until)
         window_open = contacts.service_window_open(conn, note.contact_id, now)
         conversation = conversations.open_for(conn, tenant_id=note.tenant_id, contact_id=note.contact_id)
+        wrote_via, wrote_to = messages.conversation_channel(conn, conversation.id)
+    # The tenant's number the customer last wrote to (else its first one), with that channel's credentials.
+    sender = rt.senders.sender(note.tenant_id, wrote_via, wrote_to)
     phone = rt.vault.decrypt(claimed.phone_encrypted) if claimed.phone_encrypted else None
     bsuid = claimed.bsuid
     tenant_slug = claimed.tenant_slug
@@ -94,7 +100,7 @@ def send(rt: Runtime, log_id: int, *, now: datetime | None = None) -> SendOutcom
             with rt.pool.connection() as conn:
                 ledger.mark_failed(conn, log_id, "template_values", str(exc))
             return SendOutcome("failed")
-        outcome = _send_as(rt, note, conversation.id, recipient, mode, message, spec.render(values),
+        outcome = _send_as(rt, sender, note, conversation.id, recipient, mode, message, spec.render(values),
                            refused_before=retry)
         if outcome != "window_closed":
             break
@@ -105,8 +111,9 @@ def send(rt: Runtime, log_id: int, *, now: datetime | None = None) -> SendOutcom
         return outcome
     if outcome == "sent":
         options = [(b.payload.format_map(values), b.title) for b in spec.buttons]
-        recipients.seed_dialog(rt, phone=phone or bsuid or "", conversation_id=conversation.id,
-                               tracking_code=note.tracking_code, pin_point=_pin_point(options), options=options)
+        recipients.seed_dialog(rt, sender.provider, sender.number, phone=phone or bsuid or "",
+                               conversation_id=conversation.id, tracking_code=note.tracking_code,
+                               pin_point=_pin_point(options), options=options)
         reporting.report(rt, log_id)
         return SendOutcome("sent")
     return SendOutcome("failed")
@@ -126,8 +133,8 @@ def _pin_point(options: list[tuple[str, str]]) -> str | None:
     return pins[0] if pins else None
 
 
-def _send_as(rt: Runtime, note: ledger.Notification, conversation_id: int, recipient: Recipient, mode: str,
-             message: OutboundMessage, shown: str, *, refused_before: bool) -> str | SendOutcome:
+def _send_as(rt: Runtime, sender: Sender, note: ledger.Notification, conversation_id: int, recipient: Recipient,
+             mode: str, message: OutboundMessage, shown: str, *, refused_before: bool) -> str | SendOutcome:
     """Write, claim, throttle and send one message; 'sent', 'failed', 'window_closed' or a deferral.
 
     `refused_before`: the template after a refused free-form message, which reached
@@ -136,7 +143,7 @@ def _send_as(rt: Runtime, note: ledger.Notification, conversation_id: int, recip
     key = f"notification:{note.id}:{mode}"
     with rt.pool.connection() as conn:  # no transaction: a retry finds the message by its key
         message_id = messages.create_outbound(
-            conn, tenant_id=note.tenant_id, conversation_id=conversation_id, channel=rt.transport.channel,
+            conn, tenant_id=note.tenant_id, conversation_id=conversation_id, channel=sender.channel,
             idempotency_key=key, message=message, webhook_event_id=None, correlation_id=f"notification-{note.id}",
         )
         if message_id is None:
@@ -153,11 +160,11 @@ def _send_as(rt: Runtime, note: ledger.Notification, conversation_id: int, recip
             ledger.mark_failed(conn, note.id, "interrupted", f"message was {status}: {reason}")
             return "failed"
     who = recipient.phone or recipient.bsuid or ""
-    wait = _throttle(rt, who, spaced=not refused_before)
+    wait = _throttle(rt, sender.number, who, spaced=not refused_before)
     if wait > 0:
         return _defer(rt, note, message_id, "throttled", f"sending rate limit; retry in {wait:.1f}s", wait)
     try:
-        results = rt.transport.send(recipient, message, reference=key)
+        results = sender.transport.send(recipient, message, reference=key)
     except WindowClosedError as exc:
         with rt.pool.connection() as conn:
             messages.mark_failed(conn, message_id, exc.code, exc.title)
@@ -175,7 +182,7 @@ def _send_as(rt: Runtime, note: ledger.Notification, conversation_id: int, recip
         return _defer(rt, note, message_id, exc.code, exc.title, delay)
     except SendError as exc:
         return _fail(rt, note, message_id, exc, exc.title)
-    _record_sent(rt, note, message_id, results)
+    _record_sent(rt, sender.channel, note, message_id, results)
     log.info("notification sent", extra={"notification_id": note.id, "mode": mode, "kind": note.kind})
     return "sent"
 
@@ -186,11 +193,12 @@ def _message_by_key(conn: Connection[Any], key: str) -> int:
     return int(row["id"])
 
 
-def _record_sent(rt: Runtime, note: ledger.Notification, message_id: int, results: list[SendResult]) -> None:
+def _record_sent(rt: Runtime, channel: str, note: ledger.Notification, message_id: int,
+                 results: list[SendResult]) -> None:
     first = results[0]
     with rt.pool.connection() as conn, conn.transaction():
-        messages.mark_sent(conn, message_id, first.provider_message_id, first.status)
-        ledger.mark_sent(conn, note.id, channel=rt.transport.channel, provider_message_id=first.provider_message_id,
+        messages.mark_sent(conn, message_id, first.provider_message_id, first.status, channel)
+        ledger.mark_sent(conn, note.id, channel=channel, provider_message_id=first.provider_message_id,
                          status=first.status)
 
 
@@ -211,7 +219,7 @@ def _defer(rt: Runtime, note: ledger.Notification, message_id: int, code: str, w
     return SendOutcome("deferred", retry_at)
 
 
-def _throttle(rt: Runtime, recipient: str, *, spaced: bool = True) -> float:
+def _throttle(rt: Runtime, number: str, recipient: str, *, spaced: bool = True) -> float:
     """Take tokens: this customer's notification spacing, their pair bucket, the number's throughput.
 
     All or none in one round trip (`runtime.throttle.acquire_all`). Short waits are slept
@@ -219,9 +227,9 @@ def _throttle(rt: Runtime, recipient: str, *, spaced: bool = True) -> float:
     one replies use, with a burst of one so that no second holds more than the configured
     messages per second.
     """
-    buckets = delivery.send_buckets(rt.settings, recipient, throughput_burst=1)
+    buckets = delivery.send_buckets(rt.settings, number, recipient, throughput_burst=1)
     if spaced:
-        notify_key = NOTIFY_PAIR_KEY.format(number=delivery.sending_number(rt.settings),
+        notify_key = NOTIFY_PAIR_KEY.format(number=number,
                                             recipient_hash=throttle.recipient_hash(recipient))
         buckets.insert(0, throttle.Bucket(notify_key, throttle.PAIR_RATE_PER_S, 1))
     return throttle.take(rt.redis, buckets, MAX_THROTTLE_WAIT_S)

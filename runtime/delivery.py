@@ -1,4 +1,4 @@
-"""Sending one stored reply through the configured transport, exactly once.
+"""Sending one stored reply through its conversation's channel, exactly once.
 
 A reply row is claimed (`pending` -> `sending`) right before the provider is
 called, so two jobs never send the same row. Everything that may wait or fail
@@ -28,6 +28,7 @@ from config import Settings
 from runtime import throttle
 from runtime.enqueue import enqueue_delivery
 from runtime.resources import Runtime
+from runtime.senders import Sender
 from storage import contacts, messages
 
 log = logging.getLogger(__name__)
@@ -46,18 +47,23 @@ class Outcome:
 MAX_THROTTLE_WAIT_S = 2.0
 
 
-def deliver(runtime: Runtime, message_id: int, recipient: Recipient | None = None) -> Outcome:
-    """Send one stored reply. `recipient`, when the caller knows it already, saves decrypting it again."""
-    if recipient is None:
+def deliver(runtime: Runtime, message_id: int, recipient: Recipient | None = None,
+            sender: Sender | None = None) -> Outcome:
+    """Send one stored reply from its conversation's channel (`runtime.senders`: the number the customer
+    last wrote to, with that channel's credentials). `recipient` and `sender`, when the caller knows them
+    already (the worker answering a message), save reading and decrypting them again."""
+    if recipient is None or sender is None:
         with runtime.pool.connection() as conn:
-            contact_id = messages.contact_of_pending(conn, message_id)
-            if contact_id is not None:
-                phone, bsuid = contacts.recipient_of(conn, runtime.vault, contact_id)
+            route = messages.route_of_pending(conn, message_id)
+            if route is not None:
+                phone, bsuid = contacts.recipient_of(conn, runtime.vault, route.contact_id)
                 recipient = Recipient(phone=phone, bsuid=bsuid)
-        if recipient is None:  # not pending: sent, failed, or left in flight by a worker that died
+        if route is None:  # not pending: sent, failed, or left in flight by a worker that died
             return _not_pending(runtime, message_id)
+        sender = runtime.senders.sender(route.tenant_id, route.provider, route.number)
+    assert recipient is not None
 
-    wait = _throttle(runtime, recipient.phone or recipient.bsuid or "")
+    wait = _throttle(runtime, sender.number, recipient.phone or recipient.bsuid or "")
     if wait > 0:
         with runtime.pool.connection() as conn:
             messages.release_for_retry(conn, message_id, "throttled", f"sending rate limit; retry in {wait:.1f}s")
@@ -68,10 +74,10 @@ def deliver(runtime: Runtime, message_id: int, recipient: Recipient | None = Non
     if row is None:
         return _not_pending(runtime, message_id)
     try:
-        results = runtime.transport.send(recipient, row.message, reference=row.idempotency_key)
+        results = sender.transport.send(recipient, row.message, reference=row.idempotency_key)
     except SendError as exc:
-        return _record_failure(runtime, row, exc)
-    _record_sent(runtime, row, results)
+        return _record_failure(runtime, row, exc, sender.channel)
+    _record_sent(runtime, row, results, sender.channel)
     log.info("reply sent", extra={"message_id": message_id, "parts": len(results)})
     return Outcome(SENT)
 
@@ -87,27 +93,29 @@ def _not_pending(runtime: Runtime, message_id: int) -> Outcome:
     return Outcome(FAILED)
 
 
-def _record_sent(runtime: Runtime, row: messages.OutboundRow, results: list[SendResult]) -> None:
-    """Store the provider id; a reply split to fit WhatsApp's limits gets one extra row per further part."""
+def _record_sent(runtime: Runtime, row: messages.OutboundRow, results: list[SendResult], channel: str) -> None:
+    """Store the provider id (and which transport sent it: receipts are matched by both); a reply split to
+    fit WhatsApp's limits gets one extra row per further part."""
     first = results[0]
+    changed = channel if channel != row.channel else None
     if len(results) == 1:  # the usual case: one statement, no transaction around it
         with runtime.pool.connection() as conn:
-            messages.mark_sent(conn, row.id, first.provider_message_id, first.status)
+            messages.mark_sent(conn, row.id, first.provider_message_id, first.status, changed)
         return
     parts = limits.fit(row.message)
     with runtime.pool.connection() as conn, conn.transaction():
-        messages.mark_sent(conn, row.id, first.provider_message_id, first.status)
+        messages.mark_sent(conn, row.id, first.provider_message_id, first.status, changed)
         for part, result in enumerate(results[1:], start=1):
             message = parts[part] if len(parts) == len(results) else row.message
-            messages.add_extra_part(conn, row, part, result.provider_message_id, message, result.status)
+            messages.add_extra_part(conn, row, part, result.provider_message_id, message, result.status, channel)
 
 
-def _record_failure(runtime: Runtime, row: messages.OutboundRow, exc: SendError) -> Outcome:
+def _record_failure(runtime: Runtime, row: messages.OutboundRow, exc: SendError, channel: str) -> Outcome:
     """Decide between retry and failure without ever risking a second copy for the customer."""
     log.warning("send failed", extra={"message_id": row.id, "code": exc.code, "retryable": exc.retryable})
     if exc.partial_results:
         # Part of a split reply went out: keep what was sent, do not resend the rest (it would repeat it).
-        _record_sent(runtime, row, exc.partial_results)
+        _record_sent(runtime, row, exc.partial_results, channel)
         return Outcome(SENT)
     with runtime.pool.connection() as conn:
         if exc.maybe_sent:
@@ -133,24 +141,23 @@ def deliver_or_raise(runtime: Runtime, message_id: int) -> str:
     return outcome.kind
 
 
-def sending_number(settings: Settings) -> str:
-    """The business number our sends come from (the throttle buckets' key)."""
-    return settings.meta_phone_number_id or settings.twilio_whatsapp_number or "local"
+def send_buckets(settings: Settings, number: str, recipient: str, *, throughput_burst: int) -> list[throttle.Bucket]:
+    """The (business number, this customer) pair bucket and that number's throughput bucket, in that order.
 
-
-def send_buckets(settings: Settings, recipient: str, *, throughput_burst: int) -> list[throttle.Bucket]:
-    """The (our number, this customer) pair bucket and our number's throughput bucket, in that order."""
-    number = sending_number(settings)
+    `number` is the sending channel's (`Sender.number`): Meta's limits are per business phone number, so
+    two companies' numbers never slow each other down.
+    """
     return [
         throttle.Bucket(throttle.pair_key(number, recipient), throttle.PAIR_RATE_PER_S, throttle.PAIR_BURST),
         throttle.Bucket(throttle.throughput_key(number), settings.meta_throughput_mps, throughput_burst),
     ]
 
 
-def _throttle(runtime: Runtime, recipient: str) -> float:
+def _throttle(runtime: Runtime, number: str, recipient: str) -> float:
     """Take a token from the recipient's pair bucket and the sending number's throughput bucket (both or neither).
 
     Short waits are slept here; a longer one is returned (nothing sent, retry later).
     """
-    buckets = send_buckets(runtime.settings, recipient, throughput_burst=runtime.settings.meta_throughput_mps)
+    settings = runtime.settings
+    buckets = send_buckets(settings, number, recipient, throughput_burst=settings.meta_throughput_mps)
     return throttle.take(runtime.redis, buckets, MAX_THROTTLE_WAIT_S)

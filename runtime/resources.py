@@ -1,4 +1,8 @@
-"""What a process's work needs: settings, pool, Redis, the vault, the transport and the queue.
+"""What a process's work needs: settings, pool, Redis, the vault, the transports and the queue.
+
+`transport` is the deployment's own (its settings' number and credentials);
+`senders` gives the one of a conversation's tenant channel (runtime.senders),
+which is what replies, agents' messages and notifications are sent with.
 
 Each process builds its `Runtime` once (`build_runtime`) and passes it on:
 the worker hands it to every job as the first argument (worker.main), the
@@ -18,6 +22,7 @@ from rq import Queue
 from channels.outbound import Transport
 from channels.transport import build_transport
 from config import Settings
+from runtime.senders import Senders
 from storage import tenant_changes
 from storage.crypto import Vault
 from storage.db import open_pool
@@ -36,6 +41,7 @@ class Runtime:
     vault: Vault
     transport: Transport
     queue: Queue
+    senders: Senders
     # (provider, receiving number) -> (monotonic expiry, tenant or None)
     _tenants: dict[tuple[str, str], tuple[float, Tenant | None]] = field(default_factory=dict, repr=False)
     _tenants_version: int | None = field(default=None, repr=False)
@@ -64,6 +70,7 @@ class Runtime:
         return tenant
 
     def close(self) -> None:
+        self.senders.close()
         self.pool.close()
         self.redis.close()
 
@@ -77,11 +84,15 @@ def redis_from_settings(settings: Settings) -> redis.Redis:
 
 def build_runtime(settings: Settings, *, pool: ConnectionPool | None = None, pool_size: int = 4) -> Runtime:
     conn = redis_from_settings(settings)
+    pool = pool or open_pool(settings.database_url, max_size=pool_size, name="worker")
+    vault = Vault(settings.phone_encryption_keys, settings.phone_hash_key)
+    transport = build_transport(settings, conn)
     return Runtime(
         settings=settings,
-        pool=pool or open_pool(settings.database_url, max_size=pool_size, name="worker"),
+        pool=pool,
         redis=conn,
-        vault=Vault(settings.phone_encryption_keys, settings.phone_hash_key),
-        transport=build_transport(settings, conn),
+        vault=vault,
+        transport=transport,
         queue=Queue(settings.queue_name, connection=conn),
+        senders=Senders(settings, pool, conn, vault, transport),
     )

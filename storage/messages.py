@@ -114,14 +114,44 @@ def claim_for_sending(conn: Connection[Any], message_id: int) -> OutboundRow | N
     return None if row is None else _outbound_row(row)
 
 
-def contact_of_pending(conn: Connection[Any], message_id: int) -> int | None:
-    """The contact a still pending reply goes to; None when the reply is not pending."""
+@dataclass(frozen=True)
+class Route:
+    """Where a pending reply goes: its tenant, the contact, and the number the customer last wrote to."""
+
+    tenant_id: int
+    contact_id: int
+    provider: str | None  # of the conversation's last customer message; None: the customer never wrote
+    number: str | None  # the receiving number of that message (kept in its payload); None: not known
+
+
+def route_of_pending(conn: Connection[Any], message_id: int) -> Route | None:
+    """The route of a still pending reply; None when the reply is not pending."""
+    # The conversation's last customer message (by the messages_conversation index): its provider and number.
     row = conn.execute(
-        "SELECT (SELECT c.contact_id FROM conversations c WHERE c.id = m.conversation_id) AS contact_id"
-        " FROM messages m WHERE m.id = %s AND m.status = 'pending'",
+        """
+        SELECT m.tenant_id, (SELECT c.contact_id FROM conversations c WHERE c.id = m.conversation_id) AS contact_id,
+               (SELECT ARRAY[i.channel, i.payload->>'channel_number'] FROM messages i
+                WHERE i.conversation_id = m.conversation_id AND i.direction = 'in' ORDER BY i.id DESC LIMIT 1)
+               AS inbound
+        FROM messages m WHERE m.id = %s AND m.status = 'pending'
+        """,
         (message_id,),
     ).fetchone()
-    return None if row is None else int(row["contact_id"])
+    if row is None:
+        return None
+    provider, number = row["inbound"] or (None, None)
+    return Route(tenant_id=int(row["tenant_id"]), contact_id=int(row["contact_id"]), provider=provider,
+                 number=number)
+
+
+def conversation_channel(conn: Connection[Any], conversation_id: int) -> tuple[str | None, str | None]:
+    """(provider, number) the customer last wrote to in this conversation; (None, None) when never, or not known."""
+    row = conn.execute(
+        "SELECT channel, payload->>'channel_number' AS number FROM messages"
+        " WHERE conversation_id = %s AND direction = 'in' ORDER BY id DESC LIMIT 1",
+        (conversation_id,),
+    ).fetchone()
+    return (row["channel"], row["number"]) if row is not None else (None, None)
 
 
 def status_of(conn: Connection[Any], message_id: int) -> str | None:
@@ -134,11 +164,16 @@ def status_of(conn: Connection[Any], message_id: int) -> str | None:
 _SEND_WINS = "(status_rank < %(rank)s OR (status = 'failed' AND error_code = 'interrupted'))"
 
 
-def mark_sent(conn: Connection[Any], message_id: int, provider_message_id: str, status: DeliveryStatus) -> None:
-    """The provider accepted the reply: record its id and status (a later status from a receipt stays)."""
+def mark_sent(conn: Connection[Any], message_id: int, provider_message_id: str, status: DeliveryStatus,
+              channel: str | None = None) -> None:
+    """The provider accepted the reply: record its id and status (a later status from a receipt stays).
+
+    `channel`: the transport that sent it (meta, twilio, local), when it may differ from the one the row was
+    written with (the conversation's channel is only known when sending); its receipts are matched by it.
+    """
     conn.execute(
         f"""
-        UPDATE messages SET provider_message_id = %(id)s, updated_at = now(),
+        UPDATE messages SET provider_message_id = %(id)s, updated_at = now(), channel = COALESCE(%(channel)s, channel),
                status = CASE WHEN {_SEND_WINS} THEN %(status)s ELSE status END,
                status_rank = CASE WHEN {_SEND_WINS} THEN %(rank)s ELSE status_rank END,
                error_code = CASE WHEN {_SEND_WINS} THEN NULL ELSE error_code END,
@@ -147,12 +182,13 @@ def mark_sent(conn: Connection[Any], message_id: int, provider_message_id: str, 
                sent_at = CASE WHEN %(rank)s >= 3 THEN COALESCE(sent_at, now()) ELSE sent_at END
         WHERE id = %(message_id)s
         """,  # noqa: S608 - a fixed condition
-        {"id": provider_message_id, "status": status.value, "rank": status.rank, "message_id": message_id},
+        {"id": provider_message_id, "status": status.value, "rank": status.rank, "message_id": message_id,
+         "channel": channel},
     )
 
 
 def add_extra_part(conn: Connection[Any], parent: OutboundRow, part: int, provider_message_id: str,
-                   message: OutboundMessage, status: DeliveryStatus) -> None:
+                   message: OutboundMessage, status: DeliveryStatus, channel: str | None = None) -> None:
     """A reply split to fit WhatsApp's limits went out as several messages: one row per extra part."""
     conn.execute(
         """
@@ -161,7 +197,7 @@ def add_extra_part(conn: Connection[Any], parent: OutboundRow, part: int, provid
         VALUES (%s, %s, 'out', %s, %s, %s, %s, %s, %s, %s, %s, %s, now())
         ON CONFLICT (idempotency_key) DO NOTHING
         """,
-        (parent.tenant_id, parent.conversation_id, parent.channel, provider_message_id,
+        (parent.tenant_id, parent.conversation_id, channel or parent.channel, provider_message_id,
          f"{parent.idempotency_key}/part{part}", message.kind, preview_text(message),
          Jsonb(message_to_dict(message)), status.value, status.rank, parent.correlation_id),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from typing import Any
@@ -31,7 +32,7 @@ def test_send_delivers_each_fitted_part_and_announces_it(redis_conn: redis.Redis
     pubsub = redis_conn.pubsub()
     pubsub.subscribe(LOCAL_OUTBOX_CHANNEL)
     pubsub.get_message(timeout=1)  # the subscribe confirmation
-    transport = LocalTransport(redis_conn)
+    transport = LocalTransport(redis_conn, "123456789012345")
 
     results = transport.send(Recipient(phone="+50370000001"), Text("palabra " * 700), reference="out-9")
 
@@ -40,7 +41,9 @@ def test_send_delivers_each_fitted_part_and_announces_it(redis_conn: redis.Redis
     ids = [r.provider_message_id for r in results]
     assert all(i.startswith("local.") and len(i) == 38 for i in ids)
     assert read_notices(pubsub, 2) == [
-        {"provider_message_id": r.provider_message_id, "reference": "out-9", "kind": "text"} for r in results
+        {"provider_message_id": r.provider_message_id, "reference": "out-9", "kind": "text",
+         "number": "123456789012345",  # the company number it left from; the customer only hashed
+         "to": hashlib.sha256(b"+50370000001").hexdigest()[:20]} for r in results
     ]
     pubsub.close()
 

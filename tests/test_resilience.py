@@ -231,7 +231,8 @@ def test_worker_killed_while_a_reply_waits_for_the_throttle_leaves_it_to_be_sent
     try:
         wait_for(lambda: Worker.count(connection=redis_conn) == 1, 30, "the worker to start")
         # The customer's pair bucket holds 3/4 of a token: the first reply waits 1.5 s (slept in the job).
-        [pair, _number] = delivery.send_buckets(meta_settings, "+50370000001", throughput_burst=80)
+        [pair, _number] = delivery.send_buckets(meta_settings, meta_settings.meta_phone_number_id, "+50370000001",
+                                                throughput_burst=80)
         seconds, micros = redis_conn.time()
         redis_conn.hset(pair.key, mapping={"tokens": 1 - 1.5 * pair.rate_per_s, "ts": seconds + micros / 1e6})
         with create_app(meta_settings).test_client() as client:

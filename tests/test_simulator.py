@@ -169,7 +169,9 @@ def test_replies_and_location_reach_the_bot(api: httpx.Client, settings: Setting
     assert [m["kind"] for m in customer] == ["list_reply", "button_reply", "location"]
     assert customer[0]["body"] == "📍 Puntos y horarios"
     assert customer[0]["payload"]["reply_id"] == "menu_points"
-    assert customer[1]["payload"] == {"reply_id": "menu_track", "reply_title": "Rastrear"}
+    # with the company number it was written to (the conversation's later messages leave from it)
+    assert customer[1]["payload"] == {"reply_id": "menu_track", "reply_title": "Rastrear",
+                                      "channel_number": settings.meta_phone_number_id}
     assert customer[2]["payload"]["latitude"] == pytest.approx(13.6929)
     assert customer[2]["payload"]["location_name"] == "Centro"
     answers = [m["body"] for m in bot_messages(found)]

@@ -85,6 +85,7 @@ def test_a_tenant_created_with_the_cli_answers_its_number_suspends_and_resumes_w
                                     "slug": None}]
 
         ok(admin(base_env, "tenant-create", "--slug", "acme", "--name", "Acme Envíos", "--bot-name", "Eva"))
+        graph.add_number(ACME_NUMBER, "acme-meta-access-token")  # Meta knows only Acme's own token for its number
         ok(admin(base_env, "channel-add", "--slug", "acme", "--provider", "meta", "--number", ACME_NUMBER,
                  "--waba-id", "100200300", "--secret", ENCARGO_CHANNEL_SECRET="acme-meta-access-token"))
         time.sleep(tenant_changes.CHECK_INTERVAL_S)  # the bound: a worker reads the version once a second

@@ -85,8 +85,10 @@ def process_message(runtime: Runtime, event_pk: int) -> str:
         already_composed = not first_attempt and messages.event_answered(conn, event_pk)
         case = escalations.open_case(conn, conversation.id) if conversation.status != "bot" else None
 
+    # The number the customer wrote to answers, with its own credentials (the read receipt too).
+    sender = runtime.senders.sender(tenant.id, event.provider, event.channel_number)
     if not already_composed:
-        runtime.transport.mark_read(event.message_id)
+        sender.transport.mark_read(event.message_id)
         key = conversation_hash(runtime.vault, event)
         assert key is not None
         console_reply = customer_side.answer(  # issue 6: a rating or a waiting-notice button is the console's
@@ -101,7 +103,7 @@ def process_message(runtime: Runtime, event_pk: int) -> str:
             model_allowed=llm_settings.configured(runtime.settings) and budget.model_allowed(runtime.pool, tenant.id),
         )
         with runtime.pool.connection() as conn, conn.pipeline(), conn.transaction():
-            pending = _store_outcome(conn, runtime, tenant, contact.id, conversation.id, event_pk,
+            pending = _store_outcome(conn, sender.channel, tenant, contact.id, conversation.id, event_pk,
                                      stored.correlation_id, outcome)
         dialogs.save(runtime.redis, key, outcome.state)
         if conversation.status != "bot" or outcome.escalation is not None:  # issue 6: live console
@@ -113,7 +115,7 @@ def process_message(runtime: Runtime, event_pk: int) -> str:
         with runtime.pool.connection() as conn:
             pending = messages.pending_outbound_ids(conn, event_pk)
     recipient = Recipient(phone=contact.phone, bsuid=contact.bsuid)
-    sent = [delivery.deliver(runtime, message_id, recipient) for message_id in pending]
+    sent = [delivery.deliver(runtime, message_id, recipient, sender) for message_id in pending]
     for message_id, result in zip(pending, sent, strict=True):
         if result.kind == delivery.RETRY_LATER:
             delivery.schedule_retry(runtime, message_id, stored.correlation_id, result.retry_after_s)
@@ -124,7 +126,7 @@ def process_message(runtime: Runtime, event_pk: int) -> str:
     return "processed"
 
 
-def _store_outcome(conn: Connection[Any], runtime: Runtime, tenant: Tenant, contact_id: int, conversation_id: int,
+def _store_outcome(conn: Connection[Any], channel: str, tenant: Tenant, contact_id: int, conversation_id: int,
                    event_pk: int, correlation_id: str, outcome: engine.Outcome) -> list[int]:
     """Everything one answer changes, in the caller's transaction: replies, routing, escalation, opt-out, events.
 
@@ -149,7 +151,7 @@ def _store_outcome(conn: Connection[Any], runtime: Runtime, tenant: Tenant, cont
         reply_ids = []
         for index, reply in enumerate(outcome.replies):
             reply_id = messages.create_outbound(
-                conn, tenant_id=tenant.id, conversation_id=conversation_id, channel=runtime.transport.channel,
+                conn, tenant_id=tenant.id, conversation_id=conversation_id, channel=channel,
                 idempotency_key=f"{event_pk}:{index}", message=reply, webhook_event_id=event_pk,
                 correlation_id=correlation_id,
             )
@@ -171,8 +173,11 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _inbound_payload(event: InboundMessage) -> dict[str, object]:
-    """What is kept of the message besides its text: ids and references, never the phone."""
-    keep = ("reply_id", "reply_title", "latitude", "longitude", "location_name", "location_address",
+    """What is kept of the message besides its text: ids and references, never the phone.
+
+    `channel_number` is the business number it came in on: the conversation's later messages (an agent's,
+    a retried reply, a notification) leave from it (runtime.senders)."""
+    keep = ("channel_number", "reply_id", "reply_title", "latitude", "longitude", "location_name", "location_address",
             "media_type", "media_ref", "media_mime", "reaction_to", "reaction_emoji", "context_message_id",
             "error_code")
     return {k: getattr(event, k) for k in keep if getattr(event, k) is not None}

@@ -63,6 +63,12 @@ class Accepted:
     path: str
     body: dict[str, Any]
     received_at: float = field(default_factory=time.monotonic)
+    token: str = ""  # the bearer token it was sent with
+
+    @property
+    def phone_number_id(self) -> str:
+        """The business number it was sent from (the path's `/<phone_number_id>/messages`)."""
+        return self.path.split("/")[2]
 
 
 def _check_len(value: Any, limit: int, what: str, *, minimum: int = 1) -> None:
@@ -213,6 +219,8 @@ class FakeGraphAPI(ScriptedServer):
         self.received: list[dict[str, Any]] = []  # every POST: path, headers, body (parsed or None)
         self.accepted: list[Accepted] = []
         self.read_receipts: list[dict[str, Any]] = []
+        self.read_receipt_numbers: list[str] = []  # the business number of each read receipt
+        self._tokens: dict[str, str] = {}  # phone_number_id -> its own token (add_number)
         self._throughput_mps: int | None = None
         self._pair_limit: tuple[int, float] | None = None
 
@@ -231,6 +239,16 @@ class FakeGraphAPI(ScriptedServer):
     def messages_to(self, recipient: str) -> list[dict[str, Any]]:
         """Accepted bodies addressed to a phone ('+503…') or a BSUID."""
         return [b for b in self.sent if recipient in (b.get("to"), b.get("recipient"))]
+
+    def sends_to(self, recipient: str) -> list[Accepted]:
+        """Accepted messages addressed to a phone or BSUID, with the number and token each was sent with."""
+        with self.lock:
+            return [a for a in self.accepted if recipient in (a.body.get("to"), a.body.get("recipient"))]
+
+    def add_number(self, phone_number_id: str, access_token: str) -> None:
+        """Another business's number, which only its own token may send from (Meta: one token per business)."""
+        with self.lock:
+            self._tokens[phone_number_id] = access_token
 
     # --- scripting ----------------------------------------------------------------------
 
@@ -264,13 +282,16 @@ class FakeGraphAPI(ScriptedServer):
             self.received.append({"path": path, "headers": headers, "body": body})
             # scripted failures and delays apply to message sends, not to read receipts
             script = None if is_receipt else self._pop_script()
-        if header(headers, "authorization") != f"Bearer {self.access_token}":
-            return 401, error_body(190, "Invalid OAuth access token - Cannot parse access token")
         match = _PATH.match(path)
+        with self.lock:
+            token = self._tokens.get(match.group(2)) if match else None
+        sent_with = header(headers, "authorization").removeprefix("Bearer ")
+        if sent_with != (token or self.access_token):
+            return 401, error_body(190, "Invalid OAuth access token - Cannot parse access token")
         if not match:
             return 404, error_body(100, "Unsupported post request.", "unknown path")
         number = match.group(2)
-        if self.phone_number_id and number != self.phone_number_id:
+        if self.phone_number_id and number != self.phone_number_id and token is None:
             return 400, error_body(100, f"Unsupported post request. Object with ID '{number}' does not exist",
                                    "unknown phone number id")
         if script is not None and script.status is not None:
@@ -278,14 +299,14 @@ class FakeGraphAPI(ScriptedServer):
                                              script.details)
         try:
             if isinstance(body, dict) and body.get("status") == "read":
-                return self._mark_read(body)
+                return self._mark_read(body, number)
             validate_message(body)
             self._check_rate_limits(number, body)
         except Rejected as exc:
             return exc.status, error_body(exc.code, exc.message, exc.details)
         wamid = "wamid." + uuid.uuid4().hex
         with self.lock:
-            self.accepted.append(Accepted(id=wamid, path=path, body=body))
+            self.accepted.append(Accepted(id=wamid, path=path, body=body, token=sent_with))
         if script is not None and script.hang:
             self.released.wait(timeout=60)
         elif script is not None and script.delay_s:
@@ -296,7 +317,7 @@ class FakeGraphAPI(ScriptedServer):
             contact = {"input": body["recipient"], "user_id": body["recipient"]}
         return 200, {"messaging_product": "whatsapp", "contacts": [contact], "messages": [{"id": wamid}]}
 
-    def _mark_read(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    def _mark_read(self, body: dict[str, Any], number: str) -> tuple[int, dict[str, Any]]:
         if not isinstance(body.get("message_id"), str) or body.get("messaging_product") != "whatsapp":
             raise Rejected("mark as read needs messaging_product and message_id")
         indicator = body.get("typing_indicator")
@@ -304,6 +325,7 @@ class FakeGraphAPI(ScriptedServer):
             raise Rejected("typing_indicator must be {type: text}")
         with self.lock:
             self.read_receipts.append(body)
+            self.read_receipt_numbers.append(number)
         return 200, {"success": True}
 
     def _check_rate_limits(self, number: str, body: dict[str, Any]) -> None:

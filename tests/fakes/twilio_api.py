@@ -28,6 +28,7 @@ DEFAULT_ACCOUNT_SID = "AC" + "0" * 32
 DEFAULT_AUTH_TOKEN = "test-twilio-auth-token"
 _PATH = re.compile(r"^/2010-04-01/Accounts/(AC[0-9a-fA-F]{32})/Messages\.json$")
 _ADDRESS = re.compile(r"^whatsapp:\+[1-9]\d{6,14}$")
+_SERVICE = re.compile(r"^MG[0-9a-fA-F]{32}$")
 
 
 def error_body(status: int, code: int, message: str) -> dict[str, Any]:
@@ -47,6 +48,8 @@ class FakeTwilioAPI(ScriptedServer):
         self.auth_token = auth_token
         self.received: list[dict[str, Any]] = []
         self.accepted: list[tuple[str, dict[str, Any]]] = []
+        self.accounts: dict[str, str] = {account_sid: auth_token}  # account SID -> auth token (add_account)
+        self.sent_by: list[str] = []  # the account SID of each accepted message
 
     @property
     def sent(self) -> list[dict[str, Any]]:
@@ -62,6 +65,17 @@ class FakeTwilioAPI(ScriptedServer):
         """Accepted requests whose To is `whatsapp:<phone>`."""
         return [p for p in self.sent if p.get("To") == f"whatsapp:{phone}"]
 
+    def add_account(self, account_sid: str, auth_token: str) -> None:
+        """Another (sub)account with its own token; the parent's credentials may act on it too."""
+        with self.lock:
+            self.accounts[account_sid] = auth_token
+
+    def sends_to(self, phone: str) -> list[tuple[str, dict[str, Any]]]:
+        """(account SID, params) of the accepted requests whose To is `whatsapp:<phone>`."""
+        with self.lock:
+            return [(account, params) for account, (_, params) in zip(self.sent_by, self.accepted, strict=True)
+                    if params.get("To") == f"whatsapp:{phone}"]
+
     def fail_next(self, n: int = 1, status: int = 400, code: int = 63016,
                   message: str = "scripted failure") -> None:
         """Answer the next `n` requests with this Twilio error."""
@@ -76,7 +90,7 @@ class FakeTwilioAPI(ScriptedServer):
         match = _PATH.match(path.split("?")[0])
         if not match:
             return 404, error_body(404, 20404, "The requested resource was not found")
-        if not self._authorised(headers) or match.group(1) != self.account_sid:
+        if not self._authorised(headers, match.group(1)):
             return 401, error_body(401, 20003, "Authenticate")
         if script is not None and script.status is not None:
             return script.status, error_body(script.status, script.code or 0, script.message or "error")
@@ -86,22 +100,30 @@ class FakeTwilioAPI(ScriptedServer):
         sid = "SM" + uuid.uuid4().hex
         with self.lock:
             self.accepted.append((sid, params))
+            self.sent_by.append(match.group(1))
         if script is not None and script.delay_s:
             time.sleep(script.delay_s)
-        return 201, self._resource(sid, params)
+        return 201, self._resource(sid, params, match.group(1))
 
-    def _authorised(self, headers: dict[str, str]) -> bool:
-        expected = base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
-        return header(headers, "authorization") == f"Basic {expected}"
+    def _authorised(self, headers: dict[str, str], account_sid: str) -> bool:
+        """The account's own credentials, or the parent account's (it may act for its subaccounts)."""
+        with self.lock:
+            own = self.accounts.get(account_sid)
+        if own is None:
+            return False
+        allowed = {(account_sid, own), (self.account_sid, self.auth_token)}
+        given = header(headers, "authorization")
+        return any(given == "Basic " + base64.b64encode(f"{sid}:{token}".encode()).decode() for sid, token in allowed)
 
-    def _resource(self, sid: str, params: dict[str, Any]) -> dict[str, Any]:
+    def _resource(self, sid: str, params: dict[str, Any], account_sid: str) -> dict[str, Any]:
         now = formatdate(usegmt=True)
-        uri = f"/2010-04-01/Accounts/{self.account_sid}/Messages/{sid}.json"
+        uri = f"/2010-04-01/Accounts/{account_sid}/Messages/{sid}.json"
         return {
-            "account_sid": self.account_sid, "api_version": "2010-04-01", "body": params.get("Body", ""),
+            "account_sid": account_sid, "api_version": "2010-04-01", "body": params.get("Body", ""),
             "date_created": now, "date_sent": None, "date_updated": now, "direction": "outbound-api",
             "error_code": None, "error_message": None, "from": params.get("From"),
-            "messaging_service_sid": None, "num_media": "0", "num_segments": "1", "price": None,
+            "messaging_service_sid": params.get("MessagingServiceSid"), "num_media": "0", "num_segments": "1",
+            "price": None,
             "price_unit": "USD", "sid": sid, "status": "queued", "to": params.get("To"), "uri": uri,
             "subresource_uris": {"media": uri.replace(".json", "/Media.json")},
         }
@@ -112,7 +134,10 @@ def _validate(params: dict[str, Any]) -> tuple[int, str] | None:
     to, from_ = params.get("To"), params.get("From")
     if not isinstance(to, str) or not _ADDRESS.match(to):
         return 21211, "Invalid 'To' Phone Number"
-    if not isinstance(from_, str) or not _ADDRESS.match(from_):
+    service = params.get("MessagingServiceSid")
+    if service is not None and not (isinstance(service, str) and _SERVICE.match(service)):
+        return 21701, "The Messaging Service Sid is invalid."
+    if service is None and (not isinstance(from_, str) or not _ADDRESS.match(from_)):
         return 21212, "Invalid 'From' Phone Number"
     body = params.get("Body")
     if not body and not params.get("ContentSid") and not params.get("MediaUrl"):
