@@ -24,6 +24,7 @@ import pytest
 import redis
 from psycopg_pool import ConnectionPool
 
+from channels.local_transport import LOCAL_OUTBOX_CHANNEL
 from config import Settings
 from runtime.resources import build_runtime
 from sandbox_core import BackgroundServer, create_sandbox_app
@@ -213,13 +214,15 @@ def test_each_company_answers_its_shared_customer_from_its_own_core(
     assert NAMES[2] not in words(one) and NAMES[1] not in words(two)
 
 
-def test_a_notification_from_company_twos_core_reaches_the_customer_in_company_twos_chat(
+def test_a_notification_from_company_twos_core_comes_from_company_twos_number(
         stack: tuple[httpx.Client, Callable[[], None]], core_server: tuple[Later, str],
         redis_conn: redis.Redis) -> None:
     api, work = stack
     say(api, work, 2, "Hola")  # the customer's window with company 2 is open: a free-form notice
     one_before, two_before = view(api, 1), view(api, 2)
     code = "SV20260106508720"  # company 2's, the shared customer receives it
+    notices = redis_conn.pubsub(ignore_subscribe_messages=True)
+    notices.subscribe(LOCAL_OUTBOX_CHANNEL)
     moved = httpx.post(f"{core_server[1]}/sandbox/packages/{code}/status", timeout=10,
                        json={"status": "ARRIVED_AT_DESTINATION"}, headers={"Authorization": f"Bearer {KEYS[2]}"})
     assert moved.status_code == 200 and moved.json()["event_delivered"] is True
@@ -227,6 +230,14 @@ def test_a_notification_from_company_twos_core_reaches_the_customer_in_company_t
     told = [m for m in view(api, 2, after=two_before[-1]["id"]) if m["direction"] == "out"]
     assert len(told) == 1 and code in words(told)
     assert view(api, 1, after=one_before[-1]["id"] if one_before else 0) == []
+    sent_from = []
+    deadline = time.monotonic() + 2.0  # (an ignored subscribe confirmation also reads as None)
+    while time.monotonic() < deadline:
+        notice = notices.get_message(timeout=0.2)
+        if notice is not None:
+            sent_from.append(json.loads(notice["data"])["number"])
+    notices.close()
+    assert sent_from and set(sent_from) == {NUMBER_TWO}
 
 
 def test_the_simulator_page_lists_both_companies(stack: tuple[httpx.Client, Callable[[], None]]) -> None:
