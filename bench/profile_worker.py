@@ -13,8 +13,9 @@ optimising, not a target: the figures go in docs/BENCHMARKS.md.
 
 `--tenants N` seeds N tenants, each with its own Meta number (bench.stack.Stack.seed_tenants), and
 spreads the customers over them; the warm-up reaches every tenant once, as a running worker's would
-have. It then also counts, per message, the tenant lookups that reached PostgreSQL (routing cache
-misses: storage.tenants.tenant_for_channel_number) and the reads of Redis `tenants:version`.
+have. It then also counts, per message, the tenant reads that reached PostgreSQL (the misses of the
+routing, core and senders caches: storage.tenants.tenant_for_channel_number, services.cores'
+TenantCores._read, storage.channel_accounts.sending_accounts) and the reads of Redis `tenants:version`.
 """
 
 from __future__ import annotations
@@ -121,8 +122,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| SQL statements | {_calls(stats, 'psycopg/cursor.py', 'execute') / n:.1f} |")
             http = _calls(stats, 'http/client.py', 'getresponse') + _calls(stats, 'httpx/_client.py', 'send')
             print(f"| HTTP requests (Graph API, core) | {http / n:.1f} |")
-            lookups = _calls(stats, 'storage/tenants.py', 'tenant_for_channel_number')
-            print(f"| tenant lookups in PostgreSQL (routing cache misses) | {lookups / n:.3f} ({lookups} in all) |")
+            # the per-process tenant caches' misses: routing, each tenant's core, each tenant's sending channels
+            for what, module_part, func in (("routing", "storage/tenants.py", "tenant_for_channel_number"),
+                                            ("core", "services/cores.py", "_read"),
+                                            ("senders", "storage/channel_accounts.py", "sending_accounts")):
+                lookups = _calls(stats, module_part, func)
+                print(f"| tenant reads in PostgreSQL ({what} cache misses) | {lookups / n:.3f} ({lookups} in all) |")
             versions = _calls(stats, 'storage/tenant_changes.py', 'version')
             print(f"| reads of Redis tenants:version | {versions / n:.3f} ({versions} in all) |")
         print(f"| Redis commands | {redis_by_command.total() / n:.1f} |")
