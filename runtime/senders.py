@@ -5,7 +5,8 @@ customer last wrote to (kept with each customer message), with that
 channel's own credentials (`channels.transport.channel_transport`); when the
 number is not known (a notification to someone who never wrote, an older
 message) it is the tenant's first channel of that provider (of the
-deployment's provider when the customer never wrote), else its first channel. A tenant without channels sends with the deployment's transport.
+deployment's provider when the customer never wrote), else its first channel.
+A tenant without channels sends with the deployment's transport.
 
 `Senders` keeps, per process, each tenant's channels (read once, secrets
 decrypted once) and one transport per distinct channel account (Meta's
