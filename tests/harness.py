@@ -175,3 +175,32 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             pass
     kill_group(proc)  # also any child a supervisor killed with SIGKILL left behind
+
+
+# What the encargo-sandbox-core console script runs.
+SANDBOX_ENTRY_POINT = [sys.executable, "-c", "from sandbox_core.server import main; main()"]
+
+
+@contextmanager
+def sandbox_process(env: dict[str, str], port: int, stderr_path: Path) -> Iterator[str]:
+    """The sandbox core's entry point as its own process (stderr to `stderr_path`), once /health answers:
+    its base URL. Stopped with SIGTERM afterwards, which it must answer with exit status 0."""
+    import httpx
+
+    with open(stderr_path, "wb") as stderr:
+        proc = subprocess.Popen(SANDBOX_ENTRY_POINT, cwd=ROOT, env=env, stderr=stderr)
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None, stderr_path.read_text()
+            assert time.monotonic() < deadline, "sandbox core did not start"
+            time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0

@@ -12,11 +12,8 @@ import hashlib
 import hmac
 import json
 import os
-import signal
 import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +31,7 @@ from sandbox_core.generate import OUTPUT_PATH, SHARED_PHONE, generate, render
 from sandbox_core.generate import main as generate_main
 from sandbox_core.state import DEFAULT_DATA_PATH, load_data
 from services import ServiceContext, business, lookup, tracking
+from tests.harness import SANDBOX_ENTRY_POINT, sandbox_process
 from tests.services_support import SV, TUESDAY_1030
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,7 +39,6 @@ DATA = {1: load_data(DEFAULT_DATA_PATH), 2: load_data(OUTPUT_PATH)}
 KEYS = {1: "company-one-key", 2: "company-two-key"}
 SECRETS = {1: "company-one-events-secret", 2: "company-two-events-secret"}
 KEY_IDS = {1: "demo", 2: "demo2"}
-ENTRY_POINT = [sys.executable, "-c", "from sandbox_core.server import main; main()"]
 
 
 def codes(company: int) -> set[str]:
@@ -350,27 +347,11 @@ def test_the_entry_point_serves_the_companies_of_sandbox_core_companies(tmp_path
     env = {**os.environ, "SANDBOX_CORE_PORT": str(port), "SANDBOX_CORE_COMPANIES": str(listing),
            "CORE_API_KEY": "ignored-single-key", "LOG_LEVEL": "INFO"}
     stderr_path = tmp_path / "stderr.log"
-    with open(stderr_path, "wb") as stderr:
-        proc = subprocess.Popen(ENTRY_POINT, cwd=ROOT, env=env, stderr=stderr)
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, stderr_path.read_text()
-            assert time.monotonic() < deadline, "sandbox core did not start"
-            time.sleep(0.1)
-        base = f"http://127.0.0.1:{port}"
+    with sandbox_process(env, port, stderr_path) as base:
         for company in (1, 2):
             assert get(f"{base}/api/company", company).json()["name"] == DATA[company]["company"]["name"]
         assert httpx.get(f"{base}/api/company", headers={"Authorization": "Bearer ignored-single-key"},
                          timeout=5).status_code == 401
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=10) == 0
     log = stderr_path.read_text()
     assert "key id=demo2" in log and "core_demo2.json" in log
     assert not any(secret in log for secret in (*KEYS.values(), *SECRETS.values()))
@@ -395,7 +376,7 @@ def test_a_bad_companies_list_is_named(value: str, complaint: str) -> None:
 
 def test_the_entry_point_refuses_a_bad_companies_list_in_one_line() -> None:
     env = {**os.environ, "SANDBOX_CORE_COMPANIES": '[{"api_key": "k1"}, {"api_key": "k1"}]'}
-    done = subprocess.run(ENTRY_POINT, cwd=ROOT, env=env, capture_output=True, timeout=30)
+    done = subprocess.run(SANDBOX_ENTRY_POINT, cwd=ROOT, env=env, capture_output=True, timeout=30)
     assert done.returncode == 2
     assert done.stderr.decode().strip() == (
         "encargo-sandbox-core: cannot start: with several companies, each needs its own non-empty api_key")

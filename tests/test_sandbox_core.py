@@ -6,10 +6,8 @@ import hashlib
 import hmac
 import json
 import os
-import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -19,13 +17,12 @@ import httpx
 import pytest
 
 from sandbox_core import BackgroundServer, create_sandbox_app
+from tests.harness import SANDBOX_ENTRY_POINT, sandbox_process
 
 ROOT = Path(__file__).resolve().parent.parent
 API_KEY = "sandbox-test-key"
 EVENTS_SECRET = "events-test-secret"
 JUAN = "+50370000001"
-# What the encargo-sandbox-core console script runs.
-ENTRY_POINT = [sys.executable, "-c", "from sandbox_core.server import main; main()"]
 
 
 def closed_port() -> int:
@@ -402,25 +399,10 @@ def test_console_entry_point_serves_with_env_settings(tmp_path: Path) -> None:
     env = {**os.environ, "SANDBOX_CORE_PORT": str(port), "CORE_API_KEY": API_KEY, "LOG_LEVEL": "INFO"}
     env.pop("SANDBOX_CORE_DATA", None)
     stderr_path = tmp_path / "stderr.log"
-    with open(stderr_path, "wb") as stderr:
-        proc = subprocess.Popen(ENTRY_POINT, cwd=ROOT, env=env, stderr=stderr)
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, stderr_path.read_text()
-            assert time.monotonic() < deadline, "sandbox core did not start"
-            time.sleep(0.1)
-        url = f"http://127.0.0.1:{port}/api/packages/track/SV20260106012345"
+    with sandbox_process(env, port, stderr_path) as base:
+        url = f"{base}/api/packages/track/SV20260106012345"
         assert httpx.get(url, timeout=5).status_code == 401
         assert httpx.get(url, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=5).status_code == 200
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=10) == 0
     log = stderr_path.read_text()
     assert "sandbox core listening" in log and "sandbox core stopped" in log
     assert API_KEY not in log
@@ -428,6 +410,6 @@ def test_console_entry_point_serves_with_env_settings(tmp_path: Path) -> None:
 
 def test_entry_point_rejects_bad_port() -> None:
     env = {**os.environ, "SANDBOX_CORE_PORT": "eighty"}
-    done = subprocess.run(ENTRY_POINT, cwd=ROOT, env=env, capture_output=True, timeout=30)
+    done = subprocess.run(SANDBOX_ENTRY_POINT, cwd=ROOT, env=env, capture_output=True, timeout=30)
     assert done.returncode == 2
     assert b"SANDBOX_CORE_PORT" in done.stderr
