@@ -97,7 +97,7 @@ def respond(settings: Settings, conn: redis.Redis, message: InboundMessage, *, t
             customer: Customer, situation: Situation, conversation_hash: str, model_allowed: bool = True) -> Outcome:
     """The bot's answer to one stored customer message (possibly no reply at all). Never raises.
 
-    `core` is the tenant's own logistics core (`services.cores`).
+    `core` is the tenant's own logistics core (`runtime.cores`).
 
     `model_allowed` False (the tenant's plan: no AI, or its LLM budget spent, `llm.budget`) answers with the
     rules alone, as when no provider is configured.

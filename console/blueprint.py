@@ -17,7 +17,7 @@ from console.mailer import Mailer
 from console.summary import Summarizer
 from core_api_client import CoreClient
 from handoff.cases import Desk, HandoffError, WindowClosed
-from services.cores import TenantCores
+from runtime.cores import TenantCores
 from storage.crypto import Vault
 
 # Only our own scripts, styles and connections; no inline script (the page's data is a JSON <script> block).

@@ -35,7 +35,6 @@ from runtime.leader import Leader
 from runtime.resources import Runtime
 from services import ServiceContext, business, clock, relative_day
 from services.business import HoursSpec
-from services.cores import core_for
 from storage import contacts
 
 log = logging.getLogger(__name__)
@@ -98,7 +97,7 @@ def run_due(rt: Runtime, now: datetime | None = None) -> int:
     settings = rt.settings
     told = 0
     for tenant in tenants:
-        core = core_for(rt, int(tenant["id"]))  # each company's hours come from its own core
+        core = rt.cores.client(int(tenant["id"]))  # each company's hours come from its own core
         try:
             hours = core.company().support_hours
         except CoreError as exc:

@@ -25,7 +25,6 @@ from handoff.cases import Desk
 from runtime.leader import Leader
 from runtime.resources import Runtime
 from services import ServiceContext, business
-from services.cores import core_for
 from storage import contacts
 
 log = logging.getLogger(__name__)
@@ -127,7 +126,7 @@ def _support_open(rt: Runtime, tenant: Any, now: datetime) -> bool:
         zone = ZoneInfo(tenant["timezone"])
     except (KeyError, ValueError):
         zone = ZoneInfo(settings.tenant_timezone)
-    core = core_for(rt, tenant["tenant_id"])
+    core = rt.cores.client(tenant["tenant_id"])
     try:
         company = core.company()
     except CoreError as exc:

@@ -26,7 +26,6 @@ from notifications import decision, ledger, recipients, store
 from notifications.quiet_hours import release_time
 from notifications.templates import template_for_notification
 from runtime.resources import Runtime
-from services.cores import cores_of
 from storage.tenants import ACTIVE
 
 log = logging.getLogger(__name__)
@@ -38,7 +37,7 @@ _points_lock = threading.Lock()
 
 def service_points(rt: Runtime, tenant_id: int) -> dict[str, ServicePoint]:
     """The tenant's core's service points by id, cached for five minutes per process (per core URL and key)."""
-    cores = cores_of(rt)
+    cores = rt.cores
     access = cores.access(tenant_id)
     key = (access.base_url, access.api_key)
     with _points_lock:
@@ -67,7 +66,7 @@ def process_event(rt: Runtime, pk: int, *, now: datetime | None = None) -> list[
         log.warning("core event of a suspended tenant dropped", extra={"core_event_pk": pk})
         return []
     attempt = event.attempts
-    core = cores_of(rt).client(event.tenant_id)  # the tenant's own core
+    core = rt.cores.client(event.tenant_id)  # the tenant's own core
     try:
         package = core.track(event.tracking_code)
         points = service_points(rt, event.tenant_id) if package is not None else {}

@@ -21,7 +21,6 @@ from zoneinfo import ZoneInfo
 from core_api_client.errors import CoreError
 from notifications import decision, jobs, ledger, processing, sending, store
 from runtime.resources import Runtime
-from services.cores import core_for
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +45,7 @@ def send_reminders(rt: Runtime, now: datetime | None = None) -> list[int]:
 def _remind(rt: Runtime, tenant_id: int, code: str, now: datetime) -> list[int]:
     settings = rt.settings
     try:
-        package = core_for(rt, tenant_id).track(code)  # the tenant's own core
+        package = rt.cores.client(tenant_id).track(code)  # the tenant's own core
         points = processing.service_points(rt, tenant_id) if package is not None else {}
     except CoreError as exc:
         log.warning("reminder check skipped: core error (%s)", type(exc).__name__)

@@ -1,7 +1,7 @@
 """Telling the logistics core that a notification went out: `POST /api/notifications/log`.
 
 Design 3.3.1: the core keeps its own record of what the bot told customers.
-The report goes to the notification's tenant's own core (`services.cores`).
+The report goes to the notification's tenant's own core (`runtime.cores`).
 It carries our notification id (the core de-duplicates on it), the
 tracking code, the kind, who was told (role, never the phone), template or
 free-form, and when. It is tried once right after the send; a failure is
@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 from core_api_client.errors import CoreError
 from notifications import ledger
 from runtime.resources import Runtime
-from services.cores import core_for
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +38,7 @@ def report(rt: Runtime, log_id: int) -> bool:
         "status": details["status"],
     }
     try:
-        core_for(rt, details["tenant_id"]).log_notification(details["tracking_code"], details["kind"], sent_at,
+        rt.cores.client(details["tenant_id"]).log_notification(details["tracking_code"], details["kind"], sent_at,
                                                             details=extra)
     except CoreError as exc:
         log.warning("notification report refused or failed (%s); retried later", type(exc).__name__,

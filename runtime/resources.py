@@ -2,7 +2,10 @@
 
 `transport` is the deployment's own (its settings' number and credentials);
 `senders` gives the one of a conversation's tenant channel (runtime.senders),
-which is what replies, agents' messages and notifications are sent with.
+which is what replies, agents' messages and notifications are sent with;
+`cores` gives each tenant's logistics core client (runtime.cores); `tenant_for`
+routes a receiving number to its tenant. All three are kept in memory until
+tenants change (storage.tenant_changes).
 
 Each process builds its `Runtime` once (`build_runtime`) and passes it on:
 the worker hands it to every job as the first argument (worker.main), the
@@ -12,7 +15,6 @@ scheduler to every timed job (worker.scheduler). Nothing looks it up globally.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
 
 import redis
@@ -22,16 +24,14 @@ from rq import Queue
 from channels.outbound import Transport
 from channels.transport import build_transport
 from config import Settings
+from runtime.cores import TenantCores
 from runtime.senders import Senders
-from storage import tenant_changes
 from storage.crypto import Vault
 from storage.db import open_pool
+from storage.tenant_changes import TenantCache
 from storage.tenants import Tenant, tenant_for_channel_number
 
 log = logging.getLogger(__name__)
-
-TENANT_CACHE_S = 60.0  # the longest a change can go unseen (its announcement lost while Redis was down)
-
 
 @dataclass
 class Runtime:
@@ -42,35 +42,21 @@ class Runtime:
     transport: Transport
     queue: Queue
     senders: Senders
-    # (provider, receiving number) -> (monotonic expiry, tenant or None)
-    _tenants: dict[tuple[str, str], tuple[float, Tenant | None]] = field(default_factory=dict, repr=False)
-    _tenants_version: int | None = field(default=None, repr=False)
-    _tenants_checked: float = field(default=float("-inf"), repr=False)
+    cores: TenantCores
+    # (provider, receiving number) -> tenant or None; built by `build_runtime`
+    routing: TenantCache[tuple[str, str], Tenant | None] = field(repr=False)
 
     def tenant_for(self, provider: str, channel_number: str) -> Tenant | None:
         """The tenant owning a receiving number (whatever its status), from memory.
 
-        Every message asks and tenants rarely change: an answer is kept for TENANT_CACHE_S, and the
-        whole cache is dropped when `storage.tenant_changes` announces a change, which is read at most
-        once every CHECK_INTERVAL_S (a suspension or a new number is seen within about a second).
+        Every message asks and tenants rarely change: an answer is kept until `storage.tenant_changes`
+        announces a change (a suspension or a new number is seen within about a second).
         """
-        now = time.monotonic()
-        if now - self._tenants_checked >= tenant_changes.CHECK_INTERVAL_S:
-            self._tenants_checked = now
-            current = tenant_changes.version(self.redis)
-            if current is not None and current != self._tenants_version:
-                self._tenants.clear()
-                self._tenants_version = current
-        key = (provider, channel_number)
-        cached = self._tenants.get(key)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        tenant = tenant_for_channel_number(self.pool, provider, channel_number)
-        self._tenants[key] = (now + TENANT_CACHE_S, tenant)
-        return tenant
+        return self.routing.get((provider, channel_number))
 
     def close(self) -> None:
         self.senders.close()
+        self.cores.close()
         self.pool.close()
         self.redis.close()
 
@@ -95,4 +81,6 @@ def build_runtime(settings: Settings, *, pool: ConnectionPool | None = None, poo
         transport=transport,
         queue=Queue(settings.queue_name, connection=conn),
         senders=Senders(settings, pool, conn, vault, transport),
+        cores=TenantCores(settings, pool, conn, vault),
+        routing=TenantCache(conn, lambda key: tenant_for_channel_number(pool, *key)),
     )

@@ -11,9 +11,8 @@ A tenant without channels sends with the deployment's transport.
 `Senders` keeps, per process, each tenant's channels (read once, secrets
 decrypted once) and one transport per distinct channel account (Meta's
 keep-alive connections live in it), so a message costs no database round trip
-for its credentials. The channels are dropped when `storage.tenant_changes`
-announces a change (read at most once every CHECK_INTERVAL_S) or after
-CACHE_S; a transport whose account is unchanged is kept across a change, one
+for its credentials. The channels are kept in a `storage.tenant_changes.TenantCache`
+(dropped within about a second of a change); a transport whose account is unchanged is kept across a change, one
 no longer used is closed at a later change, RETIRE_AFTER_S after it was last
 handed out (a send in flight on it is never cut).
 
@@ -34,14 +33,13 @@ from channels.accounts import ChannelAccount
 from channels.outbound import Transport
 from channels.transport import channel_transport, deployment_account
 from config import Settings
-from storage import tenant_changes
 from storage.channel_accounts import sending_accounts
 from storage.crypto import Vault
+from storage.tenant_changes import TenantCache
 from storage.tenants import channel_key
 
 log = logging.getLogger(__name__)
 
-CACHE_S = 60.0  # the longest a change can go unseen (its announcement lost while Redis was down)
 RETIRE_AFTER_S = 120.0  # a transport unused since a change is closed at a later change, this long after
 
 
@@ -65,18 +63,15 @@ class Senders:
     def __init__(self, settings: Settings, pool: ConnectionPool, redis_conn: redis.Redis, vault: Vault,
                  deployment: Transport) -> None:
         self._settings = settings
-        self._pool = pool
         self._redis = redis_conn
-        self._vault = vault
         account = deployment_account(settings)
         self._deployment = Sender(deployment, _inbound_provider(account.provider), account.number)
         self._deployment_account = account
         self._lock = threading.Lock()
-        self._accounts: dict[int, tuple[float, list[ChannelAccount]]] = {}  # tenant id -> (expiry, channels)
+        self._accounts: TenantCache[int, list[ChannelAccount]] = TenantCache(
+            redis_conn, lambda tenant_id: sending_accounts(pool, vault, tenant_id), on_change=self._forget)
         self._transports: dict[ChannelAccount, Transport] = {}
         self._retired: dict[ChannelAccount, tuple[float, Transport]] = {}  # account -> (retired at, transport)
-        self._version: int | None = None
-        self._checked = float("-inf")
 
     @property
     def deployment(self) -> Sender:
@@ -86,7 +81,7 @@ class Senders:
     def sender(self, tenant_id: int, provider: str | None = None, number: str | None = None) -> Sender:
         """The sender for a customer of `tenant_id` who last wrote to `number` through `provider` (None: the
         customer never wrote; the tenant's first channel of the deployment's provider is used)."""
-        account = pick(self._accounts_of(tenant_id), provider or self._deployment.provider, number)
+        account = pick(self._accounts.get(tenant_id), provider or self._deployment.provider, number)
         if account is None:
             return self._deployment
         return Sender(self._transport(account), _inbound_provider(account.provider), account.number)
@@ -100,28 +95,11 @@ class Senders:
         for transport in transports:
             _close(transport)
 
-    def _accounts_of(self, tenant_id: int) -> list[ChannelAccount]:
+    def _forget(self) -> None:
+        """Tenants changed: keep the transports for a while (see the module docstring)."""
         now = time.monotonic()
-        if now - self._checked >= tenant_changes.CHECK_INTERVAL_S:
-            self._checked = now
-            current = tenant_changes.version(self._redis)
-            if current is not None and current != self._version:
-                if self._version is not None:
-                    self._forget(now)
-                self._version = current
-        cached = self._accounts.get(tenant_id)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        accounts = sending_accounts(self._pool, self._vault, tenant_id)
-        with self._lock:
-            self._accounts[tenant_id] = (now + CACHE_S, accounts)
-        return accounts
-
-    def _forget(self, now: float) -> None:
-        """Tenants changed: drop the channels; keep the transports for a while (see the module docstring)."""
         closing: list[Transport] = []
         with self._lock:
-            self._accounts.clear()
             for account, (since, transport) in list(self._retired.items()):
                 if now - since >= RETIRE_AFTER_S:
                     closing.append(transport)

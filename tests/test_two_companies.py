@@ -32,7 +32,7 @@ from sandbox_core.companies import CompanyConfig
 from sandbox_core.state import load_data
 from scripts.run_environment import DEMO_DATA
 from scripts.run_tenants import seed_second_company
-from services.cores import TenantCores
+from runtime.cores import TenantCores
 from storage import tenant_admin, tenant_changes
 from storage.crypto import Vault
 from tests.conftest import TEST_ENV

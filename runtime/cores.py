@@ -11,13 +11,10 @@ key calls that core without a key.
 
 `TenantCores` keeps, per process, each tenant's core settings and one client
 per distinct core (a client keeps its connections alive; building one costs
-a TLS context). What it read is dropped when `storage.tenant_changes`
-announces a change (read at most once every CHECK_INTERVAL_S) or after
-CACHE_S, so a new core URL or key is used within about a second without a
-restart, and a message costs no database round trip.
-
-`cores_of(rt)` is the worker's and scheduler's instance (one per Runtime
-pool); the console builds its own.
+a TLS context), in a `storage.tenant_changes.TenantCache`: a new core URL or
+key is used within about a second without a restart, and a message costs no
+database round trip. Each process's `Runtime` holds one (`rt.cores`); the
+console builds its own.
 
 Failure policy: database and decryption errors raise (the job is retried); a
 core that cannot answer is the caller's business (`CoreError` from the client).
@@ -27,8 +24,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
-import weakref
 from dataclasses import dataclass, field
 
 import redis
@@ -36,14 +31,10 @@ from psycopg_pool import ConnectionPool
 
 from config import Settings
 from core_api_client import CoreClient
-from runtime.resources import Runtime
-from storage import tenant_changes
 from storage.crypto import Vault
+from storage.tenant_changes import TenantCache
 
 log = logging.getLogger(__name__)
-
-CACHE_S = 60.0  # the longest a change can go unseen (its announcement lost while Redis was down)
-
 
 @dataclass(frozen=True)
 class CoreAccess:
@@ -54,20 +45,17 @@ class CoreAccess:
 
 
 class TenantCores:
-    """The logistics core client of each tenant, cached for the life of the process."""
+    """The logistics core client of each tenant, cached for the life of the process. Thread-safe."""
 
     def __init__(self, settings: Settings, pool: ConnectionPool, redis_conn: redis.Redis, vault: Vault,
                  *, timeout_s: float | None = None) -> None:
         self._settings = settings
         self._pool = pool
-        self._redis = redis_conn
         self._vault = vault
         self._timeout_s = settings.core_api_timeout_s if timeout_s is None else timeout_s
         self._lock = threading.Lock()
-        self._access: dict[int, tuple[float, CoreAccess]] = {}  # tenant id -> (monotonic expiry, access)
+        self._access: TenantCache[int, CoreAccess] = TenantCache(redis_conn, self._read)
         self._clients: dict[CoreAccess, CoreClient] = {}
-        self._version: int | None = None
-        self._checked = float("-inf")
 
     def client(self, tenant_id: int) -> CoreClient:
         """The client of the tenant's own core (the deployment's when its row names none)."""
@@ -80,21 +68,15 @@ class TenantCores:
 
     def access(self, tenant_id: int) -> CoreAccess:
         """The tenant's core URL and key, from memory when the tenants have not changed since they were read."""
-        now = time.monotonic()
-        if now - self._checked >= tenant_changes.CHECK_INTERVAL_S:
-            self._checked = now
-            current = tenant_changes.version(self._redis)
-            if current is not None and current != self._version:
-                with self._lock:
-                    self._access.clear()
-                self._version = current
-        cached = self._access.get(tenant_id)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        access = self._read(tenant_id)
+        return self._access.get(tenant_id)
+
+    def close(self) -> None:
+        """Close every client this process built."""
         with self._lock:
-            self._access[tenant_id] = (now + CACHE_S, access)
-        return access
+            clients = list(self._clients.values())
+            self._clients.clear()
+        for client in clients:
+            client.close()
 
     def _read(self, tenant_id: int) -> CoreAccess:
         with self._pool.connection() as conn:
@@ -105,21 +87,3 @@ class TenantCores:
             return CoreAccess(str(self._settings.core_api_url), self._settings.core_api_key)
         sealed = row["core_api_key_encrypted"]  # type: ignore[call-overload,index]
         return CoreAccess(str(url), self._vault.decrypt(sealed) if sealed else "")
-
-
-_of_pool: weakref.WeakKeyDictionary[ConnectionPool, TenantCores] = weakref.WeakKeyDictionary()
-_of_pool_lock = threading.Lock()
-
-
-def cores_of(rt: Runtime) -> TenantCores:
-    """The tenants' cores of a worker or scheduler process (one `TenantCores` per Runtime pool)."""
-    with _of_pool_lock:
-        found = _of_pool.get(rt.pool)
-        if found is None:
-            found = _of_pool[rt.pool] = TenantCores(rt.settings, rt.pool, rt.redis, rt.vault)
-        return found
-
-
-def core_for(rt: Runtime, tenant_id: int) -> CoreClient:
-    """Shorthand: the client of `tenant_id`'s core in a worker or scheduler process."""
-    return cores_of(rt).client(tenant_id)
