@@ -17,6 +17,8 @@
     encargo-admin tenant-create | tenant-update | tenant-suspend | tenant-resume | tenant-list | channel-add |
                   channel-remove | rotate-secrets
         Companies, their WhatsApp numbers and key rotation (console/cli_tenants.py; `--help` on each).
+    encargo-admin operator-create --email ops@proveedor.com | operator-password --email ops@proveedor.com
+        The provider's operators, who log in at /operator/login (console/cli_operators.py).
 
 Exit status: 0 done, 1 refused (bad data, unknown tenant or agent), 2 bad configuration.
 """
@@ -33,7 +35,7 @@ from typing import Any
 from psycopg import Connection
 
 from config import settings_or_exit
-from console import canned, cli_tenants, cli_usage
+from console import canned, cli_operators, cli_tenants, cli_usage
 from handoff import agents
 from handoff.agents import AgentError
 from storage.db import open_pool
@@ -81,6 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     mask.add_argument("--tenant", help="tenant slug (default: TENANT_SLUG)")
     cli_usage.register(commands)
     cli_tenants.register(commands)
+    cli_operators.register(commands)
     args = parser.parse_args(argv)
     if "run" in args:  # a command registered by a cli_* module runs itself
         return int(args.run(args))

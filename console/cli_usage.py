@@ -27,7 +27,7 @@ from typing import IO, Any
 from psycopg import Connection
 
 from config import settings_or_exit
-from notifications.templates import templates_for
+from notifications import tenant_templates
 from storage import plans, usage
 from storage.db import open_pool
 
@@ -78,7 +78,7 @@ def usage_command(args: argparse.Namespace) -> int:
 
 def month_row(conn: Connection[Any], tenant_id: int, slug: str, month: usage.Month) -> dict[str, Any]:
     """One tenant's month: every figure, its plan, and the limits it went over with the plan's rule."""
-    categories = {spec.name: spec.category for spec in templates_for(slug)}
+    categories = tenant_templates.categories(conn, tenant_id, slug)  # its rows' and its templates.yaml's
     figures = usage.month_usage(conn, tenant_id, month, categories)
     plan = plans.plan_of(conn, tenant_id)
     over = usage.exceeded(plan, figures)

@@ -30,6 +30,7 @@ from console import (
     casefile,
     customer_panel,
     knowledge,
+    operator_views,
     team_views,  # noqa: F401 - its routes (search, assignment, tags) join `bp`
     words,
 )
@@ -70,6 +71,7 @@ def init_app(app: Flask, summarizer: Summarizer | None = None) -> None:
         summarizer=summarizer, streams=threading.BoundedSemaphore(settings.console_max_streams),
     )
     app.register_blueprint(bp)
+    operator_views.init_app(app)  # issue 15: the operator's area at /operator, with its own login
 
 
 # -- pages -----------------------------------------------------------------------------------------------

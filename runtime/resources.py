@@ -29,6 +29,7 @@ from runtime.senders import Senders
 from storage.crypto import Vault
 from storage.db import open_pool
 from storage.tenant_changes import TenantCache
+from storage.tenant_health import ChannelProofs
 from storage.tenants import Tenant, tenant_for_channel_number
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ class Runtime:
     cores: TenantCores
     # (provider, receiving number) -> tenant or None; built by `build_runtime`
     routing: TenantCache[tuple[str, str], Tenant | None] = field(repr=False)
+    proofs: ChannelProofs = field(repr=False)  # receiving numbers proved to work (tenant_channels.verified_at)
 
     def tenant_for(self, provider: str, channel_number: str) -> Tenant | None:
         """The tenant owning a receiving number (whatever its status), from memory.
@@ -83,4 +85,5 @@ def build_runtime(settings: Settings, *, pool: ConnectionPool | None = None, poo
         senders=Senders(settings, pool, conn, vault, transport),
         cores=TenantCores(settings, pool, conn, vault),
         routing=TenantCache(conn, lambda key: tenant_for_channel_number(pool, *key)),
+        proofs=ChannelProofs(pool, conn),
     )

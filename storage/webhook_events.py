@@ -118,14 +118,16 @@ def begin_attempt(conn: Connection[Any], event_pk: int) -> StoredEvent | None:
 
 
 def finish(conn: Connection[Any], event_pk: int, status: str, *, tenant_id: int | None = None,
-           error: str | None = None) -> None:
+           error: str | None = None, channel_number: str | None = None) -> None:
+    """`channel_number`: the receiving number, kept for an unroutable event (the operator groups them by it)."""
     conn.execute(
         """
         UPDATE webhook_events
-        SET status = %s, error = %s, tenant_id = COALESCE(%s, tenant_id), processed_at = now()
+        SET status = %s, error = %s, tenant_id = COALESCE(%s, tenant_id), processed_at = now(),
+            channel_number = COALESCE(%s, channel_number)
         WHERE id = %s
         """,
-        (status, error, tenant_id, event_pk),
+        (status, error, tenant_id, channel_number, event_pk),
     )
 
 

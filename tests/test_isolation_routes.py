@@ -17,7 +17,10 @@ answers; one customer writes to both. Logged in as company A's admin, the walk e
   classified here (so a new route is a test failure until it is walked).
 
 A's search finds nothing of B (phone, name, case number, tag, message text), and A's live stream never
-carries B's events. The console has no export route (usage exports are `encargo-admin usage`).
+carries B's events. The console has no export route for agents: usage exports are the operator's
+(`/operator/usage.csv`, `encargo-admin usage`). The operator's area (/operator) sees every company by design
+and has its own login: the walk calls each of its routes with A's admin's session and gets the operator's
+login (pages) or 403 (anything else), never an answer (tests/test_operator_area.py walks them too).
 """
 
 from __future__ import annotations
@@ -85,6 +88,8 @@ ID_FREE = {
     "simulator.reset": "development only: the simulator's own phone",
 }
 STREAMS = {"console.api_events"}
+# The operator's area: every tenant by design, behind the operator's own login (console/operators.py).
+OPERATOR_AREA = "operator."
 # Id-free routes whose GET answer is read for B's data (the others hold no tenant data or are not reads).
 READ_PAGES = ("console.queue", "console.api_queue", "console.search_page", "console.canned_page",
               "console.agents_page", "console.change_password")
@@ -268,15 +273,40 @@ def call(client: FlaskClient, method: str, path: str, body: dict[str, Any]) -> t
     return answer.status_code, answer.get_data(as_text=True)
 
 
+def agent_kept_out(client: FlaskClient, rule: Rule, methods: list[str]) -> list[str]:
+    """An operator route called with an agent's session (B's slug where it takes one): the operator's login
+    for a page, 403 for anything else; nothing of any company in the answer."""
+    built = rule.build({"slug": "cuscatlan"}, append_unknown=False)
+    assert built is not None
+    path, seen = built[1], []
+    for method in methods:
+        if rule.endpoint in ("operator.login", "operator.login_submit", "operator.logout"):
+            continue  # the operator's own login form and logout: no company's data (test_operator_area.py)
+        with client.session_transaction("/console") as session:
+            token = session["csrf"]
+        answer = client.open(path, method=method, data={"csrf_token": token, "status": "suspended"},
+                             headers={"X-CSRF-Token": token})
+        if method == "GET":
+            assert answer.status_code == 302, (path, answer.status_code)
+            assert answer.headers["Location"].startswith("/operator/login"), (path, answer.headers["Location"])
+        else:
+            assert answer.status_code == 403, (method, path, answer.status_code)
+        seen.append(f"{method} {rule.rule}")
+    return seen
+
+
 def test_every_route_answers_404_for_another_companys_ids(world: World, db_pool: ConnectionPool) -> None:
     app, a, b = world.app, world.a, world.b
     before = snapshot(db_pool, b.id)
     client = logged_in(app, a.admin.email)
     b_cases = [int(c["id"]) for c in b.cases.values()]
-    walked, unknown, unclassified = [], [], []
+    walked, unknown, unclassified, operator_walked = [], [], [], []
     for rule in app.url_map.iter_rules():
         methods = sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})
         params = set(rule.arguments)
+        if rule.endpoint.startswith(OPERATOR_AREA):
+            operator_walked.extend(agent_kept_out(client, rule, methods))
+            continue
         if params - set(ID_PARAMETERS) - set(NOT_IDS):
             unknown.append(f"{rule.rule} ({', '.join(sorted(params - set(ID_PARAMETERS) - set(NOT_IDS)))})")
             continue
@@ -296,6 +326,8 @@ def test_every_route_answers_404_for_another_companys_ids(world: World, db_pool:
     assert not unknown, f"routes with parameters the isolation walk cannot fill: {unknown}"
     assert not unclassified, f"id-free routes the isolation walk does not know (add them to ID_FREE): {unclassified}"
     assert len(walked) >= 2 * 15  # every case route, for both of B's cases
+    assert len(operator_walked) >= 10  # the operator's pages and actions, none of them open to an agent
+    assert rows(db_pool, "SELECT status FROM tenants WHERE id = %s", (b.id,)) == [{"status": "active"}]
     assert snapshot(db_pool, b.id) == before  # nothing of B moved
 
 

@@ -65,8 +65,10 @@ def process_message(runtime: Runtime, event_pk: int) -> str:
                     extra={"event_pk": event_pk, "provider": event.provider, "reason": reason,
                            "tenant_id": tenant.id if tenant else None})
         with runtime.pool.connection() as conn:
-            webhook_events.finish(conn, event_pk, "unroutable", error=reason, tenant_id=tenant.id if tenant else None)
+            webhook_events.finish(conn, event_pk, "unroutable", error=reason, tenant_id=tenant.id if tenant else None,
+                                  channel_number=event.channel_number)
         return "unroutable"
+    runtime.proofs.routed(event.provider, event.channel_number)  # a signed event reached it: the channel works
 
     # Pipeline mode around the transaction: BEGIN and COMMIT travel with the statements instead of alone.
     with runtime.pool.connection() as conn, conn.pipeline(), conn.transaction():
