@@ -1,12 +1,12 @@
 """When support closes with customers still waiting: each is told once, honestly, what happens next.
 
 Run by the scheduler every `INTERVAL_S` (leader only). Once the company's support hours have ended
-(support hours from the company's own logistics core), every case still waiting for a person (status `waiting` or
-`callback`: no agent took it) that was opened before that closing gets one message with the case
-number: a call at the next opening when the customer asked to be called back (the "📞 Que me llamen"
-button of the waiting notice), otherwise a message in this chat at the next opening. Cases opened
-after the closing are not told again: the bot's hand-over message already said the team was closed
-and when it opens.
+(the hours its admin set in the console, else its own logistics core's; holidays closed), every case
+still waiting for a person (status `waiting` or `callback`: no agent took it) that was opened before
+that closing gets one message with the case number: a call at the next opening when the customer
+asked to be called back (the "📞 Que me llamen" button of the waiting notice), otherwise a message in
+this chat at the next opening. Cases opened after the closing are not told again: the bot's hand-over
+message already said the team was closed and when it opens.
 
 Exactly once per case per closing: the case row is locked, a `closing_notice` line in its history
 (holding the closing's time) marks it told, and the message's idempotency key names the closing, so
@@ -73,7 +73,7 @@ def closing(ctx: ServiceContext, hours: HoursSpec, now: datetime) -> Closing | N
         return None
     for offset in range(8):
         day = local.date() - timedelta(days=offset)
-        span = business.span_on(hours, day.weekday())
+        span = business.span_on_date(hours, day)
         if span is None:
             continue
         closed_at = datetime.combine(day, span[1], tzinfo=ctx.timezone)
@@ -97,15 +97,17 @@ def run_due(rt: Runtime, now: datetime | None = None) -> int:
     settings = rt.settings
     told = 0
     for tenant in tenants:
-        core = rt.cores.client(int(tenant["id"]))  # each company's hours come from its own core
+        core = rt.cores.client(int(tenant["id"]))
+        schedule = rt.rules.schedule(int(tenant["id"]))  # the hours its admin set, else its own core's
+        ctx = ServiceContext(core=core, redis=rt.redis, tenant_slug=tenant["slug"], company_name=tenant["name"],
+                             timezone=_zone(tenant["timezone"], settings.tenant_timezone), now=now,
+                             support_hours=schedule.support_hours, holidays=schedule.closed_days)
         try:
-            hours = core.company().support_hours
+            hours = business.support_hours(ctx, None if schedule.support_hours else core.company().support_hours)
         except CoreError as exc:
             log.warning("support hours unavailable; closing notices wait: %s", type(exc).__name__,
                         extra={"tenant_id": tenant["id"]})
             continue
-        ctx = ServiceContext(core=core, redis=rt.redis, tenant_slug=tenant["slug"], company_name=tenant["name"],
-                             timezone=_zone(tenant["timezone"], settings.tenant_timezone), now=now)
         found = closing(ctx, hours, now) if hours else None
         if found is None or now - found.closed_at > NOTICE_WITHIN:
             continue

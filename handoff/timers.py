@@ -120,18 +120,20 @@ def _callbacks_due(rt: Runtime, desk: Desk, now: datetime) -> int:
 
 
 def _support_open(rt: Runtime, tenant: Any, now: datetime) -> bool:
-    """Whether the company's support hours (from its own core) cover `now`; False when the core cannot say."""
+    """Whether the company's support hours (its admin's, else its own core's; holidays closed) cover `now`;
+    False when nobody can say."""
     settings = rt.settings
     try:
         zone = ZoneInfo(tenant["timezone"])
     except (KeyError, ValueError):
         zone = ZoneInfo(settings.tenant_timezone)
     core = rt.cores.client(tenant["tenant_id"])
+    schedule = rt.rules.schedule(tenant["tenant_id"])  # the hours its admin set, else its own core's
+    ctx = ServiceContext(core=core, redis=rt.redis, tenant_slug=tenant["slug"], company_name=tenant["name"],
+                         timezone=zone, now=now, support_hours=schedule.support_hours, holidays=schedule.closed_days)
     try:
-        company = core.company()
+        hours = business.support_hours(ctx, None if schedule.support_hours else core.company().support_hours)
     except CoreError as exc:
         log.warning("support hours unavailable; callbacks wait: %s", type(exc).__name__)
         return False
-    ctx = ServiceContext(core=core, redis=rt.redis, tenant_slug=tenant["slug"], company_name=tenant["name"],
-                         timezone=zone, now=now)
-    return business.is_open(ctx, company.support_hours, now)
+    return hours is not None and business.is_open(ctx, hours, now)

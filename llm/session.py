@@ -37,8 +37,12 @@ def policy_of(settings: Settings) -> breaker.BreakerPolicy:
 
 class LlmSession:
     def __init__(self, provider: Provider, settings: Settings, conn: redis.Redis, *,
-                 budget_s: float | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+                 budget_s: float | None = None, clock: Callable[[], float] = time.monotonic,
+                 circuit: str | None = None) -> None:
+        """`circuit` names the breaker the calls answer to (default: the provider's name; a tenant's own
+        account has its own, `llm.tenant_models`)."""
         self.provider, self.settings, self.conn, self._clock = provider, settings, conn, clock
+        self.circuit = circuit or provider.name
         self.deadline = clock() + (settings.llm_reply_budget_s if budget_s is None else budget_s)
         self.calls: list[costs.LlmCall] = []
         self._allowed: bool | None = None
@@ -48,7 +52,7 @@ class LlmSession:
 
     def available(self) -> bool:
         if self._allowed is None:
-            self._allowed = breaker.allow(self.conn, self.provider.name, time.time(), policy_of(self.settings))
+            self._allowed = breaker.allow(self.conn, self.circuit, time.time(), policy_of(self.settings))
             if not self._allowed:
                 log.info("llm skipped: circuit open")
         return self._allowed and self.remaining_s() >= MIN_CALL_S
@@ -76,11 +80,11 @@ class LlmSession:
             self._record(purpose, prompt_version, 0, 0, elapsed, exc.kind)
             log.warning("llm call failed: %s (%s, %.0f ms)", exc.kind, purpose, elapsed * 1000)
             if exc.kind in BREAKER_COUNTED:
-                breaker.record_failure(self.conn, self.provider.name, time.time(), policy_of(self.settings))
+                breaker.record_failure(self.conn, self.circuit, time.time(), policy_of(self.settings))
             raise
         self._record(purpose, prompt_version, result.tokens_in, result.tokens_out, time.monotonic() - started, "ok",
                      result.model)
-        breaker.record_success(self.conn, self.provider.name)
+        breaker.record_success(self.conn, self.circuit)
         return result
 
     def mark_last(self, outcome: str) -> None:

@@ -14,6 +14,7 @@ delivered -> read, or failed / skipped (opted out, no phone, no template).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -266,13 +267,14 @@ def mark_reported(conn: Connection[Any], log_id: int, ok: bool) -> None:
     )
 
 
-def arrived_packages(conn: Connection[Any], *, now: datetime, since: datetime,
-                     reminder_days: tuple[int, ...]) -> list[tuple[int, str]]:
+def arrived_packages(conn: Connection[Any], *, now: datetime, since: datetime, reminder_days: tuple[int, ...],
+                     only_tenant: int | None = None, except_tenants: Sequence[int] = ()) -> list[tuple[int, str]]:
     """(tenant id, tracking code) of packages that may owe a reminder at `now` (candidates, checked with the core).
 
     Arrivals notified after `since`, old enough for the first reminder day, with fewer reminders
     recorded than reminder days reached; "reached" counts a day early (day N needs more than N - 1
-    elapsed days), because reminder days are calendar days in company time.
+    elapsed days), because reminder days are calendar days in company time. `only_tenant` /
+    `except_tenants` limit the tenants (a company with reminder days of its own is asked apart).
     """
     if not reminder_days:
         return []
@@ -282,6 +284,7 @@ def arrived_packages(conn: Connection[Any], *, now: datetime, since: datetime,
             SELECT tenant_id, tracking_code, min(created_at) AS first_at FROM notification_log
             WHERE kind = 'arrived' AND created_at > %(since)s
               AND created_at <= %(now)s - make_interval(days => %(first)s - 1)
+              AND (%(only)s::int IS NULL OR tenant_id = %(only)s) AND NOT tenant_id = ANY(%(except)s::int[])
             GROUP BY tenant_id, tracking_code
         ), reminded AS (
             SELECT r.tenant_id, r.tracking_code, count(*) AS sent FROM notification_log r
@@ -295,6 +298,7 @@ def arrived_packages(conn: Connection[Any], *, now: datetime, since: datetime,
                                      WHERE d - 1 <= extract(epoch FROM %(now)s - a.first_at) / 86400)
         ORDER BY a.tenant_id, a.tracking_code
         """,
-        {"now": now, "since": since, "days": list(reminder_days), "first": min(reminder_days)},
+        {"now": now, "since": since, "days": list(reminder_days), "first": min(reminder_days), "only": only_tenant,
+         "except": list(except_tenants)},
     ).fetchall()
     return [(int(r["tenant_id"]), str(r["tracking_code"])) for r in rows]

@@ -23,8 +23,8 @@ from datetime import UTC, datetime
 from core_api_client.errors import CoreError
 from core_api_client.models import ServicePoint
 from notifications import decision, ledger, recipients, store
-from notifications.quiet_hours import release_time
-from notifications.templates import template_for_notification
+from notifications.quiet_hours import quiet_hours_of, release_time
+from notifications.tenant_templates import template_for
 from runtime.resources import Runtime
 from storage.tenants import ACTIVE
 
@@ -100,8 +100,7 @@ def process_event(rt: Runtime, pk: int, *, now: datetime | None = None) -> list[
 def record_plans(rt: Runtime, plans: list[decision.Plan], *, tenant_id: int, tenant_slug: str, timezone: str,
                  core_event_id: str, core_event_pk: int | None, now: datetime) -> list[int]:
     """Write a notification row per plan (skipping customers already told); returns the new ids."""
-    settings = rt.settings
-    quiet_until = release_time(now, timezone, settings.quiet_hours_start, settings.quiet_hours_end)
+    quiet_until = release_time(now, timezone, *quiet_hours_of(rt, tenant_id))
     created: list[int] = []
     with rt.pool.connection() as conn:  # no transaction: a repeated plan is a no-op (unique keys)
         for plan in plans:
@@ -109,7 +108,7 @@ def record_plans(rt: Runtime, plans: list[decision.Plan], *, tenant_id: int, ten
                 log.warning("notification not possible: the core has no phone", extra={"kind": plan.kind})
                 continue
             contact_id = recipients.contact_for_phone(conn, rt.vault, tenant_id, plan.phone)
-            spec = template_for_notification(tenant_slug, plan.kind)
+            spec = template_for(rt, tenant_id, tenant_slug, plan.kind)
             log_id = ledger.create(
                 conn, tenant_id=tenant_id, core_event_id=core_event_id, core_event_pk=core_event_pk,
                 tracking_code=plan.values["tracking_code"], contact_id=contact_id, kind=plan.kind, role=plan.role,

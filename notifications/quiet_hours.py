@@ -1,12 +1,16 @@
 """Quiet hours: no proactive message at night in the company's time zone (default 21:00–07:00).
 
 A notification that falls inside them is deferred to their end, never dropped.
+Each company may set its own (its admin, in the console: `storage.tenant_hours`);
+otherwise the deployment's QUIET_HOURS_START/_END apply.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
+
+from runtime.resources import Runtime
 
 
 def _clock(value: str) -> time:
@@ -33,3 +37,9 @@ def release_time(now: datetime, timezone: str, start: str, end: str) -> datetime
     if release <= local:
         release += timedelta(days=1)
     return release
+
+
+def quiet_hours_of(rt: Runtime, tenant_id: int) -> tuple[str, str]:
+    """(start, end) of the company's quiet hours: its own when set, else the deployment's (from memory)."""
+    own = rt.rules.schedule(tenant_id).quiet_hours
+    return own if own is not None else (rt.settings.quiet_hours_start, rt.settings.quiet_hours_end)

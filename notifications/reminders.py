@@ -1,4 +1,5 @@
-"""Unclaimed-package reminders on days 3, 7 and 14 after arrival (design 2.2.4; REMINDER_DAYS).
+"""Unclaimed-package reminders on days 3, 7 and 14 after arrival (design 2.2.4; REMINDER_DAYS, or the days
+the company's admin set in the console, `storage.tenant_hours`).
 
 The recipients told that a package arrived are the candidates. For each package
 the core still shows ARRIVED_AT_DESTINATION, the days since its arrival are
@@ -21,6 +22,7 @@ from zoneinfo import ZoneInfo
 from core_api_client.errors import CoreError
 from notifications import decision, jobs, ledger, processing, sending, store
 from runtime.resources import Runtime
+from storage import tenant_hours
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +31,14 @@ def send_reminders(rt: Runtime, now: datetime | None = None) -> list[int]:
     """Record and send the reminders due at `now`; returns the new notification ids."""
     now = now or datetime.now(UTC)
     settings = rt.settings
+    since = now - timedelta(days=settings.unclaimed_days + 1)
+    own = tenant_hours.own_reminder_days(rt.pool)  # companies whose admin set their own days
     with rt.pool.connection() as conn:
-        candidates = ledger.arrived_packages(conn, now=now, since=now - timedelta(days=settings.unclaimed_days + 1),
-                                             reminder_days=settings.reminder_days)
+        candidates = ledger.arrived_packages(conn, now=now, since=since, reminder_days=settings.reminder_days,
+                                             except_tenants=list(own))
+        for tenant_id, days in own.items():
+            candidates += ledger.arrived_packages(conn, now=now, since=since, reminder_days=days,
+                                                  only_tenant=tenant_id)
     created: list[int] = []
     for tenant_id, code in candidates:
         created += _remind(rt, tenant_id, code, now)
@@ -59,7 +66,8 @@ def _remind(rt: Runtime, tenant_id: int, code: str, now: datetime) -> list[int]:
         tenant = store.tenant_info(conn, tenant_id)
     zone = ZoneInfo(tenant.timezone)
     days = (now.astimezone(zone).date() - arrivals[-1].astimezone(zone).date()).days
-    due = [d for d in settings.reminder_days if d <= days]
+    reminder_days = rt.rules.schedule(tenant_id).reminder_days or settings.reminder_days
+    due = [d for d in reminder_days if d <= days]
     if not due or days >= settings.unclaimed_days:
         return []
     day = max(due)

@@ -30,10 +30,11 @@ from typing import Any
 from psycopg import Connection
 
 from channels.errors import SendError, TransientSendError, WindowClosedError
-from channels.outbound import Buttons, Choice, OutboundMessage, Recipient, SendResult, Text, preview_text
+from channels.outbound import Buttons, Choice, OutboundMessage, Recipient, SendResult, Template, Text, preview_text
 from notifications import ledger, recipients, reporting
-from notifications.quiet_hours import release_time
-from notifications.templates import MissingTemplateValue, TemplateSpec, build_message, template_for_notification
+from notifications.quiet_hours import quiet_hours_of, release_time
+from notifications.templates import MissingTemplateValue, TemplateSpec, build_message
+from notifications.tenant_templates import template_for
 from runtime import delivery, throttle
 from runtime.resources import Runtime
 from runtime.senders import Sender
@@ -60,7 +61,6 @@ class SendOutcome:
 def send(rt: Runtime, log_id: int, *, now: datetime | None = None) -> SendOutcome:
     """Send the notification `log_id` if it is waiting and due (see the module docstring)."""
     now = now or datetime.now(UTC)
-    settings = rt.settings
     with rt.pool.connection() as conn:
         claimed = ledger.claim(conn, log_id, now)
         if claimed is None:
@@ -70,7 +70,7 @@ def send(rt: Runtime, log_id: int, *, now: datetime | None = None) -> SendOutcom
             ledger.mark_skipped(conn, log_id, "the customer opted out of notifications")
             log.info("notification skipped: opted out", extra={"notification_id": log_id})
             return SendOutcome("skipped")
-        quiet_until = release_time(now, claimed.timezone, settings.quiet_hours_start, settings.quiet_hours_end)
+        quiet_until = release_time(now, claimed.timezone, *quiet_hours_of(rt, note.tenant_id))
         if quiet_until is not None:
             ledger.defer(conn, log_id, quiet_until, "quiet hours")
             return SendOutcome("deferred", quiet_until)
@@ -83,7 +83,7 @@ def send(rt: Runtime, log_id: int, *, now: datetime | None = None) -> SendOutcom
     bsuid = claimed.bsuid
     tenant_slug = claimed.tenant_slug
     values = json.loads(rt.vault.decrypt(note.values_encrypted or ""))
-    spec = template_for_notification(tenant_slug, note.kind)
+    spec = template_for(rt, note.tenant_id, tenant_slug, note.kind)  # the company's own, as its admin left it
     if spec is None:
         with rt.pool.connection() as conn:
             ledger.mark_failed(conn, log_id, "no_template", f"tenant {tenant_slug!r} has no {note.kind} template")
@@ -151,7 +151,7 @@ def _send_as(rt: Runtime, sender: Sender, note: ledger.Notification, conversatio
         else:
             body = shown if mode == TEMPLATE else preview_text(message)
             conn.execute("UPDATE messages SET body = %s WHERE id = %s", (body, message_id))
-        ledger.set_message(conn, note.id, message_id, mode, note.template_name if mode == TEMPLATE else None)
+        ledger.set_message(conn, note.id, message_id, mode, message.name if isinstance(message, Template) else None)
         row_claimed = messages.claim_for_sending(conn, message_id)
         if row_claimed is None:
             status = messages.status_of(conn, message_id)

@@ -1,5 +1,8 @@
 """Approved WhatsApp templates per tenant, loaded from `notifications/templates.yaml`.
 
+The YAML is the seed: a company's templates are rows its admin edits in the
+console (`notifications.tenant_templates`); a kind without a row uses the YAML's.
+
 A proactive notification sent outside the 24-hour window must be an approved
 template (CONTRACT §2.4). The YAML mirrors what was approved at Meta (name,
 language, body with {{n}} placeholders, quick-reply buttons) plus Twilio's
@@ -26,9 +29,9 @@ TEMPLATES_PATH = Path(__file__).resolve().parent / "templates.yaml"
 NOTIFICATION_KINDS = frozenset(
     {"arrived", "refund_available", "returned_to_sender", "pickup_reminder", "in_transit", "received_at_origin"}
 )
-_PLACEHOLDER = re.compile(r"\{\{(\d+)\}\}")
-_MAX_BUTTON_TITLE = 20  # Meta quick-reply title limit
-_MAX_BUTTONS = 3  # quick replies sendable without extra approval (Twilio in-session limit too)
+PLACEHOLDER = re.compile(r"\{\{(\d+)\}\}")
+MAX_BUTTON_TITLE = 20  # Meta quick-reply title limit
+MAX_BUTTONS = 3  # quick replies sendable without extra approval (Twilio in-session limit too)
 
 
 class TemplateConfigError(ValueError):
@@ -71,7 +74,7 @@ class TemplateSpec:
     def render(self, values: Mapping[str, str]) -> str:
         """The body as the customer reads it (for previews and the console); raises MissingTemplateValue."""
         filled = _fill_params(self, values)
-        return _PLACEHOLDER.sub(lambda m: filled[int(m.group(1)) - 1], self.body)
+        return PLACEHOLDER.sub(lambda m: filled[int(m.group(1)) - 1], self.body)
 
 
 def build_message(spec: TemplateSpec, values: Mapping[str, str]) -> Template:
@@ -123,7 +126,7 @@ def load_file(path: Path) -> dict[str, tuple[TemplateSpec, ...]]:
         entries = (block or {}).get("templates") or []
         if not isinstance(entries, list):
             raise TemplateConfigError(f"{path.name}: tenant {tenant!r}: 'templates' must be a list")
-        specs = tuple(_spec(str(tenant), entry) for entry in entries)
+        specs = tuple(parse_spec(str(tenant), entry) for entry in entries)
         names = [s.name for s in specs]
         if len(names) != len(set(names)):
             raise TemplateConfigError(f"tenant {tenant!r}: duplicate template names")
@@ -136,7 +139,10 @@ def _load() -> dict[str, tuple[TemplateSpec, ...]]:
     return load_file(TEMPLATES_PATH)
 
 
-def _spec(tenant: str, entry: Any) -> TemplateSpec:
+def parse_spec(tenant: str, entry: Any) -> TemplateSpec:
+    """One template (a mapping as in templates.yaml) validated; raises TemplateConfigError saying what is wrong.
+
+    The console's template editor is held to the same rules (notifications.tenant_templates)."""
     if not isinstance(entry, dict):
         raise TemplateConfigError(f"tenant {tenant!r}: each template must be a mapping")
     name = str(entry.get("name") or "")
@@ -149,7 +155,7 @@ def _spec(tenant: str, entry: Any) -> TemplateSpec:
         raise TemplateConfigError(f"{where}: unknown notification {notification!r}")
     body = str(entry["body"])
     params = tuple(str(p) for p in entry.get("params") or ())
-    numbers = sorted({int(n) for n in _PLACEHOLDER.findall(body)})
+    numbers = sorted({int(n) for n in PLACEHOLDER.findall(body)})
     if numbers != list(range(1, len(params) + 1)):
         raise TemplateConfigError(
             f"{where}: body placeholders {numbers} do not match {len(params)} params (expected 1..{len(params)})"
@@ -160,11 +166,11 @@ def _spec(tenant: str, entry: Any) -> TemplateSpec:
         payload = str((button or {}).get("payload") or "")
         if not title or not payload:
             raise TemplateConfigError(f"{where}: each button needs a title and a payload")
-        if len(title) > _MAX_BUTTON_TITLE:
-            raise TemplateConfigError(f"{where}: button title {title!r} is longer than {_MAX_BUTTON_TITLE}")
+        if len(title) > MAX_BUTTON_TITLE:
+            raise TemplateConfigError(f"{where}: button title {title!r} is longer than {MAX_BUTTON_TITLE}")
         buttons.append(TemplateButton(title=title, payload=payload))
-    if len(buttons) > _MAX_BUTTONS:
-        raise TemplateConfigError(f"{where}: at most {_MAX_BUTTONS} quick-reply buttons")
+    if len(buttons) > MAX_BUTTONS:
+        raise TemplateConfigError(f"{where}: at most {MAX_BUTTONS} quick-reply buttons")
     content_sid = entry.get("twilio_content_sid")
     if content_sid is not None and not re.fullmatch(r"HX[0-9a-f]{32}", str(content_sid)):
         raise TemplateConfigError(f"{where}: twilio_content_sid must look like HX + 32 hex digits")

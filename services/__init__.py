@@ -10,8 +10,9 @@ format what every service shows: money, clock times, dates and day names.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -36,6 +37,10 @@ class ServiceContext:
     now: datetime  # aware; the moment of the customer's message
     bot_name: str | None = None  # the tenant's name for the assistant (None: it introduces itself without one)
     greeting: str | None = None  # the tenant's own first-contact welcome (None: the texts' default)
+    # the company's own weekly support hours ({"mon": ("08:00", "17:00"), ..., "sun": None}; None: its core's)
+    # and its holidays (support closed all day); storage.tenant_hours, read with `business.support_hours`
+    support_hours: Mapping[str, Sequence[str] | None] | None = None
+    holidays: frozenset[date] = frozenset()
 
     @property
     def local_now(self) -> datetime:

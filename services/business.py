@@ -21,7 +21,7 @@ Places of El Salvador (services/geography.py; keys such as "dep:usulutan", "dis:
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -69,21 +69,70 @@ def span_on(hours: HoursSpec, weekday: int) -> tuple[time, time] | None:
     return None
 
 
+@dataclass(frozen=True)
+class SupportHours(Mapping[str, Sequence[str] | None]):
+    """Weekly hours (an `HoursSpec`) and the dates they do not apply: the company's holidays, closed all day."""
+
+    week: HoursSpec
+    closed_days: frozenset[date] = frozenset()
+
+    def __getitem__(self, key: str) -> Sequence[str] | None:
+        return self.week[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.week)
+
+    def __len__(self) -> int:
+        return len(self.week)
+
+
+def span_on_date(hours: HoursSpec, day: date) -> tuple[time, time] | None:
+    """(opens, closes) on a date: None when closed that weekday or it is one of the hours' holidays."""
+    if isinstance(hours, SupportHours) and day in hours.closed_days:
+        return None
+    return span_on(hours, day.weekday())
+
+
+def support_hours(ctx: ServiceContext, core_hours: HoursSpec | None) -> HoursSpec | None:
+    """The company's support hours: its own (set by its admin) or else its core's, with its holidays closed.
+
+    None when neither says (the core could not answer and the company set none)."""
+    week = grouped(ctx.support_hours) if ctx.support_hours is not None else core_hours
+    if not week:
+        return None
+    return SupportHours(week, ctx.holidays) if ctx.holidays else week
+
+
+def grouped(by_day: HoursSpec) -> dict[str, Sequence[str] | None]:
+    """Hours given day by day ({"mon": ..., "tue": ...}) as the core groups them ({"mon-fri": ..., "sat": ...}),
+    so that they read "lunes a viernes de 8:00am a 5:00pm" rather than day after day."""
+    spans = [span_on(by_day, weekday) for weekday in range(7)]
+    groups: dict[str, Sequence[str] | None] = {}
+    first = 0
+    for weekday in range(1, 8):
+        if weekday == 7 or spans[weekday] != spans[first]:
+            key = DAY_KEYS[first] if weekday - 1 == first else f"{DAY_KEYS[first]}-{DAY_KEYS[weekday - 1]}"
+            span = spans[first]
+            groups[key] = (f"{span[0]:%H:%M}", f"{span[1]:%H:%M}") if span else None
+            first = weekday
+    return groups
+
+
 def is_open(ctx: ServiceContext, hours: HoursSpec, when: datetime) -> bool:
     """Whether `hours` cover `when`, read on the company's wall clock."""
     local = when.astimezone(ctx.timezone)
-    span = span_on(hours, local.weekday())
+    span = span_on_date(hours, local.date())
     return span is not None and span[0] <= local.time() < span[1]
 
 
 def next_opening(ctx: ServiceContext, hours: HoursSpec, when: datetime) -> datetime | None:
-    """`when` itself if open then, else the next time `hours` open (within a week); None if never."""
+    """`when` itself if open then, else the next time `hours` open (within a week, holidays skipped); None if never."""
     if is_open(ctx, hours, when):
         return when
     local = when.astimezone(ctx.timezone)
-    for offset in range(8):
+    for offset in range(8 + (len(hours.closed_days) if isinstance(hours, SupportHours) else 0)):
         day = local.date() + timedelta(days=offset)
-        span = span_on(hours, day.weekday())
+        span = span_on_date(hours, day)
         if span is not None:
             opening = datetime.combine(day, span[0], tzinfo=ctx.timezone)
             if opening > local:
@@ -145,7 +194,7 @@ def day_status(ctx: ServiceContext, hours: HoursSpec, day: date) -> str:
     ahead = (day - ctx.local_now.date()).days
     label_key = "today" if ahead == 0 else "tomorrow" if ahead == 1 else "other"
     label = str(w[label_key]).format(day=day_name(day.weekday()))
-    span = span_on(hours, day.weekday())
+    span = span_on_date(hours, day)
     if span is None:
         return str(w["closed"]).format(when=label)
     return str(w["open"]).format(when=label, opens=clock(span[0]), closes=clock(span[1]))

@@ -28,3 +28,12 @@ def sending_accounts(pool: ConnectionPool, vault: Vault, tenant_id: int) -> list
                            account_sid=row["account_sid"],  # type: ignore[call-overload]
                            messaging_service_sid=row["messaging_service_sid"])  # type: ignore[call-overload]
             for row in rows]
+
+
+def twilio_auth_tokens(pool: ConnectionPool, vault: Vault) -> dict[str, str | None]:
+    """Every Twilio receiving number (bare E.164) with its channel's own auth token in clear; None for a channel
+    that uses the deployment's. For checking the signatures of Twilio's webhooks (web/twilio_signers.py)."""
+    with pool.connection() as conn:
+        rows = conn.execute("SELECT number, secret_encrypted FROM tenant_channels WHERE provider = 'twilio'").fetchall()
+    return {row["number"]: vault.decrypt(row["secret_encrypted"]) if row["secret_encrypted"] else None  # type: ignore[call-overload]
+            for row in rows}

@@ -14,11 +14,14 @@ alone (no model calls). Neither ever leaves a customer without an answer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
+import redis
 from psycopg import Connection
+
+from storage import tenant_changes
 
 FLAG = "flag"
 RULES_ONLY = "rules_only"
@@ -70,25 +73,39 @@ def plan(conn: Connection[Any], code: str) -> Plan:
 
 
 def plan_of(conn: Connection[Any], tenant_id: int) -> Plan:
-    """The plan tenant `tenant_id` is on; raises UnknownTenant."""
+    """The plan tenant `tenant_id` is on, as it applies to that tenant; raises UnknownTenant.
+
+    A tenant's own monthly LLM budget (`tenants.llm_monthly_usd`, storage/tenant_llm.py) stands in for
+    the plan's `llm_usd` limit, so the bot's rules (llm/budget.py) and the operator's overages
+    (storage/usage.py) both follow it. `plan(conn, code)` is the plan as sold.
+    """
     row = conn.execute(
-        f"SELECT {_COLUMNS} FROM tenants t JOIN plans p ON p.code = t.plan_code WHERE t.id = %s",  # noqa: S608
+        f"SELECT {_COLUMNS}, t.llm_monthly_usd FROM tenants t JOIN plans p ON p.code = t.plan_code"  # noqa: S608
+        " WHERE t.id = %s",
         (tenant_id,),
     ).fetchone()
     if row is None:
         raise UnknownTenant(str(tenant_id))
-    return _plan(row)
+    found = _plan(row)
+    if row["llm_monthly_usd"] is not None:
+        found = replace(found, limits={**found.limits, "llm_usd": _number(row["llm_monthly_usd"])})
+    return found
 
 
-def set_plan(conn: Connection[Any], tenant_slug: str, code: str) -> Plan:
+def set_plan(conn: Connection[Any], tenant_slug: str, code: str, redis_conn: redis.Redis | None = None) -> Plan:
     """Put the tenant on plan `code` (from now on: usage already counted is not re-priced); returns the plan.
 
-    Raises UnknownPlan or UnknownTenant and changes nothing then.
+    With `redis_conn` the change is announced (`storage.tenant_changes`): the workers follow the new
+    plan within about a second. Raises UnknownPlan or UnknownTenant and changes nothing then.
     """
     new = plan(conn, code)
-    updated = conn.execute("UPDATE tenants SET plan_code = %s WHERE slug = %s", (code, tenant_slug)).rowcount
+    updated = conn.execute("UPDATE tenants SET plan_code = %s, updated_at = now() WHERE slug = %s",
+                           (code, tenant_slug)).rowcount
     if not updated:
         raise UnknownTenant(tenant_slug)
+    if redis_conn is not None:
+        conn.commit()  # announced only once the change is visible to the processes that re-read it
+        tenant_changes.announce(redis_conn)
     return new
 
 

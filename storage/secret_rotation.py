@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 ENCRYPTED_COLUMNS = (
     ("tenants", "events_secret_encrypted"),
     ("tenants", "core_api_key_encrypted"),
+    ("tenants", "llm_api_key_encrypted"),
     ("tenant_channels", "secret_encrypted"),
     ("contacts", "phone_encrypted"),
     ("webhook_events", "payload_encrypted"),

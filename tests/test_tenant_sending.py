@@ -159,7 +159,7 @@ def test_a_twilio_company_sends_as_its_own_subaccount(
             {"provider": "twilio", "number": f"whatsapp:{SUR_NUMBER}", "account_sid": SUB_SID, "secret": SUB_TOKEN})
     form = {"MessageSid": "SM" + "1" * 32, "AccountSid": SUB_SID, "From": f"whatsapp:{CUSTOMER}",
             "To": f"whatsapp:{SUR_NUMBER}", "Body": "Hola", "NumMedia": "0", "ProfileName": "Cliente"}
-    assert post_twilio(client, form).status_code == 200
+    assert post_twilio(client, form, token=SUB_TOKEN).status_code == 200  # Twilio signs as the subaccount
     run_jobs(tsettings)
 
     sends = twilio.sends_to(CUSTOMER)

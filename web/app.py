@@ -22,6 +22,7 @@ from storage import db
 from storage.crypto import Vault
 from web import body_limit, health, internal_events, webhooks
 from web.ingest import Ingestor
+from web.twilio_signers import TwilioSigners
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         vault=Vault(settings.phone_encryption_keys, settings.phone_hash_key),
     )
 
+    # issue 15: Twilio signs with each company's (sub)account token
+    app.extensions["twilio_signers"] = TwilioSigners(settings, pool, redis_conn, app.extensions["ingestor"].vault)
     app.register_blueprint(health.bp)
     app.register_blueprint(webhooks.bp)
     internal_events.init_app(app)  # issue 7: POST /internal/events from the logistics core

@@ -3,6 +3,8 @@
 No dialog logic runs inside a request. Answers:
 - Meta: empty 200; Twilio: 200 with an empty TwiML <Response/>.
 - Missing signature 401, wrong signature 403 (nothing stored, a warning logged without the body).
+  A Twilio webhook is checked with the auth token of the account owning our number in it
+  (web/twilio_signers.py: the channel's own, else the deployment's).
 - Malformed JSON or form 400 with the reason (invalid UTF-8, nesting past 32
   levels, numbers past Python's limits included); body over MAX_BODY_BYTES 413
   (web.body_limit, chunked bodies too).
@@ -25,6 +27,7 @@ from channels import meta_webhook, twilio_webhook
 from channels.events import MalformedPayload
 from config import Settings
 from web.ingest import Ingestor, IngestResult
+from web.twilio_signers import TwilioSigners
 
 log = logging.getLogger(__name__)
 
@@ -86,14 +89,22 @@ def twilio_receive() -> Response | tuple[Response, int]:
     if request.mimetype != "application/x-www-form-urlencoded":
         return _error("expected an application/x-www-form-urlencoded form", 400)
     signature = request.headers.get("X-Twilio-Signature")
-    if not settings.twilio_auth_token:
-        log.error("TWILIO_AUTH_TOKEN is not set: every Twilio webhook is refused")
-        return _error("webhook signing secret is not configured", 403)
     if not signature:
         log.warning("twilio webhook without signature refused")
         return _error("missing X-Twilio-Signature", 401)
+    # Signed with the auth token of the (sub)account owning our number in it (web/twilio_signers.py).
+    signers: TwilioSigners = current_app.extensions["twilio_signers"]
+    tokens = signers.tokens_for(request.form)
+    unreadable = tokens is None
+    if tokens is None:  # the channels cannot be read now: only the deployment's token can tell
+        tokens = [signers.deployment_token] if signers.deployment_token else []
+    if not tokens and not unreadable:
+        log.warning("twilio webhook for a number without an auth token refused (TWILIO_AUTH_TOKEN unset)")
+        return _error("invalid X-Twilio-Signature", 403)
     url = _public_url(settings)
-    if not twilio_webhook.signature_is_valid(settings.twilio_auth_token, url, request.form, signature):
+    if not any(twilio_webhook.signature_is_valid(token, url, request.form, signature) for token in tokens):
+        if unreadable:  # perhaps signed with a company's own token, which cannot be read now: Twilio retries
+            return _error("temporarily unable to verify the signature; please retry", 503)
         log.warning("twilio webhook with invalid signature refused")
         return _error("invalid X-Twilio-Signature", 403)
     try:

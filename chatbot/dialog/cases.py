@@ -92,11 +92,11 @@ def complaint(t: Turn) -> State:
 
 def escalate(t: Turn, reason: str, priority: str) -> State:
     """Hand the conversation to a person: case number, what happens next, honest about the hours."""
-    company = t.company()
-    if company is not None:
+    company, hours = t.company(), t.support_hours()
+    if company is not None or hours:
         decision = escalation.escalate(
             t.ctx, reason=reason, priority=priority, customer_name=t.customer_name(),
-            company_hours=company.support_hours, emergency_phone=company.emergency_phone,
+            company_hours=hours or {}, emergency_phone=company.emergency_phone if company else "",
         )
     else:  # the core cannot say the hours: no promise about when, only the case number
         case = escalation.new_case_number(t.ctx)
@@ -153,8 +153,8 @@ def handoff(t: Turn) -> State:
 
 def closed_until(t: Turn) -> datetime | None:
     """The next opening of support when it is closed at the message's time; None while open or unknown."""
-    company = t.company()
-    if company is None or not company.support_hours:
+    hours = t.support_hours()
+    if not hours:
         return None
-    opening = business.next_opening(t.ctx, company.support_hours, t.ctx.now)
+    opening = business.next_opening(t.ctx, hours, t.ctx.now)
     return None if opening is None or opening == t.ctx.now else opening

@@ -30,8 +30,8 @@ def greet(t: Turn, extra: str | None = None) -> State:
             key = "welcome_first_named" if key == "welcome_first" and t.ctx.bot_name else key
             body = t.line(key, opener=opener, name_part=name_part, company=t.ctx.company_name,
                           bot_name=t.ctx.bot_name)
-        company = t.company()
-        if company and company.support_hours and not business.is_open(t.ctx, company.support_hours, t.ctx.now):
+        hours = t.support_hours()
+        if hours and not business.is_open(t.ctx, hours, t.ctx.now):
             body = f"{body}\n\n{w['out_of_hours_note']}"
     else:
         body = t.line("welcome_session", opener=opener, name_part=name_part)

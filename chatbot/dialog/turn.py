@@ -20,7 +20,8 @@ from chatbot.cues import cues_in
 from chatbot.guard import CleanText
 from chatbot.routing import Route
 from core_api_client import Company, CoreError
-from services import ServiceContext, catalog, geography, texts
+from services import ServiceContext, business, catalog, geography, texts
+from services.business import HoursSpec
 from services.escalation import EscalationDecision
 from services.normalize import fold_words
 from storage.dialogs import DialogState
@@ -231,6 +232,14 @@ class Turn:
             except CoreError as exc:
                 log.warning("company data unavailable: %s", type(exc).__name__)
         return self._company
+
+    def support_hours(self) -> HoursSpec | None:
+        """The support team's hours: the company's own when its admin set them (no core call), else its core's;
+        its holidays closed. None when neither can say."""
+        if self.ctx.support_hours is not None:
+            return business.support_hours(self.ctx, None)
+        company = self.company()
+        return business.support_hours(self.ctx, company.support_hours if company else None)
 
     def customer_name(self) -> str | None:
         name = self.ds.search.get("name")
