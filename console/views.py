@@ -28,6 +28,7 @@ from console import (
     canned,
     case_queue,
     casefile,
+    company_rules,  # noqa: F401 - its routes (the admin's "Horario" and "Plantillas") join `bp`
     customer_panel,
     knowledge,
     operator_views,

@@ -4,7 +4,8 @@
 `senders` gives the one of a conversation's tenant channel (runtime.senders),
 which is what replies, agents' messages and notifications are sent with;
 `cores` gives each tenant's logistics core client (runtime.cores); `tenant_for`
-routes a receiving number to its tenant. All three are kept in memory until
+routes a receiving number to its tenant; `rules` gives each company's own
+hours and templates (runtime.tenant_rules). All are kept in memory until
 tenants change (storage.tenant_changes).
 
 Each process builds its `Runtime` once (`build_runtime`) and passes it on:
@@ -26,6 +27,7 @@ from channels.transport import build_transport
 from config import Settings
 from runtime.cores import TenantCores
 from runtime.senders import Senders
+from runtime.tenant_rules import TenantRules
 from storage.crypto import Vault
 from storage.db import open_pool
 from storage.tenant_changes import TenantCache
@@ -46,6 +48,7 @@ class Runtime:
     cores: TenantCores
     # (provider, receiving number) -> tenant or None; built by `build_runtime`
     routing: TenantCache[tuple[str, str], Tenant | None] = field(repr=False)
+    rules: TenantRules = field(repr=False)  # each company's own hours and templates
     proofs: ChannelProofs = field(repr=False)  # receiving numbers proved to work (tenant_channels.verified_at)
 
     def tenant_for(self, provider: str, channel_number: str) -> Tenant | None:
@@ -85,5 +88,6 @@ def build_runtime(settings: Settings, *, pool: ConnectionPool | None = None, poo
         senders=Senders(settings, pool, conn, vault, transport),
         cores=TenantCores(settings, pool, conn, vault),
         routing=TenantCache(conn, lambda key: tenant_for_channel_number(pool, *key)),
+        rules=TenantRules(pool, conn),
         proofs=ChannelProofs(pool, conn),
     )

@@ -30,7 +30,7 @@ import re
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, cast
 
 import pytest
@@ -43,7 +43,8 @@ from config import Settings
 from console import canned
 from console.case_queue import STATUS_FILTERS
 from handoff import agents
-from storage import tenant_admin
+from notifications import tenant_templates
+from storage import tenant_admin, tenant_hours
 from storage.crypto import Vault
 from tests.console_support import PASSWORD, TUESDAY_10AM, TUESDAY_NIGHT
 from tests.harness import post_meta, rows, run_jobs
@@ -54,7 +55,7 @@ NOWHERE = 987_654_321  # an id no object has
 SHARED_PHONE, SHARED_NAME = "+50370000001", "Samuel Compartido"
 
 # Path parameters that carry an object id, and which of B's objects fills them.
-ID_PARAMETERS = {"case_id": "case"}
+ID_PARAMETERS = {"case_id": "case", "template_id": "template"}
 # Path parameters that are not object ids (each walked as said here).
 NOT_IDS = {
     "filename": "a static file of the code (scripts, styles): the same for every company",
@@ -67,6 +68,8 @@ ID_FREE = {
     "console.search_page": "page: read; B's phone, name, case number, tag, text and agent id find nothing",
     "console.canned_page": "page: read; deleting B's canned answer is 404",
     "console.agents_page": "page: read; (de)activating B's agent is 404",
+    "console.hours_page": "page: read; removing B's holiday is 404 (B's hours: test_company_rules.py)",
+    "console.templates_page": "page: read (A's own templates; B's template ids are walked by template_edit)",
     "console.api_events": "the live stream: never carries B's events (test_the_live_stream_never_carries_...)",
     "console.login": "page: the login form (no data)",
     "console.login_submit": "login: by address and password (tests/test_agents_per_tenant.py)",
@@ -92,7 +95,8 @@ STREAMS = {"console.api_events"}
 OPERATOR_AREA = "operator."
 # Id-free routes whose GET answer is read for B's data (the others hold no tenant data or are not reads).
 READ_PAGES = ("console.queue", "console.api_queue", "console.search_page", "console.canned_page",
-              "console.agents_page", "console.change_password")
+              "console.agents_page", "console.change_password", "console.hours_page",
+              "console.templates_page")
 
 
 @pytest.fixture
@@ -157,6 +161,8 @@ class Company:
     cases: dict[str, dict[str, Any]] = field(default_factory=dict)
     canned_id: int = 0
     message_ids: list[int] = field(default_factory=list)
+    template_ids: list[int] = field(default_factory=list)  # its notification templates (seeded from the YAML)
+    holiday_id: int = 0
 
 
 @dataclass
@@ -211,6 +217,13 @@ def world(settings: Settings, db_pool: ConnectionPool) -> Iterator[World]:
             a.canned_id = canned.add(conn, a.id, "Respuesta de la primera", "Hola {nombre}")
             b.canned_id = canned.add(conn, b.id, "Respuesta de Cuscatlán", "Saludos desde Cuscatlán, {nombre}")
 
+        # B's own notification templates and a holiday (its admin's "Plantillas" and "Horario")
+        tenant_templates.seed(db_pool, redis_conn, b.id, "cuscatlan")
+        b.template_ids = [int(r["id"]) for r in rows(db_pool, "SELECT id FROM notification_templates"
+                                                              " WHERE tenant_id = %s", (b.id,))]
+        tenant_hours.add_holiday(db_pool, redis_conn, b.id, date(2026, 8, 6), "Fiesta de Cuscatlán")
+        b.holiday_id = int(rows(db_pool, "SELECT id FROM tenant_holidays WHERE tenant_id = %s", (b.id,))[0]["id"])
+
         # B's team works its case through its own console session
         b_client = logged_in(app, b.agent.email)
         chat_b = b.cases["chat"]["id"]
@@ -230,8 +243,8 @@ def world(settings: Settings, db_pool: ConnectionPool) -> Iterator[World]:
         redis_conn.close()
 
 
-def url(rule: Rule, case_id: int) -> str:
-    built = rule.build({"case_id": case_id}, append_unknown=False)
+def url(rule: Rule, object_id: int, parameter: str = "case_id") -> str:
+    built = rule.build({parameter: object_id}, append_unknown=False)
     assert built is not None
     return built[1]
 
@@ -247,6 +260,10 @@ def snapshot(pool: ConnectionPool, tenant_id: int) -> dict[str, Any]:
         "events": "SELECT id, action FROM handoff_events",
         "canned": "SELECT id, title, body FROM canned_answers",
         "agents": "SELECT id, email, active, password_hash FROM agents",
+        "templates": "SELECT id, name, body, params, buttons::text, enabled FROM notification_templates",
+        "holidays": "SELECT id, day, name FROM tenant_holidays",
+        "hours": "SELECT id, support_hours::text, quiet_hours_start, quiet_hours_end, reminder_days"
+                 " FROM (SELECT *, id AS tenant_id FROM tenants) t",
     }
     return {name: rows(pool, f"{sql} WHERE tenant_id = %s ORDER BY 1, 2", (tenant_id,))  # noqa: S608
             for name, sql in tables.items()}
@@ -300,6 +317,7 @@ def test_every_route_answers_404_for_another_companys_ids(world: World, db_pool:
     before = snapshot(db_pool, b.id)
     client = logged_in(app, a.admin.email)
     b_cases = [int(c["id"]) for c in b.cases.values()]
+    b_objects = {"case": b_cases, "template": b.template_ids}
     walked, unknown, unclassified, operator_walked = [], [], [], []
     for rule in app.url_map.iter_rules():
         methods = sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})
@@ -314,9 +332,10 @@ def test_every_route_answers_404_for_another_companys_ids(world: World, db_pool:
             if rule.endpoint not in ID_FREE and not rule.endpoint.endswith("static"):
                 unclassified.append(f"{rule.rule} ({rule.endpoint})")
             continue
+        parameter = next(p for p in sorted(params) if p in ID_PARAMETERS)
         for method in methods:
-            for b_case in b_cases:
-                path, nowhere = url(rule, b_case), url(rule, NOWHERE)
+            for b_case in b_objects[ID_PARAMETERS[parameter]]:
+                path, nowhere = url(rule, b_case, parameter), url(rule, NOWHERE, parameter)
                 status, text = call(client, method, path, body_with({"agent": b.agent.id}))
                 baseline = call(client, method, nowhere, body_with({"agent": NOWHERE}))
                 assert status == 404, (method, path, status, text[:300])
@@ -345,6 +364,11 @@ def test_ids_in_forms_and_queries_never_reach_another_company(world: World, db_p
         answer = client.post("/console/agents", data={"agent_id": b.agent.id, "active": active, "csrf_token": token})
         nowhere = client.post("/console/agents", data={"agent_id": NOWHERE, "active": active, "csrf_token": token})
         assert answer.status_code == 404 and answer.get_data() == nowhere.get_data()
+    answer = client.post("/console/hours", data={"action": "holiday_remove", "holiday_id": b.holiday_id,
+                                                 "csrf_token": token})
+    nowhere = client.post("/console/hours", data={"action": "holiday_remove", "holiday_id": NOWHERE,
+                                                  "csrf_token": token})
+    assert answer.status_code == 404 and answer.get_data() == nowhere.get_data()
 
     # A's own case, with B's agent as the assignee or as the holder to take over from: as for nobody's id
     mine = a.cases["chat"]["id"]

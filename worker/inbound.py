@@ -102,6 +102,7 @@ def process_message(runtime: Runtime, event_pk: int) -> str:
             situation=engine.Situation(conversation.id, conversation.status, case.case_number if case else None),
             conversation_hash=key,
             model_allowed=llm_settings.configured(runtime.settings) and budget.model_allowed(runtime.pool, tenant.id),
+            schedule=runtime.rules.schedule(tenant.id),
         )
         with runtime.pool.connection() as conn, conn.pipeline(), conn.transaction():
             pending = _store_outcome(conn, sender.channel, tenant, contact.id, conversation.id, event_pk,
