@@ -107,11 +107,20 @@ class CheckResult:
     code: str | None = None  # the provider's error code
 
 
+def test_recipient(typed: str) -> str | None:
+    """The phone the operator typed, in E.164: eight digits alone are a Salvadoran number (+503); None when it
+    cannot be a phone with its country code."""
+    to = e164(typed)
+    if to and len(to) == 9 and not typed.strip().startswith(("+", "00")):
+        to = "+503" + to[1:]
+    return to if to and 11 <= len(to) <= 16 else None
+
+
 def send_test_message(settings: Settings, redis_conn: redis.Redis, account: ChannelAccount,
                       phone: str) -> CheckResult:
     """Send the test message from `account` to `phone`; what happened, in Spanish."""
-    to = e164(phone)
-    if not to or not 8 <= len(to) <= 16:
+    to = test_recipient(phone)
+    if to is None:
         return CheckResult(False, "Escribe el teléfono de destino con su código de país, por ejemplo +503 7000 0000.")
     message = TEST_TEMPLATE if account.provider == "meta" else Text(TEST_TEXT)
     transport = channel_transport(settings, redis_conn, account)

@@ -31,7 +31,7 @@ from console.blueprint import CSP, state
 from console.database import get_pool
 from console.operator_checks import meaning
 from storage import operators as operator_rows
-from storage import tenant_admin, tenant_health, usage
+from storage import plans, tenant_admin, tenant_health, usage
 from storage.tenant_admin import TenantListing
 from storage.tenants import ACTIVE, SUSPENDED, TenantError
 
@@ -256,9 +256,10 @@ def usage_page() -> str:
     with get_pool().connection() as conn:
         names = {str(r["slug"]): str(r["name"]) for r in conn.execute(  # type: ignore[call-overload]
             "SELECT slug, name FROM tenants").fetchall()}
+        plan_names = {p.code: p.name for p in plans.all_plans(conn)}
     over = {row["tenant"]: [_overage_text(item) for item in row["over_limits"].split()] for row in rows}
     return render_template("operator/usage.html", month=str(month), rows=rows, names=names, over=over,
-                           columns=USAGE_COLUMNS)
+                           plan_names=plan_names, columns=USAGE_COLUMNS)
 
 
 def _overage_text(item: str) -> str:

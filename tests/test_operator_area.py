@@ -31,7 +31,7 @@ from console.operator_checks import TEST_TEXT
 from runtime.resources import Runtime, build_runtime
 from sandbox_core import BackgroundServer, create_sandbox_app
 from scripts.run_environment import DEMO_DATA
-from storage import tenant_admin, tenant_changes
+from storage import plans, tenant_admin, tenant_changes
 from storage.crypto import Vault
 from tests.console_support import PASSWORD, make_agent
 from tests.fakes.graph_api import DEFAULT_TOKEN as GRAPH_TOKEN
@@ -516,6 +516,8 @@ def test_the_usage_csv_holds_the_pages_rows(app: Flask, db_pool: ConnectionPool,
     for phone in ("+50370000021", "+50370000022"):
         customer_writes(web, settings.meta_phone_number_id, phone, "hola")
     work(worker)
+    with db_pool.connection() as conn:  # Starter allows no bot conversations: two of them are over its limit
+        plans.set_plan(conn, "demo", "starter")
     month = rows(db_pool, "SELECT to_char(now() AT TIME ZONE 'America/El_Salvador', 'YYYY-MM') AS m")[0]["m"]
 
     page_rows = {r["attrs"]["data-slug"]: r["by"] for r in table(ops, f"/operator/usage?month={month}", "usage-row")}
@@ -525,9 +527,14 @@ def test_the_usage_csv_holds_the_pages_rows(app: Flask, db_pool: ConnectionPool,
     csv_rows = {r["tenant"]: r for r in csv.DictReader(io.StringIO(answer.get_data(as_text=True)))}
     assert set(page_rows) == set(csv_rows) == {"demo", "cuscatlan"}
     for slug, shown in page_rows.items():
-        figures = {k: v for k, v in shown.items() if k not in ("num", "overage")}
-        assert figures and all(csv_rows[slug][k] == v for k, v in figures.items()), (slug, figures, csv_rows[slug])
+        figures = {k: v for k, v in shown.items() if k not in ("num", "overage", "plan")}
+        shown_all = set(csv_rows[slug]) - {"tenant", "month", "plan", "over_limits"}
+        assert set(figures) == shown_all and all(csv_rows[slug][k] == v for k, v in figures.items()), (slug, figures)
         assert csv_rows[slug]["month"] == month
+    assert (page_rows["demo"]["plan"], csv_rows["demo"]["plan"]) == ("Starter", "starter")
+    assert csv_rows["demo"]["over_limits"] == "bot_conversations:rules_only"
+    assert page_rows["demo"]["overage"] == "conversaciones del bot: responde solo con reglas"
+    assert csv_rows["cuscatlan"]["over_limits"] == "" and page_rows["cuscatlan"]["overage"] == "ninguno"
     assert csv_rows["demo"]["customer_messages"] == "2" and csv_rows["cuscatlan"]["customer_messages"] == "0"
     assert int(csv_rows["demo"]["bot_conversations"]) == 2
     assert ops.get("/operator/usage?month=diciembre").status_code == 400
