@@ -44,6 +44,7 @@ from handoff.agents import Agent
 from handoff.cases import Desk
 from llm import summary as llm_summary
 from notifications import templates as approved
+from notifications import tenant_templates
 from storage import contacts
 from storage.crypto import Vault
 
@@ -112,7 +113,7 @@ def case_page(case_id: int) -> str:
     detail = _case_detail(agent, case_id)
     specs = [{"name": s.name, "body": s.body, "html": str(to_html(s.body)),
               "params": [*s.params, *sorted(s.values_needed() - set(s.params))]}
-             for s in approved.templates_for(tenant_slug(agent.tenant_id))]
+             for s in tenant_templates.effective(get_pool(), agent.tenant_id, tenant_slug(agent.tenant_id))]
     return render_template("console/case.html", case=detail, canned=detail["canned"], templates=specs)
 
 
@@ -260,7 +261,8 @@ def api_template(case_id: int) -> tuple[Response, int]:
     if not isinstance(values, dict):
         abort(400, description="Los valores de la plantilla no son válidos.")
     try:
-        spec = approved.template(tenant_slug(agent.tenant_id), str(data.get("name") or ""))
+        spec = tenant_templates.effective_named(get_pool(), agent.tenant_id, tenant_slug(agent.tenant_id),
+                                                str(data.get("name") or ""))
         message = approved.build_message(spec, {k: str(v) for k, v in values.items()})
         preview = spec.render({k: str(v) for k, v in values.items()})
     except approved.MissingTemplateValue as exc:

@@ -112,6 +112,23 @@ def template_for(rt: Runtime, tenant_id: int, tenant_slug: str, kind: str) -> Te
     return template_for_notification(tenant_slug, kind)
 
 
+def effective(pool: ConnectionPool, tenant_id: int, tenant_slug: str) -> list[TemplateSpec]:
+    """Every template the company may send now (what the console offers its agents outside the 24-hour window):
+    its enabled rows, and its YAML block's for the kinds without a row. Read from the database (a page)."""
+    rows = tenant_templates.for_tenant(pool, tenant_id)
+    own = {row.kind for row in rows}
+    return [*(spec_of(row, tenant_slug) for row in rows if row.enabled),
+            *(spec for spec in templates_for(tenant_slug) if spec.notification not in own)]
+
+
+def effective_named(pool: ConnectionPool, tenant_id: int, tenant_slug: str, name: str) -> TemplateSpec:
+    """The company's template called `name` among `effective`; KeyError (in Spanish) when it has none so called."""
+    for spec in effective(pool, tenant_id, tenant_slug):
+        if spec.name == name:
+            return spec
+    raise KeyError("Esa plantilla no existe o está apagada.")
+
+
 def categories(conn: Connection[Any], tenant_id: int, tenant_slug: str) -> dict[str, str]:
     """Template name -> WhatsApp category of every template the tenant has used or may use (usage reports):
     its YAML block's (what it sent before any edit) and its rows' (a renamed template too)."""

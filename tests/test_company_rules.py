@@ -246,6 +246,40 @@ def test_a_template_edited_in_the_console_is_what_meta_receives_next(
     assert len(graph.messages_to(MARIA)) == 1
 
 
+def test_agents_offer_the_template_as_the_admin_left_it_outside_the_window(
+        app: Flask, settings: Settings, db_pool: ConnectionPool) -> None:
+    admin = admin_of(app, db_pool, "alicia@primera.sv")
+    admin.get("/console/templates")
+    arrived = rows(db_pool, "SELECT id FROM notification_templates WHERE kind = 'arrived'")[0]["id"]
+    form = template_form(admin.get(f"/console/templates/{arrived}").get_data(as_text=True))
+    form.update(name="paquete_listo_v2", body="Hola {{1}}, tu paquete {{2}} te espera.", param_3="", param_4="",
+                param_5="", param_6="")
+    assert post(admin, f"/console/templates/{arrived}", **form)[0] == 200
+    refund = rows(db_pool, "SELECT id FROM notification_templates WHERE kind = 'refund_available'")[0]["id"]
+    form = template_form(admin.get(f"/console/templates/{refund}").get_data(as_text=True))
+    form.pop("enabled")
+    assert post(admin, f"/console/templates/{refund}", **form)[0] == 200
+
+    case_id = Customer(app.test_client(), settings, db_pool).escalate()
+    carlos = admin_of(app, db_pool, "carlos@primera.sv", role="agent")
+    with carlos.session_transaction("/console") as session:
+        headers = {"X-CSRF-Token": session["csrf"]}
+    carlos.post(f"/console/api/cases/{case_id}/claim", headers=headers)
+    page = carlos.get(f"/console/cases/{case_id}").get_data(as_text=True)
+    assert 'value="paquete_listo_v2"' in page and 'value="paquete_llego"' not in page
+    assert 'value="reembolso_disponible"' not in page and 'value="paquete_devuelto"' in page  # off; untouched
+    old = carlos.post(f"/console/api/cases/{case_id}/template", headers=headers,
+                      json={"name": "paquete_llego", "values": {}})
+    assert old.status_code == 400 and old.get_json()["error"] == "Esa plantilla no existe o está apagada."
+    sent = carlos.post(f"/console/api/cases/{case_id}/template", headers=headers, json={
+        "name": "paquete_listo_v2", "values": {"customer_name": "María", "tracking_code": "SV20260105007823",
+                                               "point_id": "santa_ana"}})
+    assert sent.status_code == 202, sent.get_json()
+    run_jobs(settings)
+    assert rows(db_pool, "SELECT body FROM messages WHERE id = %s", (sent.get_json()["message_id"],)) == [
+        {"body": "Hola María, tu paquete SV20260105007823 te espera."}]
+
+
 @pytest.mark.parametrize(("change", "message"), [
     ({"body": "Hola {{1}}, tu paquete {{3}}."}, "Los espacios del texto van numerados seguidos desde {{1}}"),
     ({"param_2": ""}, "Elige qué dato va en {{2}}."),
