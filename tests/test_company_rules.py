@@ -21,13 +21,14 @@ from flask.testing import FlaskClient
 from psycopg_pool import ConnectionPool
 
 from config import Settings
+from handoff import timers
 from notifications import reminders
 from runtime.resources import build_runtime
 from sandbox_core.app import create_sandbox_app
 from sandbox_core.server import BackgroundServer
 from storage import tenant_admin, tenant_hours
 from storage.crypto import Vault
-from tests.console_support import PASSWORD, TUESDAY_10AM, Customer, make_agent
+from tests.console_support import PASSWORD, TUESDAY_10AM, TUESDAY_NIGHT, Customer, make_agent
 from tests.fakes.graph_api import FakeGraphAPI
 from tests.harness import rows, run_jobs
 from tests.harness import served as harness_served
@@ -110,6 +111,25 @@ def test_hours_the_admin_sets_close_support_for_the_worker_and_the_core_hours_co
     juan = Customer(app.test_client(), settings, db_pool, phone="+50370000001", name="Juan Pérez")
     juan.escalate(at=TUESDAY_10AM)
     assert "en breve" in juan.received()[-1]
+
+
+def test_an_out_of_hours_callback_becomes_due_when_the_company_opens(
+        app: Flask, settings: Settings, db_pool: ConnectionPool) -> None:
+    admin = admin_of(app, db_pool, "alicia@primera.sv")
+    assert post(admin, "/console/hours", **week_form(wed=("10:00", "17:00")))[0] == 200
+    maria = Customer(app.test_client(), settings, db_pool)
+    maria.escalate("quiero hablar con un asesor", at=TUESDAY_NIGHT)
+    assert rows(db_pool, "SELECT status FROM escalations")[0]["status"] == "callback"
+    assert "mañana (miércoles) a las 10:00am" in maria.received()[-1]
+    rt = build_runtime(settings, pool_size=2)
+    try:
+        at_eight = datetime(2026, 1, 7, 8, 0, 30, tzinfo=SV)  # the core's hours open at 8:00, the company's at 10
+        assert timers.run_due(rt, at_eight).callbacks_due == 0
+        at_ten = datetime(2026, 1, 7, 10, 0, 30, tzinfo=SV)
+        assert timers.run_due(rt, at_ten).callbacks_due == 1
+    finally:
+        rt.close()
+    assert rows(db_pool, "SELECT callback_due_at FROM escalations") == [{"callback_due_at": at_ten}]
 
 
 def test_a_holiday_closes_support_all_day_and_the_callback_is_the_next_working_day(
