@@ -55,6 +55,7 @@ from services import ServiceContext, escalation
 from services.escalation import EscalationDecision
 from storage import dialogs
 from storage.dialogs import DialogState
+from storage.faq_content import FaqData
 from storage.tenant_hours import Schedule
 from storage.tenants import Tenant
 
@@ -96,7 +97,7 @@ def message_time(timestamp: int | float, timezone: ZoneInfo) -> datetime:
 
 def respond(settings: Settings, conn: redis.Redis, message: InboundMessage, *, tenant: Tenant, core: CoreClient,
             customer: Customer, situation: Situation, conversation_hash: str, model_allowed: bool = True,
-            schedule: Schedule | None = None) -> Outcome:
+            schedule: Schedule | None = None, faq: FaqData | None = None) -> Outcome:
     """The bot's answer to one stored customer message (possibly no reply at all). Never raises.
 
     `core` is the tenant's own logistics core (`runtime.cores`).
@@ -106,6 +107,8 @@ def respond(settings: Settings, conn: redis.Redis, message: InboundMessage, *, t
 
     `schedule` is what the company set for itself (its own support hours and holidays, `storage.tenant_hours`);
     None or unset values: its core's hours.
+
+    `faq` is the company's current policies and FAQ (`runtime.tenant_faqs`; None: its faq_data file).
     """
     loaded = DialogState(conversation_id=situation.conversation_id)
     try:
@@ -113,7 +116,7 @@ def respond(settings: Settings, conn: redis.Redis, message: InboundMessage, *, t
         if loaded.conversation_id != situation.conversation_id:
             loaded = DialogState(conversation_id=situation.conversation_id)  # a new conversation starts afresh
         return _respond(settings, conn, message, tenant, core, customer, situation, conversation_hash,
-                        DialogState.from_json(loaded.to_json()), model_allowed, schedule)
+                        DialogState.from_json(loaded.to_json()), model_allowed, schedule, faq)
     except Exception as exc:  # the worker must answer whatever happens: apologise, keep the old session
         frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
         where = f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno}" if frame else "?"
@@ -129,7 +132,7 @@ def respond(settings: Settings, conn: redis.Redis, message: InboundMessage, *, t
 
 def _respond(settings: Settings, conn: redis.Redis, message: InboundMessage, tenant: Tenant, core: CoreClient,
              customer: Customer, situation: Situation, conversation_hash: str, ds: DialogState,
-             model_allowed: bool = True, schedule: Schedule | None = None) -> Outcome:
+             model_allowed: bool = True, schedule: Schedule | None = None, faq: FaqData | None = None) -> Outcome:
     timezone = _zone(tenant.timezone, settings.tenant_timezone)
     now = message_time(message.timestamp, timezone)
     before = ds.state
@@ -162,7 +165,7 @@ def _respond(settings: Settings, conn: redis.Redis, message: InboundMessage, ten
     ctx = ServiceContext(core=core, redis=conn, tenant_slug=tenant.slug, company_name=tenant.name, timezone=timezone,
                          now=now, bot_name=tenant.bot_name, greeting=tenant.greeting,
                          support_hours=schedule.support_hours if schedule else None,
-                         holidays=schedule.closed_days if schedule else frozenset())
+                         holidays=schedule.closed_days if schedule else frozenset(), faq=faq)
     turn = Turn(decision, clean, message.reply_id, ds, ctx, customer, situation, repeats)
     if session is not None and settings.llm_answers and decision.intent == "out_of_scope" \
             and decision.stage == "llm" and not clean.foreign:  # the model read a question no intent covers

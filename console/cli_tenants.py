@@ -33,7 +33,7 @@ import redis
 from psycopg_pool import ConnectionPool
 
 from config import Settings, settings_or_exit
-from storage import secret_rotation, tenant_admin
+from storage import faq_versions, secret_rotation, tenant_admin
 from storage.crypto import DecryptionError, Vault
 from storage.db import open_pool
 from storage.tenants import ACTIVE, SUSPENDED, TenantError
@@ -182,6 +182,10 @@ def tenant_create(args: argparse.Namespace, settings: Settings, pool: Connection
         except TenantError as exc:
             return _refused(exc)
     _say(f"tenant {tenant.slug} created (id {tenant.id}, active); add its number with channel-add")
+    with pool.connection() as conn:
+        seeded = faq_versions.current(conn, tenant.id) is not None
+    _say(f"its FAQ and policies start from faq_data/{tenant.slug}.yaml" if seeded else
+         "its FAQ and policies start empty: its admin writes them in the console (Preguntas frecuentes)")
     return 0
 
 

@@ -30,6 +30,7 @@ from console import (
     casefile,
     company_rules,  # noqa: F401 - its routes (the admin's "Horario" and "Plantillas") join `bp`
     customer_panel,
+    faq_page,  # noqa: F401 - its routes (the admin's "Preguntas frecuentes") join `bp`
     knowledge,
     operator_views,
     team_views,  # noqa: F401 - its routes (search, assignment, tags) join `bp`

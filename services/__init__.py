@@ -21,6 +21,7 @@ import redis
 from channels.outbound import OutboundMessage, Text
 from core_api_client import CoreClient
 from services import texts
+from storage.faq_content import FaqData
 
 TEXTS_NAME = "services"
 
@@ -41,6 +42,9 @@ class ServiceContext:
     # and its holidays (support closed all day); storage.tenant_hours, read with `business.support_hours`
     support_hours: Mapping[str, Sequence[str] | None] | None = None
     holidays: frozenset[date] = frozenset()
+    # the tenant's current policies and FAQ (storage.faq_versions, read through the process's cache);
+    # None: services.faq reads faq_data/<tenant_slug>.yaml (tests and tools without a database)
+    faq: FaqData | None = None
 
     @property
     def local_now(self) -> datetime:

@@ -1,33 +1,38 @@
-"""The company's policies and frequently asked questions, from faq_data/<tenant>.yaml.
+"""The company's policies and frequently asked questions, as its admin wrote them.
 
-The file is the company's own wording (editable by a non-programmer; its
-format is described at its top) and is read once per process. Policy and FAQ
+A company's FAQ is data (storage/faq_versions.py: every version kept, the
+admin edits it in the console, faq_data/<tenant>.yaml is where a company
+starts). The worker reads the current version through a per-process cache
+and hands it to the services in `ServiceContext.faq`; a context without one
+(tests, tools) reads faq_data/<tenant>.yaml, once per process. Policy and FAQ
 answers are sent as written but short: at most MAX_LINES lines at a time. A
 longer text is cut after whole paragraphs (else lines, else sentences, never
 inside one), sent with "¿Quieres más detalles?" and the buttons Sí
 (`more:<ref>`) / No (`more_no`); `more_details(ctx, ref)` is the rest for the
 "Sí". `faq_search` ranks FAQ entries by keyword and question overlap so the
 LLM can be grounded on the company's answers only. A missing or malformed file
-raises `FaqDataError` naming the file.
+raises `FaqDataError` naming the file; a topic the company has not written
+raises `PolicyMissing` (`has_policy` asks first).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
 
-import yaml
 from rapidfuzz import fuzz
 
 from channels.limits import INTERACTIVE_BODY_MAX
 from channels.outbound import Buttons, Choice, OutboundMessage, Text
 from services import ServiceContext, wording
 from services.normalize import fold_words
+from storage.faq_content import FAQ_DIR as FAQ_DIR  # the names callers know from this module
+from storage.faq_content import FaqData as FaqData
+from storage.faq_content import FaqDataError as FaqDataError
+from storage.faq_content import FaqEntry as FaqEntry
+from storage.faq_content import read_file
 
-FAQ_DIR = Path(__file__).resolve().parents[1] / "faq_data"
 POLICY_TOPICS = ("requirements", "prohibited", "unclaimed_policy", "refund", "payment", "payment_methods",
                  "paid_sender", "pickup_by_other")
 # A question's own text, when the company has not written it, falls back to the text of its topic.
@@ -39,7 +44,6 @@ MORE_PREFIX, MORE_NO = "more", "more_no"  # ids of the Sí / No buttons after a 
 PERSON_YES = "human_yes"  # id of the Sí button of `policy_with_person` (its No is MORE_NO)
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
 _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+(?=[¿¡(*_\"A-ZÁÉÍÓÚÑ0-9•])")
-_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 # Words that say nothing about the topic of a question.
 _STOPWORDS = frozenset(
     "a al como con cual de del el en es hay la las lo los me mi mis para por que se si su sus te tu un una y yo".split()
@@ -47,57 +51,24 @@ _STOPWORDS = frozenset(
 KEYWORD_MIN_RATIO, MIN_SCORE = 85, 0.6
 
 
-class FaqDataError(ValueError):
-    """faq_data/<tenant>.yaml is missing or not in the expected format; the message names the file."""
-
-
-@dataclass(frozen=True)
-class FaqEntry:
-    id: str
-    question: str
-    answer: str
-    keywords: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class FaqData:
-    path: Path
-    policies: dict[str, Any]
-    entries: tuple[FaqEntry, ...]
-
-
-def _entry(path: Path, raw: Any, index: int) -> FaqEntry:
-    if not isinstance(raw, dict) or not all(isinstance(raw.get(k), str) for k in ("id", "question", "answer")):
-        raise FaqDataError(f"{path}: faq entry #{index + 1} needs text fields id, question and answer")
-    keywords = raw.get("keywords") or []
-    if not isinstance(keywords, list):
-        raise FaqDataError(f"{path}: keywords of faq entry {raw['id']!r} must be a list")
-    return FaqEntry(raw["id"], raw["question"].strip(), raw["answer"].strip(), tuple(str(k) for k in keywords))
+class PolicyMissing(FaqDataError):  # noqa: N818 - reads as "the policy is missing"
+    """The company has not written its text on a topic (a new company starts with none)."""
 
 
 @cache
 def load_faq(tenant_slug: str, directory: Path = FAQ_DIR) -> FaqData:
-    """The tenant's policies and FAQ (cached for the life of the process)."""
-    if not _SLUG.match(tenant_slug):
-        raise FaqDataError(f"tenant slug {tenant_slug!r} cannot name a faq_data file")
-    path = directory / f"{tenant_slug}.yaml"
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FaqDataError(f"FAQ data for tenant {tenant_slug!r} not found: create {path}") from None
-    except yaml.YAMLError as exc:
-        raise FaqDataError(f"{path} is not valid YAML: {exc}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("policies"), dict):
-        raise FaqDataError(f"{path}: needs a 'policies' mapping and a 'faq' list")
-    faq = data.get("faq") or []
-    if not isinstance(faq, list):
-        raise FaqDataError(f"{path}: 'faq' must be a list of entries")
-    return FaqData(path, data["policies"], tuple(_entry(path, raw, i) for i, raw in enumerate(faq)))
+    """The tenant's seed file faq_data/<tenant_slug>.yaml (cached for the life of the process)."""
+    return read_file(tenant_slug, directory)
+
+
+def data(ctx: ServiceContext) -> FaqData:
+    """The company's FAQ for this message: the stored version the caller read, else its seed file."""
+    return ctx.faq if ctx.faq is not None else load_faq(ctx.tenant_slug)
 
 
 def policy_line(ctx: ServiceContext, key: str) -> str | None:
     """One policy text of the tenant by key (e.g. "pickup", "refund_requirement"); None when not written."""
-    value = load_faq(ctx.tenant_slug).policies.get(key)
+    value = data(ctx).policies.get(key)
     return str(value).strip() if value else None
 
 
@@ -105,23 +76,32 @@ def policy_text(ctx: ServiceContext, topic: str) -> str:
     """The company's whole text on `topic` as written in faq_data (requirements include the prohibited items)."""
     if topic not in POLICY_TOPICS:
         raise ValueError(f"unknown policy topic {topic!r}; expected one of {', '.join(POLICY_TOPICS)}")
-    data = load_faq(ctx.tenant_slug)
-    prohibited = _prohibited(data)
+    faq = data(ctx)
+    prohibited = _prohibited(faq)
     if topic == "prohibited" and prohibited:
         return prohibited
     text = policy_line(ctx, topic) if topic != "prohibited" else None
     text = text or (policy_line(ctx, POLICY_FALLBACK[topic]) if topic in POLICY_FALLBACK else None)
     if text is None:
-        raise FaqDataError(f"{data.path}: policies has no {topic!r} text")
+        raise PolicyMissing(f"{faq.source}: policies has no {topic!r} text")
     if topic == "requirements" and prohibited:  # right after the first paragraph: within the first six lines
         first, _, rest = text.partition("\n\n")
         text = "\n\n".join(part for part in (first, prohibited, rest) if part)
     return text
 
 
-def _prohibited(data: FaqData) -> str | None:
+def has_policy(ctx: ServiceContext, topic: str) -> bool:
+    """Whether the company has written a text the customer can get on `topic`."""
+    try:
+        policy_text(ctx, topic)
+    except PolicyMissing:
+        return False
+    return True
+
+
+def _prohibited(faq: FaqData) -> str | None:
     """The items that may not be sent, in one sentence: "⚠️ *No aceptamos:* dinero en efectivo, … ni animales vivos."."""
-    items = [str(item).strip() for item in data.policies.get("prohibited") or [] if str(item).strip()]
+    items = [str(item).strip() for item in faq.policies.get("prohibited") or [] if str(item).strip()]
     if not items:
         return None
     items = [items[0][:1].lower() + items[0][1:], *(i[:1].lower() + i[1:] for i in items[1:])]
@@ -159,10 +139,10 @@ def more_details(ctx: ServiceContext, ref: str) -> list[OutboundMessage]:
     """
     kind, _, key = ref.partition(":")
     text: str | None = None
-    if kind == "policy" and key in POLICY_TOPICS:
+    if kind == "policy" and key in POLICY_TOPICS and has_policy(ctx, key):
         text = policy_text(ctx, key)
     elif kind == "faq":
-        text = next((e.answer for e in load_faq(ctx.tenant_slug).entries if e.id == key), None)
+        text = next((e.answer for e in data(ctx).entries if e.id == key), None)
     rest = split_answer(text)[1] if text else None
     return [Text(rest)] if rest else []
 
@@ -244,7 +224,7 @@ def faq_search(ctx: ServiceContext, text: str, limit: int = 3) -> list[FaqEntry]
         return []
     folded_text, query = fold_words(text), " ".join(words)
     scored = []
-    for entry in load_faq(ctx.tenant_slug).entries:
+    for entry in data(ctx).entries:
         hits = sum(_keyword_hit(k, folded_text, words) for k in entry.keywords)
         similarity = fuzz.token_set_ratio(query, " ".join(_words(entry.question))) / 100
         score = hits + similarity

@@ -3,7 +3,8 @@
 Applied versions are recorded in `schema_migrations`; running again applies
 only what is new. A PostgreSQL advisory lock makes concurrent runs (two
 processes starting together) safe. `encargo-migrate` also makes sure the
-configured tenant exists.
+configured tenant exists, and gives every company without an FAQ yet the one
+of its faq_data/<slug>.yaml (`storage.faq_versions.seed_all`).
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ def main() -> None:
 
     from config import settings_or_exit
     from observability import configure_logging
+    from storage import faq_versions
     from storage.db import open_pool
     from storage.tenants import TenantError, ensure_configured_tenant
 
@@ -76,6 +78,7 @@ def main() -> None:
     changes = redis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=1)
     try:
         tenant_id = ensure_configured_tenant(pool, settings, changes)  # running processes see it within a second
+        faq_versions.seed_all(pool, changes)  # each company's faq_data/<slug>.yaml, when it has no FAQ yet
     except TenantError as exc:
         print(f"encargo-migrate: {exc}", file=sys.stderr)  # noqa: T201
         raise SystemExit(1) from None

@@ -25,7 +25,7 @@ import psycopg
 import redis
 from psycopg_pool import ConnectionPool
 
-from storage import tenant_changes
+from storage import faq_versions, tenant_changes
 from storage.crypto import Vault
 from storage.tenants import (
     ACTIVE,
@@ -79,6 +79,7 @@ def create_tenant(pool: ConnectionPool, vault: Vault, redis_conn: redis.Redis | 
         assert row is not None
         tenant = _update(conn, vault, slug, {"name": name, "timezone": timezone, **fields})
     tenant_changes.announce(redis_conn)
+    faq_versions.seed_tenant(pool, redis_conn, tenant.id, slug)  # its faq_data/<slug>.yaml, when there is one
     return tenant
 
 

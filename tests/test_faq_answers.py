@@ -35,9 +35,10 @@ NOT_UNDERSTOOD = "no entendí"
 
 
 class Tenant:
-    """What the FAQ service reads of a ServiceContext: the tenant's slug (faq_data/<slug>.yaml)."""
+    """What the FAQ service reads of a ServiceContext: no stored FAQ, so the tenant's faq_data/<slug>.yaml."""
 
     tenant_slug = "demo"
+    faq = None
 
 
 # -- the router ------------------------------------------------------------------------------------

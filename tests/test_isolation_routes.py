@@ -29,7 +29,7 @@ import json
 import re
 import uuid
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any, cast
 
@@ -44,8 +44,9 @@ from console import canned
 from console.case_queue import STATUS_FILTERS
 from handoff import agents
 from notifications import tenant_templates
-from storage import tenant_admin, tenant_hours
+from storage import faq_versions, tenant_admin, tenant_hours
 from storage.crypto import Vault
+from storage.faq_content import FaqEntry
 from tests.console_support import PASSWORD, TUESDAY_10AM, TUESDAY_NIGHT
 from tests.harness import post_meta, rows, run_jobs
 from web.app import create_app
@@ -53,9 +54,10 @@ from web.app import create_app
 NUMBER_B = "106540352299991"
 NOWHERE = 987_654_321  # an id no object has
 SHARED_PHONE, SHARED_NAME = "+50370000001", "Samuel Compartido"
+B_ENTRY = "llegan_suchitoto"  # an FAQ entry only B has
 
 # Path parameters that carry an object id, and which of B's objects fills them.
-ID_PARAMETERS = {"case_id": "case", "template_id": "template"}
+ID_PARAMETERS = {"case_id": "case", "version_id": "faq_version", "template_id": "template"}
 # Path parameters that are not object ids (each walked as said here).
 NOT_IDS = {
     "filename": "a static file of the code (scripts, styles): the same for every company",
@@ -70,6 +72,7 @@ ID_FREE = {
     "console.agents_page": "page: read; (de)activating B's agent is 404",
     "console.hours_page": "page: read; removing B's holiday is 404 (B's hours: test_company_rules.py)",
     "console.templates_page": "page: read (A's own templates; B's template ids are walked by template_edit)",
+    "console.faq_page": "page: read; editing or removing an FAQ entry only B has is 404",
     "console.api_events": "the live stream: never carries B's events (test_the_live_stream_never_carries_...)",
     "console.login": "page: the login form (no data)",
     "console.login_submit": "login: by address and password (tests/test_agents_per_tenant.py)",
@@ -95,7 +98,7 @@ STREAMS = {"console.api_events"}
 OPERATOR_AREA = "operator."
 # Id-free routes whose GET answer is read for B's data (the others hold no tenant data or are not reads).
 READ_PAGES = ("console.queue", "console.api_queue", "console.search_page", "console.canned_page",
-              "console.agents_page", "console.change_password", "console.hours_page",
+              "console.agents_page", "console.change_password", "console.faq_page", "console.hours_page",
               "console.templates_page")
 
 
@@ -161,6 +164,7 @@ class Company:
     cases: dict[str, dict[str, Any]] = field(default_factory=dict)
     canned_id: int = 0
     message_ids: list[int] = field(default_factory=list)
+    faq_versions: list[int] = field(default_factory=list)  # ids of the company's FAQ versions
     template_ids: list[int] = field(default_factory=list)  # its notification templates (seeded from the YAML)
     holiday_id: int = 0
 
@@ -216,6 +220,14 @@ def world(settings: Settings, db_pool: ConnectionPool) -> Iterator[World]:
         with db_pool.connection() as conn:
             a.canned_id = canned.add(conn, a.id, "Respuesta de la primera", "Hola {nombre}")
             b.canned_id = canned.add(conn, b.id, "Respuesta de Cuscatlán", "Saludos desde Cuscatlán, {nombre}")
+            b_faq = faq_versions.answering(conn, b.id)  # B's own entry on top of its faq_data/cuscatlan.yaml
+            own = FaqEntry(B_ENTRY, "¿Llegan hasta Suchitoto? (cuscatlan)", "Sí, Benito lleva los de Cuscatlán.",
+                           ("suchitoto",))
+            faq_versions.save(conn, redis_conn, b.id, replace(b_faq, entries=(*b_faq.entries, own)),
+                              origin="console", created_by=b.admin.id)
+        b.faq_versions = [int(r["id"]) for r in rows(db_pool, "SELECT id FROM tenant_faq_versions"
+                                                              " WHERE tenant_id = %s", (b.id,))]
+        assert len(b.faq_versions) == 2  # its file, then its own entry
 
         # B's own notification templates and a holiday (its admin's "Plantillas" and "Horario")
         tenant_templates.seed(db_pool, redis_conn, b.id, "cuscatlan")
@@ -260,6 +272,7 @@ def snapshot(pool: ConnectionPool, tenant_id: int) -> dict[str, Any]:
         "events": "SELECT id, action FROM handoff_events",
         "canned": "SELECT id, title, body FROM canned_answers",
         "agents": "SELECT id, email, active, password_hash FROM agents",
+        "faq": "SELECT id, version, policies::text, entries::text FROM tenant_faq_versions",
         "templates": "SELECT id, name, body, params, buttons::text, enabled FROM notification_templates",
         "holidays": "SELECT id, day, name FROM tenant_holidays",
         "hours": "SELECT id, support_hours::text, quiet_hours_start, quiet_hours_end, reminder_days"
@@ -317,7 +330,7 @@ def test_every_route_answers_404_for_another_companys_ids(world: World, db_pool:
     before = snapshot(db_pool, b.id)
     client = logged_in(app, a.admin.email)
     b_cases = [int(c["id"]) for c in b.cases.values()]
-    b_objects = {"case": b_cases, "template": b.template_ids}
+    b_objects = {"case": b_cases, "faq_version": b.faq_versions, "template": b.template_ids}
     walked, unknown, unclassified, operator_walked = [], [], [], []
     for rule in app.url_map.iter_rules():
         methods = sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})
@@ -369,6 +382,13 @@ def test_ids_in_forms_and_queries_never_reach_another_company(world: World, db_p
     nowhere = client.post("/console/hours", data={"action": "holiday_remove", "holiday_id": NOWHERE,
                                                   "csrf_token": token})
     assert answer.status_code == 404 and answer.get_data() == nowhere.get_data()
+    for action in ("edit", "delete"):  # an FAQ entry only B has, in A's FAQ form
+        form = {"action": action, "question": "¿Llegan?", "answer": "Sí.", "keywords": "", "csrf_token": token}
+        base = re.search(r'name="base" value="(\d+)"', client.get("/console/faq").get_data(as_text=True))
+        assert base
+        answer = client.post("/console/faq", data={**form, "base": base.group(1), "entry": B_ENTRY})
+        nowhere = client.post("/console/faq", data={**form, "base": base.group(1), "entry": "nadie_la_tiene"})
+        assert answer.status_code == 404 and answer.get_data() == nowhere.get_data()
 
     # A's own case, with B's agent as the assignee or as the holder to take over from: as for nobody's id
     mine = a.cases["chat"]["id"]

@@ -35,6 +35,7 @@ from llm import settings as llm_settings
 from runtime import delivery
 from runtime.enqueue import conversation_hash
 from runtime.resources import Runtime
+from runtime.tenant_faqs import faq_for
 from storage import analytics, contacts, conversations, dialogs, escalations, messages, webhook_events
 from storage.tenants import Tenant
 from worker import attempts
@@ -97,6 +98,7 @@ def process_message(runtime: Runtime, event_pk: int) -> str:
             conversation_id=conversation.id, conversation_status=conversation.status, conversation_hash=key)
         outcome = console_reply or engine.respond(
             runtime.settings, runtime.redis, event, tenant=tenant, core=runtime.cores.client(tenant.id),
+            faq=faq_for(runtime, tenant.id),  # the company's current FAQ, from memory
             customer=engine.Customer(phone=contact.phone, first_name=guard.first_name(contact.profile_name),
                                      is_new=contact.is_new, opted_out=contact.opted_out),
             situation=engine.Situation(conversation.id, conversation.status, case.case_number if case else None),

@@ -237,7 +237,7 @@ def on_awaiting_human_confirm(t: Turn) -> State:
     if t.route.answer == "yes":
         return human_confirmed(t)
     if t.route.answer == "no" and t.intent not in OVERRIDING:
-        if t.ds.purpose == policies.HANDOFF_REASON:  # a person offered after a policy: "no" is "no, gracias"
+        if t.ds.purpose in (policies.HANDOFF_REASON, policies.NO_INFORMATION):  # "no" is "no, gracias"
             return policies.no_more(t)
         return cases.human_declined(t)
     t.ds.purpose = None

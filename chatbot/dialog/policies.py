@@ -7,7 +7,9 @@ options it offered: a tap or a typed "sí" sends the rest (`more_details`), "no"
 moves on (`no_more`). A question inside a topic (the router's entity `policy`:
 "¿aceptan tarjeta?", "ya le pagué al remitente") gets its own text. Someone
 else collecting a package is answered with what they bring, and a person is
-offered, never imposed (`pickup_by_other`).
+offered, never imposed (`pickup_by_other`). A topic the company has not
+written (a new company starts with an empty FAQ) is answered with "I don't
+have that information" and a person offered (`NO_INFORMATION`).
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ from __future__ import annotations
 from channels.outbound import Buttons
 from chatbot.dialog import delivery_times
 from chatbot.dialog.turn import State, Turn
-from services import faq
+from services import faq, wording
 from services.normalize import fold_words
 
 HANDOFF_REASON = "change_delivery"  # the case opened when the customer accepts a person after pickup_by_other
 MORE_DETAILS = "more_details"  # the session's purpose while "¿Quieres más detalles?" waits for Sí / No
+NO_INFORMATION = "no_information"  # the case's reason when the customer accepts a person for an unwritten topic
 
 
 def policy(t: Turn, topic: str) -> State:
@@ -27,6 +30,8 @@ def policy(t: Turn, topic: str) -> State:
         return delivery_times.delivery(t)
     question = str(t.route.entities.get("policy") or "")
     text = question if faq.POLICY_FALLBACK.get(question) == topic else topic  # "¿aceptan tarjeta?"
+    if not faq.has_policy(t.ctx, text):
+        return no_information(t, topic)
     t.replies += faq.policy_answer(t.ctx, text)
     t.solved(topic)
     t.topic = topic
@@ -36,9 +41,21 @@ def policy(t: Turn, topic: str) -> State:
 
 def pickup_by_other(t: Turn) -> State:
     """"¿Puede ir mi esposa a traerlo?": what the one who collects brings, and a person offered to confirm it."""
+    if not faq.has_policy(t.ctx, "pickup_by_other"):
+        return no_information(t, "pickup_by_other")
     t.replies += faq.policy_with_person(t.ctx, "pickup_by_other")
     t.ds.purpose = HANDOFF_REASON  # the reason of the case if the customer says yes
     t.topic = "pickup_by_other"
+    return State.AWAITING_HUMAN_CONFIRM
+
+
+def no_information(t: Turn, topic: str) -> State:
+    """The company has written nothing on `topic`: say so, and offer a person (a "no" moves on)."""
+    t.topic = topic
+    t.event("no_information", topic=topic)
+    person = wording()["faq"]["person"]
+    t.buttons(t.line("no_information"), (faq.PERSON_YES, person["yes"]), (faq.MORE_NO, person["no"]))
+    t.ds.purpose = NO_INFORMATION  # the reason of the case if the customer says yes
     return State.AWAITING_HUMAN_CONFIRM
 
 

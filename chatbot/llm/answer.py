@@ -97,7 +97,7 @@ def answer(session: LlmSession, ctx: ServiceContext, question: Question) -> Free
         return FreeAnswer(text=hit[0], cached=True, grounded=hit[1])
     data = company_data(ctx)
     try:
-        topics = ", ".join(faq.POLICY_TOPICS) if faq.load_faq(ctx.tenant_slug).policies else "ninguno"
+        topics = ", ".join(faq.POLICY_TOPICS) if faq.data(ctx).policies else "ninguno"
     except faq.FaqDataError:
         topics = "ninguno"
     system = prompt.render(company=ctx.company_name, company_data=data, policy_topics=topics,

@@ -178,7 +178,7 @@ def _delivery(box: Toolbox, args: dict[str, Any]) -> str:
 
 def _policy(box: Toolbox, args: dict[str, Any]) -> str:
     topic = _text(args, "topic")
-    if topic in faq.POLICY_TOPICS:
+    if topic in faq.POLICY_TOPICS and faq.has_policy(box.ctx, topic):
         return faq.policy_text(box.ctx, topic)  # the whole text: the model is not the customer
     question = _text(args, "question")
     entries = faq.faq_search(box.ctx, question, limit=3) if question else []
