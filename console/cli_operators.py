@@ -5,6 +5,8 @@
         (12+ characters), as `create-agent` does for agents. Log in at /operator/login.
     encargo-admin operator-password --email ops@proveedor.com
         A new password for an operator (same sources); every session of theirs ends.
+    encargo-admin demo-operator
+        For `make run`: the operator OPERATOR_DEMO_EMAIL with OPERATOR_DEMO_PASSWORD (kept when it exists).
 
 Exit status: 0 done, 1 refused (taken or unknown e-mail, short password), 2 bad configuration.
 """
@@ -22,7 +24,7 @@ from storage import operators
 from storage.db import open_pool
 from storage.operators import OperatorError
 
-PASSWORD_VARIABLE = "ENCARGO_OPERATOR_PASSWORD"  # noqa: S105 - the variable's name, not a password
+DEMO_EMAIL = "ops@demo.encargo"
 
 
 def register(commands: Any) -> None:
@@ -33,14 +35,16 @@ def register(commands: Any) -> None:
     password = commands.add_parser("operator-password", help="set a new password for an operator")
     password.add_argument("--email", required=True)
     password.set_defaults(run=operator_command)
+    demo = commands.add_parser("demo-operator", help="the demo operator for make run")
+    demo.set_defaults(run=operator_command)
 
 
 def _password() -> str:
-    given = os.environ.get(PASSWORD_VARIABLE, "")
+    given = os.environ.get("ENCARGO_OPERATOR_PASSWORD", "")
     if given:
         return given
     if not sys.stdin.isatty():
-        raise OperatorError(f"set {PASSWORD_VARIABLE} or run this on a terminal to type the password")
+        raise OperatorError("set ENCARGO_OPERATOR_PASSWORD or run this on a terminal to type the password")
     first = getpass.getpass(f"Password ({operators.MIN_PASSWORD_LEN}+ characters): ")
     if getpass.getpass("Repeat it: ") != first:
         raise OperatorError("the passwords differ")
@@ -53,7 +57,15 @@ def operator_command(args: argparse.Namespace) -> int:
     try:
         pool.wait(timeout=10)
         with pool.connection() as conn:
-            if args.command == "operator-create":
+            if args.command == "demo-operator":
+                email = os.environ.get("OPERATOR_DEMO_EMAIL", DEMO_EMAIL)
+                given = os.environ.get("OPERATOR_DEMO_PASSWORD", "")
+                if not operators.exists(conn, email):
+                    if not given:
+                        raise OperatorError("OPERATOR_DEMO_PASSWORD is not set")
+                    operators.create(conn, email, given)
+                _say(f"operator area: log in at {settings.public_base_url or ''}/operator as {email}")
+            elif args.command == "operator-create":
                 found = operators.create(conn, args.email, _password())
                 _say(f"operator {found.email} created; log in at {settings.public_base_url or ''}/operator/login")
             else:

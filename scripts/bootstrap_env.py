@@ -58,6 +58,8 @@ SECRET_GENERATORS: dict[str, Callable[[], str]] = {
     "CORE_API_KEY": _token,
     # issue 6: the demo agent `make run` creates for the support console (/console)
     "CONSOLE_DEMO_PASSWORD": _token,
+    # issue 15: the demo operator `make run` creates for the operator's area (/operator)
+    "OPERATOR_DEMO_PASSWORD": _token,
     # issue 7: signs the sandbox core's package events to /internal/events
     "INTERNAL_EVENTS_SECRET": _token,
     # issue 15: the second demo company's own core API key and the secret its core signs events with

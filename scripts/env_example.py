@@ -129,7 +129,12 @@ The password of `create-agent` when not typed on a terminal.
 ENCARGO_AGENT_PASSWORD=
 The demo agent `make run` creates (`encargo-admin demo-agent`); the password is generated into .run/env.
 CONSOLE_DEMO_EMAIL=soporte@demo.encargo
-CONSOLE_DEMO_PASSWORD="""),
+CONSOLE_DEMO_PASSWORD=
+The password of `operator-create` and `operator-password` when not typed on a terminal.
+ENCARGO_OPERATOR_PASSWORD=
+The demo operator `make run` creates (`encargo-admin demo-operator`); the password is generated into .run/env.
+OPERATOR_DEMO_EMAIL=ops@demo.encargo
+OPERATOR_DEMO_PASSWORD="""),
 ]
 
 

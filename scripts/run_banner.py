@@ -19,6 +19,8 @@ def print_banner(ports: Ports, env: Mapping[str, str], console: Console) -> None
         " pick one in the simulator",
         f"  console       {web}/console      (agent {env.get('CONSOLE_DEMO_EMAIL', 'soporte@demo.encargo')},"
         " password CONSOLE_DEMO_PASSWORD in .run/env)",
+        f"  operator      {web}/operator     (operator {env.get('OPERATOR_DEMO_EMAIL', 'ops@demo.encargo')},"
+        " password OPERATOR_DEMO_PASSWORD in .run/env)",
         f"  health        {web}/healthz      readiness {web}/readyz",
         f"  sandbox core  http://127.0.0.1:{ports.core}"
         + ("   (send Authorization: Bearer $CORE_API_KEY, or $DEMO2_CORE_API_KEY for the second company,"
@@ -31,5 +33,5 @@ def print_banner(ports: Ports, env: Mapping[str, str], console: Console) -> None
         "Ctrl-C stops everything.",
     ]
     if port_is_free(ports.core):
-        lines.insert(6, f"  (nothing listens on port {ports.core} yet: is the sandbox core starting?)")
+        lines.insert(7, f"  (nothing listens on port {ports.core} yet: is the sandbox core starting?)")
     console.line("run", "\n".join(lines))

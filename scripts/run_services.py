@@ -92,8 +92,8 @@ def start_services(
 
 
 def prepare_database(env: Mapping[str, str], console: Console, stop: StopFlag) -> None:
-    """Apply the migrations (StartupError when they fail), then create the support console's demo agent and
-    the second demo company."""
+    """Apply the migrations (StartupError when they fail), then create the support console's demo agent, the
+    demo operator and the second demo company."""
     stop.check()
     migrate = entry_point_spec("migrate", "encargo-migrate")
     status = run_step("migrate", migrate.command, env, console, stop)
@@ -101,6 +101,8 @@ def prepare_database(env: Mapping[str, str], console: Console, stop: StopFlag) -
         raise StartupError(f"migrations failed ({describe_exit(status)})")
     # issue 6: a demo agent for the support console (prints how to log in)
     run_step("console", [sys.executable, "-m", "console.cli", "demo-agent"], env, console, stop)
+    # issue 15: a demo operator for the operator's area (/operator)
+    run_step("operator", [sys.executable, "-m", "console.cli", "demo-operator"], env, console, stop)
     # issue 15: the second demo company, with its own number, core key and events secret (scripts/run_tenants.py)
     run_step("tenants", [sys.executable, "-m", "scripts.run_tenants"], env, console, stop)
 

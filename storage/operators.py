@@ -60,6 +60,11 @@ def create(conn: Connection[Any], email: str, password: str) -> Operator:
     return Operator(**row)
 
 
+def exists(conn: Connection[Any], email: str) -> bool:
+    return conn.execute("SELECT 1 FROM operators WHERE lower(email) = lower(%s)", (email.strip(),)).fetchone() \
+        is not None
+
+
 def set_password(conn: Connection[Any], email: str, password: str) -> Operator:
     """A new password; every session of the operator ends. OperatorError for an unknown e-mail."""
     with conn.transaction():

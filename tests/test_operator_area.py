@@ -229,6 +229,13 @@ def test_operator_create_on_the_command_line_then_log_in(app: Flask, base_env: d
                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False)
     assert again.returncode == 1 and "Ya existe" in again.stdout
     operator_client(app, "jefa@proveedor.sv")
+    # make run's demo operator: created once from OPERATOR_DEMO_PASSWORD, kept afterwards
+    demo_env = {**env, "OPERATOR_DEMO_EMAIL": OPERATOR_EMAIL, "OPERATOR_DEMO_PASSWORD": OPERATOR_PASSWORD}
+    for run_env in (demo_env, {**demo_env, "OPERATOR_DEMO_PASSWORD": ""}):
+        demo = subprocess.run([sys.executable, "-m", "console.cli", "demo-operator"], cwd=ROOT, env=run_env,
+                              capture_output=True, text=True, timeout=60, check=False)
+        assert demo.returncode == 0 and f"/operator as {OPERATOR_EMAIL}" in demo.stdout, demo.stdout + demo.stderr
+    operator_client(app)
 
 
 # -- Empresas: the health page ---------------------------------------------------------------------------------
