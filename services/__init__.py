@@ -3,8 +3,8 @@
 Each service function takes a `ServiceContext` (the company, its logistics
 core, its Redis and the moment of the customer's message) and returns the
 provider-neutral messages the customer reads. The wording lives in
-services/texts/services.yaml and the company's policies in
-faq_data/<tenant>.yaml, so neither needs Python to change. The helpers below
+services/texts/services.yaml and the company's policies and FAQ are the
+version its admin last saved (`ServiceContext.faq`), so neither needs Python to change. The helpers below
 format what every service shows: money, clock times, dates and day names.
 """
 

@@ -1,6 +1,6 @@
 """Policies and the company's FAQ: requirements, unclaimed packages, refunds, payment, free questions.
 
-Every answer is the company's text (faq_data) cut by `services.faq` to
+Every answer is the company's own text (its current FAQ version) cut by `services.faq` to
 at most six lines; a cut answer ends with "¿Quieres más detalles?" and its Sí
 button (`more:<ref>`) names the rest, so the session remembers it through the
 options it offered: a tap or a typed "sí" sends the rest (`more_details`), "no"

@@ -1,7 +1,7 @@
 """Versioned prompt templates: `<name>.v<N>.txt` in this directory, the highest N in use.
 
 Templates use `$name` placeholders (string.Template) filled with the
-company's data from the core and faq_data/ at call time; no company fact is
+company's data from the core and its FAQ and policies at call time; no company fact is
 written in a template. `Prompt.version` ("answer.v1") is stored on every
 model call, so a change of wording is a new file and shows in the costs and
 analyses.
