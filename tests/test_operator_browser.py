@@ -157,6 +157,19 @@ def test_an_operator_onboards_a_company_that_then_answers_its_number(
                 "placeholder", "guardada · déjala vacía para no cambiarla")
             assert CORE_KEY not in page.content() and NEW_TOKEN not in page.content()
             screenshot(page, "operator-edit-company.png")
+
+            # suspending asks first: dismissed, nothing changes; accepted, the company is suspended
+            page.goto(base_url + "/operator")
+            demo = page.locator("tr.tenant-row[data-slug=demo]")
+            page.once("dialog", lambda dialog: dialog.dismiss())
+            demo.locator("button", has_text="Suspender").click()
+            expect(demo.locator(".status")).to_have_text("activa")
+            page.once("dialog", lambda dialog: dialog.accept())
+            demo.locator("button", has_text="Suspender").click()
+            expect(page.locator(".flash")).to_have_text("Transportes Express El Salvador quedó suspendida: sus mensajes"
+                                                        " ya no se atienden.")
+            expect(demo.locator(".status")).to_have_text("suspendida")
+            assert rows(db_pool, "SELECT status FROM tenants WHERE slug = 'demo'") == [{"status": "suspended"}]
             assert errors == []
         finally:
             browser.close()
