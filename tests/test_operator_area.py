@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import subprocess
 import sys
 import time
@@ -20,10 +21,12 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 import redis
 from flask import Flask
 from flask.testing import FlaskClient
+from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from config import Settings
@@ -47,6 +50,7 @@ from tests.operator_support import (
     operator_csrf,
     page_csrf,
 )
+from web.app import create_app
 from worker.main import EncargoWorker
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -297,6 +301,46 @@ def test_the_health_page_counts_what_the_rows_say(app: Flask, db_pool: Connectio
                                                                      "unroutable-row").found}
     assert unroutable[STRANGER_NUMBER][1:5] == ["Meta", "ninguna empresa tiene ese número", "1", "2"]
     assert unroutable[NEW_NUMBER][1:5] == ["Meta", "la empresa está suspendida", "1", "1"]
+
+
+def statements_of(services: dict[str, str], load: Any) -> int:
+    """How many SQL statements PostgreSQL ran while `load()` ran (its log, with log_statement = all)."""
+    log = Path(services["base"]) / "pg" / "postgres.log"
+    before = log.stat().st_size
+    load()
+    time.sleep(0.2)  # the server writes its log lines as it runs them
+    with log.open("rb") as found:
+        found.seek(before)
+        written = found.read().decode("utf-8", "replace")
+    return len(re.findall(r"LOG:\s+(?:statement|execute [^:]*):", written))
+
+
+def test_the_health_page_costs_the_same_queries_for_fifty_tenants(
+        services: dict[str, str], settings: Settings, db_pool: ConnectionPool, redis_conn: redis.Redis) -> None:
+    """One page load is a fixed number of statements: grouped queries, never one per tenant."""
+    make_operator(db_pool)
+    vault = Vault(settings.phone_encryption_keys, settings.phone_hash_key)
+    with psycopg.connect(services["database_url"], autocommit=True) as admin:
+        database = admin.execute("SELECT current_database()").fetchone()[0]  # type: ignore[index]
+        admin.execute(sql.SQL("ALTER DATABASE {} SET log_statement = 'all'").format(sql.Identifier(database)))
+    app = create_app(settings)  # its connections log every statement
+    try:
+        ops = operator_client(app)
+        counts = []
+        for wanted in (2, 50):
+            while len(rows(db_pool, "SELECT id FROM tenants")) < wanted:
+                n = len(rows(db_pool, "SELECT id FROM tenants"))
+                tenant_admin.create_tenant(db_pool, vault, redis_conn, slug=f"empresa-{n:02d}", name=f"Empresa {n}")
+                tenant_admin.add_channel(db_pool, vault, redis_conn, f"empresa-{n:02d}", provider="meta",
+                                         number=f"5000000000{n:05d}")
+            ops.get("/operator")  # the pool's connections are open and its statements prepared
+            counts.append(statements_of(services, lambda: ops.get("/operator")))
+    finally:
+        app.extensions["db_pool"].close()
+        app.extensions["redis"].close()
+        with psycopg.connect(services["database_url"], autocommit=True) as admin:
+            admin.execute(sql.SQL("ALTER DATABASE {} RESET log_statement").format(sql.Identifier(database)))
+    assert counts[0] == counts[1] and 0 < counts[0] <= 12, counts
 
 
 def test_the_health_page_lists_fifty_tenants(app: Flask, db_pool: ConnectionPool, redis_conn: redis.Redis,
