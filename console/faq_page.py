@@ -19,11 +19,13 @@ from zoneinfo import ZoneInfo
 from flask import abort, flash, redirect, render_template, request, url_for
 from psycopg import Connection
 
+from channels.outbound import Buttons, Text
 from console import auth, faq_editing
 from console.blueprint import bp, state, tenant_slug
 from console.database import get_pool
 from console.faq_editing import FaqFormError
 from handoff.agents import Agent
+from services import faq
 from storage import faq_versions
 from storage.faq_content import FaqData, changes, same_content
 
@@ -86,10 +88,22 @@ def faq_page() -> Any:
                 error, status = str(exc), 400
                 editing = {"add": "new", "policies": "policies"}.get(action) or form.get("entry")
         history = _history(conn, agent.tenant_id)
+    tried = " ".join(request.args.get("probar", "").split())[:300]
     return render_template(
         "console/faq.html", data=data, version=version, history=history, error=error, editing=editing,
         form=request.form if error else {}, fields=faq_editing.POLICY_FIELDS,
-        policy_value=faq_editing.policy_value), status
+        policy_value=faq_editing.policy_value, tried=tried, preview=_preview(data, tried) if tried else None), status
+
+
+def _preview(data: FaqData, text: str) -> dict[str, Any]:
+    """How the bot would answer `text` with this FAQ when it cannot place the message otherwise: the entry it
+    picks and what the customer reads (the first part and "¿Quieres más detalles?" for a long answer)."""
+    entry = faq.entry_for(data, text)
+    if entry is None:
+        return {"entry": None, "bubbles": []}
+    bubbles = [{"body": m.body, "buttons": [c.title for c in m.buttons] if isinstance(m, Buttons) else []}
+               for m in faq.short_answer(entry.answer, f"faq:{entry.id}") if isinstance(m, Text | Buttons)]
+    return {"entry": entry, "bubbles": bubbles}
 
 
 def _apply(data: FaqData, action: str, form: Any) -> FaqData:

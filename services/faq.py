@@ -218,13 +218,28 @@ def _keyword_hit(keyword: str, folded_text: str, words: list[str]) -> bool:
 
 
 def faq_search(ctx: ServiceContext, text: str, limit: int = 3) -> list[FaqEntry]:
+    """The company's FAQ entries closest to `text`, best first (`search`)."""
+    return search(data(ctx), text, limit)
+
+
+def entry_for(faq: FaqData, text: str) -> FaqEntry | None:
+    """The entry the bot answers a message it could not place with: among the three closest, the first one
+    with a keyword written as such in the message (no accents, no punctuation); None when none has."""
+    words = f" {fold_words(text)} "
+    for entry in search(faq, text, limit=3):
+        if any(f" {fold_words(k)} " in words for k in entry.keywords if fold_words(k)):
+            return entry
+    return None
+
+
+def search(faq: FaqData, text: str, limit: int = 3) -> list[FaqEntry]:
     """The FAQ entries closest to `text`, best first: one point per keyword hit plus question similarity."""
     words = _words(text)
     if not words:
         return []
     folded_text, query = fold_words(text), " ".join(words)
     scored = []
-    for entry in data(ctx).entries:
+    for entry in faq.entries:
         hits = sum(_keyword_hit(k, folded_text, words) for k in entry.keywords)
         similarity = fuzz.token_set_ratio(query, " ".join(_words(entry.question))) / 100
         score = hits + similarity

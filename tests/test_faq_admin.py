@@ -214,8 +214,31 @@ def test_an_added_entry_and_a_changed_policy_are_answered(stack: Stack) -> None:
     let_caches_look()
     replies = write(stack, NUMBER_A, "hay parqueo?")
     assert any("parqueo gratis para clientes" in b for b in replies), replies
+    preview = admin.get("/console/faq", query_string={"probar": "hay parqueo?"}).get_data(as_text=True)
+    assert "El asistente respondería con «¿Tienen parqueo en los puntos?»" in preview  # what the bot just said
+    assert '<p class="faq-bubble">Sí: todos nuestros puntos tienen parqueo gratis para clientes 🚗</p>' in preview
     replies = write(stack, NUMBER_A, "como cobro mi reembolso", phone="+50370000032")
     assert any("*cualquier punto*" in b for b in replies), replies
+
+
+def test_the_preview_shows_what_the_customer_would_read(stack: Stack) -> None:
+    admin = logged_in(stack.app, stack.a.admin.email)
+    long_answer = "\n\n".join(f"Párrafo {n}: en nuestros puntos guardamos tu paquete con cuidado y te avisamos." for n
+                                in range(1, 5))
+    saved = post_faq(admin, action="add", question="¿Cómo guardan mi paquete?", answer=long_answer,
+                     keywords="guardan, bodega")
+    assert saved.status_code == 302
+
+    def tried(text: str) -> str:
+        return admin.get("/console/faq", query_string={"probar": text}).get_data(as_text=True)
+
+    cut = tried("en que bodega guardan mi paquete")
+    assert "El asistente respondería con «¿Cómo guardan mi paquete?»" in cut
+    assert "Párrafo 1" in cut and "Párrafo 4" not in cut.split('id="faq-try"')[1].split("</form>")[0]
+    assert "¿Quieres más detalles?" in cut and '<span class="badge">Sí</span>' in cut
+    for nothing in ("quiero una pizza", "suchitoto"):
+        assert "Ninguna pregunta frecuente coincide." in tried(nothing)
+    assert "Probar una pregunta" in admin.get("/console/faq").get_data(as_text=True)
 
 
 # -- versions: history and restore -----------------------------------------------------------------------
@@ -498,6 +521,11 @@ def test_the_admin_edits_restores_and_adds_in_chromium(settings: Settings, db_po
             new.get_by_role("button", name="Agregar pregunta").click()
             expect(page.locator("article.faq-entry")).to_have_count(16)
             expect(page.locator("article.faq-entry").last).to_contain_text("Palabras clave: parqueo, estacionamiento")
+
+            page.fill("#faq-try input[name=probar]", "hay parqueo o estacionamiento?")
+            page.get_by_role("button", name="Probar").click()
+            expect(page.locator(".faq-preview")).to_contain_text("El asistente respondería con «¿Tienen parqueo")
+            expect(page.locator(".faq-bubble")).to_have_text("Sí: todos nuestros puntos tienen parqueo gratis 🚗")
 
             page.locator("tr.faq-version").first.get_by_role("link", name="Ver").click()
             expect(page.locator("h1")).to_have_text("Versión 4 (la actual)")

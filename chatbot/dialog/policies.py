@@ -18,7 +18,6 @@ from channels.outbound import Buttons
 from chatbot.dialog import delivery_times
 from chatbot.dialog.turn import State, Turn
 from services import faq, wording
-from services.normalize import fold_words
 
 HANDOFF_REASON = "change_delivery"  # the case opened when the customer accepts a person after pickup_by_other
 MORE_DETAILS = "more_details"  # the session's purpose while "¿Quieres más detalles?" waits for Sí / No
@@ -104,12 +103,11 @@ def no_more(t: Turn) -> State:
 
 def faq_answer(t: Turn) -> State | None:
     """A question the router could not place but the company's FAQ answers (a keyword of the entry appears)."""
-    words = f" {t.folded} "  # folded like the FAQ keywords: no accents, punctuation as spaces
-    for entry in faq.faq_search(t.ctx, t.text, limit=3):
-        if any(f" {fold_words(k)} " in words for k in entry.keywords if fold_words(k)):
-            t.replies += faq.entry_answer(entry)
-            t.solved("faq")
-            t.topic = "faq"
-            _await_more(t)
-            return State.IDLE
-    return None
+    entry = faq.entry_for(faq.data(t.ctx), t.text)
+    if entry is None:
+        return None
+    t.replies += faq.entry_answer(entry)
+    t.solved("faq")
+    t.topic = "faq"
+    _await_more(t)
+    return State.IDLE
