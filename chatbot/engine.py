@@ -8,7 +8,8 @@ made (`llm_calls`, priced) and the session's new state. It writes nothing to
 PostgreSQL: the worker stores the outcome in one transaction and then saves
 the state with `storage.dialogs.save`.
 
-With a language model configured (`LLM_PROVIDER`, chatbot/llm/), a message
+With a language model for the tenant (its own settings or the deployment's
+`LLM_PROVIDER`, `llm.tenant_models`; chatbot/llm/), a message
 the rules read with low confidence is read again by the model (structured
 output; an unsure model means the menu, not a guess), and a question the
 model reads as outside the intents is answered from tool results through the
@@ -38,7 +39,7 @@ import redis
 
 from channels.events import InboundMessage, MessageKind
 from channels.outbound import Choice, ChoiceList, OutboundMessage, Text
-from chatbot import guard
+from chatbot import guard, people_only
 from chatbot.dialog import cases, machine
 from chatbot.dialog.turn import Customer, Situation, State, Turn, wording
 from chatbot.llm import answer, tools
@@ -50,7 +51,7 @@ from core_api_client import CoreClient
 from llm import history
 from llm.costs import LlmCall
 from llm.session import LlmSession
-from llm.settings import provider_for
+from llm.tenant_models import TenantModel
 from services import ServiceContext, escalation
 from services.escalation import EscalationDecision
 from storage import dialogs
@@ -96,14 +97,17 @@ def message_time(timestamp: int | float, timezone: ZoneInfo) -> datetime:
 
 
 def respond(settings: Settings, conn: redis.Redis, message: InboundMessage, *, tenant: Tenant, core: CoreClient,
-            customer: Customer, situation: Situation, conversation_hash: str, model_allowed: bool = True,
-            schedule: Schedule | None = None, faq: FaqData | None = None) -> Outcome:
+            customer: Customer, situation: Situation, conversation_hash: str, model: TenantModel | None = None,
+            schedule: Schedule | None = None, faq: FaqData | None = None, chatbot: bool = True) -> Outcome:
     """The bot's answer to one stored customer message (possibly no reply at all). Never raises.
 
     `core` is the tenant's own logistics core (`runtime.cores`).
 
-    `model_allowed` False (the tenant's plan: no AI, or its LLM budget spent, `llm.budget`) answers with the
-    rules alone, as when no provider is configured.
+    `model` is the tenant's language model (`llm.tenant_models`); None (no model configured, or the tenant's
+    plan allows none now: no AI, its LLM budget spent, `llm.budget`) answers with the rules alone.
+
+    `chatbot` False (the tenant's plan has no chatbot, `llm.budget`): the bot does not converse, the company's
+    people answer (chatbot/people_only.py).
 
     `schedule` is what the company set for itself (its own support hours and holidays, `storage.tenant_hours`);
     None or unset values: its core's hours.
@@ -116,7 +120,7 @@ def respond(settings: Settings, conn: redis.Redis, message: InboundMessage, *, t
         if loaded.conversation_id != situation.conversation_id:
             loaded = DialogState(conversation_id=situation.conversation_id)  # a new conversation starts afresh
         return _respond(settings, conn, message, tenant, core, customer, situation, conversation_hash,
-                        DialogState.from_json(loaded.to_json()), model_allowed, schedule, faq)
+                        DialogState.from_json(loaded.to_json()), model, schedule, faq, chatbot)
     except Exception as exc:  # the worker must answer whatever happens: apologise, keep the old session
         frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
         where = f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno}" if frame else "?"
@@ -132,9 +136,16 @@ def respond(settings: Settings, conn: redis.Redis, message: InboundMessage, *, t
 
 def _respond(settings: Settings, conn: redis.Redis, message: InboundMessage, tenant: Tenant, core: CoreClient,
              customer: Customer, situation: Situation, conversation_hash: str, ds: DialogState,
-             model_allowed: bool = True, schedule: Schedule | None = None, faq: FaqData | None = None) -> Outcome:
+             model: TenantModel | None = None, schedule: Schedule | None = None, faq: FaqData | None = None,
+             chatbot: bool = True) -> Outcome:
     timezone = _zone(tenant.timezone, settings.tenant_timezone)
     now = message_time(message.timestamp, timezone)
+    if not chatbot:
+        ctx = _context(core, conn, tenant, timezone, now, schedule, faq)
+        told = people_only.answer(ctx, message, status=situation.status, customer_name=customer.first_name,
+                                  opted_out=customer.opted_out)
+        told.routing.update(state_before=ds.state, state_after=ds.state)
+        return Outcome(told.replies, told.routing, ds, told.escalation, told.opt_out, told.events)
     before = ds.state
     routable = message.kind in ROUTED_KINDS
     clean = guard.clean(message.text) if routable else guard.CleanText("", empty=True)
@@ -142,8 +153,8 @@ def _respond(settings: Settings, conn: redis.Redis, message: InboundMessage, ten
     limits = guard.RateLimits(settings.rate_limit_per_minute, settings.rate_limit_per_hour,
                               settings.rate_limit_per_day)
     rate = guard.check_rate(conn, conversation_hash, message.message_id, now.timestamp(), limits)
-    asks_model = model_allowed and rate.allowed and situation.status not in WITH_A_HUMAN
-    session = _llm_session(settings, conn) if asks_model else None
+    asks_model = model is not None and rate.allowed and situation.status not in WITH_A_HUMAN
+    session = LlmSession(model.provider, settings, conn, circuit=model.circuit) if model and asks_model else None
     fallback: RouterFallback | None = None
     if session is not None and decision is not None and decision.confidence < LLM_THRESHOLD:
         fallback = RouterFallback(session, tenant.name)  # the rules are not sure: the model reads it too
@@ -162,10 +173,7 @@ def _respond(settings: Settings, conn: redis.Redis, message: InboundMessage, ten
         routing.update(state_after=ds.state)
         return Outcome(replies, routing, ds)
     repeats = guard.count_repeats(conn, conversation_hash, message.message_id, clean.text) if clean.text else 0
-    ctx = ServiceContext(core=core, redis=conn, tenant_slug=tenant.slug, company_name=tenant.name, timezone=timezone,
-                         now=now, bot_name=tenant.bot_name, greeting=tenant.greeting,
-                         support_hours=schedule.support_hours if schedule else None,
-                         holidays=schedule.closed_days if schedule else frozenset(), faq=faq)
+    ctx = _context(core, conn, tenant, timezone, now, schedule, faq)
     turn = Turn(decision, clean, message.reply_id, ds, ctx, customer, situation, repeats)
     if session is not None and settings.llm_answers and decision.intent == "out_of_scope" \
             and decision.stage == "llm" and not clean.foreign:  # the model read a question no intent covers
@@ -181,10 +189,12 @@ def _respond(settings: Settings, conn: redis.Redis, message: InboundMessage, ten
     return Outcome(turn.replies, routing, ds, turn.escalation, turn.opt_out, turn.events, calls)
 
 
-def _llm_session(settings: Settings, conn: redis.Redis) -> LlmSession | None:
-    """The model calls of this message (None: no provider configured, rules only)."""
-    provider = provider_for(settings)
-    return LlmSession(provider, settings, conn) if provider is not None else None
+def _context(core: CoreClient, conn: redis.Redis, tenant: Tenant, timezone: ZoneInfo, now: datetime,
+             schedule: Schedule | None, faq: FaqData | None) -> ServiceContext:
+    return ServiceContext(core=core, redis=conn, tenant_slug=tenant.slug, company_name=tenant.name, timezone=timezone,
+                          now=now, bot_name=tenant.bot_name, greeting=tenant.greeting,
+                          support_hours=schedule.support_hours if schedule else None,
+                          holidays=schedule.closed_days if schedule else frozenset(), faq=faq)
 
 
 def _answer_freely(session: LlmSession, recent: list[tuple[str, str]]) -> Callable[[Turn], State | None]:

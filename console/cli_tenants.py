@@ -5,6 +5,9 @@
                                 [--core-api-key] [--events-secret]
     encargo-admin tenant-update --slug acme [--name ...] [--timezone ...] [--bot-name ...] [--greeting ...]
                                 [--core-url ...] [--core-api-key] [--events-secret]
+                                [--llm-provider openai|gemini|none] [--llm-model ...] [--llm-base-url ...]
+                                [--llm-api-key | --clear-llm-api-key] [--llm-monthly-usd 25]
+                                (the LLM options: "" puts one back to the deployment's / the plan's)
     encargo-admin tenant-suspend --slug acme      (its messages are acknowledged and stored unroutable)
     encargo-admin tenant-resume --slug acme
     encargo-admin tenant-list                     (tenants, status, channels; never a secret)
@@ -16,8 +19,8 @@
 
 Secrets never come from the command line (it ends up in shell history and `ps`): a flag only says
 which secret to set, and its value is read from an environment variable (ENCARGO_CORE_API_KEY,
-ENCARGO_EVENTS_SECRET, ENCARGO_CHANNEL_SECRET) or asked on the terminal. Changes take effect in the
-running processes within about a second (storage.tenant_changes); no restart.
+ENCARGO_EVENTS_SECRET, ENCARGO_CHANNEL_SECRET, ENCARGO_LLM_API_KEY) or asked on the terminal. Changes
+take effect in the running processes within about a second (storage.tenant_changes); no restart.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import redis
 from psycopg_pool import ConnectionPool
 
 from config import Settings, settings_or_exit
-from storage import faq_versions, secret_rotation, tenant_admin
+from storage import faq_versions, secret_rotation, tenant_admin, tenant_llm
 from storage.crypto import DecryptionError, Vault
 from storage.db import open_pool
 from storage.tenants import ACTIVE, SUSPENDED, TenantError
@@ -42,6 +45,7 @@ SECRETS = {  # flag destination -> (environment variable, prompt)
     "core_api_key": ("ENCARGO_CORE_API_KEY", "Core API key: "),
     "events_secret": ("ENCARGO_EVENTS_SECRET", "Secret the core signs its events with (32+ characters): "),
     "secret": ("ENCARGO_CHANNEL_SECRET", "Channel secret (Meta access token or Twilio auth token): "),
+    "llm_api_key": ("ENCARGO_LLM_API_KEY", "The company's model API key: "),
 }
 MIN_EVENTS_SECRET = 32
 
@@ -64,6 +68,7 @@ def register(commands: Any) -> None:
     update.add_argument("--name")
     update.add_argument("--timezone")
     _tenant_options(update)
+    _llm_options(update)
     update.set_defaults(run=_runner(tenant_update))
 
     for name, status, text in (("tenant-suspend", SUSPENDED, "stop serving a company (its events are kept "
@@ -123,6 +128,35 @@ def _tenant_options(parser: argparse.ArgumentParser) -> None:
                         help="set the core's API key: from ENCARGO_CORE_API_KEY, or asked")
     parser.add_argument("--events-secret", action="store_true",
                         help="set the secret its core signs events with: from ENCARGO_EVENTS_SECRET, or asked")
+
+
+def _llm_options(parser: argparse.ArgumentParser) -> None:
+    """The company's own language model (storage/tenant_llm.py); "" puts a value back to the deployment's."""
+    parser.add_argument("--llm-provider", help=f"one of {', '.join(tenant_llm.PROVIDERS)} (none: never a model; "
+                                               "empty: the deployment's LLM_PROVIDER)")
+    parser.add_argument("--llm-model", help="model name (empty: the deployment's LLM_MODEL)")
+    parser.add_argument("--llm-base-url", help="its own OpenAI-compatible server or Gemini endpoint (empty: none)")
+    parser.add_argument("--llm-api-key", action="store_true",
+                        help="set its own model API key: from ENCARGO_LLM_API_KEY, or asked")
+    parser.add_argument("--clear-llm-api-key", action="store_true", help="remove its own model API key")
+    parser.add_argument("--llm-monthly-usd", help="what its model calls may cost a month, in dollars "
+                                                  "(empty: the plan's limit)")
+
+
+def _llm_changes(args: argparse.Namespace) -> dict[str, str | None]:
+    changes: dict[str, str | None] = {}
+    for option, name in (("llm_provider", "provider"), ("llm_model", "model"), ("llm_base_url", "base_url"),
+                         ("llm_monthly_usd", "monthly_usd")):
+        value = getattr(args, option, None)
+        if value is not None:
+            changes[name] = value
+    if getattr(args, "llm_api_key", False) and getattr(args, "clear_llm_api_key", False):
+        raise TenantError("give either --llm-api-key or --clear-llm-api-key")
+    if getattr(args, "llm_api_key", False):
+        changes["api_key"] = _secret("llm_api_key")
+    elif getattr(args, "clear_llm_api_key", False):
+        changes["api_key"] = None
+    return changes
 
 
 def _secret(name: str) -> str:
@@ -193,12 +227,16 @@ def tenant_update(args: argparse.Namespace, settings: Settings, pool: Connection
     with _Tools(settings) as tools:
         try:
             changes = _changes(args)
-            if not changes:
+            llm = _llm_changes(args)
+            if not changes and not llm:
                 raise TenantError("nothing to change: give at least one option")
-            tenant_admin.update_tenant(pool, tools.vault, tools.redis, args.slug, changes)
+            if changes:
+                tenant_admin.update_tenant(pool, tools.vault, tools.redis, args.slug, changes)
+            if llm:
+                tenant_llm.update(pool, tools.vault, tools.redis, args.slug, llm)
         except TenantError as exc:
             return _refused(exc)
-    _say(f"tenant {args.slug} updated: {', '.join(sorted(changes))}")
+    _say(f"tenant {args.slug} updated: {', '.join(sorted([*changes, *(f'llm_{name}' for name in llm)]))}")
     return 0
 
 

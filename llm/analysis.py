@@ -10,8 +10,10 @@ query are masked. A conversation whose analysis fails is tried again on the
 next runs, at most `MAX_ATTEMPTS` times (counter in Redis
 `llm:analysis:attempts:{escalation_id}`).
 
-`register_jobs` adds the job to the scheduler (leader only), when a provider
-is configured. Failure policy: `analyze_pending` never raises for one
+Each conversation is read by its company's own model (`llm.tenant_models`:
+its settings or the deployment's) when its plan allows the model
+(`llm.budget`); a company without one is skipped. `register_jobs` adds the
+job to the scheduler (leader only). Failure policy: `analyze_pending` never raises for one
 conversation (logged, counted); database errors propagate to the scheduler.
 """
 
@@ -29,11 +31,13 @@ from psycopg_pool import ConnectionPool
 
 from config import Settings
 from llm import costs
+from llm.budget import PlanTerms
 from llm.prompts import load
 from llm.session import LlmSession
-from llm.settings import provider_for
 from llm.summary import transcript_text
+from llm.tenant_models import TenantModels, models_of
 from llm.types import LlmError, Message
+from storage.crypto import Vault
 
 log = logging.getLogger(__name__)
 
@@ -87,15 +91,26 @@ def parse(raw: str, conversation_id: int) -> dict[str, Any] | None:
             "example_query": _PHONE.sub("[teléfono]", data["example_query"]).strip()[:300]}
 
 
-def pending(pool: ConnectionPool, limit: int = BATCH, min_age_s: int = MIN_AGE_S) -> list[dict[str, Any]]:
+_PENDING = ("FROM escalations e JOIN tenants t ON t.id = e.tenant_id"
+            " WHERE NOT EXISTS (SELECT 1 FROM escalation_analyses a WHERE a.escalation_id = e.id)"
+            " AND e.created_at <= now() - make_interval(secs => %(age)s)")
+
+
+def pending(pool: ConnectionPool, limit: int = BATCH, min_age_s: int = MIN_AGE_S,
+            tenant_ids: list[int] | None = None) -> list[dict[str, Any]]:
+    """Escalations without an analysis, oldest first (only those of `tenant_ids` when given)."""
     with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(
-            "SELECT e.id, e.tenant_id, e.conversation_id, e.reason, t.name AS company FROM escalations e"
-            " JOIN tenants t ON t.id = e.tenant_id"
-            " WHERE NOT EXISTS (SELECT 1 FROM escalation_analyses a WHERE a.escalation_id = e.id)"
-            " AND e.created_at <= now() - make_interval(secs => %s) ORDER BY e.id LIMIT %s",
-            (min_age_s, limit),
+            "SELECT e.id, e.tenant_id, e.conversation_id, e.reason, t.name AS company " + _PENDING
+            + " AND (%(tenants)s::int[] IS NULL OR e.tenant_id = ANY(%(tenants)s)) ORDER BY e.id LIMIT %(limit)s",
+            {"age": min_age_s, "limit": limit, "tenants": tenant_ids},
         ).fetchall()
+
+
+def _pending_tenants(pool: ConnectionPool, min_age_s: int) -> list[int]:
+    with pool.connection() as conn:
+        return [int(r["tenant_id"]) for r in conn.execute(  # type: ignore[call-overload]
+            "SELECT DISTINCT e.tenant_id " + _PENDING, {"age": min_age_s}).fetchall()]
 
 
 def _transcript(pool: ConnectionPool, conversation_id: int) -> list[tuple[str, str]]:
@@ -106,19 +121,30 @@ def _transcript(pool: ConnectionPool, conversation_id: int) -> list[tuple[str, s
 
 
 def analyze_pending(settings: Settings, pool: ConnectionPool, conn: redis.Redis, *, limit: int = BATCH,
-                    min_age_s: int = MIN_AGE_S) -> int:
-    """Analyse escalated conversations that have no analysis yet; returns how many were stored."""
-    provider = provider_for(settings)
-    if provider is None:
+                    min_age_s: int = MIN_AGE_S, models: TenantModels | None = None,
+                    terms: PlanTerms | None = None) -> int:
+    """Analyse escalated conversations that have no analysis yet; returns how many were stored.
+
+    Each with its company's own model (`llm.tenant_models`), when its plan allows the model now
+    (`llm.budget`); a company without one is skipped."""
+    models = models or TenantModels(settings, pool, conn, Vault(settings.phone_encryption_keys,
+                                                                settings.phone_hash_key))
+    terms = terms or PlanTerms(pool, conn)
+    # only the companies that have a model now: the others' cases must not fill every batch
+    with_model = {tenant_id: model for tenant_id in _pending_tenants(pool, min_age_s)
+                  if terms.terms(tenant_id).model_allowed(None) and (model := models.model(tenant_id)) is not None}
+    if not with_model:
         return 0
     stored = 0
+    opened: set[str] = set()  # circuits that opened during this run: their companies' cases wait for the next
     prompt = load("analysis")
-    for case in pending(pool, limit, min_age_s):
+    for case in pending(pool, limit, min_age_s, sorted(with_model)):
         key = ATTEMPTS_KEY.format(escalation_id=case["id"])
         attempts = int(conn.get(key) or 0)
-        if attempts >= MAX_ATTEMPTS:
+        model = with_model[case["tenant_id"]]
+        if attempts >= MAX_ATTEMPTS or model.circuit in opened:
             continue
-        session = LlmSession(provider, settings, conn, budget_s=BUDGET_S)
+        session = LlmSession(model.provider, settings, conn, budget_s=BUDGET_S, circuit=model.circuit)
         lines = transcript_text(_transcript(pool, case["conversation_id"]))
         result = None
         try:
@@ -141,19 +167,19 @@ def analyze_pending(settings: Settings, pool: ConnectionPool, conn: redis.Redis,
         if result is None:
             conn.set(key, attempts + 1, ex=ATTEMPTS_TTL_S)
             log.warning("escalation analysis failed (escalation %s, attempt %s)", case["id"], attempts + 1)
-        if not session.available():  # the circuit opened: try the rest next time
-            break
+        if not session.available():  # this company's circuit opened: its other cases next time
+            opened.add(model.circuit)
     return stored
 
 
 def register_jobs(scheduler: Any, rt: Any, leader: Any) -> None:
-    """Every INTERVAL_S on the leader: analyse new escalations (nothing when no provider is configured)."""
-    if provider_for(rt.settings) is None:
-        return
+    """Every INTERVAL_S on the leader: analyse new escalations (of the companies that have a model)."""
+    models = models_of(rt)
+    terms = PlanTerms(rt.pool, rt.redis)
 
     def analyze() -> None:
         if leader.holds():
-            analyze_pending(rt.settings, rt.pool, rt.redis)
+            analyze_pending(rt.settings, rt.pool, rt.redis, models=models, terms=terms)
 
     scheduler.add_job(analyze, "interval", seconds=INTERVAL_S, id="llm_escalation_analysis", max_instances=1,
                       coalesce=True)

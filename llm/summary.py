@@ -6,8 +6,10 @@ gathered; it returns None when no provider is configured or the model fails,
 and the console then builds its rules-based summary. The model's summary
 goes through the output guard with the transcript and facts as evidence (it
 may not add a number, code or name that is not in them). `summarizer_for`
-binds the settings, Redis and the database pool (where the call's cost is
-recorded against the case's conversation and tenant).
+binds the settings, Redis and the database pool: each case is summarised by
+its company's own model (`llm.tenant_models`) when its plan allows the model
+(`llm.budget`), and the call's cost is recorded against the case's
+conversation and tenant.
 
 Failure policy: never raises.
 """
@@ -24,10 +26,13 @@ from psycopg_pool import ConnectionPool
 
 from config import Settings
 from llm import costs, output_guard
+from llm.budget import PlanTerms
 from llm.prompts import load
 from llm.session import LlmSession
 from llm.settings import provider_for
+from llm.tenant_models import TenantModel, TenantModels
 from llm.types import LlmError, Message
+from storage.crypto import Vault
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +51,17 @@ def transcript_text(transcript: Sequence[tuple[str, str]]) -> str:
 
 def summarize(settings: Settings, conn: redis.Redis, transcript: Sequence[tuple[str, str]],
               facts: dict[str, Any], *, company_name: str | None = None,
-              record: Callable[[list[costs.LlmCall]], None] | None = None) -> str | None:
-    """The model's summary of the conversation, or None (no provider, failure, or refused by the guard)."""
-    provider = provider_for(settings)
-    if provider is None or not transcript:
+              record: Callable[[list[costs.LlmCall]], None] | None = None,
+              model: TenantModel | None = None) -> str | None:
+    """The model's summary of the conversation, or None (no provider, failure, or refused by the guard).
+
+    `model` is the case's company's model (`llm.tenant_models`); without one, the deployment's provider."""
+    if model is None:
+        provider = provider_for(settings)
+        model = TenantModel(provider, provider.name) if provider is not None else None
+    if model is None or not transcript:
         return None
-    session = LlmSession(provider, settings, conn, budget_s=BUDGET_S)
+    session = LlmSession(model.provider, settings, conn, budget_s=BUDGET_S, circuit=model.circuit)
     prompt = load("summary")
     lines = transcript_text(transcript)
     known = json.dumps(facts, ensure_ascii=False, default=str)
@@ -77,10 +87,13 @@ def summarize(settings: Settings, conn: redis.Redis, transcript: Sequence[tuple[
     return text
 
 
-def summarizer_for(settings: Settings, conn: redis.Redis, pool: ConnectionPool) -> Summarizer | None:
-    """The console's summarizer (None when no provider is configured: the console summarises by rules)."""
-    if provider_for(settings) is None:
-        return None
+def summarizer_for(settings: Settings, conn: redis.Redis, pool: ConnectionPool,
+                   models: TenantModels | None = None) -> Summarizer:
+    """The console's summarizer: each case's company's own model when its plan allows one now
+    (`llm.budget`); None from it (no model, or a failure) and the console summarises by rules."""
+    models = models or TenantModels(settings, pool, conn, Vault(settings.phone_encryption_keys,
+                                                                settings.phone_hash_key))
+    terms = PlanTerms(pool, conn)
 
     def summarizer(transcript: Sequence[tuple[str, str]], facts: dict[str, Any]) -> str | None:
         with pool.connection() as db:  # the case's company: its name in the prompt, its calls on its account
@@ -88,12 +101,17 @@ def summarizer_for(settings: Settings, conn: redis.Redis, pool: ConnectionPool) 
                                " JOIN tenants t ON t.id = e.tenant_id WHERE e.case_number = %s",
                                (str(facts.get("case_number", "")),)).fetchone()
         tenant_id, conversation_id = _ids(found)
+        if tenant_id is None or not terms.terms(tenant_id).model_allowed(None):
+            return None
+        model = models.model(tenant_id)
+        if model is None:
+            return None
         company_name = _name(found)
 
         def record(calls: list[costs.LlmCall]) -> None:
             with pool.connection() as db:
                 costs.store(db, tenant_id=tenant_id, conversation_id=conversation_id, calls=calls)
-        return summarize(settings, conn, transcript, facts, company_name=company_name, record=record)
+        return summarize(settings, conn, transcript, facts, company_name=company_name, record=record, model=model)
 
     return summarizer
 

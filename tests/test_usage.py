@@ -383,10 +383,10 @@ def test_the_plan_decides_whether_the_bot_calls_the_model(base_env: dict[str, st
         with db_pool.connection() as conn:
             month = usage.current_month(conn, demo)
             assert [(o.limit, o.rule) for o in usage.overages(conn, demo, month)] == [("llm_usd", "flag")]
-            # Starter has no AI at all, whatever was spent
+            # Starter has no chatbot, so no AI either, whatever was spent: the company's people answer
             plans.set_plan(conn, "demo", "starter")
-        assert "código de rastreo" in chat.text(STRANGER, "me mandaron algo?")
-        assert len(openai_fake.requests) == 1 and _last_route(db_pool)["stage"] == "keyword"
+        assert "Alguien de nuestro equipo" in chat.text(STRANGER, "me mandaron algo?")
+        assert len(openai_fake.requests) == 1 and _last_route(db_pool)["stage"] == "people_only"
     assert [c["outcome"] for c in rows(db_pool, "SELECT outcome FROM llm_calls ORDER BY id")] == ["ok", "ok"]
 
 

@@ -31,8 +31,8 @@ from channels.outbound import Recipient
 from chatbot import customer_side, engine, guard
 from llm import budget
 from llm import costs as llm_costs
-from llm import settings as llm_settings
-from runtime import delivery
+from llm.tenant_models import TenantModel, models_of
+from runtime import bot_sessions, delivery
 from runtime.enqueue import conversation_hash
 from runtime.resources import Runtime
 from runtime.tenant_faqs import faq_for
@@ -93,6 +93,8 @@ def process_message(runtime: Runtime, event_pk: int) -> str:
         sender.transport.mark_read(event.message_id)
         key = conversation_hash(runtime.vault, event)
         assert key is not None
+        terms = budget.terms_of(runtime, tenant.id)  # the plan: chatbot or the company's people, model or rules
+        model = _plan_model(runtime, tenant, contact.id, terms)
         console_reply = customer_side.answer(  # issue 6: a rating or a waiting-notice button is the console's
             runtime.pool, runtime.redis, event, tenant_id=tenant.id, contact_id=contact.id,
             conversation_id=conversation.id, conversation_status=conversation.status, conversation_hash=key)
@@ -103,7 +105,7 @@ def process_message(runtime: Runtime, event_pk: int) -> str:
                                      is_new=contact.is_new, opted_out=contact.opted_out),
             situation=engine.Situation(conversation.id, conversation.status, case.case_number if case else None),
             conversation_hash=key,
-            model_allowed=llm_settings.configured(runtime.settings) and budget.model_allowed(runtime.pool, tenant.id),
+            model=model, chatbot=terms.chatbot,
             schedule=runtime.rules.schedule(tenant.id),
         )
         with runtime.pool.connection() as conn, conn.pipeline(), conn.transaction():
@@ -128,6 +130,23 @@ def process_message(runtime: Runtime, event_pk: int) -> str:
         webhook_events.finish(conn, event_pk, "processed", tenant_id=tenant.id)
     log.info("message handled", extra={"event_pk": event_pk, "kind": event.kind.value, "replies": len(pending)})
     return "processed"
+
+
+def _plan_model(runtime: Runtime, tenant: Tenant, contact_id: int, terms: budget.Terms) -> TenantModel | None:
+    """The tenant's model when its plan allows it now (llm/budget.py), else None (rules only).
+
+    Counts the message toward the month's bot conversations (runtime/bot_sessions.py): over the plan's
+    limit, the `rules_only` rule answers with the rules, the `flag` rule keeps the model (the operator
+    sees the overage in the usage)."""
+    counted = bot_sessions.count_message(runtime.redis, runtime.pool, tenant, contact_id)
+    conversations = counted[1] if counted is not None else None
+    if counted is not None and counted[0] and terms.over_conversations(conversations) \
+            and conversations == int(terms.conversations_limit or 0) + 1:  # the session that went over: once
+        log.warning("bot conversations over the plan's limit", extra={
+            "tenant_id": tenant.id, "plan": terms.plan, "rule": terms.overage, "limit": terms.conversations_limit})
+    if not terms.model_allowed(conversations):
+        return None
+    return models_of(runtime).model(tenant.id)
 
 
 def _store_outcome(conn: Connection[Any], channel: str, tenant: Tenant, contact_id: int, conversation_id: int,
