@@ -104,15 +104,15 @@ def respond(settings: Settings, conn: redis.Redis, message: InboundMessage, *, t
     `core` is the tenant's own logistics core (`runtime.cores`).
 
     `model` is the tenant's language model (`llm.tenant_models`); None (no model configured, or the tenant's
-    plan allows none now: no AI, its LLM budget spent, `llm.budget`) answers with the rules alone.
+    plan allows none now: no AI, its LLM budget spent, `runtime.plan_terms`) answers with the rules alone.
 
-    `chatbot` False (the tenant's plan has no chatbot, `llm.budget`): the bot does not converse, the company's
+    `chatbot` False (the tenant's plan has no chatbot, `runtime.plan_terms`): the bot does not converse, the company's
     people answer (chatbot/people_only.py).
 
     `schedule` is what the company set for itself (its own support hours and holidays, `storage.tenant_hours`);
     None or unset values: its core's hours.
 
-    `faq` is the company's current policies and FAQ (`runtime.tenant_faqs`; None: its faq_data file).
+    `faq` is the company's current policies and FAQ (`rt.faqs`; None: its faq_data file).
     """
     loaded = DialogState(conversation_id=situation.conversation_id)
     try:

@@ -12,7 +12,7 @@ next runs, at most `MAX_ATTEMPTS` times (counter in Redis
 
 Each conversation is read by its company's own model (`llm.tenant_models`:
 its settings or the deployment's) when its plan allows the model
-(`llm.budget`); a company without one is skipped. `register_jobs` adds the
+(`runtime.plan_terms`); a company without one is skipped. `register_jobs` adds the
 job to the scheduler (leader only). Failure policy: `analyze_pending` never raises for one
 conversation (logged, counted); database errors propagate to the scheduler.
 """
@@ -31,12 +31,13 @@ from psycopg_pool import ConnectionPool
 
 from config import Settings
 from llm import costs
-from llm.budget import PlanTerms
 from llm.prompts import load
 from llm.session import LlmSession
 from llm.summary import transcript_text
-from llm.tenant_models import TenantModels, models_of
+from llm.tenant_models import TenantModels
 from llm.types import LlmError, Message
+from runtime.model_access import model_access_cache
+from runtime.plan_terms import PlanTerms
 from storage.crypto import Vault
 
 log = logging.getLogger(__name__)
@@ -126,9 +127,9 @@ def analyze_pending(settings: Settings, pool: ConnectionPool, conn: redis.Redis,
     """Analyse escalated conversations that have no analysis yet; returns how many were stored.
 
     Each with its company's own model (`llm.tenant_models`), when its plan allows the model now
-    (`llm.budget`); a company without one is skipped."""
-    models = models or TenantModels(settings, pool, conn, Vault(settings.phone_encryption_keys,
-                                                                settings.phone_hash_key))
+    (`runtime.plan_terms`); a company without one is skipped."""
+    models = models or TenantModels(settings, model_access_cache(
+        settings, pool, conn, Vault(settings.phone_encryption_keys, settings.phone_hash_key)))
     terms = terms or PlanTerms(pool, conn)
     # only the companies that have a model now: the others' cases must not fill every batch
     with_model = {tenant_id: model for tenant_id in _pending_tenants(pool, min_age_s)
@@ -174,8 +175,8 @@ def analyze_pending(settings: Settings, pool: ConnectionPool, conn: redis.Redis,
 
 def register_jobs(scheduler: Any, rt: Any, leader: Any) -> None:
     """Every INTERVAL_S on the leader: analyse new escalations (of the companies that have a model)."""
-    models = models_of(rt)
-    terms = PlanTerms(rt.pool, rt.redis)
+    models = TenantModels(rt.settings, rt.model_access)
+    terms = rt.plans
 
     def analyze() -> None:
         if leader.holds():

@@ -8,7 +8,7 @@ goes through the output guard with the transcript and facts as evidence (it
 may not add a number, code or name that is not in them). `summarizer_for`
 binds the settings, Redis and the database pool: each case is summarised by
 its company's own model (`llm.tenant_models`) when its plan allows the model
-(`llm.budget`), and the call's cost is recorded against the case's
+(`runtime.plan_terms`), and the call's cost is recorded against the case's
 conversation and tenant.
 
 Failure policy: never raises.
@@ -26,12 +26,13 @@ from psycopg_pool import ConnectionPool
 
 from config import Settings
 from llm import costs, output_guard
-from llm.budget import PlanTerms
 from llm.prompts import load
 from llm.session import LlmSession
 from llm.settings import provider_for
 from llm.tenant_models import TenantModel, TenantModels
 from llm.types import LlmError, Message
+from runtime.model_access import model_access_cache
+from runtime.plan_terms import PlanTerms
 from storage.crypto import Vault
 
 log = logging.getLogger(__name__)
@@ -90,9 +91,9 @@ def summarize(settings: Settings, conn: redis.Redis, transcript: Sequence[tuple[
 def summarizer_for(settings: Settings, conn: redis.Redis, pool: ConnectionPool,
                    models: TenantModels | None = None) -> Summarizer:
     """The console's summarizer: each case's company's own model when its plan allows one now
-    (`llm.budget`); None from it (no model, or a failure) and the console summarises by rules."""
-    models = models or TenantModels(settings, pool, conn, Vault(settings.phone_encryption_keys,
-                                                                settings.phone_hash_key))
+    (`runtime.plan_terms`); None from it (no model, or a failure) and the console summarises by rules."""
+    models = models or TenantModels(settings, model_access_cache(
+        settings, pool, conn, Vault(settings.phone_encryption_keys, settings.phone_hash_key)))
     terms = PlanTerms(pool, conn)
 
     def summarizer(transcript: Sequence[tuple[str, str]], facts: dict[str, Any]) -> str | None:

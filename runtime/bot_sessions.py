@@ -1,6 +1,6 @@
 """Redis keys `plan:session:{tenant_id}:{contact_id}` and `plan:sessions:{tenant_id}:{YYYY-MM}`: the bot
 conversations a tenant's customers opened this month, counted as they open, for the plan's
-`bot_conversations` limit (llm/budget.py).
+`bot_conversations` limit (runtime/plan_terms.py).
 
 The billing truth is `storage.usage.bot_conversations`, counted from the
 messages; that query walks the month's messages, too heavy to run for every

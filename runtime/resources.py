@@ -26,15 +26,20 @@ from channels.outbound import Transport
 from channels.transport import build_transport
 from config import Settings
 from runtime.cores import TenantCores
+from runtime.model_access import ModelAccess, model_access_cache
+from runtime.plan_terms import PlanTerms
 from runtime.senders import Senders
 from runtime.tenant_rules import TenantRules
+from storage import faq_versions
 from storage.crypto import Vault
 from storage.db import open_pool
+from storage.faq_content import FaqData
 from storage.tenant_changes import TenantCache
 from storage.tenant_health import ChannelProofs
 from storage.tenants import Tenant, tenant_for_channel_number
 
 log = logging.getLogger(__name__)
+
 
 @dataclass
 class Runtime:
@@ -50,6 +55,9 @@ class Runtime:
     routing: TenantCache[tuple[str, str], Tenant | None] = field(repr=False)
     rules: TenantRules = field(repr=False)  # each company's own hours and templates
     proofs: ChannelProofs = field(repr=False)  # receiving numbers proved to work (tenant_channels.verified_at)
+    plans: PlanTerms = field(repr=False)  # what each tenant's plan lets the bot do now
+    faqs: TenantCache[int, FaqData] = field(repr=False)  # each tenant's current policies and FAQ
+    model_access: TenantCache[int, ModelAccess | None] = field(repr=False)  # each tenant's model account
 
     def tenant_for(self, provider: str, channel_number: str) -> Tenant | None:
         """The tenant owning a receiving number (whatever its status), from memory.
@@ -90,4 +98,7 @@ def build_runtime(settings: Settings, *, pool: ConnectionPool | None = None, poo
         routing=TenantCache(conn, lambda key: tenant_for_channel_number(pool, *key)),
         rules=TenantRules(pool, conn),
         proofs=ChannelProofs(pool, conn),
+        plans=PlanTerms(pool, conn),
+        faqs=TenantCache(conn, lambda tenant_id: faq_versions.for_tenant(pool, tenant_id)),
+        model_access=model_access_cache(settings, pool, conn, vault),
     )

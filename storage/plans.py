@@ -76,7 +76,7 @@ def plan_of(conn: Connection[Any], tenant_id: int) -> Plan:
     """The plan tenant `tenant_id` is on, as it applies to that tenant; raises UnknownTenant.
 
     A tenant's own monthly LLM budget (`tenants.llm_monthly_usd`, storage/tenant_llm.py) stands in for
-    the plan's `llm_usd` limit, so the bot's rules (llm/budget.py) and the operator's overages
+    the plan's `llm_usd` limit, so the bot's rules (runtime/plan_terms.py) and the operator's overages
     (storage/usage.py) both follow it. `plan(conn, code)` is the plan as sold.
     """
     row = conn.execute(

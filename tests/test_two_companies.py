@@ -26,13 +26,13 @@ from psycopg_pool import ConnectionPool
 
 from channels.local_transport import LOCAL_OUTBOX_CHANNEL
 from config import Settings
+from runtime.cores import TenantCores
 from runtime.resources import build_runtime
 from sandbox_core import BackgroundServer, create_sandbox_app
 from sandbox_core.companies import CompanyConfig
 from sandbox_core.state import load_data
 from scripts.run_environment import DEMO_DATA
 from scripts.run_tenants import seed_second_company
-from runtime.cores import TenantCores
 from storage import tenant_admin, tenant_changes
 from storage.crypto import Vault
 from tests.conftest import TEST_ENV

@@ -29,13 +29,12 @@ from psycopg import Connection
 from channels.events import InboundMessage
 from channels.outbound import Recipient
 from chatbot import customer_side, engine, guard
-from llm import budget
 from llm import costs as llm_costs
-from llm.tenant_models import TenantModel, models_of
+from llm.tenant_models import TenantModel, TenantModels
 from runtime import bot_sessions, delivery
 from runtime.enqueue import conversation_hash
+from runtime.plan_terms import Terms
 from runtime.resources import Runtime
-from runtime.tenant_faqs import faq_for
 from storage import analytics, contacts, conversations, dialogs, escalations, messages, webhook_events
 from storage.tenants import Tenant
 from worker import attempts
@@ -93,14 +92,14 @@ def process_message(runtime: Runtime, event_pk: int) -> str:
         sender.transport.mark_read(event.message_id)
         key = conversation_hash(runtime.vault, event)
         assert key is not None
-        terms = budget.terms_of(runtime, tenant.id)  # the plan: chatbot or the company's people, model or rules
+        terms = runtime.plans.terms(tenant.id)  # the plan: chatbot or the company's people, model or rules
         model = _plan_model(runtime, tenant, contact.id, terms)
         console_reply = customer_side.answer(  # issue 6: a rating or a waiting-notice button is the console's
             runtime.pool, runtime.redis, event, tenant_id=tenant.id, contact_id=contact.id,
             conversation_id=conversation.id, conversation_status=conversation.status, conversation_hash=key)
         outcome = console_reply or engine.respond(
             runtime.settings, runtime.redis, event, tenant=tenant, core=runtime.cores.client(tenant.id),
-            faq=faq_for(runtime, tenant.id),  # the company's current FAQ, from memory
+            faq=runtime.faqs.get(tenant.id),  # the company's current FAQ, from memory
             customer=engine.Customer(phone=contact.phone, first_name=guard.first_name(contact.profile_name),
                                      is_new=contact.is_new, opted_out=contact.opted_out),
             situation=engine.Situation(conversation.id, conversation.status, case.case_number if case else None),
@@ -132,8 +131,8 @@ def process_message(runtime: Runtime, event_pk: int) -> str:
     return "processed"
 
 
-def _plan_model(runtime: Runtime, tenant: Tenant, contact_id: int, terms: budget.Terms) -> TenantModel | None:
-    """The tenant's model when its plan allows it now (llm/budget.py), else None (rules only).
+def _plan_model(runtime: Runtime, tenant: Tenant, contact_id: int, terms: Terms) -> TenantModel | None:
+    """The tenant's model when its plan allows it now (runtime/plan_terms.py), else None (rules only).
 
     Counts the message toward the month's bot conversations (runtime/bot_sessions.py): over the plan's
     limit, the `rules_only` rule answers with the rules, the `flag` rule keeps the model (the operator
@@ -146,7 +145,7 @@ def _plan_model(runtime: Runtime, tenant: Tenant, contact_id: int, terms: budget
             "tenant_id": tenant.id, "plan": terms.plan, "rule": terms.overage, "limit": terms.conversations_limit})
     if not terms.model_allowed(conversations):
         return None
-    return models_of(runtime).model(tenant.id)
+    return TenantModels(runtime.settings, runtime.model_access).model(tenant.id)
 
 
 def _store_outcome(conn: Connection[Any], channel: str, tenant: Tenant, contact_id: int, conversation_id: int,

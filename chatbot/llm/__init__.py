@@ -2,7 +2,7 @@
 
 Nothing here is needed for the bot to work: with `LLM_PROVIDER=none` (the
 default) and no company model of its own (`llm.tenant_models`), or a plan
-that allows none now (`llm.budget`), the engine runs rules-only.
+that allows none now (`runtime.plan_terms`), the engine runs rules-only.
 Modules: `types` (provider-neutral messages and results), `openai_provider` /
 `gemini_provider` (one per external system), `settings` (which provider),
 `breaker` (Redis circuit breaker), `costs` (every call recorded and priced),

@@ -14,7 +14,9 @@ place of the plan's `llm_usd` when set, storage/tenant_llm.py):
   an answer. Under the `flag` rule the model keeps being called and the
   operator sees the overage (`encargo-admin usage`, `storage.usage.overages`).
 
-The terms are kept per process in a `storage.tenant_changes.TenantCache`: a
+Each process's `Runtime` holds one `PlanTerms` (`rt.plans`); a process
+without a Runtime (the console) builds its own. The terms are kept in a
+`storage.tenant_changes.TenantCache`: a
 plan change (`encargo-admin plan-set`) or a new budget is followed within
 about a second, and the month's model dollars are read again every
 `SPEND_CHECK_S` (a spend that crosses the budget is seen within that time; a
@@ -27,15 +29,12 @@ Failure policy: database errors raise (the worker's job is retried).
 from __future__ import annotations
 
 import logging
-import threading
-import weakref
 from dataclasses import dataclass
 from decimal import Decimal
 
 import redis
 from psycopg_pool import ConnectionPool
 
-from runtime.resources import Runtime
 from storage import plans, usage
 from storage.tenant_changes import TenantCache
 
@@ -93,16 +92,3 @@ class PlanTerms:
                         extra={"tenant_id": tenant_id, "plan": plan.code})
         return Terms(plan=plan.code, chatbot=plan.has("chatbot"), ai=plan.has("ai"), overage=plan.overage,
                      conversations_limit=plan.limit("bot_conversations"), llm_spent=spent)
-
-
-_of_pool: weakref.WeakKeyDictionary[ConnectionPool, PlanTerms] = weakref.WeakKeyDictionary()
-_of_pool_lock = threading.Lock()
-
-
-def terms_of(rt: Runtime, tenant_id: int) -> Terms:
-    """The tenant's terms in a worker process (one cache per Runtime pool)."""
-    with _of_pool_lock:
-        found = _of_pool.get(rt.pool)
-        if found is None:
-            found = _of_pool[rt.pool] = PlanTerms(rt.pool, rt.redis)
-    return found.terms(tenant_id)
