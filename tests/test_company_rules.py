@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -28,6 +27,7 @@ from sandbox_core.app import create_sandbox_app
 from sandbox_core.server import BackgroundServer
 from storage import tenant_admin, tenant_hours
 from storage.crypto import Vault
+from tests.browser import launch
 from tests.console_support import PASSWORD, TUESDAY_10AM, TUESDAY_NIGHT, Customer, make_agent
 from tests.fakes.graph_api import FakeGraphAPI
 from tests.harness import rows, run_jobs
@@ -38,9 +38,6 @@ from web.app import create_app
 SV = ZoneInfo("America/El_Salvador")
 WEEK = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MARIA = "+50370000002"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 @pytest.fixture
@@ -400,14 +397,12 @@ def served(settings: Settings) -> Iterator[tuple[Flask, str]]:
 
 @pytest.mark.browser
 def test_the_hours_page_in_chromium(served: tuple[Flask, str], settings: Settings, db_pool: ConnectionPool) -> None:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: install it with `python -m scripts.devservices --browser`")
     from playwright.sync_api import expect, sync_playwright
 
     app, base_url = served
     make_agent(db_pool, "Alicia Admin", "alicia@primera.sv", role="admin")
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = launch(pw)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             errors: list[str] = []

@@ -9,10 +9,8 @@ Screenshots of the queue and the conversation are written to docs/ when missing 
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -22,14 +20,10 @@ from psycopg_pool import ConnectionPool
 
 from channels.local_transport import LOCAL_OUTBOX_CHANNEL
 from config import Settings
+from tests.browser import launch, screenshot
 from tests.console_support import PASSWORD, Customer, make_agent
 from tests.harness import rows, run_jobs
 from tests.harness import served as harness_served
-
-ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 @pytest.fixture
@@ -43,19 +37,9 @@ def served(settings: Settings) -> Iterator[tuple[Flask, str]]:
         yield app_and_url
 
 
-def screenshot(page: object, name: str) -> None:
-    target = ROOT / "docs" / name
-    if target.exists() and os.environ.get("UPDATE_SCREENSHOTS") != "1":
-        return
-    target.parent.mkdir(exist_ok=True)
-    page.screenshot(path=str(target))  # type: ignore[attr-defined]
-
-
 @pytest.mark.browser
 def test_an_agent_works_a_case_live_in_chromium(served: tuple[Flask, str], settings: Settings,
                                                 db_pool: ConnectionPool, redis_conn: redis.Redis) -> None:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: install it with `python -m scripts.devservices --browser`")
     from playwright.sync_api import expect, sync_playwright
 
     app, base_url = served
@@ -66,7 +50,7 @@ def test_an_agent_works_a_case_live_in_chromium(served: tuple[Flask, str], setti
     ana.escalate("quiero hablar con una persona")  # already waiting when the agent logs in
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = launch(pw)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 800})
             errors: list[str] = []
@@ -173,8 +157,6 @@ window.AudioContext = class extends RealAudio {
 
 @pytest.mark.browser
 def test_two_agents_stay_in_sync(served: tuple[Flask, str], settings: Settings, db_pool: ConnectionPool) -> None:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: install it with `python -m scripts.devservices --browser`")
     from playwright.sync_api import Page, expect, sync_playwright
 
     app, base_url = served
@@ -190,7 +172,7 @@ def test_two_agents_stay_in_sync(served: tuple[Flask, str], settings: Settings, 
         expect(page.locator("body[data-live=on]")).to_have_count(1)
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = launch(pw)
         try:
             carlos = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
             ana = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()

@@ -10,10 +10,8 @@ missing or with UPDATE_SCREENSHOTS=1.
 
 from __future__ import annotations
 
-import os
 import socket
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,13 +19,12 @@ from flask import Flask
 from psycopg_pool import ConnectionPool
 
 from config import Settings
+from tests.browser import launch, screenshot
 from tests.console_support import Customer, log_in, make_agent
 from tests.harness import rows, run_jobs
 from tests.harness import served as harness_served
-from tests.test_console_browser import CHROMIUM, CHROMIUM_ARGS
 from web.app import create_app
 
-ROOT = Path(__file__).resolve().parent.parent
 CALLBACK = ("console:callback", "📞 Que me llamen")
 # Stored ids that must never reach an agent's eyes: point ids, dialog states, history actions, reasons,
 # statuses and message kinds.
@@ -48,32 +45,14 @@ def served(settings: Settings) -> Iterator[tuple[Flask, str]]:
 
 @pytest.fixture
 def chromium() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: install it with `python -m scripts.devservices --browser`")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = launch(pw)
         try:
             yield browser
         finally:
             browser.close()
-
-
-def screenshot(page: Any, name: str, *, clip_to: str | None = None) -> None:
-    """The viewport, or the whole page from its top to the end of the element `clip_to`."""
-    target = ROOT / "docs" / name
-    if target.exists() and os.environ.get("UPDATE_SCREENSHOTS") != "1":
-        return
-    target.parent.mkdir(exist_ok=True)
-    if clip_to is None:
-        page.screenshot(path=str(target))
-        return
-    page.evaluate("window.scrollTo(0, 0)")
-    bottom = page.evaluate("(selector) => document.querySelector(selector).getBoundingClientRect().bottom"
-                           " + window.scrollY + 12", clip_to)
-    width = page.viewport_size["width"]
-    page.screenshot(path=str(target), full_page=True, clip={"x": 0, "y": 0, "width": width, "height": bottom})
 
 
 def add_rows(pool: ConnectionPool, case_id: int) -> None:

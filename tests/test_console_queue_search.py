@@ -9,11 +9,9 @@ UPDATE_SCREENSHOTS=1.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,14 +19,11 @@ from flask import Flask
 from psycopg_pool import ConnectionPool
 
 from config import Settings
+from tests.browser import launch, screenshot
 from tests.console_support import Customer, log_in, make_agent
 from tests.harness import rows
 from tests.harness import served as harness_served
 
-ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 PHONE: Any = {"width": 390, "height": 844}  # playwright's ViewportSize
 DESKTOP: Any = {"width": 1280, "height": 800}
 
@@ -43,14 +38,6 @@ def settings(base_env: dict[str, str], core_url: str) -> Settings:
 def served(settings: Settings) -> Iterator[tuple[Flask, str]]:
     with harness_served(settings) as app_and_url:
         yield app_and_url
-
-
-def screenshot(page: Any, name: str, *, full_page: bool = False) -> None:
-    target = ROOT / "docs" / name
-    if target.exists() and os.environ.get("UPDATE_SCREENSHOTS") != "1":
-        return
-    target.parent.mkdir(exist_ok=True)
-    page.screenshot(path=str(target), full_page=full_page)
 
 
 def number(pool: ConnectionPool, case_id: int) -> str:
@@ -72,15 +59,9 @@ def waiting_cases(app: Flask, settings: Settings, pool: ConnectionPool) -> list[
     return [overdue, high, fresh]
 
 
-def need_chromium() -> None:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: install it with `python -m scripts.devservices --browser`")
-
-
 @pytest.mark.browser
 def test_queue_order_assigning_and_tagging_in_chromium(served: tuple[Flask, str], settings: Settings,
                                                        db_pool: ConnectionPool) -> None:
-    need_chromium()
     from playwright.sync_api import expect, sync_playwright
 
     app, base_url = served
@@ -92,7 +73,7 @@ def test_queue_order_assigning_and_tagging_in_chromium(served: tuple[Flask, str]
                      (high,))
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = launch(pw)
         try:
             ana = browser.new_context(viewport=DESKTOP).new_page()
             carlos = browser.new_context(viewport=DESKTOP).new_page()
@@ -173,7 +154,6 @@ def test_queue_order_assigning_and_tagging_in_chromium(served: tuple[Flask, str]
 @pytest.mark.browser
 def test_searching_a_closed_case_and_the_pages_on_a_phone(served: tuple[Flask, str], settings: Settings,
                                                           db_pool: ConnectionPool) -> None:
-    need_chromium()
     from playwright.sync_api import expect, sync_playwright
 
     app, base_url = served
@@ -188,7 +168,7 @@ def test_searching_a_closed_case_and_the_pages_on_a_phone(served: tuple[Flask, s
                      " 'reembolso'), (1, %s, 'vip', 'vip')", (closed, cases[0]))
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = launch(pw)
         try:
             page = browser.new_context(viewport=DESKTOP).new_page()
             errors: list[str] = []

@@ -35,6 +35,7 @@ from runtime.resources import build_runtime
 from storage import faq_versions, tenant_admin, tenant_changes
 from storage.crypto import Vault
 from storage.faq_content import FAQ_DIR, read_file, same_content
+from tests.browser import launch
 from tests.console_support import PASSWORD, TUESDAY_10AM
 from tests.harness import post_meta, rows, served
 from web.app import create_app
@@ -44,9 +45,6 @@ ROOT = Path(__file__).resolve().parent.parent
 NUMBER_A = "106540352242922"  # the configured tenant's number (tests/conftest.py)
 NUMBER_B, NUMBER_NEW = "106540352299991", "106540352299992"
 NOWHERE = 987_654_321
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 HOME = "¿entregan a domicilio?"
 DEMO_HOME = "Por ahora trabajamos de punto a punto"
 NEW_HOME = "Sí: desde este mes llevamos tu paquete hasta tu casa en San Salvador por $3.00 🏠"
@@ -471,14 +469,12 @@ def test_timestamps_are_shown_on_the_companys_clock(stack: Stack, db_pool: Conne
 
 @pytest.mark.browser
 def test_the_admin_edits_restores_and_adds_in_chromium(settings: Settings, db_pool: ConnectionPool) -> None:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: install it with `python -m scripts.devservices --browser`")
     from playwright.sync_api import expect, sync_playwright
 
     a_id = int(rows(db_pool, "SELECT id FROM tenants WHERE slug = %s", (settings.tenant_slug,))[0]["id"])
     make_admin(db_pool, a_id, "admin@primera.sv", "Alicia Admin")
     with served(settings) as (_app, base_url), sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = launch(pw)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             errors: list[str] = []

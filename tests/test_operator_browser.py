@@ -12,7 +12,6 @@ Screenshots of the pages are written to docs/ when missing or with UPDATE_SCREEN
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,16 +22,13 @@ from psycopg_pool import ConnectionPool
 from config import Settings
 from sandbox_core import BackgroundServer, create_sandbox_app
 from scripts.run_environment import DEMO_DATA
+from tests.browser import launch, screenshot
 from tests.fakes.graph_api import DEFAULT_TOKEN as GRAPH_TOKEN
 from tests.fakes.graph_api import FakeGraphAPI
 from tests.harness import rows, run_jobs
 from tests.harness import served as harness_served
 from tests.operator_support import OPERATOR_EMAIL, OPERATOR_PASSWORD, customer_writes, make_operator
 
-ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 NEW_NUMBER, NEW_TOKEN = "111222333444555", "token-de-la-empresa-nueva"
 CORE_KEY = "clave-del-core-de-cuscatlan"
 
@@ -56,26 +52,17 @@ def served(settings: Settings) -> Iterator[tuple[Flask, str]]:
         yield app_and_url
 
 
-def screenshot(page: object, name: str) -> None:
-    target = ROOT / "docs" / name
-    if target.exists() and os.environ.get("UPDATE_SCREENSHOTS") != "1":
-        return
-    page.screenshot(path=str(target), full_page=True)  # type: ignore[attr-defined]
-
-
 @pytest.mark.browser
 def test_an_operator_onboards_a_company_that_then_answers_its_number(
         served: tuple[Flask, str], settings: Settings, db_pool: ConnectionPool, graph: FakeGraphAPI,
         company_core: str) -> None:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: install it with `python -m scripts.devservices --browser`")
     from playwright.sync_api import expect, sync_playwright
 
     app, base_url = served
     make_operator(db_pool)
     graph.add_number(NEW_NUMBER, NEW_TOKEN)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = launch(pw)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 800})
             errors: list[str] = []

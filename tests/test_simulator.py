@@ -29,6 +29,7 @@ from runtime.resources import build_runtime
 from sandbox_core import BackgroundServer, create_sandbox_app
 from storage import contacts, conversations, messages
 from storage.crypto import Vault
+from tests.browser import launch
 from tests.harness import served
 from web.app import create_app
 from worker.main import EncargoWorker
@@ -36,9 +37,6 @@ from worker.main import EncargoWorker
 ROOT = Path(__file__).resolve().parent.parent
 COMPANY = "Transportes Express El Salvador"
 PHONE = "+50370000001"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 @pytest.fixture(scope="module")
@@ -344,9 +342,6 @@ def test_chat_script_talks_through_the_api(base_url: str, settings: Settings, tm
 
 @pytest.mark.browser
 def test_page_in_chromium(base_url: str, settings: Settings) -> None:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: install it with `python -m scripts.devservices --browser` "
-                    "(apt-get install -y chromium); browser tests never use `playwright install`")
     from playwright.sync_api import Page, expect, sync_playwright
 
     def wait_with_worker(page: Page, work: Callable[[], None], selector: str, text: str) -> None:
@@ -363,7 +358,7 @@ def test_page_in_chromium(base_url: str, settings: Settings) -> None:
         expect(target.first).to_be_visible(timeout=1)
 
     with sync_playwright() as pw, burst_worker(settings) as work:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = launch(pw)
         try:
             page = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=1)
             errors: list[str] = []

@@ -35,6 +35,7 @@ from scripts.run_environment import DEMO_DATA
 from scripts.run_tenants import seed_second_company
 from storage import tenant_admin, tenant_changes
 from storage.crypto import Vault
+from tests.browser import launch
 from tests.conftest import TEST_ENV
 from tests.harness import served
 from worker.main import EncargoWorker
@@ -48,9 +49,6 @@ NUMBER_TWO = "100000000000002"
 KEYS = {1: "core-key-company-one", 2: "core-key-company-two"}
 SECRET_TWO = "events-secret-of-company-two-0123456789"
 CODE = re.compile(r"SV\d{14}")
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 def codes(company: int) -> set[str]:
@@ -254,13 +252,11 @@ def test_the_simulator_page_lists_both_companies(stack: tuple[httpx.Client, Call
 
 
 def test_the_simulator_page_switches_company_in_chromium(stack: tuple[httpx.Client, Callable[[], None]]) -> None:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: install it with `python -m scripts.devservices --browser`")
     from playwright.sync_api import expect, sync_playwright
 
     api, work = stack
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = launch(pw)
         try:
             page = browser.new_page(viewport={"width": 390, "height": 844})
             errors: list[str] = []
