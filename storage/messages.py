@@ -166,7 +166,8 @@ _SEND_WINS = "(status_rank < %(rank)s OR (status = 'failed' AND error_code = 'in
 
 def mark_sent(conn: Connection[Any], message_id: int, provider_message_id: str, status: DeliveryStatus,
               channel: str | None = None) -> None:
-    """The provider accepted the reply: record its id and status (a later status from a receipt stays).
+    """The provider accepted the reply: record its id and status (a later status from a receipt stays), and
+    when (`accepted_at`: the end of the bot's response time, docs/METRICS.md).
 
     `channel`: the transport that sent it (meta, twilio, local), when it may differ from the one the row was
     written with (the conversation's channel is only known when sending); its receipts are matched by it.
@@ -179,7 +180,8 @@ def mark_sent(conn: Connection[Any], message_id: int, provider_message_id: str, 
                error_code = CASE WHEN {_SEND_WINS} THEN NULL ELSE error_code END,
                error_title = CASE WHEN {_SEND_WINS} THEN NULL ELSE error_title END,
                failed_at = CASE WHEN {_SEND_WINS} THEN NULL ELSE failed_at END,
-               sent_at = CASE WHEN %(rank)s >= 3 THEN COALESCE(sent_at, now()) ELSE sent_at END
+               sent_at = CASE WHEN %(rank)s >= 3 THEN COALESCE(sent_at, now()) ELSE sent_at END,
+               accepted_at = COALESCE(accepted_at, now())
         WHERE id = %(message_id)s
         """,  # noqa: S608 - a fixed condition
         {"id": provider_message_id, "status": status.value, "rank": status.rank, "message_id": message_id,
