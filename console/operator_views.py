@@ -26,10 +26,10 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, Flask, Response, abort, flash, jsonify, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException
 
+from channels.error_meanings import meaning
 from console import auth, cli_usage, login_limit, operators
 from console.blueprint import CSP, state
 from console.database import get_pool
-from console.operator_checks import meaning
 from storage import operators as operator_rows
 from storage import plans, tenant_admin, tenant_health, usage
 from storage.tenant_admin import TenantListing

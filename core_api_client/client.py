@@ -38,7 +38,9 @@ class CoreClient:
     """Read packages, points, prices and company data from the core; log sent notifications.
 
     `http` lets a caller share a connection pool (or a test inject a
-    transport); a client passed in is not closed by `close()`.
+    transport); a client passed in is not closed by `close()`. `on_timeout`, when given, is called (no
+    arguments) for each attempt that timed out: `runtime.cores` counts them for the operations view's alerts;
+    its errors are logged, never raised.
     """
 
     def __init__(
@@ -49,8 +51,10 @@ class CoreClient:
         http: httpx.Client | None = None,
         *,
         retry_delay_s: float = 0.2,
+        on_timeout: Callable[[], None] | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self._on_timeout = on_timeout
         self._timeout = httpx.Timeout(timeout_s, connect=timeout_s, read=timeout_s)
         self._headers = {"Accept": "application/json", "X-Service": SERVICE_NAME}
         if api_key:
@@ -178,6 +182,8 @@ class CoreClient:
                 kind = type(exc).__name__
                 logger.warning("core %s %s failed (attempt %s/%s): %s", method, path, attempt, attempts, kind)
                 failure = CoreUnavailable(f"logistics core unreachable ({kind})")
+                if isinstance(exc, httpx.TimeoutException):
+                    self._timed_out()
             else:
                 elapsed_ms = (time.monotonic() - started) * 1000
                 logger.debug("core %s %s -> %s in %.0f ms", method, path, response.status_code, elapsed_ms)
@@ -197,6 +203,14 @@ class CoreClient:
             if attempt < attempts:
                 time.sleep(self._retry_delay_s)
         raise failure
+
+    def _timed_out(self) -> None:
+        if self._on_timeout is None:
+            return
+        try:
+            self._on_timeout()
+        except Exception as exc:  # noqa: BLE001 - counting a timeout must never change the caller's answer
+            logger.warning("core timeout not reported: %s", type(exc).__name__)
 
     def _check(self, method: str, path: str, response: httpx.Response, allow_404: bool = False) -> Any:
         """The decoded JSON of a successful answer; None for an allowed 404; else the matching CoreError."""

@@ -22,8 +22,10 @@ core that cannot answer is the caller's business (`CoreError` from the client).
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 
 import redis
@@ -31,10 +33,20 @@ from psycopg_pool import ConnectionPool
 
 from config import Settings
 from core_api_client import CoreClient
+from runtime import core_timeouts
 from storage.crypto import Vault
 from storage.tenant_changes import TenantCache
 
 log = logging.getLogger(__name__)
+
+
+def core_url(settings: Settings, slug: str, row_url: str | None) -> str:
+    """The base URL a tenant's core answers at: its row's, else (and for the configured tenant) CORE_API_URL;
+    the rule of `TenantCores._read`, for a reader that has the rows but no `TenantCores`."""
+    if not row_url or slug == settings.tenant_slug:
+        return str(settings.core_api_url)
+    return row_url
+
 
 @dataclass(frozen=True)
 class CoreAccess:
@@ -54,6 +66,7 @@ class TenantCores:
         self._vault = vault
         self._timeout_s = settings.core_api_timeout_s if timeout_s is None else timeout_s
         self._lock = threading.Lock()
+        self._redis = redis_conn
         self._access: TenantCache[int, CoreAccess] = TenantCache(redis_conn, self._read)
         self._clients: dict[CoreAccess, CoreClient] = {}
 
@@ -63,12 +76,17 @@ class TenantCores:
         with self._lock:
             found = self._clients.get(access)
             if found is None:
-                found = self._clients[access] = CoreClient(access.base_url, access.api_key, self._timeout_s)
+                found = self._clients[access] = CoreClient(
+                    access.base_url, access.api_key, self._timeout_s,
+                    on_timeout=functools.partial(self._timed_out, access.base_url))
             return found
 
     def access(self, tenant_id: int) -> CoreAccess:
         """The tenant's core URL and key, from memory when the tenants have not changed since they were read."""
         return self._access.get(tenant_id)
+
+    def _timed_out(self, base_url: str) -> None:
+        core_timeouts.record(self._redis, base_url, time.time())
 
     def close(self) -> None:
         """Close every client this process built."""
