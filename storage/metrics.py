@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 from psycopg import Connection
 
-from storage import metric_counts, tenant_templates
+from storage import metric_counts, metric_rollups
 from storage.metric_counts import RESPONSE_EDGES_MS, Sla, Tally
 
 Step = Literal["hour", "day"]
@@ -178,12 +178,11 @@ class Operations:
 
 def operations(conn: Connection[Any], tenant_ids: Sequence[int] | None, start: datetime, end: datetime,
                tz: str) -> Operations:
-    """The figures of [start, end) for `tenant_ids` (None: every company).
-
-    (First version: the recount with the default SLA and the templates' stored categories; the
-    rollups replace it.)"""
-    return recount(conn, tenant_ids, start, end, tz, sla=Sla(),
-                   categories=lambda tenant: tenant_templates.categories(conn, tenant))
+    """The figures of [start, end) for `tenant_ids` (None: every company), from the rollups."""
+    _check_range(start, end, tz)
+    tally = metric_rollups.read_tally(conn, tenant_ids, start, end)
+    customers = metric_rollups.unique_customers(conn, tenant_ids, start, end)
+    return build(tally, customers, tenant_ids, start, end, tz, "rollup")
 
 
 def recount(conn: Connection[Any], tenant_ids: Sequence[int] | None, start: datetime, end: datetime, tz: str,
@@ -206,10 +205,24 @@ def series(conn: Connection[Any], tenant_ids: Sequence[int] | None, start: datet
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}")
     _check_range(start, end, tz)
+    tallies = metric_rollups.read_hours(conn, tenant_ids, start, end)
     out: list[tuple[datetime, float | None]] = []
     for lower, upper in steps(start, end, tz, step):
-        out.append((lower, figure(operations(conn, tenant_ids, lower, upper, tz), metric)))
+        bucket = Tally.total(t for hour, t in tallies if lower <= hour < upper)
+        customers = metric_rollups.unique_customers(conn, tenant_ids, lower, upper) \
+            if metric == "unique_customers" else 0
+        out.append((lower, figure(build(bucket, customers, tenant_ids, lower, upper, tz, "rollup"), metric)))
     return out
+
+
+def recount_series(conn: Connection[Any], tenant_ids: Sequence[int] | None, start: datetime, end: datetime,
+                   tz: str, metric: str, step: Step, *, sla: Sla,
+                   categories: metric_counts.Categories) -> list[tuple[datetime, float | None]]:
+    """`series` from the raw tables (the tests' and the benchmark's reference)."""
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}")
+    return [(lower, figure(recount(conn, tenant_ids, lower, upper, tz, sla=sla, categories=categories), metric))
+            for lower, upper in steps(start, end, tz, step)]
 
 
 def figure(ops: Operations, metric: str) -> float | None:

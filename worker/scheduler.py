@@ -4,7 +4,8 @@ Every job first checks the Redis leader lease (`runtime.leader`): two
 scheduler processes may run (a deploy overlap, a second machine) but only the
 lease holder does the work. Jobs here: the recovery loop that queues events
 stored while Redis was down (`worker.recovery`), and those the modules below
-register (analyses, notifications, the console's timers, closing notices). The process
+register (analyses, notifications, the console's timers, closing notices, the
+operations figures' rollups). The process
 also beats for its container's health check (`worker.healthcheck`), leader or not.
 """
 
@@ -23,7 +24,7 @@ from notifications import schedule as notification_schedule
 from observability import configure_logging, init_sentry
 from runtime.leader import Leader
 from runtime.resources import Runtime, build_runtime
-from worker import healthcheck, recovery
+from worker import healthcheck, metrics_job, recovery
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ def build_scheduler(rt: Runtime, leader: Leader) -> BlockingScheduler:
     notification_schedule.register_jobs(scheduler, rt, leader)  # issue 7: reminders, retention, recovery
     timers.register_jobs(scheduler, rt, leader)  # issue 6: wait notices, callbacks due at opening time
     closing.register_jobs(scheduler, rt, leader)  # issue 13: support closed with customers waiting
+    metrics_job.register_jobs(scheduler, rt, leader)  # issue 16: the operations figures' rollups
     return scheduler
 
 
