@@ -14,7 +14,7 @@ added column by column, so each row is read once there. Three things are not pla
   later, a `failed` receipt after `accepted`, a reply accepted after the window): a heal. When an
   hour begins, everything from HEAL_HOURS hours back is taken out of the rollups and counted again
   from the raw rows; once a day DEEP_HEAL_HOURS hours back. Each raw row is thus read at most
-  1 + HEAL_HOURS + 1 + 1 times (docs/METRICS.md), and a row that changes more than DEEP_HEAL_HOURS
+  5 times (docs/METRICS.md), and a row that changes more than DEEP_HEAL_HOURS
   hours after its time is counted as it was.
 
 Everything happens in the caller's transaction under an advisory lock (one refresh at a time);
