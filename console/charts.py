@@ -12,7 +12,7 @@ The functions return `markupsafe.Markup`, ready for `{{ chart }}` in a Jinja tem
 
 from __future__ import annotations
 
-import itertools
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -20,12 +20,10 @@ from markupsafe import Markup, escape
 
 INK, MUTED, GRID = "#1d2329", "#5b6670", "#e3e8ec"
 BAR, BAR_ALT, TARGET = "#0b7a6c", "#6aa9d8", "#b3261e"
+PARTS = (BAR, BAR_ALT, "#9aa5ad")  # the parts of a distribution that is not a 1-5 scale
 # CSAT 1..5: from bad (red) to good (green)
 SCALE_COLOURS = ("#c62828", "#ef6c00", "#f9a825", "#7cb342", "#2e7d32")
 FONT = "system-ui, -apple-system, Segoe UI, Roboto, sans-serif"
-
-_ids = itertools.count(1)
-
 
 @dataclass(frozen=True)
 class Bar:
@@ -46,7 +44,8 @@ class Point:
 
 
 def _open(kind: str, width: int, height: int, title: str, desc: str) -> tuple[str, str]:
-    n = next(_ids)
+    # ids from the content: the same chart is the same markup (pages can be compared), different ones differ
+    n = hashlib.sha256(f"{kind}\n{title}\n{desc}".encode()).hexdigest()[:10]
     title_id, desc_id = f"chart-{kind}-{n}-t", f"chart-{kind}-{n}-d"
     head = (f'<svg class="chart chart-{kind}" viewBox="0 0 {width} {height}" role="img" '
             f'aria-labelledby="{title_id} {desc_id}" preserveAspectRatio="xMinYMin meet" '
@@ -116,6 +115,7 @@ def series(title: str, points: Sequence[Point], *, value_text: str = "{:g}", lin
         return top + plot_h - (value / largest) * plot_h
 
     label_every = max(1, -(-len(points) // 12))
+    largest_value = max(values)  # with many steps only the highest carries its number (all are in <desc>)
     show_numbers = len(points) <= 16
     coords: list[tuple[float, float]] = []
     for i, point in enumerate(points):
@@ -132,7 +132,7 @@ def series(title: str, points: Sequence[Point], *, value_text: str = "{:g}", lin
             bar_w = max(2.0, step * 0.7)
             parts.append(f'<rect x="{centre - bar_w / 2:.1f}" y="{y:.1f}" width="{bar_w:.1f}" '
                          f'height="{max(0.0, top + plot_h - y):.1f}" rx="2" fill="{BAR}"/>')
-        if show_numbers and point.value:
+        if point.value and (show_numbers or point.value == largest_value):
             parts.append(_text(centre, y - 5, value_text.format(point.value), size=12, anchor="middle"))
     if line and coords:
         path = " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
@@ -162,7 +162,7 @@ def distribution(title: str, counts: Sequence[tuple[str, int]], *, empty: str = 
     x = 0.0
     slot = width / max(1, len(counts))
     for i, (label, n) in enumerate(counts):
-        colour = SCALE_COLOURS[i] if len(counts) == len(SCALE_COLOURS) else (BAR if i % 2 == 0 else BAR_ALT)
+        colour = SCALE_COLOURS[i] if len(counts) == len(SCALE_COLOURS) else PARTS[i % len(PARTS)]
         part = width * n / total
         if part > 0:
             parts.append(f'<rect x="{x:.1f}" y="4" width="{part:.1f}" height="22" fill="{colour}"/>')

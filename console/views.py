@@ -30,6 +30,7 @@ from console import (
     casefile,
     company_rules,  # noqa: F401 - its routes (the admin's "Horario" and "Plantillas") join `bp`
     customer_panel,
+    dashboard,  # noqa: F401 - its routes (the "Panel": /console/dashboard, /operator/dashboard) join the blueprints
     faq_page,  # noqa: F401 - its routes (the admin's "Preguntas frecuentes") join `bp`
     knowledge,
     operator_views,

@@ -81,7 +81,10 @@ def test_distribution_of_ratings() -> None:
     assert "Sin calificaciones" in texts(parse(charts.distribution("Calificaciones", [("1", 0)])))
 
 
-def test_every_chart_on_a_page_has_its_own_ids() -> None:
-    ids = [accessible(parse(charts.hbars("A", [])))[0] for _ in range(2)]
-    first, second = (parse(charts.hbars("A", [])).get("aria-labelledby") for _ in range(2))
-    assert ids == ["A", "A"] and first != second
+def test_each_chart_has_its_own_ids_and_the_same_chart_the_same_markup() -> None:
+    one = charts.hbars("Intenciones", [charts.Bar("Horarios", 1, "1")])
+    assert one == charts.hbars("Intenciones", [charts.Bar("Horarios", 1, "1")])
+    others = [charts.hbars("Intenciones", [charts.Bar("Precios", 1, "1")]), charts.hbars("Otro", []),
+              charts.distribution("Intenciones", [("Horarios", 1)])]
+    ids = {parse(chart).get("aria-labelledby") for chart in (one, *others)}
+    assert len(ids) == 4

@@ -73,6 +73,8 @@ ID_FREE = {
     "console.hours_page": "page: read; removing B's holiday is 404 (B's hours: test_company_rules.py)",
     "console.templates_page": "page: read (A's own templates; B's template ids are walked by template_edit)",
     "console.faq_page": "page: read; editing or removing an FAQ entry only B has is 404",
+    "console.dashboard": "page: read; always the agent's own company, whatever the query names "
+                         "(test_the_dashboard_ignores_another_companys_name_or_id_in_its_query)",
     "console.api_events": "the live stream: never carries B's events (test_the_live_stream_never_carries_...)",
     "console.login": "page: the login form (no data)",
     "console.login_submit": "login: by address and password (tests/test_agents_per_tenant.py)",
@@ -99,7 +101,7 @@ OPERATOR_AREA = "operator."
 # Id-free routes whose GET answer is read for B's data (the others hold no tenant data or are not reads).
 READ_PAGES = ("console.queue", "console.api_queue", "console.search_page", "console.canned_page",
               "console.agents_page", "console.change_password", "console.faq_page", "console.hours_page",
-              "console.templates_page")
+              "console.templates_page", "console.dashboard")
 
 
 @pytest.fixture
@@ -485,3 +487,20 @@ def test_the_live_stream_never_carries_another_companys_events(world: World, set
     assert events[-1] == {"type": "typing", "case_id": a.cases["chat"]["id"], "agent": "Alicia Admin",
                           "agent_id": a.admin.id}
     assert not leaks(json.dumps(events), world.b_markers)
+
+
+def test_the_dashboard_ignores_another_companys_name_or_id_in_its_query(world: World) -> None:
+    """The "Panel" counts A's own rows for A's people: B's slug or id in the query changes nothing, and none of
+    B's names appear (B's figures are the operator's, at /operator/dashboard)."""
+    for email in (world.a.admin.email, world.a.agent.email):
+        client = logged_in(world.app, email)
+        own = client.get("/console/dashboard?rango=7d").get_data(as_text=True)
+        assert not leaks(own, world.b_markers)
+        figures = re.findall(r'<strong class="figure-value">([^<]*)<|<desc id="[^"]+">([^<]*)<', own)
+        assert len(figures) > 10
+        for query in ("company=cuscatlan", f"tenant={world.b.id}", f"tenant_id={world.b.id}",
+                      f"company={world.b.id}"):
+            answer = client.get(f"/console/dashboard?rango=7d&{query}")
+            seen = re.findall(r'<strong class="figure-value">([^<]*)<|<desc id="[^"]+">([^<]*)<',
+                              answer.get_data(as_text=True))
+            assert answer.status_code == 200 and seen == figures, query
