@@ -44,6 +44,7 @@ from chatbot.dialog import cases, machine
 from chatbot.dialog.turn import Customer, Situation, State, Turn, wording
 from chatbot.llm import answer, tools
 from chatbot.llm.fallback import RouterFallback
+from chatbot.phrases import CompanyPhrases
 from chatbot.router import LLM_THRESHOLD, route
 from chatbot.routing import DialogContext, Route
 from config import Settings
@@ -98,7 +99,8 @@ def message_time(timestamp: int | float, timezone: ZoneInfo) -> datetime:
 
 def respond(settings: Settings, conn: redis.Redis, message: InboundMessage, *, tenant: Tenant, core: CoreClient,
             customer: Customer, situation: Situation, conversation_hash: str, model: TenantModel | None = None,
-            schedule: Schedule | None = None, faq: FaqData | None = None, chatbot: bool = True) -> Outcome:
+            schedule: Schedule | None = None, faq: FaqData | None = None, chatbot: bool = True,
+            phrases: CompanyPhrases = ()) -> Outcome:
     """The bot's answer to one stored customer message (possibly no reply at all). Never raises.
 
     `core` is the tenant's own logistics core (`runtime.cores`).
@@ -113,6 +115,8 @@ def respond(settings: Settings, conn: redis.Redis, message: InboundMessage, *, t
     None or unset values: its core's hours.
 
     `faq` is the company's current policies and FAQ (`rt.faqs`; None: its faq_data file).
+
+    `phrases` are the company's own (intent, phrase) pairs for the router (`rt.phrases`, storage/intent_phrases.py).
     """
     loaded = DialogState(conversation_id=situation.conversation_id)
     try:
@@ -120,7 +124,7 @@ def respond(settings: Settings, conn: redis.Redis, message: InboundMessage, *, t
         if loaded.conversation_id != situation.conversation_id:
             loaded = DialogState(conversation_id=situation.conversation_id)  # a new conversation starts afresh
         return _respond(settings, conn, message, tenant, core, customer, situation, conversation_hash,
-                        DialogState.from_json(loaded.to_json()), model, schedule, faq, chatbot)
+                        DialogState.from_json(loaded.to_json()), model, schedule, faq, chatbot, phrases)
     except Exception as exc:  # the worker must answer whatever happens: apologise, keep the old session
         frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
         where = f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno}" if frame else "?"
@@ -137,7 +141,7 @@ def respond(settings: Settings, conn: redis.Redis, message: InboundMessage, *, t
 def _respond(settings: Settings, conn: redis.Redis, message: InboundMessage, tenant: Tenant, core: CoreClient,
              customer: Customer, situation: Situation, conversation_hash: str, ds: DialogState,
              model: TenantModel | None = None, schedule: Schedule | None = None, faq: FaqData | None = None,
-             chatbot: bool = True) -> Outcome:
+             chatbot: bool = True, phrases: CompanyPhrases = ()) -> Outcome:
     timezone = _zone(tenant.timezone, settings.tenant_timezone)
     now = message_time(message.timestamp, timezone)
     if not chatbot:
@@ -149,7 +153,7 @@ def _respond(settings: Settings, conn: redis.Redis, message: InboundMessage, ten
     before = ds.state
     routable = message.kind in ROUTED_KINDS
     clean = guard.clean(message.text) if routable else guard.CleanText("", empty=True)
-    decision = _route(clean.text, machine.context_for(ds), message.reply_id) if routable else None
+    decision = _route(clean.text, machine.context_for(ds), message.reply_id, extra=phrases) if routable else None
     limits = guard.RateLimits(settings.rate_limit_per_minute, settings.rate_limit_per_hour,
                               settings.rate_limit_per_day)
     rate = guard.check_rate(conn, conversation_hash, message.message_id, now.timestamp(), limits)
@@ -158,7 +162,7 @@ def _respond(settings: Settings, conn: redis.Redis, message: InboundMessage, ten
     fallback: RouterFallback | None = None
     if session is not None and decision is not None and decision.confidence < LLM_THRESHOLD:
         fallback = RouterFallback(session, tenant.name)  # the rules are not sure: the model reads it too
-        decision = _route(clean.text, machine.context_for(ds), message.reply_id, fallback)
+        decision = _route(clean.text, machine.context_for(ds), message.reply_id, fallback, extra=phrases)
         if fallback.unsure and decision.stage != "llm":  # nobody is sure: the menu, not a guess
             decision = Route("out_of_scope", decision.entities, "fallback", decision.confidence)
     routing = _routing(decision, message, clean, before)
@@ -231,9 +235,10 @@ def _answer_freely(session: LlmSession, recent: list[tuple[str, str]]) -> Callab
     return free_answer
 
 
-def _route(text: str, context: DialogContext, reply_id: str | None, llm: RouterFallback | None = None) -> Route:
+def _route(text: str, context: DialogContext, reply_id: str | None, llm: RouterFallback | None = None, *,
+           extra: CompanyPhrases = ()) -> Route:
     try:
-        return route(text, context, reply_id=reply_id, llm=llm)
+        return route(text, context, reply_id=reply_id, llm=llm, extra=extra)
     except Exception as exc:  # the router promises not to raise; if it does, the message is "not understood"
         log.error("router failed: %s", type(exc).__name__)
         return Route("out_of_scope", stage="fallback", confidence=0.0)

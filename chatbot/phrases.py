@@ -27,6 +27,7 @@ from services.normalize import normalize, sound_key
 MAX_GAP = 2  # words allowed between two words of a phrase
 PLACE_WORD = "lugar"  # what a named place (point, city) stands for in the lexicon's phrases
 QUESTION_SEPARATOR = ":"  # score keys of the lexicon's policy questions: "payment:payment_methods"
+COMPANY_WEIGHT = 4.0  # a company's own phrase (storage/intent_phrases.py) carries its intent on its own
 
 _DOUBLED = re.compile(r"([a-z])\1")
 _CLITIC = re.compile(r"^(\w{3,}?)(melo|selo|me|te|se|lo|la|los|las|le|les|nos)$")
@@ -222,4 +223,36 @@ def score(tokens: list[Token], expecting: str | None) -> dict[str, float]:
         if found is not None:
             used.update(found)
             scores[pattern.intent] = scores.get(pattern.intent, 0.0) + pattern.weight
+    return scores
+
+
+CompanyPhrases = tuple[tuple[str, str], ...]  # a company's own (intent, phrase) pairs, as its admin wrote them
+
+
+@lru_cache(maxsize=256)
+def company_patterns(extra: CompanyPhrases) -> tuple[_Pattern, ...]:
+    """A company's phrases as slot patterns (each word: its lemma or written form, typos corrected as the
+    message's are), longest first; compiled once per process for each distinct set of phrases."""
+    found = []
+    for intent, phrase in extra:
+        slots = tuple(frozenset(token) for word in normalize(phrase).split() for token in canon(word))
+        if slots:
+            found.append(_Pattern(intent, COMPANY_WEIGHT, slots))
+    return tuple(sorted(found, key=lambda p: -len(p.slots)))
+
+
+def company_score(tokens: list[Token], extra: CompanyPhrases) -> dict[str, float]:
+    """COMPANY_WEIGHT for each intent one of the company's phrases appears for (all its words, in any order:
+    customers word the same question many ways), whatever the lexicon's phrases took. Nothing to do (no cost)
+    for a company without any."""
+    if not extra:
+        return {}
+    keys = [(lem, form, "=" + form) for form, lem in tokens]
+    present = {k for triple in keys for k in triple}
+    scores: dict[str, float] = {}
+    for pattern in company_patterns(extra):
+        if pattern.intent in scores or not all(slot & present for slot in pattern.slots):
+            continue
+        if _anywhere(pattern.slots, keys, set()) is not None:
+            scores[pattern.intent] = pattern.weight
     return scores

@@ -49,7 +49,7 @@ class _Reading:
     scores: dict[str, float]  # the same plus hints from its entities
 
 
-def _read(text: str, expecting: str | None) -> _Reading:
+def _read(text: str, expecting: str | None, extra: phrases.CompanyPhrases = ()) -> _Reading:
     lex, rules = ent.lexicon(), phrases.tables()
     norm = " ".join(normalize(text).split()[:MAX_TOKENS])
     if not norm:  # only emojis: those that say something on their own ("👍", "🙏", "👋") are read as words
@@ -80,6 +80,8 @@ def _read(text: str, expecting: str | None) -> _Reading:
     found.update({k: v for k, v in (("place", place), ("place_options", list(place_options)),
                                     ("within", ent.ships_within(doc))) if v})
     explicit, policy = _policy_question(phrases.score(tokens, expecting))
+    for intent, weight in phrases.company_score(tokens, extra).items():  # the company's own phrases
+        explicit[intent] = explicit.get(intent, 0.0) + weight
     for key, value in (("tracking_code", code), ("code_attempt", attempt), ("weight_lbs", weight), ("point", point),
                        ("point_options", list(candidates) or None), ("day", ent.find_day(doc)), ("policy", policy)):
         if value is not None:
@@ -240,21 +242,24 @@ def _in_context(reading: _Reading, context: DialogContext, text: str) -> Route |
 
 
 def route(text: str, context: DialogContext | None = None, *, reply_id: str | None = None,
-          llm: Callable[[str, DialogContext | None], Route | None] | None = None) -> Route:
+          llm: Callable[[str, DialogContext | None], Route | None] | None = None,
+          extra: phrases.CompanyPhrases = ()) -> Route:
     """The intent and entities of one customer message; never raises on odd text.
 
     `context` is what the dialog knows (what the bot asked, the options it offered, the last intent);
     `reply_id` the id of a tapped button or list row; `llm` an optional second opinion, asked only when
-    the rules are not confident (its answer is used when its own confidence is at least LLM_THRESHOLD).
+    the rules are not confident (its answer is used when its own confidence is at least LLM_THRESHOLD);
+    `extra` the company's own (intent, phrase) pairs (storage/intent_phrases.py), matched in the keyword stage.
     """
     text = text[:MAX_CHARS] if isinstance(text, str) else ""  # a hostile message costs bounded time
-    return _route(text, context, reply_id, llm)
+    return _route(text, context, reply_id, llm, extra)
 
 
 def _route(text: str, context: DialogContext | None, reply_id: str | None,
-           llm: Callable[[str, DialogContext | None], Route | None] | None) -> Route:
+           llm: Callable[[str, DialogContext | None], Route | None] | None,
+           extra: phrases.CompanyPhrases = ()) -> Route:
     expecting = context.expecting if context is not None else None
-    reading = _read(text, expecting)
+    reading = _read(text, expecting, extra)
     picked = _option(reply_id, reading, context)
     if picked is not None:
         return picked
@@ -272,7 +277,7 @@ def _route(text: str, context: DialogContext | None, reply_id: str | None,
         return in_context
     intent, confidence = _decide(reading.scores)
     stage = "keyword" if reading.scores else "fallback"
-    result = Route(intent, reading.entities, stage, confidence, parts=_parts(text, reading))
+    result = Route(intent, reading.entities, stage, confidence, parts=_parts(text, reading, extra))
     if confidence < LLM_THRESHOLD and llm is not None and reading.norm:
         return _ask_llm(llm, text, context, result)
     return result
@@ -284,7 +289,7 @@ def _clauses(text: str) -> list[str]:
     return [c.strip() for c in re.split(rf"[?¿!.;,]+|\s(?:{words})\s", f" {text} ", flags=re.IGNORECASE) if c.strip()]
 
 
-def _parts(text: str, reading: _Reading) -> tuple[Route, ...]:
+def _parts(text: str, reading: _Reading, extra: phrases.CompanyPhrases = ()) -> tuple[Route, ...]:
     """Each question of a message that asks two or more different things, routed on its own, in order.
 
     Only when the words ask for two information intents; clauses that ask nothing of their own ("de Santa Ana
@@ -295,7 +300,7 @@ def _parts(text: str, reading: _Reading) -> tuple[Route, ...]:
         return ()
     groups: list[tuple[str, str | None]] = []
     for clause in _clauses(text):
-        strong = _strong(_read(clause, None))
+        strong = _strong(_read(clause, None, extra))
         if groups and (strong is None or groups[-1][1] in (None, strong)):
             joined, intent = groups[-1]
             groups[-1] = (f"{joined} {clause}", intent or strong)
@@ -303,7 +308,7 @@ def _parts(text: str, reading: _Reading) -> tuple[Route, ...]:
             groups.append((clause, strong))
     if sum(1 for _, intent in groups if intent in INFORMATION) < 2:
         return ()
-    return tuple(replace(_route(clause, None, None, None), clause=clause) for clause, _ in groups)
+    return tuple(replace(_route(clause, None, None, None, extra), clause=clause) for clause, _ in groups)
 
 
 def _ask_llm(llm: Callable[[str, DialogContext | None], Route | None], text: str,

@@ -32,6 +32,7 @@ from console import (
     customer_panel,
     dashboard,  # noqa: F401 - its routes (the "Panel": /console/dashboard, /operator/dashboard) join the blueprints
     faq_page,  # noqa: F401 - its routes (the admin's "Preguntas frecuentes") join `bp`
+    improvements,  # noqa: F401 - its routes (the admin's "Mejoras": /console/improvements) join `bp`
     knowledge,
     operator_views,
     team_views,  # noqa: F401 - its routes (search, assignment, tags) join `bp`

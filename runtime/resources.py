@@ -5,7 +5,8 @@
 which is what replies, agents' messages and notifications are sent with;
 `cores` gives each tenant's logistics core client (runtime.cores); `tenant_for`
 routes a receiving number to its tenant; `rules` gives each company's own
-hours and templates (runtime.tenant_rules). All are kept in memory until
+hours and templates (runtime.tenant_rules); `faqs` its FAQ, `phrases` its own
+router phrases (storage.intent_phrases). All are kept in memory until
 tenants change (storage.tenant_changes).
 
 Each process builds its `Runtime` once (`build_runtime`) and passes it on:
@@ -30,10 +31,11 @@ from runtime.model_access import ModelAccess, model_access_cache
 from runtime.plan_terms import PlanTerms
 from runtime.senders import Senders
 from runtime.tenant_rules import TenantRules
-from storage import faq_versions
+from storage import faq_versions, intent_phrases
 from storage.crypto import Vault
 from storage.db import open_pool
 from storage.faq_content import FaqData
+from storage.intent_phrases import CompanyPhrases
 from storage.tenant_changes import TenantCache
 from storage.tenant_health import ChannelProofs
 from storage.tenants import Tenant, tenant_for_channel_number
@@ -58,6 +60,7 @@ class Runtime:
     plans: PlanTerms = field(repr=False)  # what each tenant's plan lets the bot do now
     faqs: TenantCache[int, FaqData] = field(repr=False)  # each tenant's current policies and FAQ
     model_access: TenantCache[int, ModelAccess | None] = field(repr=False)  # each tenant's model account
+    phrases: TenantCache[int, CompanyPhrases] = field(repr=False)  # each tenant's own router phrases
 
     def tenant_for(self, provider: str, channel_number: str) -> Tenant | None:
         """The tenant owning a receiving number (whatever its status), from memory.
@@ -101,4 +104,5 @@ def build_runtime(settings: Settings, *, pool: ConnectionPool | None = None, poo
         plans=PlanTerms(pool, conn),
         faqs=TenantCache(conn, lambda tenant_id: faq_versions.for_tenant(pool, tenant_id)),
         model_access=model_access_cache(settings, pool, conn, vault),
+        phrases=TenantCache(conn, lambda tenant_id: intent_phrases.for_tenant(pool, tenant_id)),
     )

@@ -3,7 +3,9 @@
 Kinds written by the worker: `route` (stage, intent, confidence of every
 customer message), `escalation`, `rate_limited`, `not_understood`,
 `repeated`, `opt_out`, `opt_in`, `csat`, `engine_error`. `data` never holds
-message text or phone numbers. Callers hold the transaction.
+message text or phone numbers; `not_understood` and `escalation` name the
+customer message of their turn by its webhook event id (`message_event`,
+storage/unanswered.py). Callers hold the transaction.
 """
 
 from __future__ import annotations

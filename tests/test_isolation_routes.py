@@ -40,7 +40,7 @@ from psycopg_pool import ConnectionPool
 from werkzeug.routing import Rule
 
 from config import Settings
-from console import canned
+from console import canned, improvement_actions
 from console.case_queue import STATUS_FILTERS
 from handoff import agents
 from notifications import tenant_templates
@@ -57,7 +57,8 @@ SHARED_PHONE, SHARED_NAME = "+50370000001", "Samuel Compartido"
 B_ENTRY = "llegan_suchitoto"  # an FAQ entry only B has
 
 # Path parameters that carry an object id, and which of B's objects fills them.
-ID_PARAMETERS = {"case_id": "case", "version_id": "faq_version", "template_id": "template"}
+ID_PARAMETERS = {"case_id": "case", "version_id": "faq_version", "template_id": "template",
+                 "change_id": "improvement_change"}
 # Path parameters that are not object ids (each walked as said here).
 NOT_IDS = {
     "filename": "a static file of the code (scripts, styles): the same for every company",
@@ -73,6 +74,9 @@ ID_FREE = {
     "console.hours_page": "page: read; removing B's holiday is 404 (B's hours: test_company_rules.py)",
     "console.templates_page": "page: read (A's own templates; B's template ids are walked by template_edit)",
     "console.faq_page": "page: read; editing or removing an FAQ entry only B has is 404",
+    "console.improvements_page": "page: read; none of B's unanswered messages, groups or changes",
+    "console.improvements_make": "makes a change for A's own company only: no id in the form; B's FAQ, phrases and "
+                                 "canned answers unchanged (snapshot)",
     "console.dashboard": "page: read; always the agent's own company, whatever the query names "
                          "(test_the_dashboard_ignores_another_companys_name_or_id_in_its_query)",
     "console.api_events": "the live stream: never carries B's events (test_the_live_stream_never_carries_...)",
@@ -101,7 +105,7 @@ OPERATOR_AREA = "operator."
 # Id-free routes whose GET answer is read for B's data (the others hold no tenant data or are not reads).
 READ_PAGES = ("console.queue", "console.api_queue", "console.search_page", "console.canned_page",
               "console.agents_page", "console.change_password", "console.faq_page", "console.hours_page",
-              "console.templates_page", "console.dashboard")
+              "console.templates_page", "console.dashboard", "console.improvements_page")
 
 
 @pytest.fixture
@@ -169,6 +173,7 @@ class Company:
     faq_versions: list[int] = field(default_factory=list)  # ids of the company's FAQ versions
     template_ids: list[int] = field(default_factory=list)  # its notification templates (seeded from the YAML)
     holiday_id: int = 0
+    improvement_changes: list[int] = field(default_factory=list)  # changes made on its "Mejoras" page
 
 
 @dataclass
@@ -238,6 +243,16 @@ def world(settings: Settings, db_pool: ConnectionPool) -> Iterator[World]:
         tenant_hours.add_holiday(db_pool, redis_conn, b.id, date(2026, 8, 6), "Fiesta de Cuscatlán")
         b.holiday_id = int(rows(db_pool, "SELECT id FROM tenant_holidays WHERE tenant_id = %s", (b.id,))[0]["id"])
 
+        # B's admin turns a group of its unanswered messages into a phrase and a canned answer ("Mejoras")
+        with db_pool.connection() as conn:
+            b.improvement_changes = [
+                improvement_actions.add_phrase(conn, redis_conn, tenant_id=b.id, agent_id=b.admin.id,
+                                               group_text="mi paquete de cuscatlan no llega", intent="complaint",
+                                               phrase="paquete cuscatlan no llega"),
+                improvement_actions.add_canned(conn, tenant_id=b.id, agent_id=b.admin.id,
+                                               group_text="mi paquete de cuscatlan no llega",
+                                               title="Demora en Cuscatlán", body="Benito revisa tu paquete.")]
+
         # B's team works its case through its own console session
         b_client = logged_in(app, b.agent.email)
         chat_b = b.cases["chat"]["id"]
@@ -277,6 +292,8 @@ def snapshot(pool: ConnectionPool, tenant_id: int) -> dict[str, Any]:
         "faq": "SELECT id, version, policies::text, entries::text FROM tenant_faq_versions",
         "templates": "SELECT id, name, body, params, buttons::text, enabled FROM notification_templates",
         "holidays": "SELECT id, day, name FROM tenant_holidays",
+        "improvements": "SELECT id, summary, target::text, undone_by, undone_at FROM improvement_changes",
+        "phrases": "SELECT id, intent, phrase FROM tenant_intent_phrases",
         "hours": "SELECT id, support_hours::text, quiet_hours_start, quiet_hours_end, reminder_days"
                  " FROM (SELECT *, id AS tenant_id FROM tenants) t",
     }
@@ -332,7 +349,8 @@ def test_every_route_answers_404_for_another_companys_ids(world: World, db_pool:
     before = snapshot(db_pool, b.id)
     client = logged_in(app, a.admin.email)
     b_cases = [int(c["id"]) for c in b.cases.values()]
-    b_objects = {"case": b_cases, "faq_version": b.faq_versions, "template": b.template_ids}
+    b_objects = {"case": b_cases, "faq_version": b.faq_versions, "template": b.template_ids,
+                 "improvement_change": b.improvement_changes}
     walked, unknown, unclassified, operator_walked = [], [], [], []
     for rule in app.url_map.iter_rules():
         methods = sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})
@@ -391,6 +409,14 @@ def test_ids_in_forms_and_queries_never_reach_another_company(world: World, db_p
         answer = client.post("/console/faq", data={**form, "base": base.group(1), "entry": B_ENTRY})
         nowhere = client.post("/console/faq", data={**form, "base": base.group(1), "entry": "nadie_la_tiene"})
         assert answer.status_code == 404 and answer.get_data() == nowhere.get_data()
+
+    # "Mejoras": a change made on A's page is A's own, even with B's group text and B's canned answer's title
+    made = client.post("/console/improvements", data={
+        "action": "canned", "group_text": "mi paquete de cuscatlan no llega", "title": "Demora en Cuscatlán",
+        "body": "Revisamos tu paquete.", "csrf_token": token})
+    assert made.status_code == 302
+    assert rows(db_pool, "SELECT tenant_id FROM canned_answers WHERE title = 'Demora en Cuscatlán' ORDER BY id") == [
+        {"tenant_id": b.id}, {"tenant_id": a.id}]
 
     # A's own case, with B's agent as the assignee or as the holder to take over from: as for nobody's id
     mine = a.cases["chat"]["id"]

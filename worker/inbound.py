@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 # Why a message is stored `unroutable` (webhook_events.error; the operator counts them by it)
 NO_TENANT = "no tenant for the receiving number"
 SUSPENDED = "tenant suspended"
+# Events whose data names the customer message of their turn (its webhook event id, never its text)
+LINKED_EVENTS = ("not_understood", "escalation")
 
 
 def process_message(runtime: Runtime, event_pk: int) -> str:
@@ -106,6 +108,7 @@ def process_message(runtime: Runtime, event_pk: int) -> str:
             conversation_hash=key,
             model=model, chatbot=terms.chatbot,
             schedule=runtime.rules.schedule(tenant.id),
+            phrases=runtime.phrases.get(tenant.id).phrases,  # the company's own router phrases, from memory
         )
         with runtime.pool.connection() as conn, conn.pipeline(), conn.transaction():
             pending = _store_outcome(conn, sender.channel, tenant, contact.id, conversation.id, event_pk,
@@ -168,6 +171,8 @@ def _store_outcome(conn: Connection[Any], channel: str, tenant: Tenant, contact_
         if outcome.opt_out is not None:
             contacts.set_opted_out(conn, contact_id, outcome.opt_out)
         for kind, data in outcome.events:
+            if kind in LINKED_EVENTS:  # the improvement loop finds the message (storage/unanswered.py): an id
+                data = {**data, "message_event": event_pk}
             analytics.record(conn, tenant_id=tenant.id, conversation_id=conversation_id, kind=kind, data=data)
         llm_costs.store(conn, tenant_id=tenant.id, conversation_id=conversation_id, calls=outcome.llm_calls)
         reply_ids = []
