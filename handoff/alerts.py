@@ -100,9 +100,15 @@ def current_alerts(pool: ConnectionPool, redis_conn: redis.Redis, settings: Sett
     with pool.connection() as conn:
         companies = _companies(conn, settings, tenant_ids)
         errors = tenant_health.provider_errors(conn, PROVIDER_ERROR_HOURS)
+        backlogs = _backlogs(conn, settings, [c.id for c in companies], now)
+        activity = tenant_health.activity(conn)  # who wrote lately: the others cannot have a high rate now
+        window = _window(now)[0]
         for company in companies:
-            found += _escalations(conn, company, now, audience)
-            found += _case_backlog(conn, settings, company, now, audience)
+            last = activity.get(company.id)
+            if last is not None and last.last_inbound is not None and last.last_inbound >= window:
+                found += _escalations(conn, company, now, audience)
+            if company.id in backlogs:
+                found.append(_case_backlog(company, *backlogs[company.id], now, audience))
             found += _provider_errors(company, errors.get(company.id, {}), audience)
         if audience == "operator" and tenant_ids is None:
             found += _unroutable(conn)
@@ -127,9 +133,7 @@ def _panel(company: _Company) -> str:
 
 
 def _escalations(conn: Connection[Any], company: _Company, now: datetime, audience: Audience) -> list[Alert]:
-    hour = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-    figures = metrics.operations(conn, [company.id], hour - timedelta(hours=1), hour + timedelta(hours=1),
-                                 company.timezone)
+    figures = metrics.operations(conn, [company.id], *_window(now), company.timezone)
     conversations = figures.volume.conversations
     rate = figures.quality.escalation.value
     if conversations < ESCALATION_MIN_CONVERSATIONS or rate is None or rate <= ESCALATION_RATE:
@@ -144,27 +148,35 @@ def _escalations(conn: Connection[Any], company: _Company, now: datetime, audien
                   link, "Ver los casos de hoy" if audience == "company" else "Ver el panel de la empresa")]
 
 
-def _case_backlog(conn: Connection[Any], settings: Settings, company: _Company, now: datetime,
-                  audience: Audience) -> list[Alert]:
-    row = conn.execute(
+def _window(now: datetime) -> tuple[datetime, datetime]:
+    """The escalation rule's range: the current UTC hour and the one before it."""
+    hour = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    return hour - timedelta(hours=1), hour + timedelta(hours=1)
+
+
+def _backlogs(conn: Connection[Any], settings: Settings, tenant_ids: list[int],
+              now: datetime) -> dict[int, tuple[int, datetime]]:
+    """tenant id -> (cases waiting for a first answer past their SLA, the oldest one's clock start)."""
+    rows = conn.execute(
         """
-        SELECT count(*) AS n, min(COALESCE(callback_due_at, created_at)) AS oldest FROM escalations
-        WHERE tenant_id = %(tenant)s AND status IN ('waiting', 'callback') AND first_response_at IS NULL
-          AND COALESCE(callback_due_at, created_at) < %(now)s
+        SELECT tenant_id, count(*) AS n, min(COALESCE(callback_due_at, created_at)) AS oldest FROM escalations
+        WHERE tenant_id = ANY(%(tenants)s) AND status IN ('waiting', 'callback') AND first_response_at IS NULL
           AND %(now)s > COALESCE(callback_due_at, created_at)
                         + (CASE priority WHEN 'high' THEN %(high)s ELSE %(normal)s END) * interval '1 second'
+        GROUP BY tenant_id
         """,
-        {"tenant": company.id, "now": now, "high": settings.console_sla_high_s,
+        {"tenants": tenant_ids, "now": now, "high": settings.console_sla_high_s,
          "normal": settings.console_sla_normal_s},
-    ).fetchone()
-    if row is None or not row["n"]:
-        return []
-    waiting, oldest = int(row["n"]), row["oldest"]
+    ).fetchall()
+    return {int(r["tenant_id"]): (int(r["n"]), r["oldest"]) for r in rows}
+
+
+def _case_backlog(company: _Company, waiting: int, oldest: datetime, now: datetime, audience: Audience) -> Alert:
     cases = "1 caso espera" if waiting == 1 else f"{waiting} casos esperan"
-    return [Alert("case_backlog", company.id, company.name, f"{cases} una primera respuesta fuera de tiempo",
-                  f"El que más lleva esperando: {_duration((now - oldest).total_seconds())}.",
-                  "/console?status=waiting" if audience == "company" else _panel(company),
-                  "Abrir la cola" if audience == "company" else "Ver el panel de la empresa")]
+    return Alert("case_backlog", company.id, company.name, f"{cases} una primera respuesta fuera de tiempo",
+                 f"El que más lleva esperando: {_duration((now - oldest).total_seconds())}.",
+                 "/console?status=waiting" if audience == "company" else _panel(company),
+                 "Abrir la cola" if audience == "company" else "Ver el panel de la empresa")
 
 
 def _provider_errors(company: _Company, codes: dict[str, int], audience: Audience) -> list[Alert]:
