@@ -37,7 +37,7 @@ from tests.dashboard_support import (
     write,
 )
 from tests.fakes.graph_api import FakeGraphAPI
-from tests.harness import run_jobs
+from tests.harness import rows, run_jobs
 from tests.operator_support import make_operator, operator_client
 
 
@@ -61,6 +61,8 @@ def test_each_of_a_companys_people_sees_its_figures_as_the_worker_produced_them(
     assert (ops.volume.conversations, ops.volume.unique_customers) == (3, 3)
     assert (ops.quality.escalation.numerator, ops.quality.not_understood.numerator) == (1, 1)
     assert ops.quality.csat[0].distribution == (0, 0, 0, 0, 1)
+    [case_number] = [r["case_number"] for r in rows(db_pool, "SELECT case_number FROM escalations"
+                                                             " WHERE tenant_id = %s", (world.a,))]
     for role, person in world.a_people.items():
         page = logged_in(world.app, person.email).get("/console/dashboard").get_data(as_text=True)
         assert "Hoy" in page and "comparado con ayer" in page, role
@@ -79,6 +81,10 @@ def test_each_of_a_companys_people_sees_its_figures_as_the_worker_produced_them(
         assert "Calificaciones al asistente (de 1 a 5): promedio" in page and "5: 1" in page
         assert "Conversaciones por hora" in page and "<svg" in page
         assert "escalation_rate" in alert_kinds(page)  # 1 of 3 conversations this hour: over 30 %
+        link = re.search(r'data-alert="escalation_rate".*?<a class="alert-link" href="([^"]+)"', page, re.S)
+        assert link
+        behind = logged_in(world.app, person.email).get(link.group(1).replace("&amp;", "&"))
+        assert behind.status_code == 200 and case_number in behind.get_data(as_text=True)  # the case behind it
         assert "Cuscatlán" not in page and "cuscatlan" not in page
 
 
