@@ -290,6 +290,23 @@ class Settings(BaseSettings):
                         "when SMTP_URL is set.")
     smtp_timeout_s: float = Field(10.0, ge=0.5, le=120, description="Seconds one SMTP conversation may take.")
 
+    # --- Monthly report, weekly report and alert e-mails (issue 16; /console/report, /operator/report)
+    report_calls_per_resolved: float = Field(
+        1.0, ge=0, le=10, description="Phone calls one conversation resolved without a person is assumed to "
+                                      "avoid (the report's 'llamadas evitadas'; the page states it).")
+    whatsapp_price_marketing_usd: float = Field(
+        0.0740, ge=0, le=1, description="Dollars per marketing template message (Meta's rate for Rest of Latin "
+                                        "America, El Salvador included, from July 2025); also prices templates "
+                                        "of no known category.")
+    whatsapp_price_utility_usd: float = Field(
+        0.0113, ge=0, le=1, description="Dollars per utility template sent outside the customer's 24-hour "
+                                        "window (inside it they are free).")
+    whatsapp_price_authentication_usd: float = Field(
+        0.0113, ge=0, le=1, description="Dollars per authentication template message.")
+    weekly_report_hour: int = Field(
+        7, ge=0, le=23, description="Hour of Monday, on each company's clock, from which its admins are e-mailed "
+                                    "the past week's report (SMTP_URL must be set).")
+
     # --- Proactive notifications (issue 7; notifications/, /internal/events)
     internal_events_secret: Text = Field(
         "", description="HMAC-SHA256 key the logistics core signs its events with; /internal/events refuses every "

@@ -1,4 +1,5 @@
-"""Password reset e-mails for console agents, over SMTP (SMTP_URL, SMTP_FROM, SMTP_TIMEOUT_S).
+"""E-mails of the console over SMTP (SMTP_URL, SMTP_FROM, SMTP_TIMEOUT_S): password resets for agents, and
+(`Mailer.send_message`) the weekly report and alerts a company's admins get.
 
 `Mailer.deliver` hands one reset link on. With SMTP configured, a background
 thread of this process sends a short Spanish e-mail with the link and its
@@ -155,6 +156,16 @@ class Mailer:
             executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=True)
+
+    def send_message(self, message: EmailMessage) -> None:
+        """Send a composed e-mail now (reports and alerts: console/report_mail.py, console/alert_mail.py).
+
+        Raises MailError when SMTP is not configured or the connection is unsafe, smtplib's and the socket's
+        errors when the server fails: the caller keeps its claim open so the e-mail is tried again.
+        """
+        if not self.enabled:
+            raise MailError("SMTP_URL is not set")
+        self._send(message)
 
     def _forget(self, future: Future[bool]) -> None:
         with self._lock:

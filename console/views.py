@@ -35,6 +35,7 @@ from console import (
     improvements,  # noqa: F401 - its routes (the admin's "Mejoras": /console/improvements) join `bp`
     knowledge,
     operator_views,
+    report_views,  # noqa: F401 - its routes (the monthly report: /console/report, /operator/report) join the blueprints
     team_views,  # noqa: F401 - its routes (search, assignment, tags) join `bp`
     words,
 )

@@ -79,6 +79,9 @@ ID_FREE = {
                                  "canned answers unchanged (snapshot)",
     "console.dashboard": "page: read; always the agent's own company, whatever the query names "
                          "(test_the_dashboard_ignores_another_companys_name_or_id_in_its_query)",
+    "console.report_page": "page: read (admins only); a `tenant` in the query other than A's own is 404, as a "
+                           "company nobody has (tests/test_monthly_report.py)",
+    "console.report_csv": "the report as CSV: read; `tenant=<B>` is 404 as on the page",
     "console.api_events": "the live stream: never carries B's events (test_the_live_stream_never_carries_...)",
     "console.login": "page: the login form (no data)",
     "console.login_submit": "login: by address and password (tests/test_agents_per_tenant.py)",
@@ -105,7 +108,8 @@ OPERATOR_AREA = "operator."
 # Id-free routes whose GET answer is read for B's data (the others hold no tenant data or are not reads).
 READ_PAGES = ("console.queue", "console.api_queue", "console.search_page", "console.canned_page",
               "console.agents_page", "console.change_password", "console.faq_page", "console.hours_page",
-              "console.templates_page", "console.dashboard", "console.improvements_page")
+              "console.templates_page", "console.improvements_page", "console.dashboard",
+              "console.report_page", "console.report_csv")
 
 
 @pytest.fixture
@@ -435,6 +439,11 @@ def test_ids_in_forms_and_queries_never_reach_another_company(world: World, db_p
     for who in (b.agent.id, b.admin.id):
         page = client.get(f"/console/search?agent={who}").get_data(as_text=True)
         assert not leaks(page, world.b_markers) and "/console/cases/" not in page
+    # the monthly report and its CSV for B's company: 404, as for a company nobody has
+    for path in ("/console/report", "/console/report.csv"):
+        answer = client.get(path, query_string={"tenant": "cuscatlan"})
+        nowhere = client.get(path, query_string={"tenant": "nadie-la-tiene"})
+        assert answer.status_code == 404 and answer.get_data() == nowhere.get_data(), path
     assert snapshot(db_pool, b.id) == before
 
 

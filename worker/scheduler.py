@@ -18,6 +18,7 @@ from typing import Any
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from config import settings_or_exit
+from console import alert_mail, report_mail
 from handoff import closing, timers
 from llm import analysis as llm_analysis
 from notifications import schedule as notification_schedule
@@ -43,6 +44,8 @@ def build_scheduler(rt: Runtime, leader: Leader) -> BlockingScheduler:
     timers.register_jobs(scheduler, rt, leader)  # issue 6: wait notices, callbacks due at opening time
     closing.register_jobs(scheduler, rt, leader)  # issue 13: support closed with customers waiting
     metrics_job.register_jobs(scheduler, rt, leader)  # issue 16: the operations figures' rollups
+    report_mail.register_jobs(scheduler, rt, leader)  # issue 16: the weekly report e-mail to each company's admins
+    alert_mail.register_jobs(scheduler, rt, leader)  # issue 16: alerts e-mailed to admins, once an hour at most
     return scheduler
 
 
