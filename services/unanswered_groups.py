@@ -182,7 +182,7 @@ def group(rows: Sequence[Unanswered], previous: Sequence[Unanswered] = (), *,
             left_out += len(members)
             continue
         if found is None:
-            groups.append(Group(text=readings[members[0].text].shown, key=key))
+            groups.append(Group(text=readings[_representative(members)].shown, key=key))
             found = made.add(key)
         for row in members:
             groups[found]._add(row, readings[row.text])
@@ -194,6 +194,18 @@ def group(rows: Sequence[Unanswered], previous: Sequence[Unanswered] = (), *,
             groups[found].previous += n
     groups.sort(key=lambda g: (-g.count, g.key))
     return Grouping(groups, len(rows), len(previous), left_out)
+
+
+def _representative(members: list[Unanswered]) -> str:
+    """The wording that stands for a bucket: the one sent most often; among equals, one not in capitals that
+    reads as a question ("¿Hacen envíos a Guatemala?" rather than "ENVIOS A GUATEMALA"), the shortest."""
+    sent = Counter(row.text for row in members)
+    return max(sent, key=lambda text: (sent[text], not _shouted(text), "?" in text, -len(text)))
+
+
+def _shouted(text: str) -> bool:
+    letters = [ch for ch in text if ch.isalpha()]
+    return sum(ch.isupper() for ch in letters) > 0.3 * len(letters)
 
 
 class _Groups:
