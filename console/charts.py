@@ -122,7 +122,7 @@ def series(title: str, points: Sequence[Point], *, value_text: str = "{:g}", lin
         x = left + i * step
         centre = x + step / 2
         if i % label_every == 0:
-            parts.append(_text(centre, height - 12, point.label, size=13, fill=MUTED, anchor="middle"))
+            parts.append(_text(centre, height - 12, point.label, size=15, fill=MUTED, anchor="middle"))
         if point.value is None:
             continue
         y = y_of(point.value)
@@ -133,7 +133,7 @@ def series(title: str, points: Sequence[Point], *, value_text: str = "{:g}", lin
             parts.append(f'<rect x="{centre - bar_w / 2:.1f}" y="{y:.1f}" width="{bar_w:.1f}" '
                          f'height="{max(0.0, top + plot_h - y):.1f}" rx="2" fill="{BAR}"/>')
         if point.value and (show_numbers or point.value == largest_value):
-            parts.append(_text(centre, y - 5, value_text.format(point.value), size=12, anchor="middle"))
+            parts.append(_text(centre, y - 5, value_text.format(point.value), size=14, anchor="middle"))
     if line and coords:
         path = " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
         parts.append(f'<polyline points="{path}" fill="none" stroke="{BAR}" stroke-width="2.5"/>')
