@@ -209,12 +209,17 @@ def test_only_the_scheduler_holding_the_lock_sends_what_is_due(
 def test_the_rate_limiter_keeps_a_burst_under_the_number_and_pair_limits(
     meta_settings: Settings, graph: FakeGraphAPI, db_pool: ConnectionPool, tmp_path: Path,
 ) -> None:
-    """Meta's limits enforced by the fake: our buckets keep every send under them, so none is refused."""
+    """Meta's limits enforced by the fake: our buckets keep every send under them, so none is refused.
+
+    Our buckets space the sends when they take a token; Meta counts them when they arrive, and a loaded
+    machine can delay one send more than the next. So the sender runs a little under the number's limit
+    (6 of 8 a second here), as a deployment sets META_THROUGHPUT_MPS under its number's limit, and the
+    second round waits a second longer than Meta's 6-second pair window."""
     codes = write_core_data(tmp_path / "core.json", 24, recipients=20)  # four customers get two packages
     graph.enforce_throughput(8)
     graph.enforce_pair_limit(1, 6.0)
     with BackgroundServer(create_sandbox_app(tmp_path / "core.json")) as core:
-        settings = notification_settings(meta_settings, core.url, meta_throughput_mps=8)
+        settings = notification_settings(meta_settings, core.url, meta_throughput_mps=6)
         with create_app(settings).test_client() as client:
             for code in codes:
                 assert post_event(client, status_event(code, "ARRIVED_AT_DESTINATION")).status_code == 202
@@ -223,7 +228,7 @@ def test_the_rate_limiter_keeps_a_burst_under_the_number_and_pair_limits(
         assert len(graph.accepted) == 20
         waiting = [n for n in notifications(db_pool) if n["status"] == "deferred"]
         assert len(waiting) == 4 and all(n["error"].startswith("throttled") for n in waiting)
-        time.sleep(6.5)  # Meta's pair rate: one message per customer every 6 s
+        time.sleep(7.0)  # Meta's pair rate: one message per customer every 6 s
         rt = build_runtime(settings, pool_size=2)
         try:
             assert schedule.send_due(rt, datetime.now(UTC)) == 4
