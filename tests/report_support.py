@@ -99,13 +99,14 @@ def write_months(pool: ConnectionPool, a: int) -> Scenario:
     return Scenario(a, b, "otra")
 
 
-def refresh_rollups(settings: Settings, pool: ConnectionPool) -> None:
-    """One run of the scheduler's rollup job (worker/metrics_job.py), as the leader runs it every minute."""
+def refresh_rollups(settings: Settings, pool: ConnectionPool, now: datetime | None = None) -> None:
+    """One run of the scheduler's rollup job (worker/metrics_job.py), as the leader runs it every minute
+    (`now`: a run a little later, so that rows written a moment ago are past the job's lag)."""
     from worker import metrics_job
 
     rt = build_runtime(settings, pool=pool)
     try:
-        metrics_job.refresh(rt)
+        metrics_job.refresh(rt, now)
     finally:
         rt.redis.close()
 
