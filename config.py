@@ -283,7 +283,7 @@ class Settings(BaseSettings):
         4, ge=1, le=1000, description="Live event streams one web process keeps open; each holds one of its "
                                       "WEB_THREADS, so keep it well below WEB_THREADS.")
     smtp_url: Text = Field(
-        "", description="Password reset e-mails: smtp://user:password@host:587 (STARTTLS) or "
+        "", description="Password reset, weekly report and alert e-mails: smtp://user:password@host:587 (STARTTLS) or "
                         "smtps://user:password@host:465 (TLS).")
     smtp_from: Text = Field(
         "", description="The From header of those e-mails, e.g. Encargo Soporte <soporte@empresa.sv>. Required "
