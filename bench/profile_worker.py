@@ -15,7 +15,8 @@ optimising, not a target: the figures go in docs/BENCHMARKS.md.
 spreads the customers over them; the warm-up reaches every tenant once, as a running worker's would
 have. It then also counts, per message, the tenant reads that reached PostgreSQL (the misses of the
 routing, core, senders and FAQ caches: storage.tenants.tenant_for_channel_number, runtime.cores'
-TenantCores._read, storage.channel_accounts.sending_accounts, storage.faq_versions.answering) and the reads
+TenantCores._read, storage.channel_accounts.sending_accounts, storage.faq_versions.answering,
+storage.intent_phrases.for_tenant) and the reads
 of Redis `tenants:version`.
 """
 
@@ -123,11 +124,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| SQL statements | {_calls(stats, 'psycopg/cursor.py', 'execute') / n:.1f} |")
             http = _calls(stats, 'http/client.py', 'getresponse') + _calls(stats, 'httpx/_client.py', 'send')
             print(f"| HTTP requests (Graph API, core) | {http / n:.1f} |")
-            # the per-process tenant caches' misses: routing, each tenant's core, sending channels and FAQ
+            # the per-process tenant caches' misses: routing, each tenant's core, sending channels, FAQ, phrases
             for what, module_part, func in (("routing", "storage/tenants.py", "tenant_for_channel_number"),
                                             ("core", "runtime/cores.py", "_read"),
                                             ("senders", "storage/channel_accounts.py", "sending_accounts"),
-                                            ("FAQ", "storage/faq_versions.py", "answering")):
+                                            ("FAQ", "storage/faq_versions.py", "answering"),
+                                            ("phrases", "storage/intent_phrases.py", "for_tenant")):
                 lookups = _calls(stats, module_part, func)
                 print(f"| tenant reads in PostgreSQL ({what} cache misses) | {lookups / n:.3f} ({lookups} in all) |")
             versions = _calls(stats, 'storage/tenant_changes.py', 'version')

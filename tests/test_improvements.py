@@ -308,9 +308,13 @@ def test_only_the_companys_admins_see_its_groups_and_undo_its_changes(stack: Sta
          body="No tenemos bodega refrigerada.")
     b_change = rows(db_pool, "SELECT id FROM improvement_changes WHERE tenant_id = %s", (stack.b.id,))[0]["id"]
 
+    ask(stack, NUMBER_A, "quiero hablar con una persona", "+50374000003")  # a case: the message that led to it
     a_admin = logged_in(stack.app, stack.a.admin.email)
     shown = page(a_admin)
     assert "guatemala" in shown.lower()
+    person = [a for a in re.findall(r'<article class="card improvement-group".*?</article>', shown, flags=re.S)
+              if "hablar con una persona" in a]
+    assert len(person) == 1 and "1 pasaron a un agente" in person[0] and "no entendidos" not in person[0]
     assert "bodega" not in shown.lower() and "Bruno" not in shown and "Bodega fría" not in shown
     mine = post(a_admin, f"/console/improvements/changes/{b_change}/undo")
     nobody = post(a_admin, f"/console/improvements/changes/{NOWHERE}/undo")
