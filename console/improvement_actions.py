@@ -27,7 +27,7 @@ from psycopg import Connection
 
 from console import canned, faq_editing
 from storage import faq_versions, improvement_changes, intent_phrases, tenant_changes
-from storage.faq_content import FaqData
+from storage.faq_content import FaqData, FaqDataError
 from storage.improvement_changes import Change
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,16 @@ class ImprovementError(ValueError):
 
 
 def _faq(conn: Connection[Any], tenant_id: int) -> FaqData:
+    """The company's current FAQ; its seed file stored first as its first version when it has none yet (as the
+    FAQ page does), so the history shows where the company started."""
     found = faq_versions.current(conn, tenant_id)
+    if found is None:
+        row: Any = conn.execute("SELECT slug FROM tenants WHERE id = %s", (tenant_id,)).fetchone()
+        try:
+            faq_versions.seed_from_file(conn, None, tenant_id, str(row["slug"]))
+        except FaqDataError as exc:  # the company then starts from what the bot answers with now
+            log.error("faq seed file unusable, not stored: %s", exc)
+        found = faq_versions.current(conn, tenant_id)
     return found.data if found is not None else faq_versions.answering(conn, tenant_id)
 
 

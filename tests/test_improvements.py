@@ -227,8 +227,9 @@ def test_an_unanswered_group_becomes_the_next_answer_and_undo_brings_the_old_rep
     assert any(NOT_UNDERSTOOD in r.lower() for r in replies) and not any(GUATEMALA_ANSWER in r for r in replies)
     assert group_count(page(admin), "guatemala")[0] == len(GUATEMALA) + 1
 
-    versions = rows(db_pool, "SELECT version, created_by, note, entries FROM tenant_faq_versions WHERE tenant_id = %s"
-                             " ORDER BY version", (stack.a.id,))
+    versions = rows(db_pool, "SELECT version, origin, created_by, note, entries FROM tenant_faq_versions"
+                             " WHERE tenant_id = %s ORDER BY version", (stack.a.id,))
+    assert [v["origin"] for v in versions] == ["file", "console", "console"]  # where the company started, kept
     assert [v["note"] for v in versions[-2:]] == ["Mejoras: agregó una pregunta",
                                                   "Mejoras: deshizo una pregunta agregada"]
     with_it, without = versions[-2]["entries"], versions[-1]["entries"]  # undo: the entries as they were before
