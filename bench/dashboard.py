@@ -32,11 +32,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import psycopg
+from psycopg.rows import dict_row
 
 from bench.common import fmt, log, machine_info, percentile, table, tree_state, write_results
 from bench.cpu import cpu_by_component
 from bench.dashboard_data import generate, rows_between
-from bench.stack import Stack
+from bench.stack import Stack, bench_env
 from storage import metric_rollups, metrics
 from storage.metric_counts import Sla, hour_of
 
@@ -62,12 +63,13 @@ def main() -> None:
     with Stack(keep=args.keep) as stack:
         stack.start_services()
         with psycopg.connect(stack.database_url, autocommit=True) as conn:
-            results = run(conn, stack.pids["postgres"], args)
+            results = run(conn, stack, args)
     results.update(machine=machine_info(), tree=tree_state())
     log(f"results in {write_results('dashboard', results)}")
 
 
-def run(conn: psycopg.Connection[Any], pg_pid: int, args: argparse.Namespace) -> dict[str, Any]:
+def run(conn: psycopg.Connection[Any], stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
+    pg_pid = stack.pids["postgres"]
     end = hour_of(datetime.now(UTC))
     start = end - timedelta(days=30)
     t0 = time.monotonic()
@@ -79,10 +81,12 @@ def run(conn: psycopg.Connection[Any], pg_pid: int, args: argparse.Namespace) ->
     log(f"rollups built in {backfill['wall_s']:.1f} s")
 
     reads = _reads(conn, made.tenants, end, args)
+    pages = _real_pages(conn, stack, end, args)
     upkeep = _upkeep(conn, pg_pid, made.tenants, end, args)
-    _report(made, generated_s, backfill, reads, upkeep, args)
+    _report(made, generated_s, backfill, reads, pages, upkeep, args)
     return {"scale": args.scale, "messages": made.messages, "conversations": made.conversations, "rows": made.rows,
-            "generated_s": round(generated_s, 1), "backfill": backfill, "reads": reads, "upkeep": upkeep}
+            "generated_s": round(generated_s, 1), "backfill": backfill, "reads": reads, "pages": pages,
+            "upkeep": upkeep}
 
 
 def _folder() -> Path:
@@ -134,6 +138,39 @@ def _reads(conn: psycopg.Connection[Any], tenants: list[int], end: datetime,
                      "rollups_equal_recount": same}
         log(f"{name}: company p95 {out[name]['company']['rollup_p95_ms']} ms (recount p50 "
             f"{out[name]['company']['recount_p50_ms']} ms), all p95 {out[name]['all']['rollup_p95_ms']} ms")
+    return out
+
+
+def _real_pages(conn: psycopg.Connection[Any], stack: Stack, end: datetime,
+                args: argparse.Namespace) -> dict[str, Any]:
+    """The operator's operations page (console/dashboard.py) through the Flask test client, logged in: every
+    company, and the largest one, for each range (the server's whole time: figures, alerts, template)."""
+    from config import Settings
+    from storage import operators
+    from web.app import create_app
+
+    app = create_app(Settings.from_env(bench_env(stack.redis_url, stack.database_url)))
+    with psycopg.connect(stack.database_url, autocommit=True, row_factory=dict_row) as own:
+        operators.create(own, "bench@operador.example", "una clave larga de benchmark")
+    client = app.test_client()
+    login = client.get("/operator/login").get_data(as_text=True)
+    token = login.split('name="csrf-token" content="', 1)[1].split('"', 1)[0]
+    answer = client.post("/operator/login", data={"email": "bench@operador.example", "csrf_token": token,
+                                                  "password": "una clave larga de benchmark"})
+    assert answer.status_code == 302, answer.status_code
+    out: dict[str, Any] = {}
+    for name, (start, stop) in _ranges(end).items():
+        dates = f"desde={start.date().isoformat()}&hasta={(stop - timedelta(days=1)).date().isoformat()}"
+        for scope, query in (("all", dates), ("company", f"company=tablero-00&{dates}")):
+            times = []
+            for _ in range(args.repeat):
+                t0 = time.perf_counter()
+                page = client.get(f"/operator/dashboard?{query}")
+                times.append((time.perf_counter() - t0) * 1000)
+                assert page.status_code == 200, (page.status_code, query)
+            out[f"{name}/{scope}"] = {"p50_ms": round(percentile(times, 50), 1),
+                                      "p95_ms": round(percentile(times, 95), 1)}
+        log(f"page {name}: {out[f'{name}/all']} (every company), {out[f'{name}/company']} (one)")
     return out
 
 
@@ -201,7 +238,7 @@ def _upkeep(conn: psycopg.Connection[Any], pg_pid: int, tenants: list[int], end:
 
 
 def _report(made: Any, generated_s: float, backfill: dict[str, Any], reads: dict[str, Any],
-            upkeep: dict[str, Any], args: argparse.Namespace) -> None:
+            pages: dict[str, Any], upkeep: dict[str, Any], args: argparse.Namespace) -> None:
     print(f"\n{made.messages:,} messages, {made.conversations:,} conversations, 30 companies "
           f"(scale {args.scale}); generated in {generated_s:.0f} s, rollups built in {backfill['wall_s']:.1f} s\n")
     rows = []
@@ -214,6 +251,11 @@ def _report(made: Any, generated_s: float, backfill: dict[str, Any], reads: dict
                          "yes" if scopes["rollups_equal_recount"] else "NO"])
     print(table(["range", "scope", "rollups p50 ms", "rollups p95 ms", "page figures p50 ms", "page figures p95 ms",
                  "raw tables p50 ms", "raw tables p95 ms", "equal"], rows))
+    print("\nThe operator's page through the Flask test client (ms):\n")
+    print(table(["range", "every company p50", "every company p95", "largest company p50", "largest company p95"],
+                [[name, fmt(pages[f"{name}/all"]["p50_ms"]), fmt(pages[f"{name}/all"]["p95_ms"]),
+                  fmt(pages[f"{name}/company"]["p50_ms"]), fmt(pages[f"{name}/company"]["p95_ms"])]
+                 for name in reads]))
     u = upkeep
     print(f"\nUpkeep over {u['live_minutes']} minutes at {u['rate']} messages/s ({u['live_messages']:,} messages, "
           f"{u['add_runs']} adds, {u['heal_runs']} hourly heals, 1 daily heal), CPU ms per message:\n")

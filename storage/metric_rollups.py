@@ -126,14 +126,43 @@ def read_tally(conn: Connection[Any], tenant_ids: Sequence[int] | None, start: d
     return tally
 
 
-def read_hours(conn: Connection[Any], tenant_ids: Sequence[int] | None, start: datetime,
-               end: datetime) -> list[tuple[datetime, Tally]]:
-    """Each hour of [start, end) with rows, summed over the tenants (intents left out)."""
+# The columns each of storage.metrics.METRICS needs (unique_customers reads metric_customer_hours).
+SERIES_COLUMNS: dict[str, list[str]] = {
+    "conversations": ["conversations"], "customer_messages": ["customer_messages"], "unique_customers": [],
+    "notifications": ["notifications"], "resolution_rate": ["conversations", "escalated_conversations"],
+    "escalation_rate": ["conversations", "escalated_conversations"],
+    "not_understood_rate": ["not_understood", "routed"],
+    "response_p50_s": _RESPONSES, "response_p95_s": _RESPONSES, "csat_average": [*_CSAT5, *_CSAT10],
+    "first_response_in_sla_rate": ["first_responses", "first_responses_in_sla"], "llm_usd": ["llm_usd"],
+    "templates": ["templates_marketing", "templates_utility", "templates_utility_free", "templates_authentication",
+                  "templates_uncategorised"],
+}
+
+
+def read_steps(conn: Connection[Any], tenant_ids: Sequence[int] | None, start: datetime, end: datetime, tz: str,
+               step: str, metric: str) -> dict[datetime, Tally]:
+    """The hour rows of [start, end) summed per hour or per day on the clock `tz`, only the columns `metric`
+    needs (the others stay 0); each step by its first instant (the range's start for a partial first day)."""
+    columns = SERIES_COLUMNS[metric]
+    if not columns:
+        return {}
     where, args = _where(tenant_ids, start, end)
-    sums = ", ".join(f"sum({c})" for c in _COLUMNS)
-    rows = conn.cursor(row_factory=tuple_row).execute(
-        f"SELECT hour, {sums} FROM metric_hours WHERE {where} GROUP BY hour ORDER BY hour", args)  # noqa: S608
-    return [(row[0], _tally(row[1:])) for row in rows]
+    args.update(step=step, tz=tz)
+    sums = ", ".join(f"sum({c})" for c in columns)
+    out: dict[datetime, Tally] = {}
+    for row in conn.cursor(row_factory=tuple_row).execute(
+            f"SELECT date_trunc(%(step)s, hour, %(tz)s), {sums} FROM metric_hours WHERE {where}"  # noqa: S608
+            " GROUP BY 1", args):
+        tally = Tally()
+        values = dict(zip(columns, row[1:], strict=True))
+        for c in _COUNTS:
+            if c in values:
+                setattr(tally, c, Decimal(values[c]) if c == "llm_usd" else int(values[c]))
+        tally.response_buckets = [int(values.get(c, 0)) for c in _RESPONSES]
+        tally.csat5 = [int(values.get(c, 0)) for c in _CSAT5]
+        tally.csat10 = [int(values.get(c, 0)) for c in _CSAT10]
+        out[max(row[0], start)] = tally
+    return out
 
 
 def unique_customers(conn: Connection[Any], tenant_ids: Sequence[int] | None, start: datetime, end: datetime) -> int:

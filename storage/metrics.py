@@ -205,12 +205,12 @@ def series(conn: Connection[Any], tenant_ids: Sequence[int] | None, start: datet
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}")
     _check_range(start, end, tz)
-    tallies = metric_rollups.read_hours(conn, tenant_ids, start, end)
+    sums = metric_rollups.read_steps(conn, tenant_ids, start, end, tz, step, metric)
     out: list[tuple[datetime, float | None]] = []
     for lower, upper in steps(start, end, tz, step):
-        bucket = Tally.total(t for hour, t in tallies if lower <= hour < upper)
         customers = metric_rollups.unique_customers(conn, tenant_ids, lower, upper) \
             if metric == "unique_customers" else 0
+        bucket = sums.get(lower, Tally())
         out.append((lower, figure(build(bucket, customers, tenant_ids, lower, upper, tz, "rollup"), metric)))
     return out
 
