@@ -77,10 +77,12 @@ def _day(value: str | None) -> date | None:
 
 
 def _period(zone: ZoneInfo) -> Period:
-    """The range the admin asked for (?desde=&hasta=, ISO days), else the last DEFAULT_DAYS days up to today."""
+    """The range the admin asked for (?desde=&hasta=, ISO days; a form carries them too), else the last
+    DEFAULT_DAYS days up to today."""
     today = datetime.now(zone).date()
-    last = _day(request.args.get("hasta")) or today
-    first = _day(request.args.get("desde")) or last - timedelta(days=DEFAULT_DAYS - 1)
+    asked = request.form if request.method == "POST" else request.args
+    last = _day(asked.get("hasta")) or today
+    first = _day(asked.get("desde")) or last - timedelta(days=DEFAULT_DAYS - 1)
     if first > last:
         first, last = last, first
     first = max(first, last - timedelta(days=MAX_DAYS - 1))
@@ -106,7 +108,11 @@ def _when(at: datetime | None, zone: ZoneInfo) -> str:
 @bp.get("/improvements")
 @auth.login_required
 def improvements_page() -> Any:
-    agent = _admin()
+    return _page(_admin())
+
+
+def _page(agent: Agent, *, error: str | None = None, form: dict[str, str] | None = None, status: int = 200) -> Any:
+    """The page; after a refused form, with the reason and the admin's values in that group's open form."""
     with get_pool().connection() as conn:
         zone = _zone(conn, agent.tenant_id)
         period = _period(zone)
@@ -122,8 +128,7 @@ def improvements_page() -> Any:
               for g in grouping.groups[:GROUPS_SHOWN]]
     return render_template(
         "console/improvements.html", period=period, grouping=grouping, groups=groups, history=history,
-        intents=intent_phrases.INTENT_LABELS, open_action=request.args.get("accion"),
-        open_group=request.args.get("grupo"))
+        intents=intent_phrases.INTENT_LABELS, error=error, form=form or {}), status
 
 
 @bp.post("/improvements")
@@ -154,9 +159,8 @@ def improvements_make() -> Any:
                 add_canned(conn, tenant_id=agent.tenant_id, agent_id=agent.id, group_text=group_text,
                            title=form.get("title", ""), body=form.get("body", ""))
                 flash("Listo: los agentes ya tienen esa respuesta rápida.")
-    except ImprovementError as exc:
-        flash(f"No se guardó: {exc}")
-        return redirect(_back(accion=action))
+    except ImprovementError as exc:  # the page again, the form open with what the admin wrote
+        return _page(agent, error=f"No se guardó: {exc}", form={**form, "group_text": group_text}, status=400)
     return redirect(_back())
 
 
@@ -176,8 +180,8 @@ def improvements_undo(change_id: int) -> Any:
     return redirect(_back())
 
 
-def _back(**extra: Any) -> str:
+def _back() -> str:
     """The page, at the range the admin was looking at (forms carry it)."""
     kept: dict[str, Any] = {key: value for key in ("desde", "hasta")
                             if _day(value := request.form.get(key, "")) is not None}
-    return url_for(".improvements_page", **kept, **extra)
+    return url_for(".improvements_page", **kept)

@@ -274,7 +274,7 @@ def test_a_phrase_routes_the_next_message_to_its_intent_for_that_company_only(
 
     refused = post(admin, "/console/improvements", action="phrase", group_text="x", phrase="mercado libre",
                    intent="greeting")  # not an intent an admin may add to
-    assert refused.status_code == 302 and "Elige qué quiere el cliente" in page(admin)
+    assert refused.status_code == 400 and "Elige qué quiere el cliente" in refused.get_data(as_text=True)
 
 
 def test_a_canned_answer_reaches_the_agents_and_undo_removes_it(stack: Stack, db_pool: ConnectionPool) -> None:
@@ -291,7 +291,9 @@ def test_a_canned_answer_reaches_the_agents_and_undo_removes_it(stack: Stack, db
 
     same = post(admin, "/console/improvements", action="canned", group_text=form["group_text"],
                 title="Envíos a Guatemala", body="otro texto")  # never overwrites an answer the agents have
-    assert same.status_code == 302 and "Ya hay una respuesta rápida con ese título" in page(admin)
+    again = html.unescape(same.get_data(as_text=True))
+    assert same.status_code == 400 and "Ya hay una respuesta rápida con ese título" in again
+    assert "otro texto</textarea>" in again  # the form again, open, with what the admin wrote
     assert len(rows(db_pool, "SELECT id FROM improvement_changes WHERE tenant_id = %s", (stack.a.id,))) == 1
 
     change = rows(db_pool, "SELECT id FROM improvement_changes WHERE tenant_id = %s", (stack.a.id,))[0]

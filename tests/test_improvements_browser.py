@@ -51,12 +51,19 @@ def test_the_admin_turns_a_group_into_an_answer_and_undoes_it_in_chromium(
             first.get_by_text("Agregar a preguntas frecuentes").click()
             form = first.locator("form.improvement-faq")
             expect(form.locator("input[name=keywords]")).to_have_value("guatemala, envios")
+            form.locator("input[name=question]").fill("¿Envían paquetes a Guatemala?")
+            form.get_by_role("button", name="Agregar pregunta").click()  # no answer yet: refused, nothing lost
+            expect(page.locator(".error")).to_have_text("No se guardó: Escribe la respuesta que recibirá el cliente.")
+            first = page.locator("article.improvement-group").first
+            form = first.locator("form.improvement-faq")
+            expect(first.locator("details").first).to_have_attribute("open", "")
+            expect(form.locator("input[name=question]")).to_have_value("¿Envían paquetes a Guatemala?")
             form.locator("textarea[name=answer]").fill(GUATEMALA_ANSWER)
             form.get_by_role("button", name="Agregar pregunta").click()
             expect(page.locator(".flash")).to_contain_text("el asistente ya responde esa pregunta")
             row = page.locator("table.improvement-history tbody tr").first
             expect(row).to_contain_text("Alicia Admin")
-            expect(row).to_contain_text("Pregunta frecuente «")
+            expect(row).to_contain_text("Pregunta frecuente «¿Envían paquetes a Guatemala?»")
             screenshot(page, "improvements.png", full_page=True)
 
             replies = ask(stack, NUMBER_A, GUATEMALA_NEXT, "+50375000099")  # the next customer gets the answer
