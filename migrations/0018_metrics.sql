@@ -76,3 +76,7 @@ CREATE TABLE metric_state (
     healed_hour      timestamptz NOT NULL,
     deep_healed_at   timestamptz NOT NULL
 );
+
+-- A customer's conversations: whether a template went out in the customer's 24-hour service window
+-- (storage/metric_counts.py, storage/usage.py) is looked up per template through them.
+CREATE INDEX conversations_contact ON conversations (contact_id);
