@@ -17,8 +17,9 @@ added column by column, so each row is read once there. Three things are not pla
   5 times (docs/METRICS.md), and a row that changes more than DEEP_HEAL_HOURS
   hours after its time is counted as it was.
 
-Everything happens in the caller's transaction under an advisory lock (one refresh at a time);
-readers see the previous state until it commits. Database errors raise.
+Everything happens in the caller's transaction (READ COMMITTED, its first statement) under an advisory
+lock (one refresh at a time: a waiting one then reads the state the first one left); readers see the
+previous state until it commits. Database errors raise.
 """
 
 from __future__ import annotations
