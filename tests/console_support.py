@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import redis
+from flask import Flask
 from flask.testing import FlaskClient
 from psycopg_pool import ConnectionPool
 from rq import Queue
@@ -98,3 +100,20 @@ def log_in(page: Any, base_url: str, email: str) -> None:
     page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit]")
     expect(page.locator("body[data-live=on]")).to_have_count(1)
+
+
+def logged_in(app: Flask, email: str, password: str = PASSWORD) -> FlaskClient:
+    """A test client of `app` with an open console session for `email` (through the login form and its token)."""
+    client = app.test_client()
+    page = client.get("/console/login").get_data(as_text=True)
+    token = re.search(r'name="csrf-token" content="([^"]+)"', page)
+    assert token, "the login page carries no CSRF token"
+    answer = client.post("/console/login", data={"email": email, "password": password, "csrf_token": token.group(1)})
+    assert answer.status_code == 302, answer.get_data(as_text=True)
+    return client
+
+
+def session_csrf(client: FlaskClient) -> str:
+    """The CSRF token of the client's console session: what its forms and API calls send."""
+    with client.session_transaction("/console") as session:
+        return str(session["csrf"])

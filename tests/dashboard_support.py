@@ -26,7 +26,7 @@ from handoff import agents
 from storage import metric_rollups, tenant_admin, tenant_templates
 from storage.crypto import Vault
 from storage.metric_counts import Sla
-from tests.console_support import PASSWORD, TUESDAY_10AM
+from tests.console_support import PASSWORD, TUESDAY_10AM, logged_in
 from tests.fakes.graph_api import FakeGraphAPI
 from tests.harness import post_meta, rows, run_jobs
 from web.app import create_app
@@ -135,16 +135,6 @@ def answer_the_case(app: Flask, agent: agents.Agent, tenant_id: int) -> None:
     for path, body in (("claim", {}), ("reply", {"text": "Hola, soy Amanda. ¿En qué te ayudo?"})):
         answer = client.post(f"/console/api/cases/{case['id']}/{path}", json=body, headers={"X-CSRF-Token": token})
         assert answer.status_code < 300, answer.get_data(as_text=True)
-
-
-def logged_in(app: Flask, email: str) -> FlaskClient:
-    client = app.test_client()
-    page = client.get("/console/login").get_data(as_text=True)
-    token = re.search(r'name="csrf-token" content="([^"]+)"', page)
-    assert token
-    answer = client.post("/console/login", data={"email": email, "password": PASSWORD, "csrf_token": token.group(1)})
-    assert answer.status_code == 302
-    return client
 
 
 def today(tz: str = "America/El_Salvador") -> dashboard.Period:

@@ -14,8 +14,6 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Flask
-from flask.testing import FlaskClient
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
@@ -118,16 +116,6 @@ def configured_tenant(pool: ConnectionPool, slug: str) -> int:
 def make_agent(pool: ConnectionPool, tenant_id: int, email: str, role: str, name: str = "Alicia Admin") -> agents.Agent:
     with pool.connection() as conn:
         return agents.create_agent(conn, tenant_id=tenant_id, name=name, role=role, password=PASSWORD, email=email)
-
-
-def logged_in(app: Flask, email: str) -> FlaskClient:
-    client = app.test_client()
-    page = client.get("/console/login").get_data(as_text=True)
-    token = re.search(r'name="csrf-token" content="([^"]+)"', page)
-    assert token
-    answer = client.post("/console/login", data={"email": email, "password": PASSWORD, "csrf_token": token.group(1)})
-    assert answer.status_code == 302, answer.get_data(as_text=True)
-    return client
 
 
 def figures(page: str) -> dict[str, tuple[str, str]]:

@@ -26,12 +26,12 @@ from llm.session import policy_of
 from runtime.cores import TenantCores
 from storage import metrics
 from storage.crypto import Vault
+from tests.console_support import logged_in
 from tests.dashboard_support import (
     UNKNOWN_NUMBER,
     World,
     alert_kinds,
     figure,
-    logged_in,
     today,
     two_companies,
     write,

@@ -36,7 +36,8 @@ from storage import faq_versions, tenant_admin, tenant_changes
 from storage.crypto import Vault
 from storage.faq_content import FAQ_DIR, read_file, same_content
 from tests.browser import launch
-from tests.console_support import PASSWORD, TUESDAY_10AM
+from tests.console_support import PASSWORD, TUESDAY_10AM, logged_in
+from tests.console_support import session_csrf as csrf
 from tests.harness import post_meta, rows, served
 from web.app import create_app
 from worker.main import EncargoWorker
@@ -124,21 +125,6 @@ def write(stack: Stack, number: str, text: str, phone: str = "+50370000031", *,
     stack.work()
     found = rows(pool, "SELECT body FROM messages WHERE direction = 'out' AND id > %s ORDER BY id", (last,))
     return [str(r["body"]) for r in found]
-
-
-def logged_in(app: Flask, email: str) -> FlaskClient:
-    client = app.test_client()
-    page = client.get("/console/login").get_data(as_text=True)
-    token = re.search(r'name="csrf-token" content="([^"]+)"', page)
-    assert token
-    answer = client.post("/console/login", data={"email": email, "password": PASSWORD, "csrf_token": token.group(1)})
-    assert answer.status_code == 302, answer.get_data(as_text=True)
-    return client
-
-
-def csrf(client: FlaskClient) -> str:
-    with client.session_transaction("/console") as session:
-        return str(session["csrf"])
 
 
 def form_version(page: str) -> int:

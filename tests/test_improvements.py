@@ -29,7 +29,8 @@ from handoff import agents
 from runtime.resources import build_runtime
 from storage import tenant_admin, tenant_changes
 from storage.crypto import Vault
-from tests.console_support import PASSWORD, TUESDAY_10AM
+from tests.console_support import PASSWORD, TUESDAY_10AM, logged_in
+from tests.console_support import session_csrf as csrf
 from tests.harness import post_meta, rows
 from web.app import create_app
 from worker.main import EncargoWorker
@@ -127,21 +128,6 @@ def routed(pool: ConnectionPool, tenant_id: int, text: str) -> str:
     found = rows(pool, "SELECT route->>'intent' AS intent FROM messages WHERE tenant_id = %s AND direction = 'in'"
                        " AND body = %s ORDER BY id DESC LIMIT 1", (tenant_id, text))
     return str(found[0]["intent"])
-
-
-def logged_in(app: Flask, email: str) -> FlaskClient:
-    client = app.test_client()
-    page = client.get("/console/login").get_data(as_text=True)
-    token = re.search(r'name="csrf-token" content="([^"]+)"', page)
-    assert token
-    answer = client.post("/console/login", data={"email": email, "password": PASSWORD, "csrf_token": token.group(1)})
-    assert answer.status_code == 302, answer.get_data(as_text=True)
-    return client
-
-
-def csrf(client: FlaskClient) -> str:
-    with client.session_transaction("/console") as session:
-        return str(session["csrf"])
 
 
 def page(client: FlaskClient) -> str:

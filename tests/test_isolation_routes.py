@@ -47,7 +47,7 @@ from notifications import tenant_templates
 from storage import faq_versions, tenant_admin, tenant_hours
 from storage.crypto import Vault
 from storage.faq_content import FaqEntry
-from tests.console_support import PASSWORD, TUESDAY_10AM, TUESDAY_NIGHT
+from tests.console_support import PASSWORD, TUESDAY_10AM, TUESDAY_NIGHT, logged_in
 from tests.harness import post_meta, rows, run_jobs
 from web.app import create_app
 
@@ -148,13 +148,6 @@ def csrf(client: FlaskClient) -> str:
     match = re.search(r'name="csrf-token" content="([^"]+)"', client.get("/console/login").get_data(as_text=True))
     assert match
     return match.group(1)
-
-
-def logged_in(app: Flask, email: str) -> FlaskClient:
-    client = app.test_client()
-    answer = client.post("/console/login", data={"email": email, "password": PASSWORD, "csrf_token": csrf(client)})
-    assert answer.status_code == 302, answer.get_data(as_text=True)
-    return client
 
 
 def api(client: FlaskClient, method: str, path: str, **body: Any) -> Any:

@@ -16,6 +16,7 @@ from psycopg_pool import ConnectionPool
 
 from config import Settings
 from storage import plans
+from tests.console_support import logged_in
 from tests.harness import run_jobs
 from tests.operator_support import customer_writes, make_operator, operator_client
 from tests.report_support import (
@@ -24,7 +25,6 @@ from tests.report_support import (
     cases,
     configured_tenant,
     figures,
-    logged_in,
     make_agent,
     refresh_rollups,
     write_months,
