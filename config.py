@@ -106,6 +106,7 @@ DERIVED_DEFAULTS = {
     "whatsapp_provider": "meta when META_ACCESS_TOKEN is set, else twilio when TWILIO_ACCOUNT_SID is set, else local",
     "simulator_enabled": "true, except false in production",
     "console_secure_cookies": "true in production, false otherwise",
+    "transcription_model": "whisper-1 when LLM_PROVIDER=openai without LLM_BASE_URL (OpenAI's own API), else off",
 }
 
 
@@ -258,6 +259,15 @@ class Settings(BaseSettings):
     llm_answers: bool = Field(
         True, description="Grounded free answers (false: the model only helps the router).")
 
+    # --- Voice notes (issue 17; llm/transcription.py, worker/media_followup.py)
+    transcription_model: Text = Field(
+        "", description="Model that transcribes voice notes (POST {base}/audio/transcriptions: whisper-1, "
+                        "gpt-4o-mini-transcribe, or a self-hosted faster-whisper model); none: off, the bot then says "
+                        "it can't listen to audios and offers a person.")
+    transcription_base_url: HttpUrl = Field(
+        "", description="An OpenAI-compatible transcription server (e.g. speaches, http://127.0.0.1:8000/v1); "
+                        "empty: LLM_BASE_URL when LLM_PROVIDER=openai, else OpenAI's API.")
+
     # --- Support console (issue 6; /console)
     console_session_secret: Text = Field(
         "", description="Signs the agents' session cookies. Required in production (32+ characters); development "
@@ -359,6 +369,9 @@ class Settings(BaseSettings):
         production = data.get("env") == "production"
         data.setdefault("simulator_enabled", not production)
         data.setdefault("console_secure_cookies", production)
+        if not data.get("transcription_model"):  # OpenAI's own API transcribes; a self-hosted chat model may not
+            openai_api = data.get("llm_provider") == "openai" and not data.get("llm_base_url")
+            data["transcription_model"] = "whisper-1" if openai_api else ""
         return data
 
     @property
@@ -403,6 +416,9 @@ class Settings(BaseSettings):
         if self.llm_provider == "openai" and not (self.llm_api_key or self.llm_base_url):
             raise ConfigError(
                 "LLM_API_KEY (or LLM_BASE_URL for a self-hosted server) is required when LLM_PROVIDER=openai")
+        if self.transcription_model.strip().lower() not in ("", "none") and not self.transcription_base_url \
+                and self.llm_provider != "openai":
+            raise ConfigError("TRANSCRIPTION_MODEL needs TRANSCRIPTION_BASE_URL, or LLM_PROVIDER=openai for its key")
         if self.is_production and self.whatsapp_provider == "local":
             raise ConfigError("WHATSAPP_PROVIDER=local is for development; set meta or twilio in production")
         if self.is_production and len(self.console_session_secret) < 32:
