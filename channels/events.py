@@ -25,6 +25,8 @@ class MessageKind(enum.StrEnum):
     UNSUPPORTED = "unsupported"  # WhatsApp itself could not pass the content on
     SYSTEM = "system"  # e.g. the customer changed number
     UNKNOWN = "unknown"  # a type this version does not know yet
+    TRANSCRIPT = "transcript"  # the text of a customer's voice note, re-entering the inbox after transcription
+    PHOTO_TEXT = "photo_text"  # a code read (OCR) from a customer's photo, re-entering the inbox
 
 
 class DeliveryStatus(enum.StrEnum):
@@ -76,6 +78,11 @@ class InboundMessage:
     media_type: str | None = None  # image | audio | document | video | sticker
     media_ref: str | None = None  # Meta media id or Twilio MediaUrl
     media_mime: str | None = None
+    media_voice: bool | None = None  # audio recorded as a voice note (Meta audio.voice)
+    media_filename: str | None = None  # a document's file name as the customer sent it
+    media_sha256: str | None = None  # the provider's hash of the file (Meta)
+    # Twilio: the files after the first (MediaUrl1.., MediaContentType1..) as (url, mime) pairs, position 1..
+    media_more: tuple[tuple[str, str | None], ...] | None = None
     reaction_to: str | None = None
     reaction_emoji: str | None = None
     context_message_id: str | None = None  # the message of ours this one replies to
@@ -101,6 +108,8 @@ class InboundMessage:
     def from_dict(cls, data: dict[str, Any]) -> InboundMessage:
         values = dict(data)
         values["kind"] = MessageKind(values["kind"])
+        if values.get("media_more"):  # JSON gives lists back
+            values["media_more"] = tuple((str(url), mime) for url, mime in values["media_more"])
         return cls(**values)
 
 

@@ -181,8 +181,12 @@ def _content(message: dict[str, Any]) -> tuple[MessageKind, dict[str, Any]]:
                                    "text": _text(media, "caption", f"{mtype}.caption")}
     if mtype == "reaction":
         reaction = _obj(message, "reaction")
+        voice = media.get("voice")
         return MessageKind.REACTION, {"reaction_to": _text(reaction, "message_id", "reaction.message_id"),
                                       "reaction_emoji": _text(reaction, "emoji", "reaction.emoji") or None}
+                                   "media_voice": voice if isinstance(voice, bool) else None,
+                                   "media_filename": _lenient(_text, media, "filename", f"{mtype}.filename"),
+                                   "media_sha256": _lenient(_text, media, "sha256", f"{mtype}.sha256"),
     if mtype in ("unsupported", "unknown"):
         return MessageKind.UNSUPPORTED, {}
     if mtype == "system":

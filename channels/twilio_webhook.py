@@ -128,6 +128,8 @@ def _parse_message(sid: str, form: Mapping[str, str], raw: dict[str, Any]) -> In
             media_type=_media_type(mime),
             media_ref=form.get("MediaUrl0"),
             media_mime=mime or None,
+            media_more=tuple((url, form.get(f"MediaContentType{n}") or None) for n in range(1, min(num_media, 10))
+                             if (url := form.get(f"MediaUrl{n}"))) or None,
             text=body or None,
         )
     else:

@@ -10,15 +10,19 @@ status only moves forward) and carry no limit.
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import timedelta
 
+import redis
 from rq import Queue, Retry
 from rq.rate_limit import RateLimit
 
 from channels.events import InboundEvent, InboundMessage
 from config import Settings
 from storage.crypto import Vault
+
+log = logging.getLogger(__name__)
 
 # Back-off for a job that raised or died with its worker: at once (a blip, a crash), then 10 s ... 10 min.
 MESSAGE_RETRY = Retry(max=5, interval=[0, 10, 30, 120, 600])
@@ -103,3 +107,26 @@ def enqueue_delivery(queue: Queue, settings: Settings, message_id: int, correlat
         failure_ttl=FAILED_TTL_S,
         retry=DELIVERY_RETRY,
     )
+
+
+def enqueue_media_download(queue: Queue, settings: Settings, media_id: int, correlation_id: str | None,
+                           delay_s: float = 0.0, attempt: int = 0) -> bool:
+    """Queue the download of one stored media row (worker.media_job), now or after `delay_s`.
+
+    Failure policy: Redis errors are logged, never raised (returns False): the row stays `pending` and the
+    scheduler's recovery loop queues it again once its next attempt is overdue.
+    """
+    job_id = f"media{media_id:015d}-{attempt}"
+    try:
+        if delay_s > 0:
+            queue.enqueue_in(timedelta(seconds=delay_s), "worker.jobs.download_media", media_id, correlation_id,
+                             job_id=job_id, job_timeout=settings.job_timeout_s, result_ttl=0,
+                             failure_ttl=FAILED_TTL_S)
+        else:
+            queue.enqueue_call("worker.jobs.download_media", args=(media_id, correlation_id), job_id=job_id,
+                               timeout=settings.job_timeout_s, result_ttl=0, failure_ttl=FAILED_TTL_S)
+    except redis.RedisError as exc:
+        log.warning("media download not queued: the recovery loop will", extra={"media_id": media_id,
+                                                                               "error": type(exc).__name__})
+        return False
+    return True

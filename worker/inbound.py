@@ -32,10 +32,10 @@ from chatbot import customer_side, engine, guard
 from llm import costs as llm_costs
 from llm.tenant_models import TenantModel, TenantModels
 from runtime import bot_sessions, delivery
-from runtime.enqueue import conversation_hash
+from runtime.enqueue import conversation_hash, enqueue_media_download
 from runtime.plan_terms import Terms
 from runtime.resources import Runtime
-from storage import analytics, contacts, conversations, dialogs, escalations, messages, webhook_events
+from storage import analytics, contacts, conversations, dialogs, escalations, media, messages, webhook_events
 from storage.tenants import Tenant
 from worker import attempts
 
@@ -79,14 +79,20 @@ def process_message(runtime: Runtime, event_pk: int) -> str:
             profile_name=event.profile_name,
         )
         conversation = conversations.open_for(conn, tenant_id=tenant.id, contact_id=contact.id)
-        first_attempt = messages.insert_inbound(
+        message_pk = messages.insert_inbound(
             conn, tenant_id=tenant.id, conversation_id=conversation.id, channel=event.provider,
             provider_message_id=event.message_id, webhook_event_id=event_pk, kind=event.kind.value,
             body=event.text, payload=_inbound_payload(event), correlation_id=stored.correlation_id,
-        ) is not None
+        )
+        first_attempt = message_pk is not None
+        # Issue 17: its files as `pending` rows with the message; downloaded by a job queued below (not waited for)
+        media_ids = media.record_inbound(conn, tenant_id=tenant.id, conversation_id=conversation.id,
+                                         message_id=message_pk, event=event) if message_pk is not None else []
         # Stored just now: nothing can have answered it yet (replies are stored after, in another transaction).
         already_composed = not first_attempt and messages.event_answered(conn, event_pk)
         case = escalations.open_case(conn, conversation.id) if conversation.status != "bot" else None
+    for media_id in media_ids:  # a job lost here is queued again by the scheduler's recovery loop
+        enqueue_media_download(runtime.queue, runtime.settings, media_id, stored.correlation_id)
 
     # The number the customer wrote to answers, with its own credentials (the read receipt too).
     sender = runtime.senders.sender(tenant.id, event.provider, event.channel_number)
@@ -205,6 +211,6 @@ def _inbound_payload(event: InboundMessage) -> dict[str, object]:
     `channel_number` is the business number it came in on: the conversation's later messages (an agent's,
     a retried reply, a notification) leave from it (runtime.senders)."""
     keep = ("channel_number", "reply_id", "reply_title", "latitude", "longitude", "location_name", "location_address",
-            "media_type", "media_ref", "media_mime", "reaction_to", "reaction_emoji", "context_message_id",
-            "error_code")
+            "media_type", "media_ref", "media_mime", "media_voice", "media_filename", "media_sha256", "media_more",
+            "reaction_to", "reaction_emoji", "context_message_id", "error_code")
     return {k: getattr(event, k) for k in keep if getattr(event, k) is not None}

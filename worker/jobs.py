@@ -20,7 +20,7 @@ from observability import correlation
 from runtime import delivery
 from runtime.resources import Runtime
 from storage import webhook_events
-from worker import draining, inbound, statuses
+from worker import draining, inbound, media_job, statuses
 
 
 def handle_message(rt: Runtime, event_pk: int | None, sealed: str | None, correlation_id: str) -> str:
@@ -64,3 +64,8 @@ def _store_sealed(rt: Runtime, sealed: str | None, correlation_id: str) -> int |
     if pk is not None:
         webhook_events.mark_queued(rt.pool, [pk])
     return pk
+
+
+def download_media(rt: Runtime, media_id: int, correlation_id: str | None) -> str:
+    with correlation(correlation_id):
+        return media_job.download_media(rt, media_id, correlation_id)
