@@ -29,6 +29,11 @@ REMINDER = "pickup_reminder"
 IN_TRANSIT = "in_transit"
 RECEIVED = "received_at_origin"
 
+# The order notifications go in when WhatsApp's messaging limit (notifications/limits.py) cannot take them all:
+# the customer can act on these first (a package waiting at the point, money to collect), in-transit news last.
+# One list, used by the limit's pass and by every list of held notifications.
+PRIORITY: tuple[str, ...] = (ARRIVED, REFUND, REMINDER, RETURNED, RECEIVED, IN_TRANSIT)
+
 _DAY_LABELS = {"mon-fri": "lun-vie", "mon-sat": "lun-sáb", "sat": "sáb", "sun": "dom"}
 
 

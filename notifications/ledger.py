@@ -9,7 +9,10 @@ the provider's status callbacks (only ever forward), errors, and when the
 core accepted our report of it.
 
 status: pending / deferred (quiet hours) -> sending -> accepted -> sent ->
-delivered -> read, or failed / skipped (opted out, no phone, no template).
+delivered -> read, or failed / skipped (opted out, no phone, no template);
+held (`hold`, with `hold_reason`: WhatsApp's messaging limit reached, the template
+paused by Meta) -> pending again when released (`release`, `release_held`), in the
+order of `notifications.decision.PRIORITY`.
 """
 
 from __future__ import annotations
@@ -23,9 +26,14 @@ from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
 from channels.events import DeliveryStatus
+from notifications.decision import PRIORITY
 
 SKIPPED = "skipped"
 WAITING = ("pending", "deferred")
+HELD = "held"
+# Why a notification is held (notification_log.hold_reason); the admin reads them as notifications.limits words them.
+HOLD_MESSAGING_LIMIT = "messaging_limit"
+HOLD_TEMPLATE_PAUSED = "template_paused"
 
 
 @dataclass(frozen=True)
@@ -45,10 +53,11 @@ class Notification:
     message_id: int | None
     attempts: int
     send_after: datetime | None
+    admitted_at: datetime | None = None  # the messaging limit's pass let it go (held before)
 
 
 _COLUMNS = """id, tenant_id, core_event_id, tracking_code, contact_id, kind, role, package_status, template_name,
-              values_encrypted, status, mode, message_id, attempts, send_after"""
+              values_encrypted, status, mode, message_id, attempts, send_after, admitted_at"""
 
 
 def create(
@@ -119,6 +128,98 @@ def defer(conn: Connection[Any], log_id: int, until: datetime, reason: str) -> N
         " updated_at = now() WHERE id = %s",
         (until, reason[:500], log_id),
     )
+
+
+def hold(conn: Connection[Any], notification_id: int, reason: str) -> bool:
+    """Stop a notification not sent yet: `held` with `reason` (HOLD_*), until released. True when held.
+
+    A waiting one (pending, deferred), one claimed by a sender that has not called the provider yet
+    (sending; only its sender holds it), or a held one (its reason is replaced). Nothing is lost: a held
+    notification keeps its place by `PRIORITY` and age.
+    """
+    row = conn.execute(
+        """
+        UPDATE notification_log SET status = 'held', status_rank = 0, hold_reason = %s,
+               held_at = COALESCE(held_at, now()), admitted_at = NULL, updated_at = now()
+        WHERE id = %s AND status IN ('pending', 'deferred', 'sending', 'held')
+        RETURNING id
+        """,
+        (reason, notification_id),
+    ).fetchone()
+    return row is not None
+
+
+def release(conn: Connection[Any], notification_id: int, *, admitted: bool = False) -> bool:
+    """A held notification waits again, due at once (the scheduler's pass or a send job takes it).
+
+    `admitted`: the messaging limit's pass gave it a place (it is not queued behind others again).
+    """
+    row = conn.execute(
+        """
+        UPDATE notification_log SET status = 'pending', status_rank = 0, hold_reason = NULL, held_at = NULL,
+               send_after = now(), admitted_at = CASE WHEN %s THEN now() END, updated_at = now()
+        WHERE id = %s AND status = 'held'
+        RETURNING id
+        """,
+        (admitted, notification_id),
+    ).fetchone()
+    return row is not None
+
+
+def release_held(conn: Connection[Any], tenant_id: int, reason: str, *, limit: int | None = None,
+                 kinds: Sequence[str] | None = None, admitted: bool = False) -> list[int]:
+    """Release a company's notifications held for `reason` (only of `kinds` when given), at most `limit`, in
+    priority order (`PRIORITY`, then oldest first); returns their ids."""
+    rows = conn.execute(
+        """
+        UPDATE notification_log n SET status = 'pending', status_rank = 0, hold_reason = NULL, held_at = NULL,
+               send_after = now(), admitted_at = CASE WHEN %(admitted)s THEN now() END, updated_at = now()
+        WHERE n.id IN (
+            SELECT id FROM notification_log
+            WHERE tenant_id = %(tenant)s AND status = 'held' AND hold_reason = %(reason)s
+              AND (%(kinds)s::text[] IS NULL OR kind = ANY(%(kinds)s::text[]))
+            ORDER BY array_position(%(order)s::text[], kind) NULLS LAST, created_at, id
+            LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+          AND n.status = 'held'
+        RETURNING n.id
+        """,
+        {"tenant": tenant_id, "reason": reason, "kinds": list(kinds) if kinds is not None else None,
+         "order": list(PRIORITY), "limit": limit, "admitted": admitted},
+    ).fetchall()
+    return [int(r["id"]) for r in rows]  # type: ignore[call-overload]
+
+
+@dataclass(frozen=True)
+class HeldNotification:
+    id: int
+    kind: str
+    tracking_code: str
+    hold_reason: str
+    held_at: datetime
+    created_at: datetime
+
+
+def held(conn: Connection[Any], tenant_id: int, *, limit: int = 200) -> list[HeldNotification]:
+    """A company's held notifications in the order they will go (`PRIORITY`, then oldest first)."""
+    rows = conn.execute(
+        """
+        SELECT id, kind, tracking_code, hold_reason, held_at, created_at FROM notification_log
+        WHERE tenant_id = %s AND status = 'held'
+        ORDER BY array_position(%s::text[], kind) NULLS LAST, created_at, id LIMIT %s
+        """,
+        (tenant_id, list(PRIORITY), limit),
+    ).fetchall()
+    return [HeldNotification(**row) for row in rows]
+
+
+def held_counts(conn: Connection[Any], tenant_id: int) -> dict[str, int]:
+    """How many of a company's notifications are held, per reason."""
+    rows = conn.execute(
+        "SELECT hold_reason, count(*) AS n FROM notification_log WHERE tenant_id = %s AND status = 'held'"
+        " GROUP BY hold_reason",
+        (tenant_id,),
+    ).fetchall()
+    return {str(r["hold_reason"]): int(r["n"]) for r in rows}
 
 
 def set_message(conn: Connection[Any], log_id: int, message_id: int, mode: str, template_name: str | None) -> None:
