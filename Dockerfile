@@ -21,6 +21,10 @@ RUN pip wheel --no-deps --wheel-dir /wheels .
 
 FROM base
 RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin encargo
+# Tesseract with its Spanish data reads tracking codes in customers' photos (services/ocr.py); without it OCR is off.
+RUN apt-get update -q \
+    && apt-get install -y -q --no-install-recommends tesseract-ocr tesseract-ocr-spa \
+    && rm -rf /var/lib/apt/lists/*
 
 # 1. The dependencies only: this layer is rebuilt when pyproject.toml changes, not when the code does.
 COPY pyproject.toml /tmp/deps/pyproject.toml

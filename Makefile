@@ -76,15 +76,15 @@ lint: venv
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
-# Redis, PostgreSQL and Chromium come from apt-get (devservices); the tests start their own
+# Redis, PostgreSQL, Chromium and Tesseract come from apt-get (devservices); the tests start their own
 # throw-away servers. pytest's exit 5 (no test collected) fails too: nothing would be tested.
 test: venv
 	@if [ "$$(id -u)" -ne 0 ] && [ -t 0 ] && command -v sudo >/dev/null 2>&1 && \
 	   { ! command -v redis-server >/dev/null || ! command -v chromium >/dev/null || \
-	     ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; }; then \
-	  echo "sudo may ask for your password to install redis-server, postgresql and chromium"; sudo -v; \
+	     ! command -v tesseract >/dev/null || ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; }; then \
+	  echo "sudo may ask for your password to install redis-server, postgresql, chromium and tesseract-ocr"; sudo -v; \
 	fi
-	$(VPY) -m scripts.devservices --browser
+	$(VPY) -m scripts.devservices --browser --ocr
 	$(MAKE) --no-print-directory lint
 	@rc=0; $(VENV)/bin/pytest $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing, since nothing was tested" >&2; fi; \

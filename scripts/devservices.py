@@ -27,6 +27,10 @@ APT_PACKAGES = {"redis-server": "redis-server", "postgres": "postgresql", "chrom
 # Without an emoji font Chromium draws the bot's emojis as empty boxes in screenshots.
 EMOJI_FONT_PACKAGE = "fonts-noto-color-emoji"
 EMOJI_FONT_FILE = Path("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf")
+# Tesseract with its Spanish data reads tracking codes in customers' photos (services/ocr.py): `make test` installs
+# it, `make run` tries to (without it photo OCR is off, and the worker says so once when it starts).
+OCR_PACKAGES = ("tesseract-ocr", "tesseract-ocr-spa")
+OCR_SPANISH_DATA = "/usr/share/tesseract-ocr/*/tessdata/spa.traineddata"
 
 
 class ServiceError(RuntimeError):
@@ -73,8 +77,26 @@ def chromium_path() -> str | None:
     return None
 
 
-def ensure_installed(*, browser: bool = False) -> None:
-    """Install what is missing: redis-server, PostgreSQL and (for browser tests) Chromium."""
+def ocr_installed() -> bool:
+    """Whether Tesseract and its Spanish data are installed."""
+    return shutil.which("tesseract") is not None and bool(glob.glob(OCR_SPANISH_DATA))
+
+
+def ensure_ocr() -> bool:
+    """Install Tesseract when missing, for `make run` where it is optional: False (and one line on stderr saying
+    photo OCR stays off) when it cannot be installed."""
+    if ocr_installed():
+        return True
+    try:
+        _apt_install(list(OCR_PACKAGES))
+    except ServiceError as exc:
+        print(f"devservices: photo OCR stays off: {exc}", file=sys.stderr, flush=True)
+        return False
+    return ocr_installed()
+
+
+def ensure_installed(*, browser: bool = False, ocr: bool = False) -> None:
+    """Install what is missing: redis-server, PostgreSQL and (for the tests) Chromium and Tesseract."""
     missing = []
     if not shutil.which("redis-server"):
         missing.append(APT_PACKAGES["redis-server"])
@@ -84,6 +106,8 @@ def ensure_installed(*, browser: bool = False) -> None:
         missing.append(APT_PACKAGES["chromium"])
     if browser and not EMOJI_FONT_FILE.exists():
         missing.append(EMOJI_FONT_PACKAGE)
+    if ocr and not ocr_installed():
+        missing.extend(OCR_PACKAGES)
     if missing:
         _apt_install(missing)
     if _is_root() and postgres_bindir() is not None:
@@ -213,9 +237,10 @@ def _create_database(port: int, name: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description="install and check the local services Encargo needs")
     parser.add_argument("--browser", action="store_true", help="also install Chromium for browser tests")
+    parser.add_argument("--ocr", action="store_true", help="also install Tesseract with Spanish data (photo codes)")
     args = parser.parse_args()
     try:
-        ensure_installed(browser=args.browser)
+        ensure_installed(browser=args.browser, ocr=args.ocr)
     except ServiceError as exc:
         print(f"devservices: {exc}", file=sys.stderr)
         raise SystemExit(1) from None

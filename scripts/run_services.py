@@ -68,9 +68,11 @@ def _prime_sudo() -> None:
 
 
 def ensure_services_installed() -> None:
-    """redis-server and PostgreSQL installed (raises devservices.ServiceError when they cannot be)."""
+    """redis-server and PostgreSQL installed (raises devservices.ServiceError when they cannot be); Tesseract too
+    when it can be (optional: without it photo OCR is off, and the worker says so when it starts)."""
     _prime_sudo()
     devservices.ensure_installed()
+    devservices.ensure_ocr()
 
 
 def start_services(
