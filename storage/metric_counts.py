@@ -252,8 +252,8 @@ _SENT = f"m.direction = 'out' AND m.status IN {SENT} AND coalesce(m.idempotency_
 
 _CUSTOMER_MESSAGES = f"""
 SELECT m.tenant_id, {_HOUR.format('m.created_at')}, count(*) FROM messages m
-WHERE {_IN_RANGE} AND m.direction = 'in' GROUP BY 1, 2
-"""  # noqa: S608 - fixed conditions
+WHERE {_IN_RANGE} AND m.direction = 'in' AND m.kind <> ALL('{{transcript,photo_text}}') GROUP BY 1, 2
+"""  # noqa: S608 - fixed conditions. A voice note's transcript, a photo's code (issue 17): the file counted already
 
 _NOTIFICATIONS = f"""
 SELECT m.tenant_id, {_HOUR.format('m.created_at')}, count(*) FROM messages m

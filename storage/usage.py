@@ -240,7 +240,7 @@ _NOT_A_PART = "coalesce(idempotency_key, '') !~ '/part[0-9]+$'"
 _NOTIFICATION = "coalesce(idempotency_key, '') LIKE 'notification:%%'"
 
 _MESSAGES = f"""
-SELECT count(*) FILTER (WHERE direction = 'in'),
+SELECT count(*) FILTER (WHERE direction = 'in' AND kind <> ALL('{{transcript,photo_text}}')),  -- issue 17: once
        count(*) FILTER (WHERE direction = 'out' AND {_SENT} AND {_NOT_A_PART} AND agent_id IS NULL
                         AND NOT {_NOTIFICATION}),
        count(*) FILTER (WHERE direction = 'out' AND {_SENT} AND {_NOT_A_PART} AND agent_id IS NOT NULL),
