@@ -96,6 +96,22 @@ def _stripped(value: Any) -> Any:
     return value.strip() if isinstance(value, str) else value
 
 
+def _media_store_url(value: str) -> str:
+    """file:PATH, file:///abs/path or s3://bucket/prefix?endpoint_url=...&region=... (issue 17)."""
+    value = value.strip()
+    scheme = urlsplit(value).scheme
+    if scheme not in ("file", "s3"):
+        raise ValueError("must be file:PATH or s3://bucket/prefix")
+    if scheme == "s3" and not urlsplit(value).netloc:
+        raise ValueError("names no bucket (s3://bucket/prefix)")
+    return value
+
+
+def _fernet_key_or_empty(value: Any) -> Any:
+    value = _stripped(value)
+    return _fernet_keys(value)[0] if value else ""
+
+
 Text = Annotated[str, BeforeValidator(_stripped)]
 Required = Annotated[str, BeforeValidator(_stripped), Field(min_length=1)]
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
@@ -274,6 +290,29 @@ class Settings(BaseSettings):
                         "derives one from PHONE_HASH_KEY.")
     console_secure_cookies: bool = Field(False, description="Send session cookies only over HTTPS.")
     console_sla_normal_s: int = Field(
+    # --- Media (issue 17; storage/media_files.py, worker/media_job.py)
+    media_store_url: Annotated[str, AfterValidator(_media_store_url)] = Field(
+        "file:.run/media", description="Where customers' and agents' files are kept: file:PATH (a local directory, "
+                                       "files encrypted with MEDIA_ENCRYPTION_KEY) or "
+                                       "s3://bucket/prefix?endpoint_url=https://...&region=... (any S3-compatible "
+                                       "store, objects written with server-side encryption AES256).")
+    media_encryption_key: Annotated[str, BeforeValidator(_fernet_key_or_empty)] = Field(
+        "", description="Fernet key that encrypts files in a file: media store. Unset: derived from the first "
+                        "PHONE_ENCRYPTION_KEY (set it before rotating that key, or older files stop opening).")
+    media_s3_access_key: Text = Field(
+        "", description="Access key of the S3 media store; unset: boto3's usual chain (AWS_ACCESS_KEY_ID, roles).")
+    media_s3_secret_key: Text = Field("", description="Secret key going with MEDIA_S3_ACCESS_KEY.")
+    media_download_attempts: int = Field(
+        6, ge=1, le=20, description="Attempts to download one file from Meta/Twilio (back-off 10 s, 30 s, 2 min, "
+                                    "5 min, then every 5 min) before it is shown to the agent as failed.")
+
+    # --- Photo codes (issue 17; services/ocr.py, worker/photo_followup.py)
+    photo_ocr: bool = Field(
+        True, description="Read tracking codes in customers' photos (a receipt, a label) with Tesseract and ask the "
+                          "customer to confirm the code; off by itself when tesseract-ocr is not installed.")
+    photo_ocr_timeout_s: float = Field(
+        20.0, ge=1, le=300, description="Seconds Tesseract may take to read one photo (then: no code read).")
+
         300, ge=10, le=86400, description="First-response target in seconds (escalation to the first agent "
                                           "message), normal priority.")
     console_sla_high_s: int = Field(120, ge=10, le=86400, description="The same, high priority.")

@@ -36,6 +36,7 @@ from storage.crypto import Vault
 from storage.db import open_pool
 from storage.faq_content import FaqData
 from storage.intent_phrases import CompanyPhrases
+from storage.media_files import MediaStore, open_store
 from storage.tenant_changes import TenantCache
 from storage.tenant_health import ChannelProofs
 from storage.tenants import Tenant, tenant_for_channel_number
@@ -61,6 +62,7 @@ class Runtime:
     faqs: TenantCache[int, FaqData] = field(repr=False)  # each tenant's current policies and FAQ
     model_access: TenantCache[int, ModelAccess | None] = field(repr=False)  # each tenant's model account
     phrases: TenantCache[int, CompanyPhrases] = field(repr=False)  # each tenant's own router phrases
+    media_store: MediaStore = field(repr=False)  # the files of conversations (issue 17; storage/media_files.py)
 
     def tenant_for(self, provider: str, channel_number: str) -> Tenant | None:
         """The tenant owning a receiving number (whatever its status), from memory.
@@ -105,4 +107,5 @@ def build_runtime(settings: Settings, *, pool: ConnectionPool | None = None, poo
         faqs=TenantCache(conn, lambda tenant_id: faq_versions.for_tenant(pool, tenant_id)),
         model_access=model_access_cache(settings, pool, conn, vault),
         phrases=TenantCache(conn, lambda tenant_id: intent_phrases.for_tenant(pool, tenant_id)),
+        media_store=open_store(settings),
     )

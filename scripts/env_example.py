@@ -67,6 +67,8 @@ SECTIONS: list[tuple[str, str, str]] = [
      'over a limit gets one polite "espera un momento", the rest get no reply until the window frees.\n'
      "Counted by the message's own time. Must satisfy minute <= hour <= day."),
     ("llm_provider", "AI layer (issue 5; chatbot/llm/)", ""),
+    ("media_store_url", "Media (issue 17; storage/media_files.py, worker/media_job.py)", ""),
+    ("photo_ocr", "Photo codes (issue 17; services/ocr.py, worker/photo_followup.py)", ""),
     ("console_session_secret", "Support console (issue 6; /console, console/)", ""),
     ("internal_events_secret", "Proactive notifications (issue 7; notifications/, /internal/events)", ""),
 ]

@@ -85,7 +85,8 @@ def services() -> Iterator[dict[str, str]]:
 @pytest.fixture(scope="session")
 def base_env(services: dict[str, str]) -> dict[str, str]:
     """The environment a process of the system under test gets (web, worker, scripts)."""
-    return {**TEST_ENV, "DATABASE_URL": services["database_url"], "REDIS_URL": services["redis_url"]}
+    return {**TEST_ENV, "DATABASE_URL": services["database_url"], "REDIS_URL": services["redis_url"],
+            "MEDIA_STORE_URL": f"file:{services['base']}/media"}  # issue 17: the files of the session's tests
 
 
 @pytest.fixture
