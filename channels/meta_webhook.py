@@ -176,17 +176,17 @@ def _content(message: dict[str, Any]) -> tuple[MessageKind, dict[str, Any]]:
         }
     if mtype in MEDIA_TYPES:
         media = _obj(message, mtype)
+        voice = media.get("voice")
         return MessageKind.MEDIA, {"media_type": mtype, "media_ref": _text(media, "id", f"{mtype}.id"),
                                    "media_mime": _text(media, "mime_type", f"{mtype}.mime_type"),
-                                   "text": _text(media, "caption", f"{mtype}.caption")}
-    if mtype == "reaction":
-        reaction = _obj(message, "reaction")
-        voice = media.get("voice")
-        return MessageKind.REACTION, {"reaction_to": _text(reaction, "message_id", "reaction.message_id"),
-                                      "reaction_emoji": _text(reaction, "emoji", "reaction.emoji") or None}
                                    "media_voice": voice if isinstance(voice, bool) else None,
                                    "media_filename": _lenient(_text, media, "filename", f"{mtype}.filename"),
                                    "media_sha256": _lenient(_text, media, "sha256", f"{mtype}.sha256"),
+                                   "text": _text(media, "caption", f"{mtype}.caption")}
+    if mtype == "reaction":
+        reaction = _obj(message, "reaction")
+        return MessageKind.REACTION, {"reaction_to": _text(reaction, "message_id", "reaction.message_id"),
+                                      "reaction_emoji": _text(reaction, "emoji", "reaction.emoji") or None}
     if mtype in ("unsupported", "unknown"):
         return MessageKind.UNSUPPORTED, {}
     if mtype == "system":
