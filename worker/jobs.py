@@ -20,7 +20,7 @@ from observability import correlation
 from runtime import delivery
 from runtime.resources import Runtime
 from storage import webhook_events
-from worker import draining, inbound, media_job, notices, statuses
+from worker import draining, inbound, media_job, statuses
 
 
 def handle_message(rt: Runtime, event_pk: int | None, sealed: str | None, correlation_id: str) -> str:
