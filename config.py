@@ -284,12 +284,6 @@ class Settings(BaseSettings):
         "", description="An OpenAI-compatible transcription server (e.g. speaches, http://127.0.0.1:8000/v1); "
                         "empty: LLM_BASE_URL when LLM_PROVIDER=openai, else OpenAI's API.")
 
-    # --- Support console (issue 6; /console)
-    console_session_secret: Text = Field(
-        "", description="Signs the agents' session cookies. Required in production (32+ characters); development "
-                        "derives one from PHONE_HASH_KEY.")
-    console_secure_cookies: bool = Field(False, description="Send session cookies only over HTTPS.")
-    console_sla_normal_s: int = Field(
     # --- Media (issue 17; storage/media_files.py, worker/media_job.py)
     media_store_url: Annotated[str, AfterValidator(_media_store_url)] = Field(
         "file:.run/media", description="Where customers' and agents' files are kept: file:PATH (a local directory, "
@@ -313,6 +307,12 @@ class Settings(BaseSettings):
     photo_ocr_timeout_s: float = Field(
         20.0, ge=1, le=300, description="Seconds Tesseract may take to read one photo (then: no code read).")
 
+    # --- Support console (issue 6; /console)
+    console_session_secret: Text = Field(
+        "", description="Signs the agents' session cookies. Required in production (32+ characters); development "
+                        "derives one from PHONE_HASH_KEY.")
+    console_secure_cookies: bool = Field(False, description="Send session cookies only over HTTPS.")
+    console_sla_normal_s: int = Field(
         300, ge=10, le=86400, description="First-response target in seconds (escalation to the first agent "
                                           "message), normal priority.")
     console_sla_high_s: int = Field(120, ge=10, le=86400, description="The same, high priority.")
