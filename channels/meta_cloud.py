@@ -16,6 +16,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import httpx
+
 from channels import limits
 from channels.accounts import ChannelAccount
 from channels.errors import (
@@ -32,6 +34,7 @@ from channels.outbound import (
     Buttons,
     ChoiceList,
     Location,
+    Media,
     OutboundMessage,
     Recipient,
     SendResult,
@@ -43,6 +46,8 @@ from config import Settings
 log = logging.getLogger(__name__)
 
 OPAQUE_DATA_MAX = 512  # Meta's limit for biz_opaque_callback_data
+CAPTION_MAX = 1024  # Meta's limit for a media caption
+UPLOAD_TIMEOUT_S = 120.0  # a 100 MB document takes a while on a slow uplink
 
 
 def _header(text: str | None) -> dict[str, Any]:
@@ -92,7 +97,25 @@ def message_payload(message: OutboundMessage) -> dict[str, Any]:
         if message.address:
             location["address"] = message.address
         return {"type": "location", "location": location}
+    if isinstance(message, Media):
+        return {"type": message.media_type, message.media_type: _media(message)}
     return {"type": "template", "template": _template(message)}
+
+
+def _media(message: Media) -> dict[str, Any]:
+    """`{id}` of a file uploaded to Meta (or `{link}`), the caption, and a document's file name."""
+    if message.provider_media_id:
+        media: dict[str, Any] = {"id": message.provider_media_id}
+    elif message.link:
+        media = {"link": message.link}
+    else:
+        raise PermanentSendError("media_not_uploaded", "the file was not uploaded before sending",
+                                 provider="meta", category=BAD_REQUEST)
+    if message.caption:
+        media["caption"] = message.caption[:CAPTION_MAX]
+    if message.media_type == "document" and message.filename:
+        media["filename"] = message.filename
+    return media
 
 
 def _template(message: Template) -> dict[str, Any]:
@@ -151,6 +174,7 @@ class MetaCloudTransport:
         self._path = f"/{settings.meta_graph_api_version}/{number}/messages"
         self._headers = {"Authorization": f"Bearer {token}"}
         self._http = KeepAliveClient(settings.meta_graph_base_url, settings.send_timeout_s)
+        self._media_url = f"{settings.meta_graph_base_url.rstrip('/')}/{settings.meta_graph_api_version}/{number}/media"
 
     def close(self) -> None:
         self._http.close()
@@ -178,6 +202,33 @@ class MetaCloudTransport:
                      reference, index + 1, len(parts), part.kind, wamid)
             results.append(SendResult(provider_message_id=wamid))
         return results
+
+    def upload_media(self, data: bytes, mime: str, filename: str | None) -> str:
+        """Upload a file for a message to send (POST /<ver>/<number>/media, multipart: file, type,
+        messaging_product); returns Meta's id of it (valid 30 days). Raises a `SendError`; nothing has reached
+        the customer yet, so none of them has `maybe_sent`."""
+        try:
+            response = httpx.post(self._media_url, headers=self._headers, timeout=UPLOAD_TIMEOUT_S,
+                                  data={"messaging_product": "whatsapp", "type": mime},
+                                  files={"file": (filename or "archivo", data, mime)})
+        except httpx.TransportError as exc:
+            raise TransientSendError("connection", f"upload to Meta failed ({type(exc).__name__})",
+                                     provider="meta", category=UNAVAILABLE) from None
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = None
+        if response.status_code >= 400:
+            error = classify_meta_error(response.status_code, answer,
+                                        retry_after_header=response.headers.get("Retry-After"))
+            error.maybe_sent = False
+            raise error
+        media_id = answer.get("id") if isinstance(answer, dict) else None
+        if not isinstance(media_id, str) or not media_id:
+            raise TransientSendError("invalid_response", "Meta answered the upload without a media id",
+                                     provider="meta", category=UNAVAILABLE)
+        log.info("meta media uploaded: bytes=%s mime=%s", len(data), mime)
+        return media_id
 
     def mark_read(self, message_id: str) -> None:
         """Mark an inbound message read and show the typing indicator. Errors are logged, never raised."""

@@ -9,7 +9,7 @@ outbound message can be stored in PostgreSQL and sent later by a job.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, is_dataclass
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, cast, runtime_checkable
 
 from channels.events import DeliveryStatus
 
@@ -79,7 +79,25 @@ class Template:
     kind: str = field(default="template", init=False)
 
 
-OutboundMessage = Text | Buttons | ChoiceList | Location | Template
+@dataclass(frozen=True)
+class Media:
+    """An image (JPEG/PNG) or a document (PDF) an agent sends, with an optional caption.
+
+    The file itself is in our media store, on the `media` row of this message (direction 'out'). Before the
+    transport is called the worker fills in what the provider needs: `provider_media_id`, the id Meta gave
+    the uploaded file, or `link`, a public signed link to it that Twilio fetches (MediaUrl).
+    """
+
+    media_type: str  # image | document
+    mime: str
+    filename: str | None = None
+    caption: str | None = None
+    provider_media_id: str | None = None
+    link: str | None = None
+    kind: str = field(default="media", init=False)
+
+
+OutboundMessage = Text | Buttons | ChoiceList | Location | Template | Media
 
 _BY_KIND: dict[str, type[Any]] = {
     "text": Text,
@@ -87,6 +105,7 @@ _BY_KIND: dict[str, type[Any]] = {
     "list": ChoiceList,
     "location": Location,
     "template": Template,
+    "media": Media,
 }
 
 
@@ -127,6 +146,9 @@ def preview_text(message: OutboundMessage) -> str:
         return "\n".join([message.body, *(f"- {r.title}" for r in message.rows)])
     if isinstance(message, Location):
         return " - ".join(p for p in (message.name, message.address) if p) or "📍"
+    if isinstance(message, Media):
+        label = "📷" if message.media_type == "image" else f"📎 {message.filename or 'documento'}"
+        return f"{label} {message.caption}" if message.caption else label
     return f"[template {message.name}: {', '.join(message.body_params)}]"
 
 
@@ -157,4 +179,13 @@ class Transport(Protocol):
 
     def mark_read(self, message_id: str) -> None:
         """Mark an inbound message read (and show typing where supported). Errors are logged, never raised."""
+        ...
+
+
+@runtime_checkable
+class MediaUploader(Protocol):
+    """A transport that takes files by upload before the message naming them (Meta's Cloud API)."""
+
+    def upload_media(self, data: bytes, mime: str, filename: str | None) -> str:
+        """Upload the file; returns the provider's id of it. Raises `channels.errors.SendError`."""
         ...

@@ -13,6 +13,8 @@ Twilio's parameters:
   customer answers with the number or the words, which the router understands.
 - Location → `persistent_action=["geo:<lat>,<lng>|<label>"]` with the name and
   address as the body.
+- Media (an agent's image or PDF) → `media_url` = our public signed link to the file (Twilio fetches it),
+  the caption as `body`.
 - Template → `content_sid` + `content_variables` ({"1": first body param, ...}).
   Quick-reply payloads are defined in the Content template itself, so
   `button_payloads` are not sent. A template without `content_sid` cannot be
@@ -54,6 +56,7 @@ from channels.outbound import (
     Choice,
     ChoiceList,
     Location,
+    Media,
     OutboundMessage,
     Recipient,
     SendResult,
@@ -112,6 +115,11 @@ def message_params(message: OutboundMessage) -> list[dict[str, Any]]:
         body = "\n".join(p for p in (message.name, message.address) if p) or "📍"
         geo = f"geo:{message.latitude},{message.longitude}" + (f"|{label}" if label else "")
         return [{"body": body, "persistent_action": [geo]}]
+    if isinstance(message, Media):
+        if not message.link:
+            raise PermanentSendError("media_no_link", "the file has no public link for Twilio to fetch",
+                                     provider="twilio", category=BAD_REQUEST)
+        return [{"media_url": [message.link], **({"body": message.caption[:BODY_MAX]} if message.caption else {})}]
     return [_template_params(message)]
 
 

@@ -25,7 +25,7 @@ from channels import limits
 from channels.errors import SendError, TransientSendError
 from channels.outbound import Recipient, SendResult
 from config import Settings
-from runtime import throttle
+from runtime import outbound_media, throttle
 from runtime.enqueue import enqueue_delivery
 from runtime.resources import Runtime
 from runtime.senders import Sender
@@ -74,7 +74,8 @@ def deliver(runtime: Runtime, message_id: int, recipient: Recipient | None = Non
     if row is None:
         return _not_pending(runtime, message_id)
     try:
-        results = sender.transport.send(recipient, row.message, reference=row.idempotency_key)
+        message = outbound_media.ready(runtime, sender.transport, row)  # an agent's file: uploaded or linked
+        results = sender.transport.send(recipient, message, reference=row.idempotency_key)
     except SendError as exc:
         return _record_failure(runtime, row, exc, sender.channel)
     _record_sent(runtime, row, results, sender.channel)
