@@ -145,19 +145,66 @@ class StatusUpdate:
         return cls(**values)
 
 
-InboundEvent = InboundMessage | StatusUpdate
+@dataclass(frozen=True)
+class AccountNotice:
+    """What the provider says about the business account itself, not about a message (issue 17).
+
+    Meta posts these under other webhook `field`s than "messages": a template's status (approved, paused,
+    disabled...) or quality, a phone number's quality or messaging limit, the portfolio's messaging limit, an
+    account restriction. `topic` is ours, provider-neutral: template_status | template_quality |
+    number_quality | capability | account. `event` is the provider's word as sent (PAUSED, FLAGGED,
+    THROUGHPUT_UPGRADE...); `tier` the messaging limit as sent (TIER_2K, TIER_UNLIMITED, 2000...); `quality`
+    a rating (GREEN, YELLOW, RED).
+    The company is found later, by `account_id` (Meta's WhatsApp Business Account id, entry.id).
+    """
+
+    provider: str
+    topic: str
+    account_id: str  # WABA id
+    timestamp: int  # Unix seconds (Meta's entry.time); 0 when absent
+    event: str = ""
+    phone: str | None = None  # the business number's display digits, when the notice is about one number
+    template_id: str | None = None
+    template_name: str | None = None
+    template_language: str | None = None  # as sent ("en-US"); notifications compare it with "en_US"
+    tier: str | None = None
+    quality: str | None = None
+    reason: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def event_id(self) -> str:
+        """The de-duplication key: a re-delivered notice has the same one."""
+        subject = self.template_id or self.template_name or self.phone or ""
+        detail = self.tier or self.quality or ""
+        return f"notice:{self.topic}:{self.account_id}:{subject}:{self.event}:{detail}:{self.timestamp}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return _shallow(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AccountNotice:
+        return cls(**data)
 
 
-def _shallow(event: InboundMessage | StatusUpdate) -> dict[str, Any]:
+InboundEvent = InboundMessage | StatusUpdate | AccountNotice
+
+
+def _shallow(event: InboundMessage | StatusUpdate | AccountNotice) -> dict[str, Any]:
     """Field values as a dict without deep-copying `raw` (dataclasses.asdict would copy it on every webhook)."""
     return {f.name: getattr(event, f.name) for f in fields(event)}
 
 
 def event_from_dict(kind: str, data: dict[str, Any]) -> InboundEvent:
+    if kind == "notice":
+        return AccountNotice.from_dict(data)
     return InboundMessage.from_dict(data) if kind == "message" else StatusUpdate.from_dict(data)
 
 
 def event_kind(event: InboundEvent) -> str:
+    """message | status | notice: the `webhook_events.kind` of an event and the inbox it waits in."""
+    if isinstance(event, AccountNotice):
+        return "notice"
     return "message" if isinstance(event, InboundMessage) else "status"
 
 

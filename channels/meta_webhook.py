@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from channels import json_input
+from channels import json_input, meta_notices
 from channels.events import (
     Delivery,
     DeliveryStatus,
@@ -73,7 +73,12 @@ def parse_body(raw_body: bytes) -> Delivery:
     for entry in payload["entry"]:
         for change in _list(entry, "changes"):
             if change.get("field", "messages") != "messages":
-                log.info("ignoring webhook field %s", str(change.get("field"))[:40])
+                # Account notices (issue 17: templates paused, number quality, limits); any other field is ignored.
+                notice = meta_notices.parse_notice(str(change.get("field")), entry, change.get("value"))
+                if notice is None:
+                    log.info("ignoring webhook field %s", str(change.get("field"))[:40])
+                else:
+                    delivery.events.append(notice)
                 continue
             value = change.get("value")
             if isinstance(value, dict):

@@ -63,6 +63,9 @@ class TemplateSpec:
     params: tuple[str, ...]
     buttons: tuple[TemplateButton, ...]
     twilio_content_sid: str | None
+    # Sent only when the templates before it for the same notification are paused or disabled at Meta
+    # (`fallback: true` in templates.yaml; notifications.template_states picks).
+    fallback: bool = False
 
     def values_needed(self) -> frozenset[str]:
         """Every value name the body parameters and button payloads refer to."""
@@ -96,8 +99,13 @@ def build_message(spec: TemplateSpec, values: Mapping[str, str]) -> Template:
 
 
 def templates_for(tenant_slug: str) -> list[TemplateSpec]:
-    """All approved templates of a tenant (empty when the tenant has none configured)."""
-    return list(_load().get(tenant_slug, ()))
+    """The approved templates a tenant sends (empty when it has none configured); fallbacks left out."""
+    return [spec for spec in _load().get(tenant_slug, ()) if not spec.fallback]
+
+
+def fallbacks_for(tenant_slug: str, notification: str) -> list[TemplateSpec]:
+    """The tenant's fallback templates of a notification, in the file's order (the order they are tried in)."""
+    return [spec for spec in _load().get(tenant_slug, ()) if spec.fallback and spec.notification == notification]
 
 
 def template(tenant_slug: str, name: str) -> TemplateSpec:
@@ -111,7 +119,7 @@ def template(tenant_slug: str, name: str) -> TemplateSpec:
 def template_for_notification(tenant_slug: str, notification: str) -> TemplateSpec | None:
     """The template that carries `notification` for this tenant, or None when none is configured."""
     for spec in _load().get(tenant_slug, ()):
-        if spec.notification == notification:
+        if spec.notification == notification and not spec.fallback:
             return spec
     return None
 
@@ -184,6 +192,7 @@ def parse_spec(tenant: str, entry: Any) -> TemplateSpec:
         params=params,
         buttons=tuple(buttons),
         twilio_content_sid=str(content_sid) if content_sid else None,
+        fallback=bool(entry.get("fallback")),
     )
 
 

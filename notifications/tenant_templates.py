@@ -29,10 +29,12 @@ from notifications import decision
 from notifications.templates import (
     MAX_BUTTON_TITLE,
     MAX_BUTTONS,
+    NOTIFICATION_KINDS,
     PLACEHOLDER,
     TemplateButton,
     TemplateConfigError,
     TemplateSpec,
+    fallbacks_for,
     parse_spec,
     template_for_notification,
     templates_for,
@@ -133,6 +135,8 @@ def categories(conn: Connection[Any], tenant_id: int, tenant_slug: str) -> dict[
     """Template name -> WhatsApp category of every template the tenant has used or may use (usage reports):
     its YAML block's (what it sent before any edit) and its rows' (a renamed template too)."""
     found = {spec.name: spec.category for spec in templates_for(tenant_slug)}
+    found.update({spec.name: spec.category for kind in sorted(NOTIFICATION_KINDS)  # sent when one is paused
+                  for spec in fallbacks_for(tenant_slug, kind)})
     found.update(tenant_templates.categories(conn, tenant_id))
     return found
 

@@ -29,6 +29,8 @@ MESSAGE_RETRY = Retry(max=5, interval=[0, 10, 30, 120, 600])
 STATUS_RETRY = Retry(max=4, interval=[3, 10, 30, 120])
 DELIVERY_RETRY = Retry(max=6, interval=[5, 15, 60, 300, 900, 3600])
 FAILED_TTL_S = 7 * 24 * 3600
+# The job id's prefix of an event queued on its own, by kind (worker.recovery looks the job up by it).
+JOB_PREFIXES = {"message": "ev", "status": "st", "notice": "an"}
 
 
 def conversation_hash(vault: Vault, event: InboundEvent) -> str | None:
@@ -67,11 +69,11 @@ def enqueue_event(
             retry=MESSAGE_RETRY,
             rate_limit=RateLimit(key=customer_key(conversation_hash), concurrency=1),
         )
-    else:
+    else:  # a receipt, or an account notice (issue 17): no per-customer order to keep
         queue.enqueue_call(
-            "worker.jobs.handle_status",
+            "worker.jobs.handle_notice" if kind == "notice" else "worker.jobs.handle_status",
             args=(event_pk, sealed, correlation_id),
-            job_id=job_id_for(event_pk).replace("ev", "st", 1),
+            job_id=job_id_for(event_pk).replace("ev", JOB_PREFIXES.get(kind, "st"), 1),
             timeout=settings.job_timeout_s,
             result_ttl=0,
             failure_ttl=FAILED_TTL_S,

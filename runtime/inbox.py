@@ -10,7 +10,8 @@ have something waiting, one event per turn:
                      owner is a customer (the hash of `runtime.enqueue.conversation_hash`:
                      their messages run one at a time, in order) or one of
                      STATUS_LANES status lanes `status:<n>` (delivery receipts, by
-                     provider message id: a message's receipts stay in order);
+                     provider message id: a message's receipts stay in order), or
+                     `notices` (the provider's account notices, issue 17);
 - `inbox:held`       sorted set of owners with something waiting: score +inf
                      while the owner waits in `inbox:ready`, else the time (Redis
                      clock) the drain job holding it is killed by RQ's timeout:
@@ -54,7 +55,7 @@ from typing import Any
 import redis
 from rq import Queue, Retry
 
-from channels.events import InboundEvent, StatusUpdate
+from channels.events import AccountNotice, InboundEvent, StatusUpdate
 from config import Settings
 from runtime import lua
 from runtime.enqueue import FAILED_TTL_S, conversation_hash
@@ -67,6 +68,8 @@ READY_KEY = "inbox:ready"
 DRAINERS_KEY = "inbox:drainers"
 STATUS_PREFIX = "status:"
 STATUS_LANES = 8
+# Account notices (issue 17: a template paused, then approved again) wait in one lane: applied in arrival order.
+NOTICE_OWNER = "notices"
 
 SWEEP_LIMIT = 50
 # A drain job that died is run again at once by RQ (its owners' leases have run out by then).
@@ -200,11 +203,18 @@ class Claim:
     def is_status(self) -> bool:
         return self.owner.startswith(STATUS_PREFIX)
 
+    @property
+    def is_notice(self) -> bool:
+        return self.owner == NOTICE_OWNER
+
 
 def owner_of(vault: Vault, event: InboundEvent) -> str:
-    """The inbox an event waits in: its customer's, or a receipt's status lane (by provider message id)."""
+    """The inbox an event waits in: its customer's, a receipt's status lane (by provider message id), or the
+    notices' lane."""
     if isinstance(event, StatusUpdate):
         return f"{STATUS_PREFIX}{zlib.crc32(event.message_id.encode()) % STATUS_LANES}"
+    if isinstance(event, AccountNotice):
+        return NOTICE_OWNER
     customer = conversation_hash(vault, event)
     assert customer is not None
     return customer

@@ -1,8 +1,8 @@
 """The drain job's loop: take turns over the inboxes with something waiting (runtime.inbox).
 
 A drain job claims the next owner in turn, handles the oldest event of their
-inbox (a customer message: worker.inbound; a delivery receipt: worker.statuses)
-and releases the owner. It hands its slot to a fresh drain job after
+inbox (a customer message: worker.inbound; a delivery receipt: worker.statuses; an
+account notice: worker.notices) and releases the owner. It hands its slot to a fresh drain job after
 ITEMS_PER_JOB events or half its timeout, so it never runs into RQ's timeout
 and other jobs (notifications, delivery retries) get their turn in the queue;
 and as soon as its worker is asked to stop (a deploy, `STOPPING`): the event in
@@ -28,7 +28,7 @@ from runtime import inbox
 from runtime.enqueue import enqueue_event, enqueue_status_later
 from runtime.inbox import Claim
 from runtime.resources import Runtime
-from worker import inbound, statuses
+from worker import inbound, notices, statuses
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +71,12 @@ def drain(rt: Runtime, job_id: str, *, items_per_job: int = ITEMS_PER_JOB, timeo
 
 def _handle(rt: Runtime, claimed: Claim) -> None:
     """One event; a failure hands it to its own RQ job with back-off."""
-    kind = "status" if claimed.is_status else "message"
+    kind = "status" if claimed.is_status else "notice" if claimed.is_notice else "message"
     try:
         if claimed.is_status:
             statuses.process_status(rt, claimed.event_pk)
+        elif claimed.is_notice:
+            notices.process_notice(rt, claimed.event_pk)
         else:
             inbound.process_message(rt, claimed.event_pk)
     except JobTimeoutException:
@@ -88,5 +90,5 @@ def _handle(rt: Runtime, claimed: Claim) -> None:
 
 def _retry_alone(rt: Runtime, claimed: Claim, kind: str) -> None:
     enqueue_event(rt.queue, rt.settings, kind=kind, event_pk=claimed.event_pk, sealed=None,
-                  conversation_hash=None if claimed.is_status else claimed.owner,
+                  conversation_hash=claimed.owner if kind == "message" else None,
                   correlation_id=claimed.correlation_id)

@@ -20,7 +20,7 @@ from observability import correlation
 from runtime import delivery
 from runtime.resources import Runtime
 from storage import webhook_events
-from worker import draining, inbound, media_job, statuses
+from worker import draining, inbound, media_job, notices, statuses
 
 
 def handle_message(rt: Runtime, event_pk: int | None, sealed: str | None, correlation_id: str) -> str:
@@ -46,6 +46,15 @@ def handle_status(rt: Runtime, event_pk: int | None, sealed: str | None, correla
         if pk is None:
             return "duplicate"
         return statuses.process_status(rt, pk)
+
+
+def handle_notice(rt: Runtime, event_pk: int | None, sealed: str | None, correlation_id: str) -> str:
+    """One account notice of the provider (issue 17): a template paused, a number's quality, a new limit."""
+    with correlation(correlation_id):
+        pk = event_pk if event_pk is not None else _store_sealed(rt, sealed, correlation_id)
+        if pk is None:
+            return "duplicate"
+        return notices.process_notice(rt, pk)
 
 
 def deliver_message(rt: Runtime, message_id: int, correlation_id: str | None) -> str:

@@ -20,7 +20,7 @@ import redis
 from rq.job import Job
 
 from runtime import inbox
-from runtime.enqueue import job_id_for
+from runtime.enqueue import JOB_PREFIXES, job_id_for
 from runtime.resources import Runtime
 from storage import webhook_events
 
@@ -42,7 +42,7 @@ def recover_events(runtime: Runtime) -> int:
                     webhook_events.finish(conn, stored.id, "failed", error="gave up after repeated attempts")
                 log.error("event failed after repeated attempts", extra={"event_pk": stored.id})
                 continue
-            prefix = "ev" if stored.kind == "message" else "st"
+            prefix = JOB_PREFIXES.get(stored.kind, "st")
             if Job.exists(job_id_for(stored.id).replace("ev", prefix, 1), connection=runtime.redis):
                 continue  # its own RQ job: queued, running or waiting for a retry
             owner = inbox.owner_of(runtime.vault, webhook_events.unseal(runtime.vault, stored.payload_encrypted))

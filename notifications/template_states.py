@@ -1,0 +1,58 @@
+"""A template Meta paused or disabled: which template a notification uses instead, or why it waits (issue 17).
+
+Meta's `message_template_status_update` webhook (worker.notices) sets each template's state per company
+(`storage.account_notices.set_template_state`): PAUSED, DISABLED, REJECTED, PENDING (under review again),
+DELETED/PENDING_DELETION and ARCHIVED make it unusable; APPROVED, REINSTATED and UNARCHIVED usable again;
+FLAGGED (at risk, still sendable), LOCKED and IN_APPEAL change nothing by themselves.
+
+"Next allowed": a notification of kind K tries, in order, the company's own template of K (its row, else its
+templates.yaml entry: `notifications.tenant_templates.template_for`), then the templates.yaml entries of K
+marked `fallback: true`, in the file's order; the first one Meta has not made unusable is sent. When none is
+left, the notification is held (`notifications.ledger.hold`, reason 'template_paused', shown to the admin)
+and released when Meta approves one of its templates again (`released_on_approval`).
+
+This only concerns templates: inside the 24-hour window the notification goes as an interactive message with
+the template's text, which Meta does not review, so a paused template does not stop it.
+Failure policy: database errors raise.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg import Connection
+
+from notifications.templates import TemplateSpec, fallbacks_for
+from storage import account_notices
+
+UNUSABLE = frozenset({"PAUSED", "DISABLED", "REJECTED", "PENDING", "PENDING_DELETION", "DELETED", "ARCHIVED"})
+USABLE = frozenset({"APPROVED", "REINSTATED", "UNARCHIVED"})
+
+
+def language_code(code: str) -> str:
+    """Meta's webhook writes "en-US", our templates (and Meta's send API) "en_US": compare in the latter."""
+    return code.strip().replace("-", "_")
+
+
+def usability(event: str) -> bool | None:
+    """Whether a template with this status event may be sent; None when the event says nothing about it."""
+    word = event.strip().upper()
+    if word in UNUSABLE:
+        return False
+    if word in USABLE:
+        return True
+    return None
+
+
+def choose(conn: Connection[Any], tenant_id: int, tenant_slug: str, spec: TemplateSpec) -> TemplateSpec | None:
+    """The template to send for a notification whose own template is `spec`: `spec` itself while Meta allows
+    it, else its kind's first usable fallback; None when every one is paused or disabled (hold it)."""
+    blocked = account_notices.unusable_templates(conn, tenant_id)
+    if not blocked:
+        return spec
+    for candidate in (spec, *fallbacks_for(tenant_slug, spec.notification)):
+        if candidate is not spec and candidate.name == spec.name:
+            continue
+        if (candidate.name, language_code(candidate.language)) not in blocked:
+            return candidate
+    return None
