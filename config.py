@@ -248,6 +248,12 @@ class Settings(BaseSettings):
     rate_limit_per_hour: int = Field(100, ge=1, le=100_000, description="The same, per hour.")
     rate_limit_per_day: int = Field(500, ge=1, le=1_000_000, description="The same, per day.")
 
+    # --- Albums (issue 17)
+    album_window_s: int = Field(
+        8, ge=1, le=300, description="A photo, video, document or sticker sent within this many seconds of the "
+                                     "customer's previous one (by WhatsApp's timestamps, nothing else between) is "
+                                     "part of the same album: the album gets one reply.")
+
     # --- AI layer (issue 5; chatbot/llm/)
     llm_provider: Literal["none", "openai", "gemini"] = Field(
         "none", description="none keeps the bot rules-only; openai also serves OpenAI-compatible servers "

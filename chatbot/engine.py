@@ -39,7 +39,7 @@ import redis
 
 from channels.events import InboundMessage, MessageKind
 from channels.outbound import Choice, ChoiceList, OutboundMessage, Text
-from chatbot import guard, people_only
+from chatbot import guard, media_replies, people_only
 from chatbot.dialog import cases, machine
 from chatbot.dialog.turn import Customer, Situation, State, Turn, wording
 from chatbot.llm import answer, tools
@@ -53,6 +53,7 @@ from llm import history
 from llm.costs import LlmCall
 from llm.session import LlmSession
 from llm.tenant_models import TenantModel
+from llm.transcription import configured as transcribes
 from services import ServiceContext, escalation
 from services.escalation import EscalationDecision
 from storage import dialogs
@@ -151,7 +152,9 @@ def _respond(settings: Settings, conn: redis.Redis, message: InboundMessage, ten
         told.routing.update(state_before=ds.state, state_after=ds.state)
         return Outcome(told.replies, told.routing, ds, told.escalation, told.opt_out, told.events)
     before = ds.state
-    routable = message.kind in ROUTED_KINDS
+    album = media_replies.album_turn(ds, message, int(now.timestamp()), settings.album_window_s)
+    caption = album.caption if situation.status not in WITH_A_HUMAN else None  # with a person: theirs to read
+    routable = message.kind in ROUTED_KINDS or caption is not None
     clean = guard.clean(message.text) if routable else guard.CleanText("", empty=True)
     decision = _route(clean.text, machine.context_for(ds), message.reply_id, extra=phrases) if routable else None
     limits = guard.RateLimits(settings.rate_limit_per_minute, settings.rate_limit_per_hour,
@@ -165,6 +168,8 @@ def _respond(settings: Settings, conn: redis.Redis, message: InboundMessage, ten
         decision = _route(clean.text, machine.context_for(ds), message.reply_id, fallback, extra=phrases)
         if fallback.unsure and decision.stage != "llm":  # nobody is sure: the menu, not a guess
             decision = Route("out_of_scope", decision.entities, "fallback", decision.confidence)
+    if caption is not None and decision is not None and decision.intent == "out_of_scope":
+        decision = None  # a caption the bot cannot place ("Taj Mahal"): the photo's own reply, not "no entendí"
     routing = _routing(decision, message, clean, before)
     if not rate.allowed:
         routing.update(rate_limited=rate.window, state_after=before)
@@ -172,6 +177,10 @@ def _respond(settings: Settings, conn: redis.Redis, message: InboundMessage, ten
         replies: list[OutboundMessage] = [Text(wording()["rate_limited"])] if rate.notify else []
         events = [("rate_limited", {"window": rate.window, "notified": rate.notify})]
         return Outcome(replies, routing, ds, opt_out=opt_out, events=events)
+    if decision is None and message.kind is MessageKind.MEDIA:
+        replies, told = media_replies.reply(message, ds, situation, album, listens=transcribes(settings))
+        routing.update(told, media=message.media_type, state_after=ds.state)
+        return Outcome(replies, routing, ds)
     if decision is None:
         replies = _non_text(message) if situation.status not in WITH_A_HUMAN else []
         routing.update(state_after=ds.state)
@@ -185,6 +194,9 @@ def _respond(settings: Settings, conn: redis.Redis, message: InboundMessage, ten
         turn.free_answer = _answer_freely(session, recent)
     machine.step(turn)
     routing.update(state_after=ds.state, understood=turn.understood, silent=not turn.replies)
+    if caption is not None:  # a photo's caption answered as text: once per album
+        media_replies.caption_answered(ds)
+        routing.update(kind=message.kind.value, media=message.media_type)
     if fallback is not None and fallback.unsure:
         routing["llm_unsure"] = True
     calls = session.calls if session is not None else []
@@ -264,13 +276,11 @@ def _routing(decision: Route | None, message: InboundMessage, clean: guard.Clean
 
 
 def _non_text(message: InboundMessage) -> list[OutboundMessage]:
-    """Media, a location, or something WhatsApp could not pass on (reactions and system notices: nothing)."""
+    """A location, or something WhatsApp could not pass on (reactions and system notices: nothing; media:
+    chatbot/media_replies.py)."""
     w = wording()
     if message.kind in SILENT_KINDS:
         return []
-    if message.kind is MessageKind.MEDIA:
-        media = w["media_names"].get(message.media_type or "", w["media_default"])
-        return [Text(w["media_received"].format(media=media))]
     if message.kind is MessageKind.LOCATION:
         return [Text(w["location_received"])]
     return [Text(w["unsupported"])]

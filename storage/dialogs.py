@@ -56,6 +56,10 @@ class DialogState:
     csat_asked: bool = False
     complaints: int = 0
     handoff: dict[str, Any] | None = None  # case, priority, replied_at (ts), expecting
+    # An album (chatbot/media_replies.py): the customer's last photo/video/document/sticker in a row, as a Unix time
+    # (0: the last message was something else), and whether a caption of that album was answered already.
+    media_at: int = 0
+    album_caption: bool = False
     version: int = SCHEMA_VERSION
 
     def remember_package(self, code: str) -> None:

@@ -143,8 +143,8 @@ def test_unknown_fields_and_other_objects_are_acknowledged(client: FlaskClient, 
 @pytest.mark.parametrize(("fixture", "expected"), [
     ("meta_text.json", ["Transportes Express El Salvador", "Rastrear paquete"]),
     ("meta_text_v25_bsuid.json", ["Transportes Express El Salvador"]),
-    ("meta_image.json", ["Recibí tu imagen", "solo puedo leer mensajes de texto"]),
-    ("meta_audio_voice.json", ["Recibí tu nota de voz"]),
+    ("meta_image.json", ["Recibí tu imagen", "escríbeme el código de rastreo"]),  # its caption says nothing to us
+    ("meta_audio_voice.json", ["Recibí tu nota de voz", "no puedo escuchar audios"]),
     ("meta_document.json", ["Recibí tu documento"]),
     ("meta_location.json", ["Gracias por tu ubicación"]),
     ("meta_unsupported.json", ["No pude leer ese mensaje"]),
