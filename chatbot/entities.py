@@ -9,7 +9,7 @@ Pure functions of the text: no I/O besides reading the lexicon and the lookup ta
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+import unicodedata
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from pathlib import Path
@@ -158,35 +158,167 @@ def is_word(word: str) -> bool:
 
 # --- tracking code ------------------------------------------------------------------------------
 
+CODE_LENGTHS = (13, 14)  # digits after "SV"
+# Letters read as the digit they look like, inside the digits of a code (docs/NLU.md, "How tracking codes are
+# read"). Case matters: a lower-case "b" looks like a 6 and a capital "L" like nothing, so neither is read.
+LOOKALIKES = {"O": "0", "o": "0", "I": "1", "i": "1", "l": "1", "|": "1", "S": "5", "s": "5", "B": "8"}
+# "SV", "sv", "S V", "S.V.", "S-V" and "5V" (a 5 typed for the S), not inside a word or a number.
+_CODE_PREFIX = re.compile(r"(?<![A-Za-z0-9])(?:[Ss][ .\-]?[Vv]|5[Vv])\.?[ \t.\-:#]*")
+_CODE_GROUP = re.compile(r"[A-Za-z0-9|]+")
+_CODE_SEPARATOR = re.compile(r"[ \t]*[\-.]?[ \t]*")  # spaces, one dash or one dot between two groups
+_NEXT_WORD = re.compile(r"[ \t]*([A-Za-z]+)")
+_INVISIBLE = dict.fromkeys(range(0x200B, 0x2010)) | {0xFEFF: None, 0x2060: None}  # zero-width marks
+
+
+@dataclass(frozen=True)
+class CodeReading:
+    """A tracking code as `read_codes` read it: its first reading and the other ones the same characters allow."""
+
+    code: str  # "SV" and 13 or 14 digits
+    others: tuple[str, ...] = ()  # other readings of the same characters; none: the reading is sure
+
+    @property
+    def sure(self) -> bool:
+        return not self.others
+
+    @property
+    def candidates(self) -> tuple[str, ...]:
+        return (self.code, *self.others)
+
+
+def read_codes(text: str) -> list[CodeReading]:
+    """Every tracking code a message holds, as people type them: the one normalisation of tracking codes.
+
+    A code is "SV" and 13 or 14 digits ("SV20260106012345"). The rules, in order:
+    1. The text is read as typed (NFKC: full-width digits are digits; zero-width marks are dropped).
+    2. The prefix is "SV" in any case ("sv", "Sv"), with at most one space, dot or dash inside ("S V", "S.V.",
+       "S-V"), or "5V" (a 5 typed for the S); not inside a word or a number. Spaces, dots, dashes, ":" and "#"
+       may follow it ("SV: 2026…", "SV-2026…").
+    3. The digits come in groups of letters and digits; between two groups one separator: spaces, or one dash
+       or one dot with spaces around it ("2026 0106 012345", "2026-0106-012345", "2026.0106.012345").
+    4. Inside a group these letters are read as digits: O and o as 0; I, i, l (lower-case L) and | as 1; S and s
+       as 5; B (capital only) as 8 (`LOOKALIKES`). A group is read whole when it holds only digits and such
+       letters and at least one real digit ("2O26", "OO12").
+    5. A group with other letters ends the code: its digits (and look-alike letters) before its first other
+       letter count, without look-alike letters right before that letter ("012345son" -> "012345");
+       "100lbs" after a separator is a weight, not digits of a code.
+    6. A later group is not read when it would make the digits more than 14, when it is followed by a unit
+       ("SV2026010601234 8 libras") or when it has no real digit ("SV… SI"). More than 14 digits in the
+       first group is no code at all ("SV202601060123456789").
+    7. The code is "SV" and the digits read. When the same characters also read as another code of 13 or 14
+       digits (stopping one group earlier, "SV 2026 0106 01234 5", or without a look-alike letter at the end of
+       a group, "SV2026010601234S"), the reading is not sure: `others` holds the other readings, longest
+       first, and the bot asks which it is (chatbot/dialog/tracking.py `confirm_code`), never guesses.
+    Digits without "SV" are a code only where the bot asked for one (`extract_bare_code`), and a code broken
+    over two messages is joined by `join_code`.
+    """
+    raw = unicodedata.normalize("NFKC", text).translate(_INVISIBLE)
+    readings: list[CodeReading] = []
+    for prefix in _CODE_PREFIX.finditer(raw):
+        stops = _digit_stops(raw, prefix.end())
+        valid = list(dict.fromkeys(d for d in reversed(stops) if len(d) in CODE_LENGTHS))
+        if valid:
+            readings.append(CodeReading("SV" + valid[0], tuple("SV" + d for d in valid[1:])))
+    return readings
+
+
+def _group_digits(group: str) -> str | None:
+    """A group of only digits and look-alike letters, with at least one real digit, as its digits; else None."""
+    if not any(ch.isdigit() for ch in group) or not all(ch.isdigit() or ch in LOOKALIKES for ch in group):
+        return None
+    return "".join(LOOKALIKES.get(ch, ch) for ch in group)
+
+
+def _leading_digits(group: str) -> str:
+    """The digits a group starts with before a letter that is no look-alike ("012345son" -> "012345")."""
+    end = 0
+    while end < len(group) and (group[end].isdigit() or group[end] in LOOKALIKES):
+        end += 1
+    head = group[:end].rstrip("".join(LOOKALIKES))
+    return _group_digits(head) or ""
+
+
+def _digit_stops(raw: str, start: int) -> list[str]:
+    """The digits read after a prefix, at every place the code could end (rules 3 to 7), in text order."""
+    stops: list[str] = []
+    digits, i = "", start
+    while (group := _CODE_GROUP.match(raw, i)) is not None:
+        text, later = group.group(), i > start
+        full = _group_digits(text)
+        if later and (_with_unit(text.upper()) or _unit_after(raw, group.end())):
+            break
+        if full is None:
+            lead = _leading_digits(text)
+            if lead and len(digits) + len(lead) <= max(CODE_LENGTHS):
+                stops.append(digits + lead)
+            break
+        trimmed = _group_digits(text.rstrip("".join(k for k in LOOKALIKES if k.isalpha())))
+        if trimmed is not None and trimmed != full and len(digits) + len(trimmed) <= max(CODE_LENGTHS):
+            stops.append(digits + trimmed)  # the group without its look-alike letters at the end
+        if len(digits) + len(full) > max(CODE_LENGTHS):
+            break
+        digits += full
+        stops.append(digits)
+        separator = _CODE_SEPARATOR.match(raw, group.end())
+        if separator is None or not separator.group():
+            break
+        i = separator.end()
+    return stops
+
+
+def _unit_after(raw: str, end: int) -> bool:
+    """Whether a unit word follows ("… 8 libras"): the group is a quantity, not digits of a code."""
+    word = _NEXT_WORD.match(raw, end)
+    return word is not None and (word.group(1).upper() in _UNITS or word.group(1).lower() in lexicon()["weight_units"])
+
 
 def extract_tracking_code(text: str) -> str | None:
-    """"SV" + 13 or 14 digits, spaces/dashes/dots between groups allowed, O typed for 0; None otherwise."""
-    return next(_tracking_codes(text), None)
+    """The first code of the message that reads only one way (`read_codes`); None otherwise."""
+    return next((r.code for r in read_codes(text) if r.sure), None)
 
 
 def extract_tracking_codes(text: str) -> list[str]:
-    """Every tracking code of the message, in order, each once ("SV2026… y SV2026…")."""
-    return list(dict.fromkeys(_tracking_codes(text)))
+    """Every code of the message that reads only one way, in order, each once ("SV2026… y SV2026…")."""
+    return list(dict.fromkeys(r.code for r in read_codes(text) if r.sure))
 
 
-def _tracking_codes(text: str) -> Iterator[str]:
-    up = fold(text).upper()
-    for match in _SV_PREFIX.finditer(up):
-        digits: list[str] = []
-        i = match.end()
-        while i < len(up):
-            ch = up[i]
-            if len(digits) > 14:
-                break  # a longer number than any code
-            if ch.isdigit() or (ch == "O" and (digits or up[i + 1:i + 2].isdigit())):
-                digits.append("0" if ch == "O" else ch)
-            elif ch in _SEPARATORS and len(digits) < 13 and up[i + 1:i + 2].isdigit():
-                pass  # a separator between groups of digits
-            else:
-                break
-            i += 1
-        if 13 <= len(digits) <= 14:
-            yield "SV" + "".join(digits)
+def unsure_code(text: str) -> CodeReading | None:
+    """The first code of the message that reads more than one way (asked about, never guessed); else None."""
+    return next((r for r in read_codes(text) if not r.sure), None)
+
+
+def _only_digits(text: str) -> str | None:
+    """A text made only of groups of digits and look-alike letters (rules 3 and 4 of `read_codes`), as its
+    digits; None when anything else is in it."""
+    raw = unicodedata.normalize("NFKC", text).translate(_INVISIBLE).strip(" \t\n.,;!")
+    groups = [g for g in re.split(r"[ \t\n]*[\-.]?[ \t\n]+|[ \t\n]*[\-.][ \t\n]*", raw) if g]
+    read = [_group_digits(g) for g in groups]
+    if not read or any(r is None for r in read):
+        return None
+    return "".join(r for r in read if r)
+
+
+def code_fragment(text: str) -> str | None:
+    """The start of a code typed with its "SV" but short of digits ("SV2026 0106" -> "SV20260106"), read as in
+    `read_codes` (3 to 12 digits); None otherwise. The dialog keeps it for the next message (`join_code`)."""
+    raw = unicodedata.normalize("NFKC", text).translate(_INVISIBLE)
+    for prefix in _CODE_PREFIX.finditer(raw):
+        stops = _digit_stops(raw, prefix.end())
+        if stops and 3 <= len(stops[-1]) < min(CODE_LENGTHS):
+            return "SV" + stops[-1]
+    return None
+
+
+def join_code(fragment: str, text: str) -> str | None:
+    """A code broken over two messages: `fragment` ("SV20260106", from `code_fragment`, or a whole code that
+    was not found) and a next message of digits only ("0112 34", "O112-34"), joined ("SV20260106011234").
+    The result may still be short of digits (another fragment); None when the message is not digits only or
+    the joined digits are more than 14."""
+    digits = _only_digits(text)
+    if digits is None or not fragment.startswith("SV"):
+        return None
+    joined = fragment + digits
+    return joined if len(joined) - 2 <= max(CODE_LENGTHS) else None
 
 
 def looks_like_code(text: str) -> bool:
@@ -198,7 +330,8 @@ def code_attempt(text: str) -> str | None:
     """A token typed as a tracking code that is not a valid one, upper case without separators; else None.
 
     An attempt is (checked in this order, on the text with e-mail and web addresses left out):
-    - "SV" and 6 or more digits that do not make a valid code ("SV 2026 0106 0112" -> "SV202601060112");
+    - "SV" and 6 or more digits that do not make a valid code ("SV 2026 0106 0112" -> "SV202601060112"; the
+      start of a code as `code_fragment` reads it, look-alike letters included, else the digits after "SV");
     - a token of letters and digits (groups joined by "-" or ".") with at least 1 letter and 3 digits,
       5-20 characters ("ABC123", "abc-123", "A1B2C3"), unless it is a number with a unit ("100lbs", "8kg",
       "1030am", "35usd") or a case number ("ENC-260106-XDEJ");
@@ -209,6 +342,9 @@ def code_attempt(text: str) -> str | None:
     """
     if sum(map(str.isdigit, text)) < 3 or extract_tracking_code(text) is not None:
         return None  # every attempt has 3 digits or more
+    fragment = code_fragment(text)  # the start of a code, read as `read_codes` reads codes
+    if fragment is not None and len(fragment) >= 8:
+        return fragment
     up = _WEB_OR_MAIL.sub(" ", fold(text).upper())
     for match in _SV_PREFIX.finditer(up):
         read = "".join("0" if ch == "O" else ch for ch in up[match.end():match.end() + 24] if ch.isdigit() or ch == "O")
@@ -239,10 +375,12 @@ def _is_phone(digits: str) -> bool:
 
 
 def extract_bare_code(text: str) -> str | None:
-    """13 or 14 digits with nothing else (when the bot asked for a code, the "SV" may be left out)."""
-    digits = re.sub(r"[\s\-.]", "", fold(text)).upper().replace("O", "0")
-    digits = digits.removeprefix("SV")
-    return "SV" + digits if digits.isdigit() and 13 <= len(digits) <= 14 else None
+    """13 or 14 digits with nothing else, read as in `read_codes` (when the bot asked for a code, the "SV" may be
+    left out): "2026 0106 O12345" -> "SV20260106012345"."""
+    raw = unicodedata.normalize("NFKC", text).translate(_INVISIBLE).strip()
+    prefix = _CODE_PREFIX.match(raw)
+    digits = _only_digits(raw[prefix.end():] if prefix else raw)
+    return "SV" + digits if digits is not None and len(digits) in CODE_LENGTHS else None
 
 
 # --- weight and quantities ------------------------------------------------------------------------

@@ -73,7 +73,10 @@ def _read(text: str, expecting: str | None, extra: phrases.CompanyPhrases = ()) 
         found["tracking_codes"] = codes  # "SV… y SV…": each is tracked
     if code is None and expecting == "tracking_code":
         code = ent.extract_bare_code(text)
-    attempt = ent.code_attempt(text) if code is None else None
+    unsure = ent.unsure_code(text) if code is None else None
+    if unsure is not None:  # "SV2026010601234S": two readings, asked about (`code_options`), never guessed
+        found["code_options"] = list(unsure.candidates)
+    attempt = ent.code_attempt(text) if code is None and unsure is None else None
     weight = ent.extract_weight(text, bare_number=expecting == "weight")
     point, candidates = ent.resolve_point(doc)
     place, place_options = ent.resolve_place(doc)  # a place of El Salvador that is not a point's
@@ -265,7 +268,7 @@ def _route(text: str, context: DialogContext | None, reply_id: str | None,
         return picked
     answer = _answer(reading.norm) if expecting == "yes_no" else None
     strong = _strong(reading)
-    if "tracking_code" in reading.entities:
+    if "tracking_code" in reading.entities or "code_options" in reading.entities:
         intent = strong if strong in ACTIONABLE else "track_package"
         return Route(intent or "track_package", reading.entities, "regex", 1.0, answer=answer)
     if answer is not None:

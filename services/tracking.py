@@ -190,6 +190,15 @@ def not_found_replies(code: str) -> list[OutboundMessage]:
     return [Buttons(body=w["body"].format(code=shown), buttons=buttons)]
 
 
+def exists(ctx: ServiceContext, code: str) -> bool:
+    """Whether the core knows a package with this code (to ask "¿Tu código es …?" only about real ones).
+    A code the core refuses does not exist; the core being down raises (CoreError), as for `track`."""
+    try:
+        return ctx.core.track(code) is not None
+    except CoreBadRequest:
+        return False
+
+
 def track(ctx: ServiceContext, code: str, writer_phone: str | None) -> TrackingAnswer:
     """The package's answer at the writer's information level; outcome found / not_found / core_unavailable."""
     try:

@@ -48,6 +48,8 @@ class DialogState:
     search: dict[str, Any] = field(default_factory=dict)  # name / phone given to find packages
     pending: dict[str, Any] | None = None  # a request left for another topic: state, purpose, day
     not_found_code: str | None = None
+    code_fragment: str | None = None  # the start of a code short of digits ("SV20260106"), for the next message
+    code_fragment_at: int = 0  # when it was typed (unix seconds)
     not_understood: int = 0  # consecutive messages not understood
     declined_human: bool = False  # said no to the offer of a person: not offered again when not understood
     exchanges: int = 0  # customer messages answered this session
@@ -88,7 +90,8 @@ class DialogState:
         return cls(**values)
 
 
-_OPTIONAL_TEXT = frozenset({"purpose", "day", "last_intent", "point", "pin_point", "not_found_code"})
+_OPTIONAL_TEXT = frozenset({"purpose", "day", "last_intent", "point", "pin_point", "not_found_code",
+                            "code_fragment"})
 _OPTIONAL_MAPPING = frozenset({"pending", "handoff"})
 
 

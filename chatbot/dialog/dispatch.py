@@ -227,6 +227,7 @@ CHOICES: dict[str, Handler] = {
     "nf_search": tracking.search,
     "nf_name": ask_name,
     "nf_human": not_found_human,
+    "code_no": tracking.code_rejected,  # "¿Tu código es SV…?": No
     "pin_no": pin_declined,
     "human_yes": human_confirmed,
     "human_no": cases.human_declined,

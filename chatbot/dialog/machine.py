@@ -54,6 +54,7 @@ Handler = Callable[[Turn], State]
 
 EXPECTING: dict[State, str] = {
     State.AWAITING_CODE: "tracking_code",
+    State.AWAITING_CODE_CONFIRM: "yes_no",
     State.AWAITING_PACKAGE_CHOICE: "option",
     State.AWAITING_NOT_FOUND_CHOICE: "option",
     State.AWAITING_POINT: "point",
@@ -129,6 +130,17 @@ def on_awaiting_code(t: Turn) -> State:
     if (state := tracking.code_attempt(t)) is not None:
         return state  # "ABC123": understood as a wrong code, answered with the format, not "no entendí"
     return not_the_answer(t, "invalid_code")
+
+
+def on_awaiting_code_confirm(t: Turn) -> State:
+    """"¿Tu código es SV…?": Sí (or the code's button) tracks it, No asks for it again, a new code tracks."""
+    if t.code:
+        return tracking.track(t, t.code)
+    if (state := picked(t)) is not None:
+        return state
+    if t.intent not in OVERRIDING and (state := tracking.code_confirmed(t)) is not None:
+        return state
+    return elsewhere(t)
 
 
 def on_awaiting_package_choice(t: Turn) -> State:
@@ -290,6 +302,7 @@ def on_handoff(t: Turn) -> State:
 TABLE: dict[State, Handler] = {
     State.IDLE: on_idle,
     State.AWAITING_CODE: on_awaiting_code,
+    State.AWAITING_CODE_CONFIRM: on_awaiting_code_confirm,
     State.AWAITING_PACKAGE_CHOICE: on_awaiting_package_choice,
     State.AWAITING_NOT_FOUND_CHOICE: on_awaiting_not_found_choice,
     State.AWAITING_POINT: on_awaiting_point,
@@ -317,7 +330,7 @@ def step(t: Turn) -> State:
     t.ds.state = state.value
     try:
         nxt = TABLE[state](t) if state is State.IN_HANDOFF else (
-            _in_any_state(t) or several_questions.answer_each(t) or TABLE[state](t))
+            tracking.continued_code(t) or _in_any_state(t) or several_questions.answer_each(t) or TABLE[state](t))
     except CoreError as exc:
         log.warning("the core could not answer (%s); state %s kept", type(exc).__name__, state.value)
         t.replies, t.escalation, nxt = list(core_unavailable_replies()), None, state

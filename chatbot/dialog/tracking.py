@@ -11,7 +11,7 @@ from __future__ import annotations
 from channels.outbound import Buttons, Choice, ChoiceList
 from chatbot.dialog import package_in_view, points
 from chatbot.dialog.turn import State, Turn, wording
-from chatbot.entities import extract_bare_code
+from chatbot.entities import CODE_LENGTHS, code_fragment, extract_bare_code, join_code
 from chatbot.guard import phone_in, safe_name
 from core_api_client import CoreError, Package
 from services import business, catalog, lookup, selection
@@ -19,6 +19,7 @@ from services import tracking as tracking_service
 
 BUTTONS_MAX = 3  # WhatsApp reply buttons; more choices go in a list
 SEVERAL_MAX = 3  # codes tracked from one message
+FRAGMENT_TTL_S = 300  # the start of a code waits this long for the rest (the next message only)
 
 
 def ask_code(t: Turn, *, other: bool = False, purpose: str | None = None) -> State:
@@ -32,6 +33,8 @@ def track_request(t: Turn) -> State:
     """"Quiero rastrear…": a code tracks; "los dos" / "¿cuándo llega?" use the session's packages."""
     if t.code:
         return track(t, t.code)
+    if (options := t.route.entities.get("code_options")):
+        return confirm_code(t, [str(c) for c in options])
     if (state := code_attempt(t)) is not None:
         return state
     if _typed_other_phone(t):  # "rastrea los del 7000-0002": never a key
@@ -64,7 +67,74 @@ def code_attempt(t: Turn) -> State | None:
     t.replies += tracking_service.not_found_replies(attempt)  # never a code: the core is not asked
     t.ds.not_found_code = attempt
     t.topic = "track_package"
+    if (fragment := code_fragment(t.text)) is not None:  # "SV2026 0106": the rest may come in the next message
+        keep_fragment(t, fragment)
     return State.AWAITING_NOT_FOUND_CHOICE
+
+
+def keep_fragment(t: Turn, fragment: str) -> None:
+    """Keep the start of a code (or a 13-digit code not found) for the next message (`continued_code`)."""
+    t.ds.code_fragment, t.ds.code_fragment_at = fragment, int(t.ts)
+
+
+def continued_code(t: Turn) -> State | None:
+    """The rest of a code broken over two messages ("SV2026 0106", then "0112 34"): joined and tracked.
+
+    The start is kept for the next message only and for FRAGMENT_TTL_S; the next message must be digits only
+    (look-alike letters read as in `chatbot.entities.read_codes`) and not pick an offered option ("1").
+    Still short, the longer start is kept again; joined to a 13-digit code that was not found, the 14-digit
+    code is a second reading of what was typed, so it is asked about (`confirm_code`), not tracked at once.
+    None when the message does not continue a code."""
+    fragment, at = t.ds.code_fragment, t.ds.code_fragment_at
+    t.ds.code_fragment, t.ds.code_fragment_at = None, 0
+    if not fragment or t.ts - at > FRAGMENT_TTL_S or t.choice or t.code:
+        return None
+    joined = join_code(fragment, t.text)
+    if joined is None:
+        return None
+    t.topic = "track_package"
+    if len(joined) < len("SV") + min(CODE_LENGTHS):  # still short: the format, and wait for more
+        t.replies += tracking_service.not_found_replies(joined)
+        t.ds.not_found_code = joined
+        keep_fragment(t, joined)
+        return State.AWAITING_NOT_FOUND_CHOICE
+    if len(fragment) - len("SV") in CODE_LENGTHS:
+        return confirm_code(t, [joined])
+    return track(t, joined)
+
+
+def confirm_code(t: Turn, candidates: list[str]) -> State:
+    """A code that reads more than one way ("SV2026010601234S"), or a joined code that may be two: never
+    guessed. The readings the core knows are asked about ("¿Tu código es SV…?" Sí / No, or one button per
+    code); when it knows none, the first reading gets the not-found answer."""
+    t.topic = "track_package"
+    known = [code for code in candidates if tracking_service.exists(t.ctx, code)][:BUTTONS_MAX - 1]
+    if not known:
+        return track(t, candidates[0])
+    w = wording()["code_confirm"]
+    if len(known) == 1:
+        t.buttons(str(w["one"]).format(code=known[0]), (f"pkg:{known[0]}", w["yes"]), ("code_no", w["no"]))
+    else:
+        t.buttons(w["several"], *((f"pkg:{code}", code) for code in known), ("code_no", w["none"]))
+    return State.AWAITING_CODE_CONFIRM
+
+
+def code_confirmed(t: Turn) -> State | None:
+    """A yes/no typed to "¿Tu código es SV…?" (a tapped button is an offered option): Sí tracks, No asks
+    the code again. None when the message is neither."""
+    offered = [o.partition(":")[2] for o in t.ds.options if o.startswith("pkg:")]
+    if t.route.answer == "yes" and len(offered) == 1:
+        return track(t, offered[0])
+    if t.route.answer == "no":
+        return code_rejected(t)
+    return None
+
+
+def code_rejected(t: Turn) -> State:
+    """"No, ese no es": the code is asked for again."""
+    t.say("code_confirm.retype")
+    t.topic = "track_package"
+    return State.AWAITING_CODE
 
 
 def _own_listed(t: Turn) -> lookup.OwnPackages | None:
@@ -101,6 +171,7 @@ def track(t: Turn, code: str) -> State:
         return State.IDLE
     if answer.outcome == "not_found":
         t.ds.not_found_code = code
+        keep_fragment(t, code)  # a digit may follow on its own ("SV2026010601234", then "5")
         return State.AWAITING_NOT_FOUND_CHOICE
     return State.AWAITING_CODE  # the core could not answer: the same code may be sent again
 

@@ -37,6 +37,7 @@ class State(enum.StrEnum):
 
     IDLE = "idle"
     AWAITING_CODE = "awaiting_tracking_code"
+    AWAITING_CODE_CONFIRM = "awaiting_code_confirmation"
     AWAITING_PACKAGE_CHOICE = "awaiting_package_choice"
     AWAITING_NOT_FOUND_CHOICE = "awaiting_not_found_choice"
     AWAITING_POINT = "awaiting_point_choice"
