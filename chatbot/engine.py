@@ -178,8 +178,8 @@ def _respond(settings: Settings, conn: redis.Redis, message: InboundMessage, ten
         events = [("rate_limited", {"window": rate.window, "notified": rate.notify})]
         return Outcome(replies, routing, ds, opt_out=opt_out, events=events)
     if decision is None and message.kind is MessageKind.MEDIA:
-        replies, told = media_replies.reply(message, ds, situation, album, listens=transcribes(settings))
-        routing.update(told, media=message.media_type, state_after=ds.state)
+        replies, said = media_replies.reply(message, ds, situation, album, listens=transcribes(settings))
+        routing.update(said, media=message.media_type, state_after=ds.state)
         return Outcome(replies, routing, ds)
     if decision is None:
         replies = _non_text(message) if situation.status not in WITH_A_HUMAN else []
