@@ -38,7 +38,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import redis
 
 from channels.events import InboundMessage, MessageKind
-from channels.outbound import Choice, ChoiceList, OutboundMessage, Text
+from channels.outbound import Buttons, Choice, ChoiceList, OutboundMessage, Text
 from chatbot import guard, media_replies, people_only
 from chatbot.dialog import cases, machine
 from chatbot.dialog.turn import Customer, Situation, State, Turn, wording
@@ -67,7 +67,8 @@ log = logging.getLogger(__name__)
 __all__ = ["Customer", "Outcome", "Situation", "message_time", "respond"]
 
 ROUTED_KINDS = frozenset({MessageKind.TEXT, MessageKind.BUTTON_REPLY, MessageKind.LIST_REPLY,
-                          MessageKind.TEMPLATE_BUTTON})
+                          MessageKind.TEMPLATE_BUTTON,
+                          MessageKind.TRANSCRIPT})  # a voice note's text (worker/media_followup.py): like typed
 SILENT_KINDS = frozenset({MessageKind.REACTION, MessageKind.SYSTEM})
 WITH_A_HUMAN = ("escalated", "agent")
 # Provider timestamps outside these bounds are not believed (0, milliseconds, garbage).
@@ -154,7 +155,8 @@ def _respond(settings: Settings, conn: redis.Redis, message: InboundMessage, ten
     before = ds.state
     album = media_replies.album_turn(ds, message, int(now.timestamp()), settings.album_window_s)
     caption = album.caption if situation.status not in WITH_A_HUMAN else None  # with a person: theirs to read
-    routable = message.kind in ROUTED_KINDS or caption is not None
+    heard = message.kind is not MessageKind.TRANSCRIPT or bool(message.text)  # no text: the audio was not heard
+    routable = (message.kind in ROUTED_KINDS and heard) or caption is not None
     clean = guard.clean(message.text) if routable else guard.CleanText("", empty=True)
     decision = _route(clean.text, machine.context_for(ds), message.reply_id, extra=phrases) if routable else None
     limits = guard.RateLimits(settings.rate_limit_per_minute, settings.rate_limit_per_hour,
@@ -281,6 +283,8 @@ def _non_text(message: InboundMessage) -> list[OutboundMessage]:
     w = wording()
     if message.kind in SILENT_KINDS:
         return []
+    if message.kind is MessageKind.TRANSCRIPT:  # a voice note nobody could listen to: honest, a person offered
+        return [Buttons(body=w["media"]["voice_failed"], buttons=(Choice("menu_human", w["media"]["human"]),))]
     if message.kind is MessageKind.LOCATION:
         return [Text(w["location_received"])]
     return [Text(w["unsupported"])]
