@@ -34,6 +34,7 @@ from console import (
     faq_page,  # noqa: F401 - its routes (the admin's "Preguntas frecuentes") join `bp`
     improvements,  # noqa: F401 - its routes (the admin's "Mejoras": /console/improvements) join `bp`
     knowledge,
+    media_views,  # issue 17: files shown through signed links of ours, an agent's image or PDF sent
     operator_views,
     report_views,  # noqa: F401 - its routes (the monthly report: /console/report, /operator/report) join the blueprints
     team_views,  # noqa: F401 - its routes (search, assignment, tags) join `bp`
@@ -140,8 +141,10 @@ def _case_detail(agent: Agent, case_id: int, after: int = 0) -> dict[str, Any]:
     console = state()
     with get_pool().connection() as conn:
         case = cases.load_case(conn, agent.tenant_id, case_id)
-        messages = casefile.transcript(conn, case.conversation_id, after=after)
-        full = messages if after == 0 else casefile.transcript(conn, case.conversation_id)
+        listed = casefile.transcript(conn, case.conversation_id, after=after)
+        # issue 17: files with their messages; a voice note's transcript under its audio; an album as one
+        messages = media_views.attach(conn, agent.tenant_id, case.conversation_id, listed)
+        full = listed if after == 0 else casefile.transcript(conn, case.conversation_id)
         known = knowledge.gather(conn, console.desk.redis, console.vault, core(agent.tenant_id),
                                  conversation_id=case.conversation_id,
                                  case_number=case.case_number, reason=case.reason, priority=case.priority,

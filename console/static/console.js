@@ -181,6 +181,7 @@ const Console = (() => {
         const item = el("li", {class: "msg " + (m.direction === "in" ? "in" : m.is_agent ? "agent" : "bot"),
                                "data-message-id": m.id});
         item.append(el("span", {class: "who", text: m.who}), rich("p", "body", m.html));
+        if (m.media && typeof ConsoleMedia !== "undefined") item.append(ConsoleMedia.render(m));  // files (console/static/media.js)
         const meta = el("span", {class: "meta", text: new Date(m.created_at).toLocaleTimeString("es-SV")});
         if (m.direction === "out") meta.append(" ", el("span", {class: "delivery " + m.status, text: STATUS[m.status] || ""}));
         if (m.error) meta.append(" ", el("span", {class: "delivery failed", text: m.error}));
@@ -350,6 +351,7 @@ const Console = (() => {
       });
     }
 
+    document.addEventListener("console:reload", () => reload().catch(() => {}));  // e.g. a file just sent
     handlers.push((type, event) => {
       if (event.case_id !== data.id) return;
       if (type === "typing") {

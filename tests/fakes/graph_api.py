@@ -14,6 +14,11 @@ never scripted, so a test's failure lands on the send it targets.
 `enforce_throughput` and `enforce_pair_limit` turn on Meta's rate limits
 (130429, 131056).
 
+Media upload (`POST /<version>/<phone_number_id>/media`, multipart: file, type,
+messaging_product=whatsapp -> {id}) records each file in `uploads`; an image or
+document message must then name an uploaded id (or a link), with a caption of at
+most 1024 characters.
+
 This module imports nothing from the project: it is Meta, not us.
 """
 
@@ -24,17 +29,23 @@ import re
 import time
 import uuid
 from dataclasses import dataclass, field
+from email import policy
+from email.parser import BytesParser
 from typing import Any
 
+from tests.fakes import media_files
 from tests.fakes.loopback import JSONHandler, Script, ScriptedServer, header
 
 DEFAULT_TOKEN = "test-meta-access-token"
 _PATH = re.compile(r"^/(v\d+\.\d+)/([^/]+)/messages$")
+_MEDIA_PATH = re.compile(r"^/(v\d+\.\d+)/([^/]+)/media$")
+# Meta's upload limits and types for what a business sends (Cloud API, "Supported media types")
+_UPLOAD_TYPES = {"image/jpeg": 5 * 2**20, "image/png": 5 * 2**20, "application/pdf": 100 * 2**20}
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _BSUID = re.compile(r"^[A-Z]{2}\.(ENT\.)?[A-Za-z0-9]+$")
 _TOP_KEYS = {
     "messaging_product", "recipient_type", "to", "recipient", "type", "context",
-    "biz_opaque_callback_data", "text", "interactive", "location", "template",
+    "biz_opaque_callback_data", "text", "interactive", "location", "template", "image", "document",
 }
 _MARKDOWN = re.compile(r"[*_~`]")
 
@@ -55,6 +66,33 @@ def error_body(code: int, message: str, details: str | None = None) -> dict[str,
     if details is not None:
         error["error_data"] = {"messaging_product": "whatsapp", "details": details}
     return {"error": error}
+
+
+@dataclass
+class Upload:
+    """A file uploaded for a later message: what arrived in the multipart body."""
+
+    id: str
+    phone_number_id: str
+    mime: str
+    filename: str
+    data: bytes
+    token: str
+
+
+def parse_multipart(content_type: str, raw: bytes) -> dict[str, tuple[str | None, bytes]]:
+    """A multipart/form-data body as {field: (file name or None, bytes)}."""
+    message = BytesParser(policy=policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + raw)
+    fields: dict[str, tuple[str | None, bytes]] = {}
+    if not message.is_multipart():
+        return fields
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if isinstance(name, str):
+            payload = part.get_payload(decode=True)
+            fields[name] = (part.get_filename(), payload if isinstance(payload, bytes) else b"")
+    return fields
 
 
 @dataclass
@@ -172,7 +210,8 @@ def validate_message(body: Any) -> None:
     if "biz_opaque_callback_data" in body:
         _check_len(body["biz_opaque_callback_data"], 512, "biz_opaque_callback_data")
     mtype = body.get("type")
-    if mtype not in ("text", "interactive", "location", "template") or not isinstance(body.get(mtype), dict):
+    if mtype not in ("text", "interactive", "location", "template", "image", "document") \
+            or not isinstance(body.get(mtype), dict):
         raise Rejected(f"unsupported or missing type {mtype!r}")
     content = body[mtype]
     if mtype == "text":
@@ -193,6 +232,13 @@ def validate_message(body: Any) -> None:
             _check_list(action)
         else:
             raise Rejected("interactive.type must be button or list")
+    elif mtype in ("image", "document"):
+        if not isinstance(content.get("id"), str) and not isinstance(content.get("link"), str):
+            raise Rejected(f"{mtype} needs an uploaded media id or a link")
+        if "caption" in content:
+            _check_len(content["caption"], 1024, f"{mtype}.caption")
+        if "filename" in content and (mtype != "document" or not isinstance(content["filename"], str)):
+            raise Rejected("only a document has a filename, as a string")
     elif mtype == "location":
         lat, lng = content.get("latitude"), content.get("longitude")
         if not isinstance(lat, int | float) or not isinstance(lng, int | float):
@@ -205,6 +251,11 @@ class _GraphHandler(JSONHandler):
     """HTTP/1.0, one connection per request; bench/ subclasses it for keep-alive (with TCP_NODELAY)."""
 
     fake: FakeGraphAPI
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming. Issue 17: customers' media, tests/fakes/media_files.py
+        with self.fake.lock:
+            tokens = {self.fake.access_token, *self.fake._tokens.values()}
+        media_files.graph_get(self, self.fake.media, self.fake.url, tokens)
 
 
 class FakeGraphAPI(ScriptedServer):
@@ -220,6 +271,8 @@ class FakeGraphAPI(ScriptedServer):
         self.accepted: list[Accepted] = []
         self.read_receipts: list[dict[str, Any]] = []
         self.read_receipt_numbers: list[str] = []  # the business number of each read receipt
+        self.uploads: list[Upload] = []  # files uploaded for messages (POST /<ver>/<number>/media)
+        self.media = media_files.MediaShelf()  # customers' files to download (GET /<ver>/<media_id>; issue 17)
         self._tokens: dict[str, str] = {}  # phone_number_id -> its own token (add_number)
         self._throughput_mps: int | None = None
         self._pair_limit: tuple[int, float] | None = None
@@ -272,7 +325,37 @@ class FakeGraphAPI(ScriptedServer):
 
     # --- the endpoint -------------------------------------------------------------------
 
+    def upload(self, media_id: str) -> Upload | None:
+        with self.lock:
+            return next((u for u in self.uploads if u.id == media_id), None)
+
+    def _upload(self, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, dict[str, Any]]:
+        """POST /<ver>/<number>/media: multipart file + type + messaging_product -> {id}."""
+        number = path.split("/")[2]
+        with self.lock:
+            token = self._tokens.get(number)
+        sent_with = header(headers, "authorization").removeprefix("Bearer ")
+        if sent_with != (token or self.access_token):
+            return 401, error_body(190, "Invalid OAuth access token - Cannot parse access token")
+        fields = parse_multipart(header(headers, "content-type"), raw)
+        if fields.get("messaging_product", (None, b""))[1] != b"whatsapp":
+            return 400, error_body(100, "(#100) Invalid parameter", "messaging_product must be whatsapp")
+        mime = fields.get("type", (None, b""))[1].decode()
+        filename, data = fields.get("file", (None, b""))
+        if "file" not in fields or filename is None:
+            return 400, error_body(100, "(#100) Invalid parameter", "file is required")
+        if mime not in _UPLOAD_TYPES:
+            return 400, error_body(131053, "(#131053) Media upload error", f"unsupported type {mime!r}")
+        if not data or len(data) > _UPLOAD_TYPES[mime]:
+            return 400, error_body(131053, "(#131053) Media upload error", "file empty or over the limit")
+        media_id = str(uuid.uuid4().int)[:16]
+        with self.lock:
+            self.uploads.append(Upload(media_id, number, mime, filename, data, sent_with))
+        return 200, {"id": media_id}
+
     def handle(self, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, dict[str, Any]]:
+        if _MEDIA_PATH.match(path):
+            return self._upload(path, headers, raw)
         try:
             body: Any = json.loads(raw) if raw else None
         except ValueError:
