@@ -56,7 +56,9 @@ def parse_notice(field_name: str, entry: dict[str, Any], value: Any) -> AccountN
                   "template_name": _word(value.get("message_template_name")),
                   "template_language": _word(value.get("message_template_language"))}
         if topic == "template_status":
-            other = value.get("other_info") if isinstance(value.get("other_info"), dict) else {}
+            other = value.get("other_info")
+            if not isinstance(other, dict):
+                other = {}
             reason = _word(value.get("reason"))
             title = _word(other.get("title"))
             if reason == "NONE":  # Meta's word for "no reason" (a pause)

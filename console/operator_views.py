@@ -27,11 +27,11 @@ from flask import Blueprint, Flask, Response, abort, flash, jsonify, redirect, r
 from werkzeug.exceptions import HTTPException
 
 from channels.error_meanings import meaning
-from console import auth, cli_usage, login_limit, operators
+from console import auth, cli_usage, login_limit, operators, whatsapp_notices
 from console.blueprint import CSP, state
 from console.database import get_pool
+from storage import account_notices, plans, tenant_admin, tenant_health, usage
 from storage import operators as operator_rows
-from storage import plans, tenant_admin, tenant_health, usage
 from storage.tenant_admin import TenantListing
 from storage.tenants import ACTIVE, SUSPENDED, TenantError
 
@@ -41,7 +41,8 @@ bp = Blueprint("operator", __name__, url_prefix=operators.OPERATOR_PATH, templat
 
 STATUS_NAMES = {ACTIVE: "activa", SUSPENDED: "suspendida"}
 REASONS = {"no tenant for the receiving number": "ninguna empresa tiene ese número",
-           "tenant suspended": "la empresa está suspendida"}
+           "tenant suspended": "la empresa está suspendida",
+           "no tenant for the account": "ninguna empresa tiene esa cuenta de WhatsApp (aviso de Meta)"}
 # The usage page's columns: (header, figure of `cli_usage.month_row`).
 USAGE_COLUMNS = (("Conversaciones del bot", "bot_conversations"), ("Mensajes de clientes", "customer_messages"),
                  ("Respuestas del bot", "bot_replies"), ("Respuestas de agentes", "agent_replies"),
@@ -207,7 +208,11 @@ def health_rows() -> tuple[list[TenantHealth], list[tenant_health.UnroutableGrou
 @operators.operator_required
 def tenants() -> str:
     rows, unroutable = health_rows()
-    return render_template("operator/tenants.html", rows=rows, unroutable=unroutable, reasons=REASONS)
+    with get_pool().connection() as conn:  # issue 17: the number's quality as Meta last reported it
+        quality = {tenant_id: words for tenant_id, notice in account_notices.number_quality(conn).items()
+                   if (words := whatsapp_notices.quality_words(notice)) is not None}
+    return render_template("operator/tenants.html", rows=rows, unroutable=unroutable, reasons=REASONS,
+                           quality=quality)
 
 
 @bp.post("/tenants/<slug>/status")

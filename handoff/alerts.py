@@ -15,6 +15,9 @@ The rules (thresholds are the module's constants; the design's 10.1.3 asks for "
   `runtime.model_access`'s): the bot answers with its rules alone until it closes;
 - `core_timeouts`: requests to the company's logistics core that timed out in the last hour
   (`runtime.core_timeouts`, counted per core by every `TenantCores` client);
+- `template_paused` / `number_quality` (issue 17): Meta paused, disabled or rejected one of the company's
+  templates (`storage.account_notices`' template states), or its number's last quality notice is FLAGGED,
+  YELLOW or RED. Link: the templates page's "Avisos de WhatsApp" (console) or the company's row (operator);
 - `case_backlog`: the company's cases still waiting for a first answer past their SLA target
   (CONSOLE_SLA_HIGH_S / CONSOLE_SLA_NORMAL_S), with the longest wait. Link: the queue;
 - operator only, for the whole deployment (no company): `unroutable` (events for numbers no company serves,
@@ -47,7 +50,7 @@ from llm import breaker
 from runtime import core_timeouts, inbox
 from runtime.cores import core_url
 from runtime.model_access import access_for
-from storage import metrics, tenant_health, tenant_llm
+from storage import account_notices, metrics, tenant_health, tenant_llm
 from storage.crypto import Vault
 
 log = logging.getLogger(__name__)
@@ -64,7 +67,8 @@ Audience = Literal["company", "operator"]
 class Alert:
     """One alert as people read it (Spanish), with the link to what is behind it."""
 
-    kind: str  # escalation_rate, provider_errors, llm_breaker, core_timeouts, case_backlog, unroutable, bot_backlog
+    kind: str  # escalation_rate, provider_errors, template_paused, number_quality, llm_breaker, core_timeouts,
+    # case_backlog, unroutable, bot_backlog
     tenant_id: int | None  # None: the whole deployment (operator only)
     company: str  # the company's name ('' for the deployment)
     title: str
@@ -103,6 +107,8 @@ def current_alerts(pool: ConnectionPool, redis_conn: redis.Redis, settings: Sett
         backlogs = _backlogs(conn, settings, [c.id for c in companies], now)
         activity = tenant_health.activity(conn)  # who wrote lately: the others cannot have a high rate now
         window = _window(now)[0]
+        paused = account_notices.unusable_by_tenant(conn, [c.id for c in companies])
+        quality = account_notices.number_quality(conn)
         for company in companies:
             last = activity.get(company.id)
             if last is not None and last.last_inbound is not None and last.last_inbound >= window:
@@ -110,6 +116,7 @@ def current_alerts(pool: ConnectionPool, redis_conn: redis.Redis, settings: Sett
             if company.id in backlogs:
                 found.append(_case_backlog(company, *backlogs[company.id], now, audience))
             found += _provider_errors(company, errors.get(company.id, {}), audience)
+            found += _whatsapp_account(company, paused.get(company.id, []), quality.get(company.id), audience)
         if audience == "operator" and tenant_ids is None:
             found += _unroutable(conn)
             found += _bot_backlog(conn, redis_conn, now)
@@ -191,6 +198,30 @@ def _provider_errors(company: _Company, codes: dict[str, int], audience: Audienc
                   "Por código de error, con lo que suele significar:",
                   "#errores-proveedor" if audience == "company" else "/operator#" + company.slug,
                   "Ver los códigos" if audience == "company" else "Ver en Empresas", items)]
+
+
+def _whatsapp_account(company: _Company, paused: list[str], quality: account_notices.Notice | None,
+                      audience: Audience) -> list[Alert]:
+    """Meta paused or disabled templates of the company; its number's quality went low (issue 17)."""
+    link = "/console/templates#avisos-whatsapp" if audience == "company" else "/operator#" + company.slug
+    found = []
+    if paused:
+        names = ", ".join(f"«{name}»" for name in paused)
+        found.append(Alert("template_paused", company.id, company.name,
+                           "Meta pausó una plantilla de avisos" if len(paused) == 1
+                           else f"Meta pausó {len(paused)} plantillas de avisos",
+                           f"{names}: los avisos usan una plantilla de respaldo o esperan hasta que Meta la "
+                           "vuelva a aprobar.", link,
+                           "Ver las plantillas" if audience == "company" else "Ver en Empresas"))
+    rating = (quality.quality or "").upper() if quality is not None else ""
+    if quality is not None and (rating in ("YELLOW", "RED") or quality.event.upper() == "FLAGGED"):
+        level = "media" if rating == "YELLOW" else "baja"
+        found.append(Alert("number_quality", company.id, company.name,
+                           f"La calidad del número de WhatsApp está {level}",
+                           "Muchos clientes bloquean o reportan los mensajes. Si sigue así, WhatsApp puede bajar el "
+                           "límite diario o pausar plantillas.", link,
+                           "Ver los avisos de WhatsApp" if audience == "company" else "Ver en Empresas"))
+    return found
 
 
 def _redis_alerts(pool: ConnectionPool, redis_conn: redis.Redis, settings: Settings, vault: Vault,

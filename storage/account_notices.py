@@ -121,3 +121,13 @@ def number_quality(conn: Connection[Any]) -> dict[int, Notice]:
         """,  # noqa: S608 - fixed column list
     ).fetchall()
     return {int(r["tenant_id"]): Notice(**r) for r in rows}
+
+
+def unusable_by_tenant(conn: Connection[Any], tenant_ids: list[int]) -> dict[int, list[str]]:
+    """tenant id -> names of its templates Meta paused, disabled or rejected (the Panel's alerts)."""
+    rows = conn.execute("SELECT tenant_id, name FROM template_states WHERE tenant_id = ANY(%s) AND NOT usable"
+                        " ORDER BY tenant_id, name", (tenant_ids,)).fetchall()
+    found: dict[int, list[str]] = {}
+    for row in rows:
+        found.setdefault(int(row["tenant_id"]), []).append(str(row["name"]))
+    return found

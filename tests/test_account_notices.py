@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from psycopg_pool import ConnectionPool
 
@@ -17,10 +18,11 @@ from channels import meta_webhook
 from channels.events import AccountNotice
 from config import Settings
 from tests.conftest import load_fixture
-from tests.console_support import logged_in
+from tests.console_support import logged_in, make_agent
 from tests.fakes.graph_api import FakeGraphAPI
 from tests.harness import post_meta, rows, run_jobs
 from tests.notifications_helpers import notification_settings, notifications, post_event, status_event
+from tests.operator_support import make_operator, operator_client
 from web.app import create_app
 
 WABA = "102290129340398"
@@ -33,11 +35,25 @@ def nsettings(meta_settings: Settings, core_url: str) -> Settings:
 
 
 @pytest.fixture
-def client(nsettings: Settings, db_pool: ConnectionPool) -> Iterator[FlaskClient]:
+def napp(nsettings: Settings, db_pool: ConnectionPool) -> Iterator[Flask]:
     with db_pool.connection() as conn:  # the demo company's Meta number belongs to this business account
         conn.execute("UPDATE tenant_channels SET waba_id = %s WHERE provider = 'meta'", (WABA,))
-    with create_app(nsettings).test_client() as c:
+    application = create_app(nsettings)
+    yield application
+    application.extensions["db_pool"].close()
+    application.extensions["redis"].close()
+
+
+@pytest.fixture
+def client(napp: Flask) -> Iterator[FlaskClient]:
+    with napp.test_client() as c:
         yield c
+
+
+@pytest.fixture
+def admin(napp: Flask, db_pool: ConnectionPool) -> FlaskClient:
+    make_agent(db_pool, "Ana Admin", "ana@demo.encargo", role="admin")
+    return logged_in(napp, "ana@demo.encargo")
 
 
 def _template_notice(event: str, name: str, *, language: str = "es", time: int = 1751247548,
@@ -129,3 +145,80 @@ def test_a_notice_is_stored_once_for_its_company_and_an_unknown_account_is_unrou
     assert (event["kind"], event["error"], event["channel_number"]) == (
         "notice", "no tenant for the account", "999000999")
     assert len(rows(db_pool, "SELECT name FROM template_states")) == 1
+
+
+# --- a paused template: the fallback, or held until Meta approves it again -------------------------------------
+
+
+def test_a_paused_template_gives_way_to_the_fallback_and_the_admin_sees_it(
+    client: FlaskClient, admin: FlaskClient, nsettings: Settings, graph: FakeGraphAPI, db_pool: ConnectionPool
+) -> None:
+    _deliver(client, nsettings, _template_notice("PAUSED", "paquete_llego", time=1765000000))
+    _notify(client, nsettings, "SV20260105007834", "ARRIVED_AT_DESTINATION")
+    [body] = graph.messages_to(MARIA)
+    assert body["type"] == "template"
+    assert body["template"]["name"] == "paquete_llego_aviso"  # the demo's fallback in templates.yaml
+    [note] = notifications(db_pool)
+    assert (note["template_name"], note["status"]) == ("paquete_llego_aviso", "accepted")
+    page = admin.get("/console/templates").get_data(as_text=True)
+    assert "Pausada desde 05/12/2025 23:46" in page  # 1765000000 on the company's clock (UTC-6)
+    assert "Meta pausó la plantilla «paquete_llego» por quejas de clientes" in page
+    assert 'data-name="paquete_llego_aviso"' in page
+    panel = admin.get("/console/dashboard").get_data(as_text=True)
+    assert "Meta pausó una plantilla de avisos" in panel
+
+
+def test_with_no_template_left_the_notice_is_held_and_a_reapproval_releases_it(
+    client: FlaskClient, admin: FlaskClient, nsettings: Settings, graph: FakeGraphAPI, db_pool: ConnectionPool
+) -> None:
+    _deliver(client, nsettings, _template_notice("DISABLED", "paquete_devuelto", time=1765000000))
+    _notify(client, nsettings, "SV20260105007834", "RETURNED_TO_SENDER")
+    assert graph.messages_to("+50370000006") == []  # paquete_devuelto has no fallback
+    [note] = notifications(db_pool)
+    assert (note["status"], note["hold_reason"]) == ("held", "template_paused")
+    page = admin.get("/console/templates").get_data(as_text=True)
+    assert "Meta pausó la plantilla de este aviso" in page and "SV20260105007834" in page
+    assert "Desactivada desde" in page
+    # Meta's notices are not ordered: an older pause arriving late changes nothing after the approval
+    _deliver(client, nsettings, _template_notice("APPROVED", "paquete_devuelto", time=1765003600,
+                                                 fixture="meta_template_status_approved.json"))
+    _deliver(client, nsettings, _template_notice("PAUSED", "paquete_devuelto", time=1764990000))
+    [body] = graph.messages_to("+50370000006")
+    assert body["template"]["name"] == "paquete_devuelto"
+    [note] = notifications(db_pool)
+    assert (note["status"], note["hold_reason"]) == ("accepted", None)
+    [state] = rows(db_pool, "SELECT status, usable FROM template_states")
+    assert (state["status"], state["usable"]) == ("APPROVED", True)
+    page = admin.get("/console/templates").get_data(as_text=True)
+    assert "Meta aprobó la plantilla «paquete_devuelto»" in page
+
+
+# --- a number's quality and limits -----------------------------------------------------------------------------
+
+
+def test_quality_and_limit_notices_reach_the_admin_the_operator_and_the_tier(
+    client: FlaskClient, admin: FlaskClient, napp: Flask, nsettings: Settings, db_pool: ConnectionPool
+) -> None:
+    _deliver(client, nsettings, load_fixture("meta_phone_number_quality_flagged.json"))
+    page = admin.get("/console/templates").get_data(as_text=True)
+    assert "11/02/2025 18:43" in page  # entry.time 1739321024 on the company's clock
+    assert "WhatsApp marcó tu número por baja calidad" in page
+    assert "10.000 clientes en 24 horas" in page
+    [limit] = rows(db_pool, "SELECT tier, source, account_id FROM messaging_limits")
+    assert (limit["tier"], limit["source"], limit["account_id"]) == (10000, "webhook", WABA)
+    assert "La calidad del número de WhatsApp está baja" in admin.get("/console/dashboard").get_data(as_text=True)
+    make_operator(db_pool)
+    operator_page = operator_client(napp).get("/operator").get_data(as_text=True)
+    assert "calidad baja" in operator_page
+    capability = copy.deepcopy(load_fixture("meta_business_capability_update.json"))
+    capability["entry"][0]["id"] = WABA
+    _deliver(client, nsettings, capability)
+    [limit] = rows(db_pool, "SELECT tier, previous_tier FROM messaging_limits")
+    assert (limit["tier"], limit["previous_tier"]) == (2000, 10000)
+    throughput = copy.deepcopy(load_fixture("meta_phone_number_quality_update.json"))
+    throughput["entry"][0]["id"] = WABA
+    _deliver(client, nsettings, throughput)  # TIER_UNLIMITED here is a throughput level: the tier stays
+    assert rows(db_pool, "SELECT tier FROM messaging_limits")[0]["tier"] == 2000
+    page = admin.get("/console/templates").get_data(as_text=True)
+    assert "Tu límite diario de WhatsApp ahora es de 2.000 clientes en 24 horas." in page
+    assert "WhatsApp subió la velocidad de envío de tu número." in page
