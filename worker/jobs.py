@@ -20,7 +20,7 @@ from observability import correlation
 from runtime import delivery
 from runtime.resources import Runtime
 from storage import webhook_events
-from worker import draining, inbound, media_job, notices, statuses
+from worker import draining, inbound, media_followup, media_job, notices, statuses
 
 
 def handle_message(rt: Runtime, event_pk: int | None, sealed: str | None, correlation_id: str) -> str:
@@ -78,3 +78,9 @@ def _store_sealed(rt: Runtime, sealed: str | None, correlation_id: str) -> int |
 def download_media(rt: Runtime, media_id: int, correlation_id: str | None) -> str:
     with correlation(correlation_id):
         return media_job.download_media(rt, media_id, correlation_id)
+
+
+def transcribe_voice(rt: Runtime, media_id: int, tenant_id: int, correlation_id: str, attempt: int = 0) -> str:
+    """A customer's voice note to text, re-entered as their message (issue 17; worker/media_followup.py)."""
+    with correlation(correlation_id):
+        return media_followup.transcribe_voice(rt, media_id, tenant_id, correlation_id, attempt)
