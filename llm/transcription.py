@@ -111,6 +111,7 @@ class OpenAITranscriber:
 
     def __init__(self, *, base_url: str, api_key: str, model: str, timeout_s: float = TIMEOUT_S) -> None:
         self.model = model
+        self.base_url, self.api_key = base_url, api_key  # which account (never logged)
         self._url = f"{base_url}/audio/transcriptions"
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.Client(headers=headers, timeout=timeout_s)
