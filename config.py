@@ -389,6 +389,14 @@ class Settings(BaseSettings):
     retention_interval_s: float = Field(
         3600.0, ge=1, le=7 * 86400, description="Seconds between retention passes.")
 
+    # --- Messaging limits (issue 17; notifications/limits.py, storage/messaging_limits.py)
+    messaging_limit_tier: Literal["250", "2000", "10000", "100000", "unlimited"] = Field(
+        "250", description="WhatsApp's messaging limit of a company's business portfolio when neither its operator "
+                           "nor Meta's webhook recorded one: unique customers per rolling 24 hours that may get a "
+                           "template outside their service window (Meta's tiers: 250, 2000, 10000, 100000, "
+                           "unlimited; a new portfolio starts at 250). Notifications beyond it are held and sent "
+                           "in priority order when the window allows.")
+
     @classmethod
     def settings_customise_sources(
         cls,

@@ -16,7 +16,7 @@ from typing import Any
 from flask import abort, flash, redirect, render_template, request, url_for
 
 from config import Settings
-from console import auth
+from console import auth, limits_view, whatsapp_notices
 from console.blueprint import bp, core, state, tenant_slug
 from console.database import get_pool
 from core_api_client import CoreError
@@ -169,7 +169,10 @@ def templates_page() -> Any:
     rows = template_rows.for_tenant(pool, agent.tenant_id)
     order = list(templates.KIND_LABELS)
     rows = tuple(sorted(rows, key=lambda r: order.index(r.kind) if r.kind in order else len(order)))
-    return render_template("console/templates.html", templates=[_shown(r) for r in rows])
+    with pool.connection() as conn:  # issue 17: each template's state at Meta and Meta's notices
+        whatsapp = whatsapp_notices.templates_context(conn, agent.tenant_id, tenant_slug(agent.tenant_id), rows)
+    return render_template("console/templates.html", templates=[_shown(r) for r in rows],
+                           limit=limits_view.limit_context(agent.tenant_id), whatsapp=whatsapp)
 
 
 @dataclass

@@ -149,31 +149,34 @@ def hold(conn: Connection[Any], notification_id: int, reason: str) -> bool:
     return row is not None
 
 
-def release(conn: Connection[Any], notification_id: int, *, admitted: bool = False) -> bool:
-    """A held notification waits again, due at once (the scheduler's pass or a send job takes it).
+def release(conn: Connection[Any], notification_id: int, *, admitted: bool = False,
+            at: datetime | None = None) -> bool:
+    """A held notification waits again, due at once (or from `at`): the scheduler's pass or a send job takes it.
 
     `admitted`: the messaging limit's pass gave it a place (it is not queued behind others again).
     """
     row = conn.execute(
         """
         UPDATE notification_log SET status = 'pending', status_rank = 0, hold_reason = NULL, held_at = NULL,
-               send_after = now(), admitted_at = CASE WHEN %s THEN now() END, updated_at = now()
+               send_after = COALESCE(%s, now()), admitted_at = CASE WHEN %s THEN now() END, updated_at = now()
         WHERE id = %s AND status = 'held'
         RETURNING id
         """,
-        (admitted, notification_id),
+        (at, admitted, notification_id),
     ).fetchone()
     return row is not None
 
 
 def release_held(conn: Connection[Any], tenant_id: int, reason: str, *, limit: int | None = None,
-                 kinds: Sequence[str] | None = None, admitted: bool = False) -> list[int]:
+                 kinds: Sequence[str] | None = None, admitted: bool = False,
+                 at: datetime | None = None) -> list[int]:
     """Release a company's notifications held for `reason` (only of `kinds` when given), at most `limit`, in
-    priority order (`PRIORITY`, then oldest first); returns their ids."""
+    priority order (`PRIORITY`, then oldest first), due at once (or from `at`); returns their ids."""
     rows = conn.execute(
         """
         UPDATE notification_log n SET status = 'pending', status_rank = 0, hold_reason = NULL, held_at = NULL,
-               send_after = now(), admitted_at = CASE WHEN %(admitted)s THEN now() END, updated_at = now()
+               send_after = COALESCE(%(at)s, now()), admitted_at = CASE WHEN %(admitted)s THEN now() END,
+               updated_at = now()
         WHERE n.id IN (
             SELECT id FROM notification_log
             WHERE tenant_id = %(tenant)s AND status = 'held' AND hold_reason = %(reason)s
@@ -184,9 +187,9 @@ def release_held(conn: Connection[Any], tenant_id: int, reason: str, *, limit: i
         RETURNING n.id
         """,
         {"tenant": tenant_id, "reason": reason, "kinds": list(kinds) if kinds is not None else None,
-         "order": list(PRIORITY), "limit": limit, "admitted": admitted},
+         "order": list(PRIORITY), "limit": limit, "admitted": admitted, "at": at},
     ).fetchall()
-    return [int(r["id"]) for r in rows]  # type: ignore[call-overload]
+    return [int(r["id"]) for r in rows]
 
 
 @dataclass(frozen=True)

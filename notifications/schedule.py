@@ -4,7 +4,9 @@
 work only while this instance holds the leader lease (`runtime.leader`):
 - every NOTIFICATIONS_INTERVAL_S, `run_pass`: queue core events stored but not
   queued (Redis was down) or whose job vanished; send notifications whose time
-  came (quiet hours over, rate-limit wait over) or that nobody sent; mark
+  came (quiet hours over, rate-limit wait over) or that nobody sent; release
+  notifications held by WhatsApp's messaging limit in priority order as far as
+  the tier has room (`notifications.limits.release_pass`, queued for the workers); mark
   notifications stuck in `sending` as failed (never resent); retry reports
   the core has not accepted;
 - every 15 minutes (at most), `notifications.reminders.send_reminders`;
@@ -24,7 +26,7 @@ from typing import Any
 import redis
 from rq.job import Job
 
-from notifications import jobs, ledger, queueing, reminders, reporting, retention, sending, store
+from notifications import jobs, ledger, limits, queueing, reminders, reporting, retention, sending, store
 from runtime.leader import Leader
 from runtime.resources import Runtime
 
@@ -64,6 +66,7 @@ def run_pass(rt: Runtime, now: datetime | None = None) -> dict[str, int]:
     return {
         "events_queued": _guarded("recover events", lambda: recover_events(rt)),
         "interrupted": _guarded("interrupted", lambda: ledger.interrupted(rt.pool, older_than_s=STUCK_SENDING_S)),
+        "released": _guarded("messaging limit", lambda: len(limits.release_pass(rt, now))),
         "sent_due": _guarded("due notifications", lambda: send_due(rt, now)),
         "reported": _guarded("reports", lambda: reporting.report_unreported(rt)),
     }

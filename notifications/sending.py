@@ -4,7 +4,8 @@
 1. claim the waiting `notification_log` row (one sender only);
 2. the customer opted out -> skipped; inside quiet hours -> deferred to their end;
 3. inside the 24-hour window -> an interactive message (the template's text with
-   its quick replies as buttons); outside -> the approved template;
+   its quick replies as buttons); outside -> the approved template, if WhatsApp's
+   messaging limit has room for its customer (`notifications.limits`), else held;
 4. the message is written to `messages` (idempotency key `notification:<id>:<mode>`)
    before the provider is called, then claimed, throttled and sent from the tenant's
    channel (the number the customer last wrote to, else the tenant's first), with that
@@ -31,7 +32,7 @@ from psycopg import Connection
 
 from channels.errors import SendError, TransientSendError, WindowClosedError
 from channels.outbound import Buttons, Choice, OutboundMessage, Recipient, SendResult, Template, Text, preview_text
-from notifications import ledger, recipients, reporting
+from notifications import ledger, limits, recipients, reporting, template_states
 from notifications.quiet_hours import quiet_hours_of, release_time
 from notifications.templates import MissingTemplateValue, TemplateSpec, build_message
 from notifications.tenant_templates import template_for
@@ -54,7 +55,7 @@ NOTIFY_PAIR_KEY = "throttle:notify:{number}:{recipient_hash}"
 
 @dataclass(frozen=True)
 class SendOutcome:
-    result: str  # sent | skipped | deferred | failed | not_waiting
+    result: str  # sent | skipped | deferred | failed | not_waiting | held
     retry_at: datetime | None = None
 
 
@@ -94,12 +95,23 @@ def send(rt: Runtime, log_id: int, *, now: datetime | None = None) -> SendOutcom
     # An earlier attempt (refused for the window, or deferred after waiting its turn) already spaced it.
     retry = note.mode is not None
     while True:
+        if mode == TEMPLATE:  # issue 17: a template Meta paused gives way to the next allowed one, or waits
+            with rt.pool.connection() as conn:
+                allowed = template_states.choose(conn, note.tenant_id, tenant_slug, spec)
+                if allowed is None:
+                    ledger.hold(conn, log_id, ledger.HOLD_TEMPLATE_PAUSED)
+            if allowed is None:
+                log.info("notification held: its templates are paused", extra={"notification_id": log_id})
+                return SendOutcome("held")
+            spec = allowed
         try:
             message = build_message(spec, values) if mode == TEMPLATE else free_form(spec, values)
         except MissingTemplateValue as exc:
             with rt.pool.connection() as conn:
                 ledger.mark_failed(conn, log_id, "template_values", str(exc))
             return SendOutcome("failed")
+        if mode == TEMPLATE and (over := _over_limit(rt, note, sender, now)) is not None:
+            return over
         outcome = _send_as(rt, sender, note, conversation.id, recipient, mode, message, spec.render(values),
                            refused_before=retry)
         if outcome != "window_closed":
@@ -117,6 +129,18 @@ def send(rt: Runtime, log_id: int, *, now: datetime | None = None) -> SendOutcom
         reporting.report(rt, log_id)
         return SendOutcome("sent")
     return SendOutcome("failed")
+
+
+def _over_limit(rt: Runtime, note: ledger.Notification, sender: Sender, now: datetime) -> SendOutcome | None:
+    """None when WhatsApp's messaging limit lets this template go (its customer's slot taken); else the
+    notification is held (or deferred: the count was unreachable) and that is the outcome."""
+    with rt.pool.connection() as conn:
+        admission = limits.admit(rt, conn, note, provider=sender.provider, number=sender.number, now=now)
+    if admission.ok:
+        return None
+    if admission.retry_at is not None:
+        return SendOutcome("deferred", admission.retry_at)
+    return SendOutcome("held")
 
 
 def free_form(spec: TemplateSpec, values: dict[str, str]) -> OutboundMessage:
