@@ -13,12 +13,15 @@ Nothing here logs a message body, a phone number or the token.
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
-from channels import limits
+from channels import limits, media_download
 from channels.accounts import ChannelAccount
 from channels.errors import (
     BAD_REQUEST,
@@ -30,6 +33,7 @@ from channels.errors import (
 )
 from channels.events import e164
 from channels.keepalive import ConnectFailed, KeepAliveClient, RequestFailed, Response
+from channels.media_download import MediaFetchError, MediaInfo
 from channels.outbound import (
     Buttons,
     ChoiceList,
@@ -44,6 +48,10 @@ from channels.outbound import (
 from config import Settings
 
 log = logging.getLogger(__name__)
+
+# Issue 17: where Meta serves media from (the bearer token goes to these and the Graph host only)
+_META_MEDIA_HOSTS = (".fbsbx.com", ".facebook.com", ".fbcdn.net", ".whatsapp.net")
+_MEDIA_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 
 OPAQUE_DATA_MAX = 512  # Meta's limit for biz_opaque_callback_data
 CAPTION_MAX = 1024  # Meta's limit for a media caption
@@ -175,6 +183,7 @@ class MetaCloudTransport:
         self._headers = {"Authorization": f"Bearer {token}"}
         self._http = KeepAliveClient(settings.meta_graph_base_url, settings.send_timeout_s)
         self._media_url = f"{settings.meta_graph_base_url.rstrip('/')}/{settings.meta_graph_api_version}/{number}/media"
+        self._graph = f"{settings.meta_graph_base_url.rstrip('/')}/{settings.meta_graph_api_version}"  # media_info
 
     def close(self) -> None:
         self._http.close()
@@ -230,6 +239,37 @@ class MetaCloudTransport:
         log.info("meta media uploaded: bytes=%s mime=%s", len(data), mime)
         return media_id
 
+    def media_info(self, media_id: str) -> MediaInfo:
+        """What Meta says about a customer's media id (GET /<ver>/<media_id>, issue 17): its URL (valid 5 minutes),
+        MIME type, hash and size. Raises `MediaFetchError` (gone: Meta no longer has it)."""
+        if not _MEDIA_ID.match(media_id):
+            raise MediaFetchError(media_download.GONE, "bad_media_id")
+        fetched = media_download.fetch(f"{self._graph}/{media_id}", auth_for=self._media_auth, max_bytes=64 * 1024,
+                                       status_error=_media_status_error)
+        try:
+            answer = json.loads(fetched.data)
+            url = answer["url"]
+        except (ValueError, TypeError, KeyError):
+            raise MediaFetchError(media_download.RETRY, "invalid_response") from None
+        if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+            raise MediaFetchError(media_download.RETRY, "invalid_response")
+        size = answer.get("file_size")
+        return MediaInfo(url=url, mime_type=_str_or_none(answer.get("mime_type")),
+                         sha256=_str_or_none(answer.get("sha256")),
+                         file_size=int(size) if isinstance(size, int | str) and str(size).isdigit() else None)
+
+    def download(self, url: str, max_bytes: int) -> bytes:
+        """The file behind a `media_info` URL, with the bearer token (sent only to Meta's own hosts). Raises
+        `MediaFetchError` (an expired URL is `retry`: the next attempt asks for a new one)."""
+        return media_download.fetch(url, auth_for=self._media_auth, max_bytes=max_bytes,
+                                    status_error=_download_status_error).data
+
+    def _media_auth(self, host: str) -> dict[str, Any]:
+        graph_host = urlsplit(self._graph).hostname or ""
+        if host == graph_host or host.endswith(_META_MEDIA_HOSTS):
+            return {"headers": self._headers}
+        return {}
+
     def mark_read(self, message_id: str) -> None:
         """Mark an inbound message read and show the typing indicator. Errors are logged, never raised."""
         body = {
@@ -268,3 +308,32 @@ class MetaCloudTransport:
                 "invalid_response", "Meta answered without a message id",
                 provider="meta", http_status=response.status, maybe_sent=True,
             ) from None
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _meta_error_code(body: bytes) -> int | None:
+    try:
+        code = json.loads(body)["error"]["code"]
+    except (ValueError, TypeError, KeyError):
+        return None
+    return code if isinstance(code, int) else None
+
+
+def _media_status_error(status: int, body: bytes) -> MediaFetchError:
+    """Meta's answer to GET /<media_id>: 100 ("does not exist") or 131052 or 404: gone; else as HTTP says."""
+    code = _meta_error_code(body)
+    if code in (100, 131052) or status in (404, 410):
+        return MediaFetchError(media_download.GONE, f"meta_{code}" if code else f"provider_{status}")
+    if code == 190 or status in (401, 403):
+        return MediaFetchError(media_download.RETRY, "auth")
+    return media_download.default_status_error(status, body)
+
+
+def _download_status_error(status: int, body: bytes) -> MediaFetchError:
+    """The media URL itself: after 5 minutes it stops working (401/403/404): a new one is asked next time."""
+    if status in (401, 403, 404, 410):
+        return MediaFetchError(media_download.RETRY, "expired")
+    return media_download.default_status_error(status, body)

@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import logging
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import requests
 import urllib3
@@ -38,7 +38,7 @@ from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioS
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
-from channels import limits
+from channels import limits, media_download
 from channels.accounts import ChannelAccount
 from channels.errors import (
     BAD_REQUEST,
@@ -51,6 +51,7 @@ from channels.errors import (
     classify_twilio_error,
 )
 from channels.events import DeliveryStatus, e164
+from channels.media_download import Fetched, MediaFetchError
 from channels.outbound import (
     Buttons,
     Choice,
@@ -167,6 +168,7 @@ class TwilioTransport:
                                   http_client=self._http)
             sender, self._service = account.number, account.messaging_service_sid
         self._from = f"whatsapp:{e164(sender) or ''}"
+        self._api_base = (settings.twilio_api_base_url or TWILIO_API_URL).rstrip("/")  # media downloads (issue 17)
         base = settings.public_base_url.rstrip("/")
         self._status_callback = f"{base}/webhooks/twilio" if base else None
 
@@ -207,6 +209,24 @@ class TwilioTransport:
                      reference, index + 1, len(parts), message.kind, sid)
             results.append(SendResult(provider_message_id=sid, status=status))
         return results
+
+    def download(self, url: str, max_bytes: int) -> Fetched:
+        """A customer's file (a MediaUrlN of the inbound webhook, issue 17), fetched with the account's basic auth.
+
+        Only Twilio's API host gets the credentials: the redirect to Twilio's CDN is followed without them. A
+        MediaUrl on another host is refused (`gone`), never fetched with our credentials. Raises `MediaFetchError`.
+        """
+        if url.startswith(TWILIO_API_URL + "/") and self._api_base != TWILIO_API_URL:
+            url = self._api_base + url[len(TWILIO_API_URL):]
+        api_host = urlsplit(self._api_base).hostname
+        if urlsplit(url).hostname != api_host or not url.startswith(self._api_base + "/"):
+            raise MediaFetchError(media_download.GONE, "not_a_twilio_url")
+        credentials = (str(self._client.username), str(self._client.password))
+
+        def auth_for(host: str) -> dict[str, Any]:
+            return {"auth": credentials} if host == api_host else {}
+
+        return media_download.fetch(url, auth_for=auth_for, max_bytes=max_bytes)
 
     def mark_read(self, message_id: str) -> None:
         """Nothing to do: Twilio's Messages API has no read receipt or typing indicator call."""

@@ -7,7 +7,7 @@ console page forwards it, so several web processes stay in sync. Events carry
 ids, statuses and the agent's name, never message text or phone numbers: the
 page fetches what it shows through the authenticated API.
 
-Event types: escalation (new), message (customer or agent message stored),
+Event types: escalation (new), message (customer or agent message stored), media (a file's download ended),
 status (a delivery status changed), handoff (claimed, taken over, handed back,
 resolved, callback due), typing (an agent is typing in a conversation).
 
@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "console:events:{tenant_id}"
 HEARTBEAT_S = 15.0
-TYPES = frozenset({"escalation", "message", "status", "handoff", "typing"})
+TYPES = frozenset({"escalation", "message", "status", "handoff", "typing",
+                   "media"})  # media: a file's download ended (stored, failed, gone, rejected; issue 17)
 
 
 def channel(tenant_id: int) -> str:

@@ -8,6 +8,8 @@ needed. For each conversation whose last message is older than its limit
   dashboard uses — are unchanged);
 - the raw webhook payloads behind those messages are erased;
 - the agents' notes on the conversation are deleted;
+- the files of the conversation (photos, voice notes, documents; issue 17) are deleted from the media store,
+  then their `media` rows;
 and the template values (names, amounts) of notifications older than the
 limit are erased. Each pass records one anonymous `events` row (kind
 `retention`) with how much it erased.
@@ -26,6 +28,7 @@ from psycopg import Connection
 from psycopg.types.json import Jsonb
 
 from runtime.resources import Runtime
+from storage import media
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +40,7 @@ class RetentionResult:
     webhook_payloads: int
     agent_notes: int
     notification_values: int
+    media_files: int = 0  # issue 17: files of the purged conversations deleted from the media store
 
 
 def apply_retention(rt: Runtime, now: datetime | None = None) -> RetentionResult:
@@ -46,6 +50,7 @@ def apply_retention(rt: Runtime, now: datetime | None = None) -> RetentionResult
     escalated = now - timedelta(days=rt.settings.retention_escalated_days)
     with rt.pool.connection() as conn, conn.transaction():
         ids = _expired_conversations(conn, normal, escalated)
+        files = _delete_media(rt, conn, ids)
         result = RetentionResult(
             conversations=len(ids),
             messages=_count(conn, """
@@ -64,12 +69,25 @@ def apply_retention(rt: Runtime, now: datetime | None = None) -> RetentionResult
                 UPDATE notification_log SET values_encrypted = NULL
                 WHERE values_encrypted IS NOT NULL AND created_at < %s AND status NOT IN ('pending', 'deferred')
                 RETURNING id""", (normal,)),
+            media_files=files,
         )
         if any(asdict(result).values()):
             _record(conn, result)
     if result.conversations:
         log.info("retention applied", extra=asdict(result))
     return result
+
+
+def _delete_media(rt: Runtime, conn: Connection[Any], conversation_ids: list[int]) -> int:
+    """The conversations' files: the stored objects first, then their rows (issue 17). A store failure raises:
+    the pass is rolled back and tried again on the next tick (deleting an object twice is harmless)."""
+    if not conversation_ids:
+        return 0
+    keys = media.stored_keys(conn, conversation_ids)
+    for tenant_id, key in keys:
+        rt.media_store.delete(tenant_id, key)
+    media.delete_for_conversations(conn, conversation_ids)
+    return len(keys)
 
 
 def _expired_conversations(conn: Connection[Any], normal: datetime, escalated: datetime) -> list[int]:

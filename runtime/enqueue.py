@@ -29,6 +29,7 @@ MESSAGE_RETRY = Retry(max=5, interval=[0, 10, 30, 120, 600])
 STATUS_RETRY = Retry(max=4, interval=[3, 10, 30, 120])
 DELIVERY_RETRY = Retry(max=6, interval=[5, 15, 60, 300, 900, 3600])
 FAILED_TTL_S = 7 * 24 * 3600
+MEDIA_JOB_TIMEOUT_S = 300  # a 100 MB document from a slow provider (issue 17)
 # The job id's prefix of an event queued on its own, by kind (worker.recovery looks the job up by it).
 JOB_PREFIXES = {"message": "ev", "status": "st", "notice": "an"}
 
@@ -119,14 +120,14 @@ def enqueue_media_download(queue: Queue, settings: Settings, media_id: int, corr
     scheduler's recovery loop queues it again once its next attempt is overdue.
     """
     job_id = f"media{media_id:015d}-{attempt}"
+    timeout = max(settings.job_timeout_s, MEDIA_JOB_TIMEOUT_S)
     try:
         if delay_s > 0:
             queue.enqueue_in(timedelta(seconds=delay_s), "worker.jobs.download_media", media_id, correlation_id,
-                             job_id=job_id, job_timeout=settings.job_timeout_s, result_ttl=0,
-                             failure_ttl=FAILED_TTL_S)
+                             job_id=job_id, job_timeout=timeout, result_ttl=0, failure_ttl=FAILED_TTL_S)
         else:
             queue.enqueue_call("worker.jobs.download_media", args=(media_id, correlation_id), job_id=job_id,
-                               timeout=settings.job_timeout_s, result_ttl=0, failure_ttl=FAILED_TTL_S)
+                               timeout=timeout, result_ttl=0, failure_ttl=FAILED_TTL_S)
     except redis.RedisError as exc:
         log.warning("media download not queued: the recovery loop will", extra={"media_id": media_id,
                                                                                "error": type(exc).__name__})

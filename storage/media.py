@@ -56,6 +56,7 @@ class Media:
     ocr_code: str | None
     provider_message_id: str | None  # the message's wamid / MessageSid (messages.provider_message_id)
     caption: str | None  # the message's text (caption), None after retention
+    channel_number: str | None  # the business number it came in on (its credentials download it)
 
 
 _FIELDS = frozenset(Media.__dataclass_fields__)
@@ -66,7 +67,7 @@ def _media(row: dict[str, Any]) -> Media:
 
 
 _SELECT = """
-    SELECT md.*, m.provider_message_id, m.body AS caption
+    SELECT md.*, m.provider_message_id, m.body AS caption, m.payload->>'channel_number' AS channel_number
     FROM media md JOIN messages m ON m.id = md.message_id
 """
 

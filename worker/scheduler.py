@@ -25,7 +25,7 @@ from notifications import schedule as notification_schedule
 from observability import configure_logging, init_sentry
 from runtime.leader import Leader
 from runtime.resources import Runtime, build_runtime
-from worker import healthcheck, metrics_job, recovery
+from worker import healthcheck, media_job, metrics_job, recovery
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,7 @@ def build_scheduler(rt: Runtime, leader: Leader) -> BlockingScheduler:
     def recover() -> None:
         if leader.holds():
             recovery.recover_events(rt)
+            media_job.recover_downloads(rt)  # issue 17: downloads whose job was lost
 
     scheduler.add_job(recover, "interval", seconds=rt.settings.recovery_interval_s, id="recover_events",
                       max_instances=1, coalesce=True)

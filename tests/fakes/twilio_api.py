@@ -22,7 +22,8 @@ from email.utils import formatdate
 from typing import Any
 from urllib.parse import parse_qs
 
-from tests.fakes.loopback import Script, ScriptedServer, header
+from tests.fakes import media_files
+from tests.fakes.loopback import JSONHandler, Script, ScriptedServer, header
 
 DEFAULT_ACCOUNT_SID = "AC" + "0" * 32
 DEFAULT_AUTH_TOKEN = "test-twilio-auth-token"
@@ -37,8 +38,19 @@ def error_body(status: int, code: int, message: str) -> dict[str, Any]:
             "status": status}
 
 
+class _TwilioHandler(JSONHandler):
+    fake: FakeTwilioAPI
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming. Issue 17: MediaUrls, tests/fakes/media_files.py
+        with self.fake.lock:
+            accounts = {**self.fake.accounts}
+        media_files.twilio_get(self, self.fake.media, accounts)
+
+
 class FakeTwilioAPI(ScriptedServer):
     """Twilio's Messages endpoint. `sent` lists the accepted requests as {param: value or [values]}."""
+
+    handler_class = _TwilioHandler
 
     def __init__(
         self, *, account_sid: str = DEFAULT_ACCOUNT_SID, auth_token: str = DEFAULT_AUTH_TOKEN
@@ -50,6 +62,7 @@ class FakeTwilioAPI(ScriptedServer):
         self.accepted: list[tuple[str, dict[str, Any]]] = []
         self.accounts: dict[str, str] = {account_sid: auth_token}  # account SID -> auth token (add_account)
         self.sent_by: list[str] = []  # the account SID of each accepted message
+        self.media = media_files.MediaShelf()  # customers' files behind MediaUrls (issue 17)
 
     @property
     def sent(self) -> list[dict[str, Any]]:
