@@ -42,7 +42,8 @@ def original_message(rt: Runtime, row: Media) -> InboundMessage | None:
             " WHERE m.id = %s AND m.tenant_id = %s", (row.message_id, row.tenant_id)).fetchone()
     if found is None:
         return None
-    event = webhook_events.unseal(rt.vault, str(found["payload_encrypted"]))
+    values: dict[str, object] = dict(found)
+    event = webhook_events.unseal(rt.vault, str(values["payload_encrypted"]))
     return event if isinstance(event, InboundMessage) else None
 
 
