@@ -90,4 +90,6 @@ def check(expect: dict[str, Any], seen: Observed, transcript: str) -> list[str]:
             failures.append(f"location_sent is {sent}, expected {bool(expect['location_sent'])}")
     if "opted_out" in expect and seen.opted_out != bool(expect["opted_out"]):
         failures.append(f"opted_out is {seen.opted_out}, expected {bool(expect['opted_out'])}")
+    if "replies" in expect and len(seen.replies) != int(expect["replies"]):
+        failures.append(f"replies: {len(seen.replies)} messages, expected {int(expect['replies'])}; replies: {shown}")
     return failures

@@ -108,8 +108,9 @@ class Pipeline:
         return (self._vault.lookup_hash(phone) if phone else None, None if phone else user_id)
 
     def send(self, phone: str | None, text: str, when: datetime, profile_name: str | None,
-             user_id: str | None = None) -> str:
-        """Post one text as Meta would: from a phone, or (username-only) from a business-scoped user id."""
+             user_id: str | None = None, media: str | None = None) -> str:
+        """Post one text as Meta would: from a phone, or (username-only) from a business-scoped user id; with
+        `media`, a file of that type instead (`text` its caption; audio is a voice note)."""
         self.counter += 1
         message_id = f"wamid.CONVERSE{self.counter:06d}{uuid.uuid4().hex[:10]}"
         contact: dict[str, Any] = {"wa_id": phone.lstrip("+")} if phone else {"user_id": user_id}
@@ -122,7 +123,7 @@ class Pipeline:
                          "phone_number_id": self.settings.meta_phone_number_id},
             "contacts": [contact],
             "messages": [{**sender, "id": message_id, "timestamp": str(int(when.timestamp())),
-                          "type": "text", "text": {"body": text}}],
+                          **(_media(media, text) if media else {"type": "text", "text": {"body": text}})}],
         }
         body = {"object": "whatsapp_business_account",
                 "entry": [{"id": "1", "changes": [{"field": "messages", "value": value}]}]}
@@ -273,13 +274,14 @@ def run_conversation(pipe: Pipeline, conv: Conversation) -> dict[str, Any]:
     turns, failures = [], []
     for n, turn in enumerate(conv.turns, 1):
         clock += turn.after
-        message_id = pipe.send(conv.phone, turn.user, clock, conv.profile_name, conv.user_id)
+        message_id = pipe.send(conv.phone, turn.user, clock, conv.profile_name, conv.user_id, turn.media)
         pipe.work()
         seen, last_id = pipe.observe(conv.phone, message_id, last_id, conv.user_id)
         transcript = f"{transcript}\n{seen.text}"
         problems = check(turn.expect, seen, transcript)
-        failures += [{"turn": n, "user": turn.user, "failure": p} for p in problems]
-        turns.append({"user": turn.user, "at": clock.isoformat(), "intent": seen.intent,
+        said = f"[{turn.media}] {turn.user}".strip() if turn.media else turn.user
+        failures += [{"turn": n, "user": said, "failure": p} for p in problems]
+        turns.append({"user": said, "at": clock.isoformat(), "intent": seen.intent,
                       "replies": [readable(p) for p in seen.replies], "escalated": seen.escalated,
                       "priority": seen.priority, "opted_out": seen.opted_out,
                       "escalation_reason": seen.escalation_reason if seen.escalated else None,
@@ -289,6 +291,18 @@ def run_conversation(pipe: Pipeline, conv: Conversation) -> dict[str, Any]:
     return {"name": conv.name, "from": conv.who, "passed": not failures, "failures": failures,
             "escalated": bool(escalated), "escalation_reason": escalated[0]["escalation_reason"] if escalated else None,
             "not_understood": not_understood, "turns": turns}
+
+
+def _media(media: str, caption: str) -> dict[str, Any]:
+    """A Meta media message's content: its type and the file's id, MIME type and caption (audio: a voice note)."""
+    mime = {"image": "image/jpeg", "video": "video/mp4", "document": "application/pdf", "sticker": "image/webp",
+            "audio": "audio/ogg; codecs=opus"}[media]
+    item: dict[str, Any] = {"id": uuid.uuid4().hex[:16], "mime_type": mime}
+    if caption and media in ("image", "video", "document"):
+        item["caption"] = caption
+    if media == "audio":
+        item["voice"] = True
+    return {"type": media, media: item}
 
 
 def replay(groups: dict[str, list[Conversation]], prog: str) -> dict[str, list[dict[str, Any]]] | None:

@@ -3,8 +3,10 @@
 A file is a YAML list of conversations (name, from or from_user, at,
 name_on_whatsapp, turns); `from` is a phone number, `from_user` a business-scoped
 user id for a customer who hides their phone behind a WhatsApp username;
-each turn has the customer's text (`user`), an optional `after` (time since the
-previous turn: 45s, 2m, 1h, 1m30s) and an `expect` mapping whose keys must be
+each turn has the customer's text (`user`) or a file (`media`: image, video,
+document, sticker, or audio for a voice note; `user` is then its caption), an
+optional `after` (time since the previous turn: 45s, 2m, 1h, 1m30s) and an
+`expect` mapping whose keys must be
 among EXPECT_KEYS (their meaning is checked in scripts/converse_checks.py).
 Anything else is refused with a ScenarioError saying which conversation and turn.
 """
@@ -20,7 +22,8 @@ from typing import Any
 import yaml
 
 EXPECT_KEYS = frozenset({"intent", "reply_contains", "reply_contains_any", "reply_not_contains",
-                         "transcript_contains", "escalated", "priority", "location_sent", "opted_out"})
+                         "transcript_contains", "escalated", "priority", "location_sent", "opted_out", "replies"})
+MEDIA = frozenset({"image", "video", "document", "sticker", "audio"})  # what a turn's `media` may send
 _DURATION = re.compile(r"^(?:\s*\d+(?:\.\d+)?\s*[smhd]?)+\s*$")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)")
 _USER_ID = re.compile(r"^[A-Z]{2}\.[A-Za-z0-9.]{4,80}$")
@@ -32,9 +35,10 @@ class ScenarioError(ValueError):
 
 @dataclass(frozen=True)
 class Turn:
-    user: str
+    user: str  # the text, or a file's caption ("" for none)
     after: timedelta
     expect: dict[str, Any]
+    media: str | None = None  # a file instead of a text: image | video | document | sticker | audio (a voice note)
 
 
 @dataclass(frozen=True)
@@ -83,16 +87,19 @@ def load_scenarios(path: Path) -> list[Conversation]:
         phone, user_id = _customer(raw, where)
         turns = []
         for m, turn in enumerate(raw["turns"], 1):
-            if not isinstance(turn, dict) or "user" not in turn:
-                raise ScenarioError(f"{where} turn {m}: needs a 'user' text")
+            if not isinstance(turn, dict) or ("user" not in turn and "media" not in turn):
+                raise ScenarioError(f"{where} turn {m}: needs a 'user' text or a 'media' file")
+            if turn.get("media") is not None and turn["media"] not in MEDIA:
+                raise ScenarioError(f"{where} turn {m}: media={turn['media']!r} is not one of "
+                                    f"{', '.join(sorted(MEDIA))}")
             expect = turn.get("expect") or {}
             if not isinstance(expect, dict):
                 raise ScenarioError(f"{where} turn {m}: expect must be a mapping")
             unknown = set(expect) - EXPECT_KEYS
             if unknown:
                 raise ScenarioError(f"{where} turn {m}: unknown expectation {', '.join(sorted(unknown))}")
-            turns.append(Turn(str(turn["user"] if turn["user"] is not None else ""),
-                              duration(turn.get("after"), f"{where} turn {m}"), expect))
+            turns.append(Turn(str(turn["user"] if turn.get("user") is not None else ""),
+                              duration(turn.get("after"), f"{where} turn {m}"), expect, turn.get("media")))
         found.append(Conversation(str(raw.get("name") or where), phone, at, tuple(turns),
                                   str(raw["name_on_whatsapp"]) if raw.get("name_on_whatsapp") else None,
                                   user_id))

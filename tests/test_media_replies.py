@@ -9,9 +9,13 @@ timestamps are seconds apart (ALBUM_WINDOW_S, 8 by default).
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -28,6 +32,7 @@ from tests.harness import post_meta, rows, run_jobs
 from web.app import create_app
 from worker import inbound
 
+ROOT = Path(__file__).resolve().parent.parent
 TZ = ZoneInfo("America/El_Salvador")
 T0 = int(datetime(2026, 1, 6, 10, 0, tzinfo=TZ).timestamp())  # a Tuesday, 10:00: support is open
 ANA = "+50370000003"
@@ -273,3 +278,16 @@ def test_a_retried_job_does_not_reply_twice(ana: Phone, worker_settings: Setting
         rt.close()
     assert everything_sent(db_pool) == before
     assert len(rows(db_pool, "SELECT id FROM escalations")) == 1
+
+
+# -- scenarios -----------------------------------------------------------------------------------------------
+
+
+def test_the_media_scenarios_pass(base_env: dict[str, str]) -> None:
+    """tests/scenarios/media.yaml through scripts/converse.py (files as `media` turns, silent turns as replies: 0)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "converse.py"),
+                             str(ROOT / "tests" / "scenarios" / "media.yaml")], capture_output=True, text=True,
+                            timeout=200, cwd=ROOT, env={**env, **base_env}, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "8 passed, 0 failed"
