@@ -17,6 +17,10 @@ output guard (`Turn.free_answer`, offered to the dialog's "not understood"
 path). Any model failure, a refused answer or an open circuit leaves the
 rules' reply. With no provider none of this runs and nothing mentions AI.
 
+A photo, video, document, sticker or voice note is answered by
+`chatbot.media_replies` (an album once; a caption the rules understand is
+routed as the turn's text, once per album).
+
 "Now" is the moment of the message (the provider's timestamp) on the
 company's clock, so hours and "mañana" follow the customer's message and not
 the queue; a timestamp of 0 or an absurd one falls back to the current clock.
