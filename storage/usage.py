@@ -13,7 +13,8 @@ a row belongs to the month its `created_at` falls in. Every query is scoped by
   on the next day is the earlier month's). Customers are contacts, so a new
   conversation row inside a session does not open another one. Counted for
   every customer message, whoever answered it.
-- `customer_messages`: messages customers sent (`messages.direction = 'in'`).
+- `customer_messages`: messages customers sent (`messages.direction = 'in'`; a voice note's transcript and a
+  photo's code, rows the worker adds for a file, are not counted again).
 - `bot_replies`: messages the assistant sent on its own (its replies, and the
   hand-over's automatic notices), `agent_replies`: messages an agent sent
   from the console (`messages.agent_id` is set), `notifications`: proactive
