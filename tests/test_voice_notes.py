@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -29,7 +30,7 @@ from llm import transcription
 from llm.transcription import OPENAI_BASE_URL, TranscriptionError, read_transcript
 from runtime.model_access import ModelAccess
 from runtime.resources import build_runtime
-from storage import media
+from storage import media, metric_counts, usage
 from storage.media import Media
 from tests.conftest import load_fixture
 from tests.fakes.graph_api import DEFAULT_TOKEN as GRAPH_TOKEN
@@ -135,6 +136,22 @@ def test_a_voice_note_is_answered_from_its_transcript(client: FlaskClient, meta:
     [request] = transcriber_api.requests
     assert (request["model"], request["language"], request["response_format"]) == ("whisper-1", "es", "verbose_json")
     assert (request["filename"], request["content_type"], request["audio"]) == ("voice.ogg", "audio/ogg", OGG)
+
+
+def test_a_transcript_is_not_counted_as_a_second_customer_message(
+        client: FlaskClient, meta: Settings, graph: FakeGraphAPI, transcriber_api: FakeTranscriptionAPI,
+        db_pool: ConnectionPool) -> None:
+    transcriber_api.say(ASKED)
+    send_voice_note(client, graph)
+    run_jobs(meta)
+    tenant = int(voice_row(db_pool)["tenant_id"])
+    now = datetime.now(UTC)
+    with db_pool.connection() as conn:
+        assert usage.month_usage(conn, tenant, usage.current_month(conn, tenant), {}).customer_messages == 1
+        hours = metric_counts.count_hours(conn, [tenant], now - timedelta(hours=1), now + timedelta(hours=1),
+                                          sla=metric_counts.Sla(), categories=lambda _: {})
+    assert sum(t.customer_messages for t in hours.values()) == 1
+    assert len(rows(db_pool, "SELECT 1 FROM messages WHERE direction = 'in'")) == 2  # the audio and its transcript
 
 
 def test_the_transcript_is_answered_once_when_its_jobs_run_again(
