@@ -19,18 +19,17 @@ import boto3
 import pytest
 import redis
 from flask.testing import FlaskClient
-from moto.server import ThreadedMotoServer
 from psycopg_pool import ConnectionPool
 
 from config import Settings
 from runtime.resources import build_runtime
-from scripts import devservices
 from storage.media_files import open_store
 from tests.conftest import load_fixture
 from tests.fakes.graph_api import FakeGraphAPI
 from tests.fakes.media_files import twilio_media_url
 from tests.fakes.twilio_api import DEFAULT_ACCOUNT_SID, FakeTwilioAPI
 from tests.harness import post_meta, post_twilio, rows, run_jobs
+from tests.media_support import s3_server
 from web.app import create_app
 from worker import media_job
 
@@ -249,14 +248,8 @@ def test_a_media_url_on_another_host_is_never_fetched_with_our_credentials(
 
 @pytest.fixture(scope="module")
 def s3_url() -> Iterator[str]:
-    port = devservices.free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
-                 aws_secret_access_key="testing").create_bucket(Bucket="encargo-media")
-    yield f"s3://encargo-media/prod/media?endpoint_url={endpoint}&region=us-east-1"
-    server.stop()
+    with s3_server() as url:
+        yield url
 
 
 def test_a_photo_is_stored_in_s3_with_server_side_encryption_under_its_tenant(
