@@ -1,29 +1,85 @@
-"""Shared by the media tests (issue 17): an S3-compatible server on loopback (moto's server mode, a real HTTP
-server speaking S3's wire format) with an empty bucket."""
+"""Shared by the console's media tests: real files (a PNG Chromium can draw, a PDF, an Ogg voice note), a
+customer's photo / voice note / document posted through the signed Meta webhook, and files put in the media
+store the way the download job leaves them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+import hashlib
+import struct
+import uuid
+import zlib
+from datetime import datetime
+from typing import Any
 
-import boto3
-from moto.server import ThreadedMotoServer
+from flask.testing import FlaskClient
+from psycopg_pool import ConnectionPool
 
-from scripts import devservices
+from config import Settings
+from storage import media
+from storage.media_files import new_key, open_store
+from tests.console_support import MARIA, TUESDAY_10AM
+from tests.harness import post_meta, rows
 
-BUCKET = "encargo-media"
-CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+def png(width: int = 48, height: int = 32, rgb: tuple[int, int, int] = (11, 122, 108)) -> bytes:
+    """A real PNG of one colour (with a white band, so a screenshot shows it is a picture)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    lines = []
+    for y in range(height):
+        colour = bytes((255, 255, 255)) if height // 3 <= y < height // 2 else bytes(rgb)
+        lines.append(b"\x00" + colour * width)
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"".join(lines)))
+            + chunk(b"IEND", b""))
 
 
-@contextmanager
-def s3_server() -> Iterator[str]:
-    """Yields a MEDIA_STORE_URL for bucket BUCKET, prefix prod/media, on a fresh moto server."""
-    port = devservices.free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        endpoint = f"http://127.0.0.1:{port}"
-        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **CREDENTIALS).create_bucket(Bucket=BUCKET)
-        yield f"s3://{BUCKET}/prod/media?endpoint_url={endpoint}&region=us-east-1"
-    finally:
-        server.stop()
+def pdf(text: str = "Formulario de reclamo") -> bytes:
+    body = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
+    return (b"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n"
+            b"2 0 obj << /Type /Pages /Kids [] /Count 0 >> endobj\n"
+            b"3 0 obj << /Length " + str(len(body)).encode() + b" >> stream\n" + body + b"\nendstream endobj\n"
+            b"trailer << /Root 1 0 R >>\n%%EOF\n")
+
+
+OGG = b"OggS\x00\x02" + b"\x00" * 20 + b"OpusHead" + b"\x01" * 40
+
+
+def media_message(kind: str, content: dict[str, Any], *, phone: str = MARIA, at: datetime = TUESDAY_10AM,
+                  name: str = "María López") -> tuple[str, dict[str, Any]]:
+    """(wamid, webhook body) of a customer's media message in Meta's shape (fixtures meta_image.json ...)."""
+    wamid = f"wamid.MEDIA{uuid.uuid4().hex}"
+    message = {"from": phone.lstrip("+"), "id": wamid, "timestamp": str(int(at.timestamp())), "type": kind,
+               kind: content}
+    body = {"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{
+        "field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550783881", "phone_number_id": "106540352242922"},
+            "contacts": [{"wa_id": phone.lstrip("+"), "profile": {"name": name}}],
+            "messages": [message]}}]}]}
+    return wamid, body
+
+
+def send_media(client: FlaskClient, kind: str, content: dict[str, Any], **kw: Any) -> str:
+    """Post a customer's media message through the signed webhook; returns its wamid."""
+    wamid, body = media_message(kind, content, **kw)
+    assert post_meta(client, body).status_code == 200
+    return wamid
+
+
+def media_row(pool: ConnectionPool, wamid: str) -> dict[str, Any]:
+    found = rows(pool, "SELECT md.* FROM media md JOIN messages m ON m.id = md.message_id"
+                       " WHERE m.provider_message_id = %s", (wamid,))
+    assert found, f"no media row for {wamid}"
+    return found[0]
+
+
+def store_downloaded(settings: Settings, pool: ConnectionPool, media_id: int, data: bytes, mime: str) -> None:
+    """Put a file in the media store and mark its row stored, as the download job does when it succeeds."""
+    row = rows(pool, "SELECT tenant_id, media_type FROM media WHERE id = %s", (media_id,))[0]
+    key = new_key(str(row["media_type"]))
+    open_store(settings).put(int(row["tenant_id"]), key, data, mime)
+    with pool.connection() as conn:
+        media.mark_stored(conn, media_id, mime=mime, size_bytes=len(data), sha256=hashlib.sha256(data).hexdigest(),
+                          storage_key=key)

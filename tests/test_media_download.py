@@ -29,7 +29,7 @@ from tests.fakes.graph_api import FakeGraphAPI
 from tests.fakes.media_files import twilio_media_url
 from tests.fakes.twilio_api import DEFAULT_ACCOUNT_SID, FakeTwilioAPI
 from tests.harness import post_meta, post_twilio, rows, run_jobs
-from tests.media_support import s3_server
+from tests.s3_support import s3_server
 from web.app import create_app
 from worker import media_job
 

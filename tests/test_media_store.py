@@ -23,7 +23,7 @@ from storage.media_files import MediaNotFound, MediaStore, MediaStoreError, new_
 from tests.conftest import load_fixture
 from tests.fakes.graph_api import FakeGraphAPI
 from tests.harness import post_meta, rows, run_jobs
-from tests.media_support import CREDENTIALS, s3_server
+from tests.s3_support import CREDENTIALS, s3_server
 from web.app import create_app
 
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x17" * 2000
