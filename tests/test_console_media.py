@@ -23,11 +23,11 @@ from channels.twilio_api import message_params
 from config import Settings
 from runtime import media_links
 from storage import media
+from tests.console_media_support import OGG, media_row, pdf, png, send_media, store_downloaded
 from tests.console_support import TUESDAY_10AM, Customer, logged_in, make_agent, other_tenant, session_csrf
 from tests.fakes.graph_api import DEFAULT_TOKEN as GRAPH_TOKEN
 from tests.fakes.graph_api import FakeGraphAPI
 from tests.harness import rows, run_jobs
-from tests.media_support import OGG, media_row, pdf, png, send_media, store_downloaded
 from web.app import create_app
 
 PHOTO_ID = "1003383421387256"  # Meta's id of the customer's photo: never in a page
