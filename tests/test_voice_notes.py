@@ -35,8 +35,10 @@ from storage.media import Media
 from tests.conftest import load_fixture
 from tests.fakes.graph_api import DEFAULT_TOKEN as GRAPH_TOKEN
 from tests.fakes.graph_api import FakeGraphAPI
+from tests.fakes.media_files import twilio_media_url
 from tests.fakes.transcription_api import DEFAULT_KEY, FakeTranscriptionAPI
-from tests.harness import post_meta, rows, run_jobs
+from tests.fakes.twilio_api import DEFAULT_ACCOUNT_SID, FakeTwilioAPI
+from tests.harness import post_meta, post_twilio, rows, run_jobs
 from web.app import create_app
 from worker import media_followup, reentry
 
@@ -296,6 +298,31 @@ def test_a_wrong_key_is_a_permanent_failure(transcriber_api: FakeTranscriptionAP
         transcription.OpenAITranscriber(base_url=transcriber_api.base_url, api_key="sk-wrong",
                                         model="whisper-1").transcribe(OGG, mime="audio/ogg")
     assert (failure.value.reason, failure.value.transient) == ("refused", False)
+
+
+def test_a_twilio_voice_note_is_answered_from_its_transcript_on_twilio(
+        settings: Settings, transcriber_api: FakeTranscriptionAPI, db_pool: ConnectionPool) -> None:
+    with FakeTwilioAPI(auth_token="12345") as twilio:
+        on_twilio = settings.with_overrides(
+            whatsapp_provider="twilio", twilio_account_sid=DEFAULT_ACCOUNT_SID, twilio_auth_token="12345",
+            twilio_whatsapp_number="whatsapp:+14155238886", twilio_api_base_url=twilio.url, simulator_enabled=False)
+        url, sid = twilio_media_url("https://api.twilio.com", DEFAULT_ACCOUNT_SID)
+        twilio.media.add(sid, OGG, "audio/ogg")
+        form = {k: str(v) for k, v in load_fixture("twilio_inbound_media.json").items()}
+        form.update(Body="", MediaUrl0=url, MediaContentType0="audio/ogg", From=f"whatsapp:+{CUSTOMER}")
+        transcriber_api.say(ASKED)
+        app = create_app(on_twilio)
+        try:
+            with app.test_client() as twilio_client:
+                assert post_twilio(twilio_client, form).status_code == 200
+            run_jobs(on_twilio)
+        finally:
+            app.extensions["db_pool"].close()
+            app.extensions["redis"].close()
+        [answer] = [m["Body"] for m in twilio.messages_to(f"+{CUSTOMER}")]
+    assert CODE in answer
+    assert rows(db_pool, "SELECT kind FROM messages WHERE provider_message_id = %s",
+                (f"{form['MessageSid']}:transcript",)) == [{"kind": "transcript"}]
 
 
 def _account(settings: Settings, access: ModelAccess | None) -> tuple[str, str] | None:
