@@ -43,7 +43,7 @@ import redis
 
 from channels.events import InboundMessage, MessageKind
 from channels.outbound import Buttons, Choice, ChoiceList, OutboundMessage, Text
-from chatbot import guard, media_replies, people_only
+from chatbot import guard, media_replies, people_only, photo_reply
 from chatbot.dialog import cases, machine
 from chatbot.dialog.turn import Customer, Situation, State, Turn, wording
 from chatbot.llm import answer, tools
@@ -157,6 +157,10 @@ def _respond(settings: Settings, conn: redis.Redis, message: InboundMessage, ten
         told.routing.update(state_before=ds.state, state_after=ds.state)
         return Outcome(told.replies, told.routing, ds, told.escalation, told.opt_out, told.events)
     before = ds.state
+    if message.kind is MessageKind.PHOTO_TEXT:  # a code read in a photo (worker/photo_followup.py): "¿es ese?"
+        ctx = _context(core, conn, tenant, timezone, now, schedule, faq)
+        replies, said = photo_reply.answer(ctx, ds, situation, message, int(now.timestamp()), settings.album_window_s)
+        return Outcome(replies, {**said, "state_before": before, "state_after": ds.state}, ds)
     album = media_replies.album_turn(ds, message, int(now.timestamp()), settings.album_window_s)
     caption = album.caption if situation.status not in WITH_A_HUMAN else None  # with a person: theirs to read
     heard = message.kind is not MessageKind.TRANSCRIPT or bool(message.text)  # no text: the audio was not heard

@@ -38,9 +38,11 @@ log = logging.getLogger(__name__)
 
 REASON = "no_chatbot"
 WITH_PEOPLE = ("escalated", "agent")
-SILENT_KINDS = frozenset({MessageKind.REACTION, MessageKind.SYSTEM})
+# A code read in a photo (chatbot/photo_reply.py) is the bot's question to ask: without the bot, silent (the
+# photo itself was acknowledged, and the team sees the code with the photo).
+SILENT_KINDS = frozenset({MessageKind.REACTION, MessageKind.SYSTEM, MessageKind.PHOTO_TEXT})
 TEXT_KINDS = frozenset({MessageKind.TEXT, MessageKind.BUTTON_REPLY, MessageKind.LIST_REPLY,
-                        MessageKind.TEMPLATE_BUTTON})
+                        MessageKind.TEMPLATE_BUTTON, MessageKind.TRANSCRIPT})  # a voice note's words count too
 
 
 @dataclass(frozen=True)

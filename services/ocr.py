@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import warnings
 from dataclasses import dataclass
+from functools import cache
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -42,6 +43,12 @@ class OcrEngine:
     binary: str
     languages: str  # "spa+eng"
     timeout_s: float
+
+
+@cache
+def installed_engine(timeout_s: float) -> OcrEngine | None:
+    """`find_engine` looked up once per process (what is installed does not change while it runs)."""
+    return find_engine(timeout_s)
 
 
 def find_engine(timeout_s: float, binary: str = "tesseract") -> OcrEngine | None:

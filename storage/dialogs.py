@@ -62,6 +62,9 @@ class DialogState:
     # (0: the last message was something else), and whether a caption of that album was answered already.
     media_at: int = 0
     album_caption: bool = False
+    # When the bot last asked about a code read in a photo (chatbot/photo_reply.py), Unix time of that photo: the
+    # album's other photos ask nothing more.
+    photo_code_at: int = 0
     version: int = SCHEMA_VERSION
 
     def remember_package(self, code: str) -> None:

@@ -3,20 +3,44 @@
 The photos are drawn here with Pillow (DejaVu fonts, fonts-dejavu-core; PIL's own font scaled up without it):
 a receipt of the demo company with "GUIA: SV…" among the usual lines, a barcode and a total. Tesseract itself
 is installed by `make test` (scripts/devservices.py); the tests that need it are skipped only where it is absent.
+
+The pipeline tests post Meta's signed image webhook (fixtures/meta_image.json's shape) to the real app; RQ burst
+workers answer it, download the photo from the loopback Graph API fake into the media store, read it, and the
+code re-enters the customer's inbox: what the customer sees is read back from the messages sent.
 """
 
 from __future__ import annotations
 
+import copy
 import io
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from flask.testing import FlaskClient
 from PIL import Image, ImageDraw, ImageFont, ImageOps
+from psycopg_pool import ConnectionPool
 
 from chatbot import photo_codes
+from config import Settings
+from runtime.resources import build_runtime
 from services import ocr
+from storage import media
+from tests.conftest import load_fixture
+from tests.fakes.graph_api import DEFAULT_TOKEN as GRAPH_TOKEN
+from tests.fakes.graph_api import FakeGraphAPI
+from tests.harness import post_meta, rows, run_jobs
+from web.app import create_app
+from worker import media_followup
 
 CODE = "SV20260106012345"  # a package of the sandbox core's demo data (in transit)
+OTHER_CODE = "SV20260105007834"  # another one (sandbox_core/data/core_demo.json)
+UNKNOWN_CODE = "SV20269999999999"  # a code the core does not know
+CUSTOMER = "50370000019"  # neither sender nor recipient of those packages
+SENT_AT = 1767715200  # 2026-01-06 10:00 in El Salvador
+ASKED = f"En tu foto leí el código *{CODE}*, ¿es ese? 🤔"
 FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 MONO = Path("/usr/share/fonts/truetype/dejavu/DejaVuSansMono-Bold.ttf")
 PAPER = (250, 248, 240)
@@ -132,3 +156,144 @@ def test_without_tesseract_there_is_no_code_and_no_error() -> None:
 def test_a_photo_read_too_slowly_gives_no_code_and_no_error(engine: ocr.OcrEngine) -> None:
     hurried = ocr.OcrEngine(engine.binary, engine.languages, timeout_s=0.01)
     assert photo_codes.codes_in_photo(hurried, receipt_photo(width=3000, size=128)) == []
+
+
+# --- through the pipeline: webhook -> download -> OCR -> "¿es ese?" -> "Sí" -> the package ----------------------
+
+
+@pytest.fixture
+def meta(base_env: dict[str, str], core_url: str, graph: FakeGraphAPI, engine: ocr.OcrEngine) -> Settings:
+    return Settings.from_env({**base_env, "CORE_API_URL": core_url, "WHATSAPP_PROVIDER": "meta",
+                              "META_ACCESS_TOKEN": GRAPH_TOKEN, "META_GRAPH_BASE_URL": graph.url,
+                              "SIMULATOR_ENABLED": "false"})
+
+
+@pytest.fixture
+def client(meta: Settings) -> Iterator[FlaskClient]:
+    app = create_app(meta)
+    with app.test_client() as test_client:
+        yield test_client
+    app.extensions["db_pool"].close()
+    app.extensions["redis"].close()
+
+
+def _post(client: FlaskClient, message: dict[str, Any]) -> str:
+    payload = copy.deepcopy(load_fixture("meta_image.json"))
+    value = payload["entry"][0]["changes"][0]["value"]
+    value["metadata"]["phone_number_id"] = "106540352242922"
+    value["contacts"][0]["wa_id"] = CUSTOMER
+    value["messages"] = [{"from": CUSTOMER, "id": f"wamid.PHOTO{uuid.uuid4().hex}", **message}]
+    assert post_meta(client, payload).status_code == 200
+    return str(message.get("id") or value["messages"][0]["id"])
+
+
+def send_photo(client: FlaskClient, graph: FakeGraphAPI, photo: bytes, *, at: int = SENT_AT,
+               caption: str | None = None) -> str:
+    """The customer sends a photo (a JPEG, as WhatsApp sends them): Meta's webhook, and the file on the Graph fake."""
+    media_id = str(uuid.uuid4().int)[:16]
+    graph.media.add(media_id, photo, "image/jpeg")
+    image: dict[str, Any] = {"mime_type": "image/jpeg", "id": media_id}
+    if caption:
+        image["caption"] = caption
+    return _post(client, {"timestamp": str(at), "type": "image", "image": image})
+
+
+def tap(client: FlaskClient, button_id: str, title: str, *, at: int = SENT_AT + 30) -> None:
+    _post(client, {"timestamp": str(at), "type": "interactive",
+                   "interactive": {"type": "button_reply", "button_reply": {"id": button_id, "title": title}}})
+
+
+def said(pool: ConnectionPool) -> list[dict[str, Any]]:
+    """What the customer was sent, in order: each message's text and its buttons' (id, title)."""
+    sent = rows(pool, "SELECT body, payload FROM messages WHERE direction = 'out' ORDER BY id")
+    return [{"body": r["payload"].get("body") or r["body"],
+             "buttons": [(b["id"], b["title"]) for b in r["payload"].get("buttons") or []]} for r in sent]
+
+
+def jpeg(code_line: str | None = f"GUIA: {CODE}") -> bytes:
+    return receipt_photo(code_line, fmt="JPEG", quality=80)
+
+
+def test_a_receipt_photo_is_read_confirmed_and_tracked(client: FlaskClient, meta: Settings, graph: FakeGraphAPI,
+                                                       db_pool: ConnectionPool) -> None:
+    wamid = send_photo(client, graph, jpeg())
+    run_jobs(meta)
+
+    first, question = said(db_pool)  # the photo's own reply at once, then the question about the code read
+    assert "Recibí tu imagen" in first["body"]
+    assert question == {"body": ASKED, "buttons": [(f"pkg:{CODE}", "Sí"), ("code_no", "No")]}
+    [row] = rows(db_pool, "SELECT status, ocr_code FROM media")
+    assert (row["status"], row["ocr_code"]) == ("stored", CODE)
+    [entered] = rows(db_pool, "SELECT kind, body FROM messages WHERE provider_message_id = %s", (f"{wamid}:photo",))
+    assert (entered["kind"], entered["body"]) == ("photo_text", CODE)
+    assert any(ASKED in str(m.get("interactive", "")) for m in graph.messages_to(f"+{CUSTOMER}"))
+
+    tap(client, f"pkg:{CODE}", "Sí")
+    run_jobs(meta)
+    answer = said(db_pool)[-1]["body"]
+    assert CODE in answer and "tránsito" in answer.lower()
+
+
+def test_no_is_asked_to_type_the_code(client: FlaskClient, meta: Settings, graph: FakeGraphAPI,
+                                      db_pool: ConnectionPool) -> None:
+    send_photo(client, graph, jpeg())
+    run_jobs(meta)
+    tap(client, "code_no", "No")
+    run_jobs(meta)
+    assert "escríbeme el código otra vez" in said(db_pool)[-1]["body"]
+
+
+def test_an_album_of_receipts_gets_one_question(client: FlaskClient, meta: Settings, graph: FakeGraphAPI,
+                                               db_pool: ConnectionPool) -> None:
+    send_photo(client, graph, jpeg())
+    send_photo(client, graph, jpeg(f"GUIA: {OTHER_CODE}"), at=SENT_AT + 2)
+    run_jobs(meta)
+    questions = [m for m in said(db_pool) if "En tu foto leí" in m["body"]]
+    assert len(questions) == 1 and len(said(db_pool)) == 2  # one reply to the album, one question
+    codes = {r["ocr_code"] for r in rows(db_pool, "SELECT ocr_code FROM media")}
+    assert codes == {CODE, OTHER_CODE}  # each photo read: both codes are on their rows for an agent
+
+
+def test_photos_a_minute_apart_get_a_question_each(client: FlaskClient, meta: Settings, graph: FakeGraphAPI,
+                                                   db_pool: ConnectionPool) -> None:
+    send_photo(client, graph, jpeg())
+    run_jobs(meta)
+    send_photo(client, graph, jpeg(f"GUIA: {OTHER_CODE}"), at=SENT_AT + 60)
+    run_jobs(meta)
+    questions = [m["body"] for m in said(db_pool) if "En tu foto leí" in m["body"]]
+    assert questions == [ASKED, ASKED.replace(CODE, OTHER_CODE)]
+
+
+@pytest.mark.parametrize("code_line", [None, f"GUIA: {UNKNOWN_CODE}"], ids=["no-code", "code-the-core-does-not-know"])
+def test_nothing_is_asked_without_a_known_code(client: FlaskClient, meta: Settings, graph: FakeGraphAPI,
+                                               db_pool: ConnectionPool, code_line: str | None) -> None:
+    send_photo(client, graph, jpeg(code_line))
+    run_jobs(meta)
+    [reply] = said(db_pool)
+    assert "Recibí tu imagen" in reply["body"]
+
+
+def test_a_caption_with_the_code_is_tracked_and_not_asked_again(client: FlaskClient, meta: Settings,
+                                                                graph: FakeGraphAPI, db_pool: ConnectionPool) -> None:
+    send_photo(client, graph, jpeg(), caption=f"este es mi comprobante {CODE}")
+    run_jobs(meta)
+    [answer] = said(db_pool)
+    assert CODE in answer["body"] and "tránsito" in answer["body"].lower()
+
+
+def test_the_question_is_asked_once_when_the_follow_up_runs_again(client: FlaskClient, meta: Settings,
+                                                                  graph: FakeGraphAPI,
+                                                                  db_pool: ConnectionPool) -> None:
+    send_photo(client, graph, jpeg())
+    run_jobs(meta)
+    [row] = rows(db_pool, "SELECT id, tenant_id FROM media")
+    rt = build_runtime(meta, pool_size=1)
+    try:
+        with db_pool.connection() as conn:
+            stored = media.get(conn, row["id"], row["tenant_id"])
+        assert stored is not None
+        media_followup.after_stored(rt, stored)
+    finally:
+        rt.close()
+    run_jobs(meta)
+    assert len([m for m in said(db_pool) if "En tu foto leí" in m["body"]]) == 1

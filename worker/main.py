@@ -47,7 +47,7 @@ from config import Settings, settings_or_exit
 from observability import configure_logging, init_sentry
 from runtime import presence
 from runtime.resources import Runtime, build_runtime, redis_from_settings
-from worker import outage
+from worker import outage, photo_followup
 from worker.draining import STOPPING
 from worker.pool import WorkerPool
 
@@ -224,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging("worker", settings.log_level)
     init_sentry(settings.sentry_dsn, settings.env)
     logging.getLogger("rq.worker").addFilter(outage.RetryLines())
+    photo_followup.announce(settings)  # once, before the processes start: photo OCR wanted, Tesseract missing
     if args.burst:
         run_worker(settings, burst=True)
         return 0
