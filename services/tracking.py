@@ -182,12 +182,13 @@ def _role_replies(ctx: ServiceContext, view: _View, sender: bool, recipient: boo
     return replies
 
 
-def not_found_replies(code: str) -> list[OutboundMessage]:
-    """Design 2.3.1: the code format, then retry / search by name or phone / talk to a person."""
+def not_found_replies(code: str, *, partial: bool = False) -> list[OutboundMessage]:
+    """Design 2.3.1: the code format, then retry / search by name or phone / talk to a person. `partial`: the
+    start of a code short of digits, whose rest may come in the next message (chatbot/dialog/tracking.py)."""
     w = wording()["not_found"]
     buttons = (Choice("nf_retry", w["retry"]), Choice("nf_search", w["search"]), Choice("nf_human", w["human"]))
     shown = business.fit(code.strip(), CODE_ECHO_MAX) or "?"
-    return [Buttons(body=w["body"].format(code=shown), buttons=buttons)]
+    return [Buttons(body=w["partial" if partial else "body"].format(code=shown), buttons=buttons)]
 
 
 def exists(ctx: ServiceContext, code: str) -> bool:

@@ -192,7 +192,8 @@ def test_when_no_reading_exists_the_first_gets_the_not_found_answer(say: Say) ->
 def test_a_code_broken_over_two_messages_is_joined_and_tracked(say: Say) -> None:
     ds = DialogState()
     first = say(ds, "SV2026 0106", phone=MARIA)
-    assert "*SV20260106*" in readable(first.replies)  # the format, with what arrived
+    assert "*SV20260106*: le faltan números" in readable(first.replies)  # the format, and "send me the rest"
+    assert "Si te faltó una parte, mándamela" in readable(first.replies)
     assert ds.code_fragment == "SV20260106"
     turn = say(ds, "O12345", phone=MARIA)
     assert "En tránsito hacia Santa Ana" in readable(turn.replies) and ds.code_fragment is None

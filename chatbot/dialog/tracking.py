@@ -64,10 +64,11 @@ def code_attempt(t: Turn) -> State | None:
         return None
     if (code := extract_bare_code(attempt)) is not None:
         return track(t, code)
-    t.replies += tracking_service.not_found_replies(attempt)  # never a code: the core is not asked
+    fragment = code_fragment(t.text)  # "SV2026 0106": the rest may come in the next message
+    t.replies += tracking_service.not_found_replies(attempt, partial=fragment is not None)  # the core is not asked
     t.ds.not_found_code = attempt
     t.topic = "track_package"
-    if (fragment := code_fragment(t.text)) is not None:  # "SV2026 0106": the rest may come in the next message
+    if fragment is not None:
         keep_fragment(t, fragment)
     return State.AWAITING_NOT_FOUND_CHOICE
 
@@ -94,7 +95,7 @@ def continued_code(t: Turn) -> State | None:
         return None
     t.topic = "track_package"
     if len(joined) < len("SV") + min(CODE_LENGTHS):  # still short: the format, and wait for more
-        t.replies += tracking_service.not_found_replies(joined)
+        t.replies += tracking_service.not_found_replies(joined, partial=True)
         t.ds.not_found_code = joined
         keep_fragment(t, joined)
         return State.AWAITING_NOT_FOUND_CHOICE
