@@ -74,8 +74,12 @@ def safe_name(filename: str | None, default: str = "archivo") -> str:
     return name or default
 
 
+def public_path(settings: Settings, media_id: int, tenant_id: int, filename: str | None, now: float) -> str:
+    """The public link to an agent's file, relative to the site (the simulator shows the picture with it)."""
+    query = signed_query(link_key(settings), OUT, media_id, tenant_id, now, OUT_TTL_S)
+    return PUBLIC_PATH.format(media_id=media_id, name=quote(safe_name(filename))) + "?" + urlencode(query)
+
+
 def public_url(settings: Settings, media_id: int, tenant_id: int, filename: str | None, now: float) -> str:
     """The absolute public link Twilio fetches an agent's file from (PUBLIC_BASE_URL + the public route)."""
-    query = signed_query(link_key(settings), OUT, media_id, tenant_id, now, OUT_TTL_S)
-    path = PUBLIC_PATH.format(media_id=media_id, name=quote(safe_name(filename)))
-    return settings.public_base_url.rstrip("/") + path + "?" + urlencode(query)
+    return settings.public_base_url.rstrip("/") + public_path(settings, media_id, tenant_id, filename, now)

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from flask import Flask
 from psycopg_pool import ConnectionPool
@@ -97,8 +98,9 @@ def test_an_agent_sees_hears_and_sends_files_in_chromium(served: tuple[Flask, st
 
             page.click("#claim")
             expect(page.locator("#case-status")).to_have_text("Lo tienes tú")
+            sent_photo = png(200, 140, (40, 90, 160))
             page.set_input_files("#file-input", files=[{"name": "guia-devolucion.png", "mimeType": "image/png",
-                                                        "buffer": png(200, 140, (40, 90, 160))}])
+                                                        "buffer": sent_photo}])
             expect(page.locator("#file-name")).to_have_text("guia-devolucion.png")
             page.fill("#file-caption", "Esta es la guía para la devolución")
             page.click("#file-send")
@@ -108,6 +110,11 @@ def test_an_agent_sees_hears_and_sends_files_in_chromium(served: tuple[Flask, st
             expect(sent.locator(".delivery")).to_have_text("entregado ✓✓", timeout=10_000)
             assert rows(db_pool, "SELECT status FROM messages WHERE kind = 'media' AND direction = 'out'") == [
                 {"status": "delivered"}]
+            # ... and the customer's phone in the simulator shows the picture
+            on_phone = httpx.get(base_url + "/simulator/api/messages", params={"phone": maria.phone}).json()
+            (shown,) = [m for m in on_phone["messages"] if m["kind"] == "media" and m["direction"] == "out"]
+            assert shown["file_type"] == "image" and shown["file_name"] == "guia-devolucion.png"
+            assert httpx.get(base_url + shown["file_url"]).content == sent_photo
             page.evaluate("""() => {
                 const list = document.getElementById('transcript');
                 const photo = document.querySelector('.msg.in .media-thumb').closest('.msg');

@@ -45,6 +45,7 @@ from channels import limits, meta_webhook
 from channels.events import InboundMessage, MessageKind
 from channels.outbound import OutboundMessage, message_from_dict, message_to_dict
 from config import Settings
+from runtime import media_links
 from runtime.enqueue import conversation_hash
 from storage.crypto import Vault
 
@@ -171,7 +172,23 @@ def messages() -> Response:
             (phone_hash, company.slug, after, PAGE_SIZE),
         ).fetchall()
         parents = _part_parents(cur, [r["idempotency_key"] for r in rows])
-    return jsonify(messages=[_message_json(row, parents) for row in rows])
+        files = _agent_files(cur, [r["id"] for r in rows if r["direction"] == "out" and r["kind"] == "media"])
+    return jsonify(messages=[{**_message_json(row, parents), **files.get(row["id"], {})} for row in rows])
+
+
+def _agent_files(cur: Cursor[dict[str, Any]], message_ids: list[int]) -> dict[int, dict[str, str]]:
+    """An agent's photo or PDF as the customer's phone shows it (issue 17): the public signed link of ours the
+    provider would fetch it from (runtime.media_links), so the simulator draws the picture."""
+    if not message_ids:
+        return {}
+    found = cur.execute("SELECT id, tenant_id, message_id, filename, media_type FROM media"
+                        " WHERE message_id = ANY(%s) AND direction = 'out' AND status = 'stored'",
+                        (message_ids,)).fetchall()
+    now = time.time()
+    return {int(f["message_id"]): {"file_url": media_links.public_path(_settings(), int(f["id"]), int(f["tenant_id"]),
+                                                                       f["filename"], now),
+                                   "file_type": str(f["media_type"]), "file_name": str(f["filename"] or "")}
+            for f in found}
 
 
 @bp.post("/api/reset")

@@ -163,6 +163,21 @@
         bubble.appendChild(el("div", "template-label", "Plantilla " + (m.name || "")));
         bubble.appendChild(formatted("text", message.body));
         break;
+      case "media":  // an agent's photo or PDF (issue 17), through our signed link
+        if (message.file_url && message.file_type === "image") {
+          const picture = document.createElement("img");
+          picture.className = "photo";
+          picture.src = message.file_url;
+          picture.alt = "Foto";
+          bubble.appendChild(picture);
+        } else if (message.file_url) {
+          const link = el("a", "document", "📄 " + (message.file_name || "documento"));
+          link.href = message.file_url;
+          link.target = "_blank";
+          bubble.appendChild(link);
+        }
+        if (m.caption) bubble.appendChild(formatted("text", m.caption));
+        break;
       default:
         bubble.appendChild(formatted("text", message.body));
     }
