@@ -3,6 +3,8 @@
     .venv/bin/python -m bench.notifications             # 10,000 events (~3-4 min)
     .venv/bin/python -m bench.notifications --quick     # 1,000 events: checks that the script works
     .venv/bin/python -m bench.notifications --events N --mps 80 --workers 4
+    .venv/bin/python -m bench.notifications --tier 2000   # issue 17: a burst of 2.5 x the messaging limit
+    .venv/bin/python -m bench.notifications --tier 10000
 
 Starts private Redis and PostgreSQL, the sandbox logistics core with N generated
 packages (10 % of the recipients have two packages, so the per-customer pair limit
@@ -26,6 +28,17 @@ overall and after the burst was acknowledged (target >= 90 %: while the burst is
 being acknowledged, gunicorn and the client take most of the 2 cores); the
 busiest 1-second window at the fake (must not exceed the limit); CPU by component.
 Results: bench/results/notifications[-quick].json.
+
+`--tier T` (issue 17, WhatsApp's messaging limit): the same stack with MESSAGING_LIMIT_TIER=T and in-transit
+notices on, no warm-up (it would use up the tier), and 2.5 x T events to as many customers, shuffled: 40 %
+of T "llegó a destino" (first in `notifications.decision.PRIORITY`) and the rest "en camino" (last). Then,
+round after round: wait until nothing is being decided or sent, count the templates the fake accepted and the
+notifications held; move the 24-hour window (every customer reached moves 24 h into the past in the Redis
+count, as if a day went by: no real waiting) and let the scheduler's pass release the next ones. Reported
+per round: templates sent (must be T while enough wait, never more), held, by kind; lost (events without a
+final or held notification; must be 0); the priority check (no "en camino" released while a "llegó" was
+still held); templates sent before the burst was seen (the first sends, before the backlog showed the burst
+would not fit, go in arrival order). Results: bench/results/notifications-tier<T>.json.
 """
 
 from __future__ import annotations
@@ -58,8 +71,10 @@ STALL_S = 60.0
 # --- the load ---------------------------------------------------------------------------------------------
 
 
-def post_events(port: int, codes: list[str], threads: int = 8) -> tuple[float, Counter[int]]:
-    """POST one signed ARRIVED event per code over keep-alive connections; (seconds taken, answers by status)."""
+def post_events(port: int, codes: list[str], threads: int = 8,
+                status_of: dict[str, str] | None = None) -> tuple[float, Counter[int]]:
+    """POST one signed event per code (ARRIVED, or its status in `status_of`) over keep-alive connections;
+    (seconds taken, answers by status)."""
     import http.client
 
     from notifications.events import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
@@ -73,7 +88,8 @@ def post_events(port: int, codes: list[str], threads: int = 8) -> tuple[float, C
         try:
             for code in chunk:
                 raw = json.dumps({"event_id": f"bench-{code}", "type": "package.status_changed",
-                                  "tracking_code": code, "status": "ARRIVED_AT_DESTINATION",
+                                  "tracking_code": code,
+                                  "status": (status_of or {}).get(code, "ARRIVED_AT_DESTINATION"),
                                   "occurred_at": "2026-01-06T09:40:00-06:00"}).encode()
                 ts = str(int(time.time()))
                 conn.request("POST", "/internal/events", body=raw, headers={
@@ -129,7 +145,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=4, help="worker processes")
     parser.add_argument("--drain-timeout", type=float, default=900.0)
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs)")
+    parser.add_argument("--tier", type=int, choices=(250, 2000, 10000), default=None,
+                        help="issue 17: 2.5 x this messaging limit in events, released round by round")
     args = parser.parse_args(argv)
+    if args.tier is not None:
+        tier_main(args)
+        return
     n_events = 1000 if args.quick else args.events
     info = machine_info()
     log(f"machine: {info['cpus']} CPUs ({info['cpu_model']}), load {info['loadavg_at_start']}")
@@ -148,7 +169,7 @@ def main(argv: list[str] | None = None) -> None:
         env = bench_env(stack.redis_url, stack.database_url, META_GRAPH_BASE_URL=fake.url,
                         META_THROUGHPUT_MPS=str(args.mps), SANDBOX_CORE_DATA=str(data_dir / "core.json"),
                         QUIET_HOURS_START="00:00", QUIET_HOURS_END="00:00", NOTIFICATIONS_INTERVAL_S="5",
-                        RECOVERY_MIN_AGE_S="60", JOB_TIMEOUT_S="60")
+                        RECOVERY_MIN_AGE_S="60", JOB_TIMEOUT_S="60", MESSAGING_LIMIT_TIER="unlimited")
         core_url = stack.start_core(env)
         if core_url is None:
             raise SystemExit("the sandbox core did not start")
@@ -254,6 +275,148 @@ def main(argv: list[str] | None = None) -> None:
     print("PostgreSQL sequential scans (table: scans, rows read):", seq_scans)
     print(f"results: {path}")
     ok = duplicates == 0 and sent == n_events and result["share_of_limit_after_burst"] >= TARGET_SHARE
+    log("targets met" if ok else "targets NOT met")
+
+
+
+# --- issue 17: the messaging-limit tiers -------------------------------------------------------------------
+
+
+def roll_window(redis_url: str) -> int:
+    """Move every customer of every messaging-limit count 24 h (and a second) into the past: a day went by."""
+    import redis
+
+    conn = redis.Redis.from_url(redis_url)
+    moved = 0
+    try:
+        for key in conn.scan_iter(match="msglimit:*:reached"):
+            members = conn.zrange(key, 0, -1, withscores=True)
+            if members:
+                conn.zadd(key, {m: score - 86401 for m, score in members})
+                moved += len(members)
+    finally:
+        conn.close()
+    return moved
+
+
+def settle(database_url: str, total: int, timeout: float) -> dict[str, int]:
+    """Wait until no event is being decided and no notification is waiting or being sent; the statuses then."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    last_change = time.monotonic()
+    notes: dict[str, int] = {}
+    while time.monotonic() < deadline:
+        events_open, notes = progress(database_url)
+        busy = sum(notes.get(s, 0) for s in ("pending", "deferred", "sending"))
+        if events_open == 0 and busy == 0 and sum(notes.values()) >= total:
+            time.sleep(6.0)  # one more scheduler pass: nothing left to release
+            events_open, again = progress(database_url)
+            if again == notes and events_open == 0:
+                return notes
+            notes = again
+        if (events_open, notes) != last:
+            last, last_change = (events_open, notes), time.monotonic()
+            log(f"open events {events_open}, notifications {notes}")
+        elif time.monotonic() - last_change > STALL_S:
+            log("no progress for 60 s")
+            break
+        time.sleep(1.0)
+    return notes
+
+
+def tier_main(args: argparse.Namespace) -> None:
+    import random
+
+    from notifications.decision import PRIORITY
+    from tests.notifications_helpers import write_core_data
+
+    tier = int(args.tier)
+    n_events = int(tier * 2.5)
+    info = machine_info()
+    log(f"machine: {info['cpus']} CPUs ({info['cpu_model']}), load {info['loadavg_at_start']}")
+    with Stack(keep=args.keep) as stack:
+        data_dir = stack.base / "core-data"
+        data_dir.mkdir()
+        codes = write_core_data(data_dir / "core.json", n_events)  # every package to a customer of its own
+        rng = random.Random(17)
+        rng.shuffle(codes)
+        arrived = set(codes[:int(tier * 0.4)])
+        statuses = {c: "ARRIVED_AT_DESTINATION" if c in arrived else "IN_TRANSIT" for c in codes}
+        rng.shuffle(codes)
+        stack.start_services()
+        fake = GraphFakeProcess(throughput_mps=args.mps, pair_limit=(1, 6.0))
+        stack.on_close(fake.stop)
+        env = bench_env(stack.redis_url, stack.database_url, META_GRAPH_BASE_URL=fake.url,
+                        META_THROUGHPUT_MPS=str(args.mps), SANDBOX_CORE_DATA=str(data_dir / "core.json"),
+                        QUIET_HOURS_START="00:00", QUIET_HOURS_END="00:00", NOTIFICATIONS_INTERVAL_S="5",
+                        RECOVERY_MIN_AGE_S="60", JOB_TIMEOUT_S="60", MESSAGING_LIMIT_TIER=str(tier),
+                        NOTIFY_IN_TRANSIT="true")
+        core_url = stack.start_core(env)
+        if core_url is None:
+            raise SystemExit("the sandbox core did not start")
+        env["CORE_API_URL"] = core_url
+        stack.seed_tenant(env)
+        port = stack.start_gunicorn(env)
+        stack.start_workers(env, args.workers)
+        stack.spawn("scheduler", [sys.executable, "-m", "worker.scheduler"], env)
+        log(f"tier {tier}: posting {n_events} events ({len(arrived)} arrived, {n_events - len(arrived)} in transit)")
+        started = time.monotonic()
+        post_s, answers = post_events(port, codes, status_of=statuses)
+        log(f"burst acknowledged in {post_s:.1f}s: {dict(answers)}")
+        rounds: list[dict[str, Any]] = []
+        seen_refs: set[str] = set()
+        for number in range(1, 6):
+            notes = settle(stack.database_url, n_events, args.drain_timeout)
+            accepted = fake.stats()["accepted"]
+            new = [a for a in accepted if a[0] not in seen_refs]
+            seen_refs |= {a[0] for a in new}
+            sent_ids = [int(str(a[0]).split(":")[1]) for a in new if a[0]]
+            by_kind = dict(Counter(str(r[0]) for r in _db(
+                stack.database_url, "SELECT kind FROM notification_log WHERE id = ANY(%s)", (sent_ids,))))
+            held = dict(_db(stack.database_url, "SELECT kind, count(*) FROM notification_log WHERE status = 'held'"
+                                                " GROUP BY 1"))
+            direct = int(_db(stack.database_url, "SELECT count(*) FROM notification_log WHERE id = ANY(%s)"
+                                                 " AND admitted_at IS NULL", (sent_ids,))[0][0])
+            rank = {kind: i for i, kind in enumerate(PRIORITY)}
+            released_ranks = [rank[k] for k in by_kind if by_kind[k]]
+            held_ranks = [rank[k] for k in held if held[k]]
+            in_order = not released_ranks or not held_ranks or max(released_ranks) <= min(held_ranks)
+            entry = {"round": number, "templates_sent": len(new), "sent_by_kind": by_kind,
+                     "held": sum(held.values()), "held_by_kind": {str(k): int(v) for k, v in held.items()},
+                     "sent_before_the_burst_was_seen": direct if number == 1 else 0,
+                     "priority_order_kept": in_order, "distinct_recipients": len({a[1] for a in new}),
+                     "statuses": notes, "at_s": round(time.monotonic() - started, 1)}
+            rounds.append(entry)
+            log(f"round {number}: {entry}")
+            if not held:
+                break
+            log(f"the 24-hour window rolls: {roll_window(stack.redis_url)} customers move a day back")
+        final = dict(_db(stack.database_url, "SELECT status, count(*) FROM notification_log GROUP BY 1"))
+        stats = fake.stats()
+    finals = sum(v for k, v in final.items() if k in ("accepted", "sent", "delivered", "read"))
+    lost = n_events - finals - int(final.get("held", 0))
+    over = max(r["templates_sent"] - tier for r in rounds)
+    result = {"tier": tier, "events": n_events, "arrived": len(arrived), "in_transit": n_events - len(arrived),
+              "answers": dict(answers), "burst_ack_s": round(post_s, 2), "rounds": rounds,
+              "final_statuses": {str(k): int(v) for k, v in final.items()}, "lost": lost,
+              "templates_beyond_the_tier": max(0, over), "refusals_by_fake": stats["refusals"],
+              "duplicates": len(stats["accepted"]) - len({a[0] for a in stats["accepted"]}), "machine": info}
+    path = write_results(f"notifications-tier{tier}", result)
+    print()
+    print(f"## Messaging limit {tier:,}: {n_events:,} events ({len(arrived):,} arrived, "
+          f"{n_events - len(arrived):,} in transit), limit {args.mps} msg/s, K={args.workers}")
+    print()
+    print(table(["round", "templates sent", "arrived / in transit sent", "held after", "priority kept",
+                 "ended at s"],
+                [[r["round"], r["templates_sent"],
+                  f"{r['sent_by_kind'].get('arrived', 0)} / {r['sent_by_kind'].get('in_transit', 0)}",
+                  r["held"], "yes" if r["priority_order_kept"] else "NO", r["at_s"]] for r in rounds]))
+    print()
+    print(f"lost {lost}, templates beyond the tier {max(0, over)}, duplicates {result['duplicates']}, "
+          f"refusals {stats['refusals']}, sent before the burst was seen {rounds[0]['sent_before_the_burst_was_seen']}")
+    print(f"results: {path}")
+    ok = lost == 0 and over <= 0 and rounds[0]["templates_sent"] == tier and result["duplicates"] == 0 \
+        and all(r["priority_order_kept"] for r in rounds)
     log("targets met" if ok else "targets NOT met")
 
 
