@@ -114,6 +114,9 @@ def send(rt: Runtime, log_id: int, *, now: datetime | None = None) -> SendOutcom
             return over
         outcome = _send_as(rt, sender, note, conversation.id, recipient, mode, message, spec.render(values),
                            refused_before=retry)
+        if outcome == "template_refused":  # Meta paused it before its webhook told us: the next one, or held
+            retry = True
+            continue
         if outcome != "window_closed":
             break
         mode, retry = TEMPLATE, True  # 131047: the window closed after all; the approved template may always go
@@ -159,7 +162,8 @@ def _pin_point(options: list[tuple[str, str]]) -> str | None:
 
 def _send_as(rt: Runtime, sender: Sender, note: ledger.Notification, conversation_id: int, recipient: Recipient,
              mode: str, message: OutboundMessage, shown: str, *, refused_before: bool) -> str | SendOutcome:
-    """Write, claim, throttle and send one message; 'sent', 'failed', 'window_closed' or a deferral.
+    """Write, claim, throttle and send one message; 'sent', 'failed', 'window_closed', 'template_refused' (Meta
+    paused or disabled the template: `notifications.template_states.refused`) or a deferral.
 
     `refused_before`: the template after a refused free-form message, which reached
     nobody, so the customer's notification spacing is not taken twice.
@@ -205,6 +209,11 @@ def _send_as(rt: Runtime, sender: Sender, note: ledger.Notification, conversatio
         delay = exc.retry_delay_s(note.attempts - 1)
         return _defer(rt, note, message_id, exc.code, exc.title, delay)
     except SendError as exc:
+        if isinstance(message, Template) and exc.code in template_states.REFUSED_CODES:  # paused/disabled by Meta
+            with rt.pool.connection() as conn, conn.transaction():
+                template_states.refused(conn, note.tenant_id, message_id, message, exc.code, exc.title)
+            log.info("template refused as paused; choosing again", extra={"notification_id": note.id})
+            return "template_refused"
         return _fail(rt, note, message_id, exc, exc.title)
     _record_sent(rt, sender.channel, note, message_id, results)
     log.info("notification sent", extra={"notification_id": note.id, "mode": mode, "kind": note.kind})

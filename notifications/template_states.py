@@ -13,18 +13,25 @@ and released when Meta approves one of its templates again (`released_on_approva
 
 This only concerns templates: inside the 24-hour window the notification goes as an interactive message with
 the template's text, which Meta does not review, so a paused template does not stop it.
+A send Meta refuses because the template is paused or disabled (132015, 132016; Twilio 63041, 63042), before
+its webhook came, marks the template the same way (`refused`) and the notification tries again at once.
 Failure policy: database errors raise.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from psycopg import Connection
 
+from channels.outbound import Template
 from notifications.templates import TemplateSpec, fallbacks_for
-from storage import account_notices
+from storage import account_notices, messages
 
+# A template send refused because of the template itself: Meta 132015 "template is paused", 132016 "template is
+# disabled"; Twilio 63041 (paused for quality), 63042 (disabled). Its state is set as the webhook would set it.
+REFUSED_CODES = {"132015": "PAUSED", "132016": "DISABLED", "63041": "PAUSED", "63042": "DISABLED"}
 UNUSABLE = frozenset({"PAUSED", "DISABLED", "REJECTED", "PENDING", "PENDING_DELETION", "DELETED", "ARCHIVED"})
 USABLE = frozenset({"APPROVED", "REINSTATED", "UNARCHIVED"})
 
@@ -56,3 +63,14 @@ def choose(conn: Connection[Any], tenant_id: int, tenant_slug: str, spec: Templa
         if (candidate.name, language_code(candidate.language)) not in blocked:
             return candidate
     return None
+
+
+def refused(conn: Connection[Any], tenant_id: int, message_id: int, template: Template, code: str,
+            title: str) -> None:
+    """The provider refused to send `template` because Meta paused or disabled it (`REFUSED_CODES`), before its
+    webhook told us: the template is marked unusable now, the refused message set aside (nothing reached the
+    customer), so the notification picks the next allowed template or is held."""
+    messages.set_aside(conn, message_id, code, title)
+    account_notices.set_template_state(conn, tenant_id=tenant_id, name=template.name,
+                                       language=language_code(template.language), status=REFUSED_CODES[code],
+                                       usable=False, reason=f"send refused: {code}", since=datetime.now(UTC))

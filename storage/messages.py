@@ -222,6 +222,17 @@ def mark_failed(conn: Connection[Any], message_id: int, error_code: str, error_t
     )
 
 
+def set_aside(conn: Connection[Any], message_id: int, error_code: str, error_title: str) -> None:
+    """A send the provider refused for a reason that is not the message's (its template was paused): failed,
+    with its idempotency key renamed so the same notification can be written and sent again later."""
+    conn.execute(
+        "UPDATE messages SET status = 'failed', status_rank = %s, error_code = %s, error_title = %s,"
+        " failed_at = now(), updated_at = now(), idempotency_key = idempotency_key || ':refused:' || id"
+        " WHERE id = %s",
+        (DeliveryStatus.FAILED.rank, error_code, error_title[:500], message_id),
+    )
+
+
 def apply_status(
     conn: Connection[Any], *, channel: str, provider_message_id: str, status: DeliveryStatus,
     error_code: str | None, error_title: str | None, reference: str | None = None,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -222,3 +223,33 @@ def test_quality_and_limit_notices_reach_the_admin_the_operator_and_the_tier(
     page = admin.get("/console/templates").get_data(as_text=True)
     assert "Tu límite diario de WhatsApp ahora es de 2.000 clientes en 24 horas." in page
     assert "WhatsApp subió la velocidad de envío de tu número." in page
+
+
+def test_a_send_meta_refuses_as_paused_marks_the_template_and_takes_the_fallback_at_once(
+    client: FlaskClient, nsettings: Settings, graph: FakeGraphAPI, db_pool: ConnectionPool
+) -> None:
+    graph.fail_next(1, status=400, code=132015, details="Template is paused")  # before Meta's webhook came
+    _notify(client, nsettings, "SV20260105007834", "ARRIVED_AT_DESTINATION")
+    [body] = graph.messages_to(MARIA)
+    assert body["template"]["name"] == "paquete_llego_aviso"
+    [note] = notifications(db_pool)
+    assert (note["status"], note["template_name"]) == ("accepted", "paquete_llego_aviso")
+    [state] = rows(db_pool, "SELECT name, status, usable FROM template_states")
+    assert (state["name"], state["status"], state["usable"]) == ("paquete_llego", "PAUSED", False)
+    sends = rows(db_pool, "SELECT status, error_code FROM messages WHERE direction = 'out' ORDER BY id")
+    assert [(m["status"], m["error_code"]) for m in sends] == [("failed", "132015"), ("accepted", None)]
+
+
+def test_a_send_refused_as_disabled_without_a_fallback_is_held_then_sent_on_reapproval(
+    client: FlaskClient, nsettings: Settings, graph: FakeGraphAPI, db_pool: ConnectionPool
+) -> None:
+    graph.fail_next(1, status=400, code=132016, details="Template is disabled")
+    _notify(client, nsettings, "SV20260105007834", "RETURNED_TO_SENDER")
+    assert graph.messages_to("+50370000006") == []
+    [note] = notifications(db_pool)
+    assert (note["status"], note["hold_reason"]) == ("held", "template_paused")
+    _deliver(client, nsettings, _template_notice("REINSTATED", "paquete_devuelto", time=int(time.time()) + 60,
+                                                 fixture="meta_template_status_approved.json"))
+    [body] = graph.messages_to("+50370000006")
+    assert body["template"]["name"] == "paquete_devuelto"
+    assert notifications(db_pool)[0]["status"] == "accepted"
