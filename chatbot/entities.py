@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from pathlib import Path
@@ -162,8 +163,9 @@ CODE_LENGTHS = (13, 14)  # digits after "SV"
 # Letters read as the digit they look like, inside the digits of a code (docs/NLU.md, "How tracking codes are
 # read"). Case matters: a lower-case "b" looks like a 6 and a capital "L" like nothing, so neither is read.
 LOOKALIKES = {"O": "0", "o": "0", "I": "1", "i": "1", "l": "1", "|": "1", "S": "5", "s": "5", "B": "8"}
-# "SV", "sv", "S V", "S.V.", "S-V" and "5V" (a 5 typed for the S), not inside a word or a number.
-_CODE_PREFIX = re.compile(r"(?<![A-Za-z0-9])(?:[Ss][ .\-]?[Vv]|5[Vv])\.?[ \t.\-:#]*")
+# "SV", "sv", "S V", "S.V.", "S-V" and "5V" (a 5 typed for the S), not inside a word or a number (`_prefixes`
+# also leaves out the end of an address: "tienda.sv", "ana@correo.sv").
+_CODE_PREFIX = re.compile(r"(?<![A-Za-z0-9@])(?:[Ss][ .\-]?[Vv]|5[Vv])\.?[ \t.\-:#]*")
 _CODE_GROUP = re.compile(r"[A-Za-z0-9|]+")
 _CODE_SEPARATOR = re.compile(r"[ \t]*[\-.]?[ \t]*")  # spaces, one dash or one dot between two groups
 _NEXT_WORD = re.compile(r"[ \t]*([A-Za-z]+)")
@@ -192,8 +194,8 @@ def read_codes(text: str) -> list[CodeReading]:
     A code is "SV" and 13 or 14 digits ("SV20260106012345"). The rules, in order:
     1. The text is read as typed (NFKC: full-width digits are digits; zero-width marks are dropped).
     2. The prefix is "SV" in any case ("sv", "Sv"), with at most one space, dot or dash inside ("S V", "S.V.",
-       "S-V"), or "5V" (a 5 typed for the S); not inside a word or a number. Spaces, dots, dashes, ":" and "#"
-       may follow it ("SV: 2026…", "SV-2026…").
+       "S-V"), or "5V" (a 5 typed for the S); not inside a word, a number or a web or mail address ("tienda.sv").
+       Spaces, dots, dashes, ":" and "#" may follow it ("SV: 2026…", "SV-2026…").
     3. The digits come in groups of letters and digits; between two groups one separator: spaces, or one dash
        or one dot with spaces around it ("2026 0106 012345", "2026-0106-012345", "2026.0106.012345").
     4. Inside a group these letters are read as digits: O and o as 0; I, i, l (lower-case L) and | as 1; S and s
@@ -214,12 +216,21 @@ def read_codes(text: str) -> list[CodeReading]:
     """
     raw = unicodedata.normalize("NFKC", text).translate(_INVISIBLE)
     readings: list[CodeReading] = []
-    for prefix in _CODE_PREFIX.finditer(raw):
+    for prefix in _prefixes(raw):
         stops = _digit_stops(raw, prefix.end())
         valid = list(dict.fromkeys(d for d in reversed(stops) if len(d) in CODE_LENGTHS))
         if valid:
             readings.append(CodeReading("SV" + valid[0], tuple("SV" + d for d in valid[1:])))
     return readings
+
+
+def _prefixes(raw: str) -> Iterator[re.Match[str]]:
+    """The code prefixes of a text, but the ".sv" that ends a web or mail address ("www.envios.sv 2026…")."""
+    for prefix in _CODE_PREFIX.finditer(raw):
+        start, end = prefix.start(), prefix.start() + 2
+        domain = start >= 2 and raw[start - 1] == "." and raw[start - 2].isalnum() and raw[start:end] == "sv"
+        if not (domain and not raw[end:end + 1].isalnum()):
+            yield prefix
 
 
 def _group_digits(group: str) -> str | None:
@@ -302,7 +313,7 @@ def code_fragment(text: str) -> str | None:
     """The start of a code typed with its "SV" but short of digits ("SV2026 0106" -> "SV20260106"), read as in
     `read_codes` (3 to 12 digits); None otherwise. The dialog keeps it for the next message (`join_code`)."""
     raw = unicodedata.normalize("NFKC", text).translate(_INVISIBLE)
-    for prefix in _CODE_PREFIX.finditer(raw):
+    for prefix in _prefixes(raw):
         stops = _digit_stops(raw, prefix.end())
         if stops and 3 <= len(stops[-1]) < min(CODE_LENGTHS):
             return "SV" + stops[-1]

@@ -44,6 +44,7 @@ READY = "SV20260105007834"  # Pedro Ramírez -> María López, ready in Santa An
     ("SV-20260106-012345", ON_THE_WAY),  # dashes
     ("SV 2026 - 0106 - 012345", ON_THE_WAY),  # a dash with spaces around it
     ("el codigo es SV.2026.0102.005431 porfa", "SV20260102005431"),  # dots
+    ("codigo.sv2026 0106 012345", ON_THE_WAY),  # after a full stop without a space
     ("Sv20260106012345", ON_THE_WAY),
     ("S V 2026 0106 012345", ON_THE_WAY),  # "SV" with a space inside
     ("S.V. 2026-0106-012345", ON_THE_WAY),
@@ -88,6 +89,7 @@ def test_what_reads_two_ways_is_not_guessed(typed: str, readings: tuple[str, ...
     "20260106012345", "SV123", "SV202601060123456789", "mi DUI es 01234567-8", "llamame al 50370000001",
     "SV2O26O1O6OO12",  # 12 digits: the start of a code, not a code
     "es verdad 2026", "5v 2A", "SV SI", "tengo 2 paquetes de 8 lb", "06/01/2026",
+    "www.envios.sv 20260106012345", "escribile a ana@tienda.sv 20260106012345",  # the end of an address
 ])
 def test_no_code(typed: str) -> None:
     assert entities.read_codes(typed) == []
@@ -96,7 +98,7 @@ def test_no_code(typed: str) -> None:
 
 @pytest.mark.parametrize(("typed", "fragment"), [
     ("SV2026 0106", "SV20260106"), ("sv2O26-O1O6", "SV20260106"), ("SV2O26O1O6OO12", "SV202601060012"),
-    ("mi codigo es SV2026", "SV2026"), ("SV20260106012345", None), ("SV12", None), ("2026 0106", None),
+    ("mi codigo es SV2026", "SV2026"), ("SV20260106012345", None), ("correo@tienda.sv 20260106", None), ("SV12", None), ("2026 0106", None),
 ])
 def test_the_start_of_a_code(typed: str, fragment: str | None) -> None:
     assert entities.code_fragment(typed) == fragment
