@@ -36,6 +36,9 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('/tmp/deps/pypr
 COPY --from=wheel /wheels /tmp/wheels
 RUN pip install --no-deps /tmp/wheels/*.whl && rm -rf /tmp/wheels
 
+# The media volume's mount point (docker-compose.yml), owned by encargo so the volume is too (issue 17).
+RUN install -d -o encargo -g encargo /home/encargo/media
+
 USER encargo
 WORKDIR /home/encargo
 ENV WEB_BIND=0.0.0.0:8000
