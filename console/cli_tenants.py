@@ -16,6 +16,8 @@
                               [--messaging-service-sid MG...] [--secret]
     encargo-admin channel-remove --slug acme --provider meta --number 1234567890
     encargo-admin rotate-secrets                  (re-encrypt everything with the first PHONE_ENCRYPTION_KEY)
+    encargo-admin messaging-limit --slug acme --tier 2000|250|10000|100000|unlimited [--waba-id ...]
+                                  (WhatsApp's messaging limit of its business account; Meta's webhook updates it)
 
 Secrets never come from the command line (it ends up in shell history and `ps`): a flag only says
 which secret to set, and its value is read from an environment variable (ENCARGO_CORE_API_KEY,
@@ -36,7 +38,7 @@ import redis
 from psycopg_pool import ConnectionPool
 
 from config import Settings, settings_or_exit
-from storage import faq_versions, secret_rotation, tenant_admin, tenant_llm
+from storage import faq_versions, messaging_limits, secret_rotation, tenant_admin, tenant_llm
 from storage.crypto import DecryptionError, Vault
 from storage.db import open_pool
 from storage.tenants import ACTIVE, SUSPENDED, TenantError
@@ -100,6 +102,14 @@ def register(commands: Any) -> None:
 
     commands.add_parser("rotate-secrets", help="re-encrypt every stored secret and phone with the first "
                                                "PHONE_ENCRYPTION_KEY").set_defaults(run=_runner(rotate_secrets))
+
+    limit = commands.add_parser("messaging-limit", help="record WhatsApp's messaging limit of a company's "
+                                                        "business account (issue 17)")
+    limit.add_argument("--slug", required=True)
+    limit.add_argument("--tier", required=True, help="250, 2000, 10000, 100000 or unlimited (Meta's tiers)")
+    limit.add_argument("--waba-id", default="", help="the WhatsApp Business Account (none: all the company's "
+                                                     "numbers without their own)")
+    limit.set_defaults(run=_runner(messaging_limit))
 
 
 Handler = Callable[[argparse.Namespace, Settings, ConnectionPool], int]
@@ -304,4 +314,20 @@ def rotate_secrets(args: argparse.Namespace, settings: Settings, pool: Connectio
     for column, count in counts.items():
         _say(f"{column}: {count} re-encrypted")
     _say("done: every stored value is now encrypted with the first key; older keys can be removed")
+    return 0
+
+
+def messaging_limit(args: argparse.Namespace, settings: Settings, pool: ConnectionPool) -> int:
+    try:
+        tier = messaging_limits.parse_tier(args.tier)
+    except ValueError as exc:
+        return _refused(exc)
+    with pool.connection() as conn:
+        row = conn.execute("SELECT id FROM tenants WHERE slug = %s", (args.slug,)).fetchone()
+        if row is None:
+            return _refused(TenantError(f"no tenant {args.slug!r}"))
+        messaging_limits.set_tier(conn, tenant_id=int(row["id"]), account_id=args.waba_id, tier=tier,  # type: ignore[call-overload]
+                                  source="config")
+    _say(f"{args.slug}{' ' + args.waba_id if args.waba_id else ''}: messaging limit "
+         f"{'unlimited' if tier is None else tier}")
     return 0

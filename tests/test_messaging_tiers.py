@@ -5,7 +5,10 @@ a rolling 24 hours, held notifications in priority order, released when the wind
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -197,3 +200,20 @@ def test_a_tier_from_meta_replaces_the_configured_one_and_releases_what_fits(
     run_jobs(tier_settings)
     assert len(template_sends(graph.sent)) == 260
     assert [n for n in notifications(db_pool) if n["status"] == "held"] == []
+
+
+def test_the_operator_records_a_tier_and_a_tier_meta_does_not_have_is_refused(
+    base_env: dict[str, str], db_pool: ConnectionPool,
+) -> None:
+    def admin(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "console.cli", *args], cwd=Path(__file__).parent.parent,
+                              capture_output=True, text=True, env={**os.environ, **base_env}, timeout=60,
+                              check=False)
+
+    slug = rows(db_pool, "SELECT slug FROM tenants ORDER BY id LIMIT 1")[0]["slug"]
+    done = admin("messaging-limit", "--slug", slug, "--tier", "10000", "--waba-id", "102290129340398")
+    assert done.returncode == 0 and "messaging limit 10000" in done.stdout, done.stderr
+    refused = admin("messaging-limit", "--slug", slug, "--tier", "5000")
+    assert refused.returncode == 1 and "not a messaging-limit tier" in refused.stdout
+    assert rows(db_pool, "SELECT account_id, tier, source FROM messaging_limits") == [
+        {"account_id": "102290129340398", "tier": 10000, "source": "config"}]
