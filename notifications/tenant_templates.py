@@ -26,6 +26,7 @@ from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
 from notifications import decision
+from notifications.template_states import language_code
 from notifications.templates import (
     MAX_BUTTON_TITLE,
     MAX_BUTTONS,
@@ -40,7 +41,7 @@ from notifications.templates import (
     templates_for,
 )
 from runtime.resources import Runtime
-from storage import tenant_templates
+from storage import account_notices, tenant_templates
 from storage.tenant_templates import TemplateFields, TemplateRow
 
 # What the customer reads for each notification kind, in the admin's words.
@@ -116,11 +117,15 @@ def template_for(rt: Runtime, tenant_id: int, tenant_slug: str, kind: str) -> Te
 
 def effective(pool: ConnectionPool, tenant_id: int, tenant_slug: str) -> list[TemplateSpec]:
     """Every template the company may send now (what the console offers its agents outside the 24-hour window):
-    its enabled rows, and its YAML block's for the kinds without a row. Read from the database (a page)."""
+    its enabled rows, and its YAML block's for the kinds without a row; none Meta paused, disabled or rejected
+    (issue 17, `notifications.template_states`). Read from the database (a page)."""
     rows = tenant_templates.for_tenant(pool, tenant_id)
     own = {row.kind for row in rows}
-    return [*(spec_of(row, tenant_slug) for row in rows if row.enabled),
-            *(spec for spec in templates_for(tenant_slug) if spec.notification not in own)]
+    with pool.connection() as conn:
+        blocked = account_notices.unusable_templates(conn, tenant_id)
+    specs = [*(spec_of(row, tenant_slug) for row in rows if row.enabled),
+             *(spec for spec in templates_for(tenant_slug) if spec.notification not in own)]
+    return [spec for spec in specs if (spec.name, language_code(spec.language)) not in blocked]
 
 
 def effective_named(pool: ConnectionPool, tenant_id: int, tenant_slug: str, name: str) -> TemplateSpec:

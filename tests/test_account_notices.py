@@ -18,6 +18,7 @@ from psycopg_pool import ConnectionPool
 from channels import meta_webhook
 from channels.events import AccountNotice
 from config import Settings
+from notifications import tenant_templates
 from tests.conftest import load_fixture
 from tests.console_support import logged_in, make_agent
 from tests.fakes.graph_api import FakeGraphAPI
@@ -167,6 +168,8 @@ def test_a_paused_template_gives_way_to_the_fallback_and_the_admin_sees_it(
     assert 'data-name="paquete_llego_aviso"' in page
     panel = admin.get("/console/dashboard").get_data(as_text=True)
     assert "Meta pausó una plantilla de avisos" in panel
+    tenant_id = int(note["tenant_id"])  # nor is it offered to agents outside the 24-hour window
+    assert "paquete_llego" not in {spec.name for spec in tenant_templates.effective(db_pool, tenant_id, "demo")}
 
 
 def test_with_no_template_left_the_notice_is_held_and_a_reapproval_releases_it(
