@@ -1,4 +1,5 @@
-"""What happens to a customer's file once its download ends (issue 17): voice notes are transcribed.
+"""What happens to a customer's file once its download ends (issue 17): voice notes are transcribed, photos
+are read for a tracking code (worker/photo_followup.py).
 
 `worker.media_job` calls `after_stored` when a file is in the media store and
 `after_failed` when its download ended without it (failed, gone, rejected).
@@ -33,6 +34,7 @@ import logging
 from datetime import timedelta
 
 import redis
+from rq import Retry
 
 from channels.events import MessageKind
 from llm.transcription import TIMEOUT_S, Transcriber, TranscriptionError, transcriber
@@ -41,7 +43,8 @@ from runtime.enqueue import FAILED_TTL_S
 from runtime.resources import Runtime
 from storage import media
 from storage.media import Media
-from worker import reentry
+from storage.media_files import MediaNotFound
+from worker import photo_followup, reentry
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +53,7 @@ TRANSCRIBE_JOB = "worker.jobs.transcribe_voice"
 RETRY_DELAYS_S = (10, 30, 120, 300)
 TRANSCRIPT_SUFFIX = "transcript"
 FINISHED = ("done", "failed", "unavailable")
+CRASH_RETRY = Retry(max=2, interval=[10, 60])  # a job that died with its worker (or on a database error) runs again
 
 
 def is_voice(row: Media) -> bool:
@@ -58,10 +62,13 @@ def is_voice(row: Media) -> bool:
 
 
 def after_stored(rt: Runtime, row: Media) -> None:
-    """A file is in the media store: a voice note's transcription is queued. Errors are logged, never raised."""
+    """A file is in the media store: a voice note's transcription is queued, a photo's tracking code read
+    (worker/photo_followup.py). Errors are logged, never raised."""
     try:
         if is_voice(row):
             _start_transcription(rt, row)
+        else:
+            photo_followup.read_photo(rt, row)
     except Exception as exc:  # the download succeeded; what follows must not undo it
         log.error("follow-up of a stored file failed: %s", type(exc).__name__, extra={"media_id": row.id})
 
@@ -86,7 +93,11 @@ def transcribe_voice(rt: Runtime, media_id: int, tenant_id: int, correlation_id:
     Returns what happened (for logs and tests). Raises on database errors (RQ retries the job)."""
     with rt.pool.connection() as conn:
         row = media.get(conn, media_id, tenant_id)
-    if row is None or row.transcript_status in FINISHED:
+    if row is None or row.transcript_status == "unavailable":
+        return "nothing to do"
+    if row.transcript_status in FINISHED:  # a job that died after storing its outcome: re-entered once
+        reentry.reenter(rt, row, kind=MessageKind.TRANSCRIPT, suffix=TRANSCRIPT_SUFFIX, text=row.transcript,
+                        correlation_id=correlation_id)
         return "nothing to do"
     engine = _transcriber_for(rt, row)
     if engine is None:  # turned off since it was queued
@@ -94,6 +105,9 @@ def transcribe_voice(rt: Runtime, media_id: int, tenant_id: int, correlation_id:
         return "no transcriber"
     try:
         audio = rt.media_store.get(row.tenant_id, row.storage_key or "")
+    except MediaNotFound:  # deleted since (retention): nothing to listen to any more
+        _give_up(rt, row, "file_missing", correlation_id)
+        return "failed: file_missing"
     except Exception as exc:  # the store is another system: its failures are worth another try
         return _retry_or_give_up(rt, row, correlation_id, attempt, TranscriptionError(
             "store_unavailable", transient=True, detail=type(exc).__name__))
@@ -125,13 +139,15 @@ def _start_transcription(rt: Runtime, row: Media) -> None:
 
 def queue_transcription(rt: Runtime, row: Media, correlation_id: str, *, attempt: int, delay_s: float = 0) -> None:
     """Queue `transcribe_voice` for `row`, now or after `delay_s`. Raises redis errors."""
-    options = {"job_id": f"transcribe{row.id:015d}-{attempt}", "result_ttl": 0, "failure_ttl": FAILED_TTL_S}
+    job_id = f"transcribe{row.id:015d}-{attempt}"
     timeout = max(rt.settings.job_timeout_s, int(TIMEOUT_S) + 15)
     args = (row.id, row.tenant_id, correlation_id, attempt)
     if delay_s > 0:
-        rt.queue.enqueue_in(timedelta(seconds=delay_s), TRANSCRIBE_JOB, *args, job_timeout=timeout, **options)
+        rt.queue.enqueue_in(timedelta(seconds=delay_s), TRANSCRIBE_JOB, *args, job_id=job_id, job_timeout=timeout,
+                            result_ttl=0, failure_ttl=FAILED_TTL_S, retry=CRASH_RETRY)
     else:
-        rt.queue.enqueue_call(TRANSCRIBE_JOB, args=args, timeout=timeout, **options)
+        rt.queue.enqueue_call(TRANSCRIBE_JOB, args=args, job_id=job_id, timeout=timeout, result_ttl=0,
+                              failure_ttl=FAILED_TTL_S, retry=CRASH_RETRY)
 
 
 def _retry_or_give_up(rt: Runtime, row: Media, correlation_id: str, attempt: int, error: TranscriptionError) -> str:
