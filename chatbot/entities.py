@@ -203,10 +203,10 @@ def read_codes(text: str) -> list[CodeReading]:
        letters and at least one real digit ("2O26", "OO12").
     5. A group with other letters ends the code: its digits (and look-alike letters) before its first other
        letter count, without look-alike letters right before that letter ("012345son" -> "012345");
-       "100lbs" after a separator is a weight, not digits of a code.
-    6. A later group is not read when it would make the digits more than 14, when it is followed by a unit
-       ("SV2026010601234 8 libras") or when it has no real digit ("SV… SI"). More than 14 digits in the
-       first group is no code at all ("SV202601060123456789").
+       "8lbs" after a separator is a weight, not digits of a code.
+    6. A later group is not read when it would make the digits more than 14, when it is a weight ("8lb", or
+       followed by a weight unit: "SV2026010601234 8 libras") or when it has no real digit ("SV… SI"). More
+       than 14 digits in the first group is no code at all ("SV202601060123456789").
     7. The code is "SV" and the digits read. When the same characters also read as another code of 13 or 14
        digits (stopping one group earlier, "SV 2026 0106 01234 5", or without a look-alike letter at the end of
        a group, "SV2026010601234S"), the reading is not sure: `others` holds the other readings, longest
@@ -256,7 +256,8 @@ def _digit_stops(raw: str, start: int) -> list[str]:
     while (group := _CODE_GROUP.match(raw, i)) is not None:
         text, later = group.group(), i > start
         full = _group_digits(text)
-        if later and (_with_unit(text.upper()) or _unit_after(raw, group.end())):
+        quantity = _with_unit(text.upper()) and sum(ch.isdigit() for ch in text) <= 3  # "8lb"
+        if later and (quantity or _unit_after(raw, group.end())):
             break
         if full is None:
             lead = _leading_digits(text)
@@ -278,9 +279,10 @@ def _digit_stops(raw: str, start: int) -> list[str]:
 
 
 def _unit_after(raw: str, end: int) -> bool:
-    """Whether a unit word follows ("… 8 libras"): the group is a quantity, not digits of a code."""
+    """Whether a weight unit follows ("… 8 libras"): the group is a weight, not digits of a code. Only weight
+    units: "x" ("012345 x favor") or "m" are words after a code more often than units."""
     word = _NEXT_WORD.match(raw, end)
-    return word is not None and (word.group(1).upper() in _UNITS or word.group(1).lower() in lexicon()["weight_units"])
+    return word is not None and word.group(1).lower() in lexicon()["weight_units"]
 
 
 def extract_tracking_code(text: str) -> str | None:

@@ -60,6 +60,8 @@ READY = "SV20260105007834"  # Pedro Ramírez -> María López, ready in Santa An
     ("Numero de guia SV2026010601234", "SV2026010601234"),  # 13 digits
     ("SV20260106012345 son 8 libras", ON_THE_WAY),  # "son": a word, not 5-0-N
     ("SV2026010601234 8 libras", "SV2026010601234"),  # "8 libras" is a weight
+    ("SV2026010601234 8lb", "SV2026010601234"),
+    ("SV 2026 0106 012345 x favor", ON_THE_WAY),  # "x favor": por favor, not a unit
     ("SV20260106012345S", ON_THE_WAY),  # a 15th digit cannot be: the S is a letter
     ("ＳＶ２０２６０１０６０１２３４５", ON_THE_WAY),  # full-width characters
     ("SV20260106\u200b012345", ON_THE_WAY),  # a zero-width space pasted inside
@@ -98,7 +100,8 @@ def test_no_code(typed: str) -> None:
 
 @pytest.mark.parametrize(("typed", "fragment"), [
     ("SV2026 0106", "SV20260106"), ("sv2O26-O1O6", "SV20260106"), ("SV2O26O1O6OO12", "SV202601060012"),
-    ("mi codigo es SV2026", "SV2026"), ("SV20260106012345", None), ("correo@tienda.sv 20260106", None), ("SV12", None), ("2026 0106", None),
+    ("mi codigo es SV2026", "SV2026"), ("SV20260106012345", None), ("correo@tienda.sv 20260106", None),
+    ("SV12", None), ("2026 0106", None),
 ])
 def test_the_start_of_a_code(typed: str, fragment: str | None) -> None:
     assert entities.code_fragment(typed) == fragment
