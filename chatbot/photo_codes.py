@@ -1,10 +1,12 @@
 """Tracking codes in a photo of a receipt or a label: OCR (services/ocr.py), then the bot's own code reader.
 
-The text Tesseract reads goes through the same reader as a typed message (`entities.extract_tracking_codes`,
-with its normalisation of separators, lower case and letters typed for digits), after two repairs of what
-OCR, not people, gets wrong (`ocr_repairs`):
+The text Tesseract reads goes through the same reader as a typed message (`entities.read_codes`, with its
+normalisation of separators, lower case and letters typed for digits), after two repairs of what OCR, not
+people, gets wrong (`ocr_repairs`):
 - "5V" or "$V" at the start of a word is "SV" (an S read as a 5 or a $);
 - up to two stray symbols between "SV" and the digits ("SV¥2026…", "SV:2026…") are dropped.
+A code that reads two ways ("SV2026010601234S") counts with its first reading: the customer is asked about it
+anyway, and only about a code the logistics core knows (chatbot/photo_reply.py).
 
 A receipt is read as one block of text (`--psm 6`); when that finds no code, once more as sparse text
 (`--psm 11`: a label with the code among a barcode and boxes). About 0.3 s of CPU per photo at most
@@ -18,7 +20,7 @@ from __future__ import annotations
 import logging
 import re
 
-from chatbot.entities import extract_tracking_codes
+from chatbot.entities import read_codes
 from services import ocr
 
 log = logging.getLogger(__name__)
@@ -36,7 +38,7 @@ def ocr_repairs(text: str) -> str:
 
 def codes_in_text(text: str) -> list[str]:
     """The tracking codes in text read from a photo, in reading order, each once."""
-    return extract_tracking_codes(ocr_repairs(text))
+    return list(dict.fromkeys(reading.code for reading in read_codes(ocr_repairs(text))))
 
 
 def codes_in_photo(engine: ocr.OcrEngine | None, image: bytes) -> list[str]:

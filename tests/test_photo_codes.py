@@ -98,6 +98,7 @@ def engine() -> ocr.OcrEngine:
     ("GUIA: 5V¥20260106012345", [CODE]),  # a stray symbol between SV and the digits
     ("Guia sv-2026-0106-012345\nTotal $12.50", [CODE]),
     ("GUIA: SV2O26O1O6O12345", [CODE]),  # O for 0, as people type it too
+    ("GUIA: SV2026010601234S", [CODE]),  # two readings (S for 5, or a letter after 13 digits): the first one
     ("Tel. 2222-0000\nTotal: $12.50\n05/01/2026", []),
     ("15V 20260106012345", []),  # "15V" is a voltage, not the start of a code
 ])
