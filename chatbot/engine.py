@@ -159,8 +159,8 @@ def _respond(settings: Settings, conn: redis.Redis, message: InboundMessage, ten
     before = ds.state
     if message.kind is MessageKind.PHOTO_TEXT:  # a code read in a photo (worker/photo_followup.py): "¿es ese?"
         ctx = _context(core, conn, tenant, timezone, now, schedule, faq)
-        replies, said = photo_reply.answer(ctx, ds, situation, message, int(now.timestamp()), settings.album_window_s)
-        return Outcome(replies, {**said, "state_before": before, "state_after": ds.state}, ds)
+        asked, said = photo_reply.answer(ctx, ds, situation, message, int(now.timestamp()), settings.album_window_s)
+        return Outcome(asked, {**said, "state_before": before, "state_after": ds.state}, ds)
     album = media_replies.album_turn(ds, message, int(now.timestamp()), settings.album_window_s)
     caption = album.caption if situation.status not in WITH_A_HUMAN else None  # with a person: theirs to read
     heard = message.kind is not MessageKind.TRANSCRIPT or bool(message.text)  # no text: the audio was not heard

@@ -68,10 +68,11 @@ def read_photo(rt: Runtime, row: Media) -> str | None:
     try:
         with rt.pool.connection() as conn:
             fresh = media.get(conn, row.id, row.tenant_id)  # as stored: its checked MIME type, its key
-        if fresh is None or not is_photo(fresh) or fresh.ocr_code is not None or not fresh.storage_key:
+        key = fresh.storage_key if fresh is not None else None
+        if fresh is None or key is None or not is_photo(fresh) or fresh.ocr_code is not None:
             return None
         row = fresh
-        image = rt.media_store.get(row.tenant_id, row.storage_key)
+        image = rt.media_store.get(row.tenant_id, key)
         codes = photo_codes.codes_in_photo(reader, image)
         if not codes:
             return None
