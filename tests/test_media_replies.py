@@ -58,7 +58,7 @@ class Phone:
         self.client, self.settings, self.pool, self.phone = client, settings, pool, phone
 
     def post(self, at: int, *, text: str | None = None, media: str | None = None, caption: str | None = None,
-             voice: bool = False, reply: tuple[str, str] | None = None) -> str:
+             voice: bool = False, reply: tuple[str, str] | None = None, reaction: str | None = None) -> str:
         message_id = f"wamid.MEDIA{uuid.uuid4().hex}"
         message: dict[str, Any] = {"from": self.phone.lstrip("+"), "id": message_id, "timestamp": str(at)}
         if media is not None:
@@ -70,6 +70,8 @@ class Phone:
             if media == "audio":
                 item["voice"] = voice
             message.update(type=media, **{media: item})
+        elif reaction is not None:
+            message.update(type="reaction", reaction={"message_id": "wamid.SOMETHING", "emoji": reaction})
         elif reply is not None:
             message.update(type="interactive", interactive={
                 "type": "button_reply", "button_reply": {"id": reply[0], "title": reply[1]}})
@@ -160,6 +162,14 @@ def test_a_message_between_two_photos_ends_the_album(ana: Phone) -> None:
     assert ana.send(T0, media="image")
     assert ana.send(T0 + 2, text="hola")
     assert "Recibí tu imagen" in readable(ana.send(T0 + 4, media="image"))
+
+
+def test_a_reaction_between_photos_does_not_end_the_album(ana: Phone, db_pool: ConnectionPool) -> None:
+    ana.post(T0, media="image")
+    ana.post(T0 + 1, reaction="👍")
+    ana.post(T0 + 2, media="video")
+    ana.run()
+    assert len(everything_sent(db_pool)) == 1
 
 
 def test_the_reply_buttons_work(ana: Phone) -> None:
