@@ -19,6 +19,7 @@ from channels.media_types import check, sniff
 from config import Settings
 from notifications import retention
 from runtime.resources import build_runtime
+from storage import media
 from storage.media_files import MediaNotFound, MediaStore, MediaStoreError, new_key, open_store
 from tests.conftest import load_fixture
 from tests.fakes.graph_api import FakeGraphAPI
@@ -98,6 +99,10 @@ def test_retention_deletes_the_files_of_the_conversations_it_purges(
     [row] = rows(db_pool, "SELECT * FROM media")
     store = open_store(meta_settings)
     assert store.get(row["tenant_id"], row["storage_key"]) == JPEG
+    with db_pool.connection() as conn:  # the row, like the file, only for its own tenant
+        assert media.get(conn, row["id"], row["tenant_id"]) is not None
+        assert media.get(conn, row["id"], row["tenant_id"] + 1) is None
+        assert media.for_conversation(conn, row["tenant_id"] + 1, row["conversation_id"]) == []
 
     rt = build_runtime(meta_settings, pool_size=1)
     try:
