@@ -32,6 +32,7 @@ TEXTS_PATH = Path(__file__).resolve().parent / "media_texts.yaml"
 FOLDED_KINDS = ("transcript", "photo_text")  # re-entry events of a file: shown with the file
 ALBUM_TYPES = ("image", "video")
 _KIND_PLACEHOLDER = "["  # the transcript's "[imagen]"-style body of a message without text
+_SENT_LABELS = ("📷", "📎")  # what an agent's file's stored body starts with (channels.outbound.preview_text)
 
 
 @cache
@@ -75,7 +76,7 @@ def status_text(row: Media, tz: ZoneInfo) -> str | None:
         return str(words["failed"]).format(reason=_reason(row.last_error), attempts=row.attempts,
                                            time=at(row.next_attempt_at or row.stored_at or row.created_at))
     if row.status == media.GONE:
-        return str(words["gone"])
+        return str(words["gone_simulated"] if row.last_error == "no_provider" else words["gone"])
     return str(words["rejected"]).format(reason=_reason(row.last_error))
 
 
@@ -149,6 +150,11 @@ def attach(conn: Connection[Any], *, key: bytes, tenant_id: int, conversation_id
         body = str(message.get("body") or "")
         if body.startswith(_KIND_PLACEHOLDER) and body.endswith("]"):
             message["body"] = ""  # no caption: the file speaks for itself
+        elif message["direction"] == "out" and body[:1] in _SENT_LABELS:
+            # an agent's file: "📷 caption" / "📎 name caption" (channels.outbound.preview_text); the file is shown
+            words = 2 if body.startswith("📎") else 1
+            parts = body.split(" ", words)
+            message["body"] = parts[words] if len(parts) > words else ""
         created = datetime.fromisoformat(message["created_at"])
         groupable = message["direction"] == "in" and all(r.media_type in ALBUM_TYPES for r in own)
         if (groupable and album_head is not None and last_at is not None

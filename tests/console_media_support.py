@@ -47,10 +47,10 @@ def box_photo(width: int = 360, height: int = 240) -> bytes:
     draw.polygon([(40, 70), (120, 125), (120, 225), (40, 170)], fill=(160, 112, 64))
     draw.polygon([(120, 125), (330, 90), (330, 190), (120, 225)], fill=(178, 126, 74))
     draw.line([(150, 120), (160, 170), (150, 215)], fill=(90, 60, 30), width=3)  # the dent
-    draw.rectangle([(190, 120), (310, 170)], fill=(250, 250, 246))
+    draw.rectangle([(176, 112), (326, 172)], fill=(250, 250, 246))
     font = ImageFont.load_default(size=13)
-    draw.text((196, 126), "ENCARGO", fill=(11, 95, 85), font=font)
-    draw.text((196, 146), "SV20260106012345", fill=(20, 20, 20), font=font)
+    draw.text((184, 120), "ENCARGO", fill=(11, 95, 85), font=font)
+    draw.text((184, 144), "SV20260106012345", fill=(20, 20, 20), font=font)
     out = BytesIO()
     image.save(out, format="PNG")
     return out.getvalue()

@@ -75,15 +75,16 @@ def send_file(agent: FlaskClient, case_id: int, data: bytes, name: str, caption:
 
 
 def test_a_photo_reaches_only_its_companys_agents_through_our_signed_link(
-        app: Flask, settings: Settings, db_pool: ConnectionPool) -> None:
+        app: Flask, settings: Settings, db_pool: ConnectionPool, graph: FakeGraphAPI) -> None:
     client = app.test_client()
     maria = Customer(client, settings, db_pool)
     case_id = maria.escalate()
     photo = png()
+    graph.media.add(PHOTO_ID, photo, "image/png")  # Meta has the file; the worker downloads it
     wamid = send_media(client, "image", {"id": PHOTO_ID, "mime_type": "image/png", "sha256": "x",
                                          "caption": "así llegó la caja"})
     run_jobs(settings)
-    store_downloaded(settings, db_pool, int(media_row(db_pool, wamid)["id"]), photo, "image/png")
+    assert media_row(db_pool, wamid)["status"] == "stored"
     make_agent(db_pool, "Carlos Rivas", "carlos@example.com")
     carlos = logged_in(app, "carlos@example.com")
 
@@ -209,6 +210,7 @@ def test_an_agents_pdf_reaches_meta_as_an_upload_and_a_document(
     data = case_json(carlos, case_id)
     mine = next(m for m in data["messages"] if m["id"] == answer.get_json()["message_id"])
     assert mine["is_agent"] and mine["media"][0]["filename"] == "formulario_reclamo.pdf"
+    assert mine["body"] == "Llénalo y me lo mandas 🙏"  # the caption; the file is shown as a file
     download = carlos.get(mine["media"][0]["url"])
     assert download.data == form and download.headers["Content-Disposition"].startswith("attachment")
     assert 'filename="formulario_reclamo.pdf"' in download.headers["Content-Disposition"]

@@ -1,6 +1,8 @@
-"""Files in the console, in a real Chromium: the customer's photo shows inline through our signed link and
-opens in the lightbox, the voice note has its player and transcript, a failed download says why in Spanish,
-and the agent attaches a photo that reaches the customer (local transport) and shows in the conversation.
+"""Files in the console, in a real Chromium: the customer's photo, whose first download fails, shows as
+"Descargando…" with the reason, then inline through our signed link as soon as the retry stores it (the live
+stream), and opens in the lightbox; the voice note has its player and transcript, a failed download says why
+in Spanish, and the agent attaches a photo that reaches Meta (fake Graph API: upload + image message) and
+the customer's phone in the simulator, and shows in the conversation.
 
 The app runs on a real threaded server on loopback; the customer writes through the signed webhook and jobs
 run with a burst worker in this process. docs/console-media.png is written when missing or with
@@ -19,20 +21,37 @@ from flask import Flask
 from psycopg_pool import ConnectionPool
 
 from config import Settings
+from runtime.resources import build_runtime
 from storage import media
 from tests.browser import launch, screenshot
-from tests.console_media_support import OGG, box_photo, media_row, png, send_media, store_downloaded
+from tests.console_media_support import OGG, box_photo, media_row, png, send_media
 from tests.console_support import TUESDAY_10AM, Customer, log_in, make_agent
-from tests.harness import rows, run_jobs
+from tests.fakes.graph_api import DEFAULT_TOKEN as GRAPH_TOKEN
+from tests.fakes.graph_api import FakeGraphAPI
+from tests.harness import run_jobs
 from tests.harness import served as harness_served
+from worker import media_job
 
 TRANSCRIPT = "¿Ya llegó lo que me mandaron de San Miguel? Es una caja mediana."
 
 
 @pytest.fixture
-def settings(base_env: dict[str, str], core_url: str, tmp_path: Path) -> Settings:
-    return Settings.from_env({**base_env, "CORE_API_URL": core_url,
-                              "MEDIA_STORE_URL": f"file:{tmp_path / 'media'}"})
+def settings(base_env: dict[str, str], graph: FakeGraphAPI, core_url: str, tmp_path: Path) -> Settings:
+    return Settings.from_env({**base_env, "CORE_API_URL": core_url, "MEDIA_STORE_URL": f"file:{tmp_path / 'media'}",
+                              "WHATSAPP_PROVIDER": "meta", "META_ACCESS_TOKEN": GRAPH_TOKEN,
+                              "META_GRAPH_BASE_URL": graph.url})
+
+
+def time_passes(settings: Settings, pool: ConnectionPool) -> None:
+    """A download's back-off is over: the scheduler's recovery loop queues it again, a burst worker runs it."""
+    with pool.connection() as conn:
+        conn.execute("UPDATE media SET next_attempt_at = now() - interval '1 hour' WHERE status = 'pending'")
+    rt = build_runtime(settings, pool_size=1)
+    try:
+        media_job.recover_downloads(rt)
+    finally:
+        rt.close()
+    run_jobs(settings)
 
 
 @pytest.fixture
@@ -43,7 +62,7 @@ def served(settings: Settings) -> Iterator[tuple[Flask, str]]:
 
 @pytest.mark.browser
 def test_an_agent_sees_hears_and_sends_files_in_chromium(served: tuple[Flask, str], settings: Settings,
-                                                         db_pool: ConnectionPool) -> None:
+                                                         db_pool: ConnectionPool, graph: FakeGraphAPI) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     app, base_url = served
@@ -51,16 +70,14 @@ def test_an_agent_sees_hears_and_sends_files_in_chromium(served: tuple[Flask, st
     maria = Customer(client, settings, db_pool)
     case_id = maria.escalate("mi paquete llegó dañado, quiero poner un reclamo")
     later = TUESDAY_10AM + timedelta(minutes=1)
-    photo = send_media(client, "image", {"id": "7001", "mime_type": "image/png", "caption": "así llegó la caja 😡"},
-                       at=later)
+    graph.media.add("7002", OGG, "audio/ogg")
     voice = send_media(client, "audio", {"id": "7002", "mime_type": "audio/ogg; codecs=opus", "voice": True},
                        at=later + timedelta(minutes=1))
     receipt = send_media(client, "document", {"id": "7003", "mime_type": "application/pdf",
                                               "filename": "factura.pdf"}, at=later + timedelta(minutes=2))
     run_jobs(settings)
-    store_downloaded(settings, db_pool, int(media_row(db_pool, photo)["id"]), box_photo(), "image/png")
     voice_id = int(media_row(db_pool, voice)["id"])
-    store_downloaded(settings, db_pool, voice_id, OGG, "audio/ogg")
+    assert media_row(db_pool, voice)["status"] == "stored"
     with db_pool.connection() as conn:
         media.set_transcript(conn, voice_id, TRANSCRIPT, 0.87, "done")
         conn.execute("UPDATE media SET attempts = 6 WHERE id = %s", (media_row(db_pool, receipt)["id"],))
@@ -70,14 +87,23 @@ def test_an_agent_sees_hears_and_sends_files_in_chromium(served: tuple[Flask, st
     with sync_playwright() as pw:
         browser = launch(pw)
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1300})
+            page = browser.new_page(viewport={"width": 1280, "height": 1500}, timezone_id="America/El_Salvador")
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             log_in(page, base_url, "carlos@example.com")
             page.goto(f"{base_url}/console/cases/{case_id}")
 
+            # A photo whose first download fails: the agent reads so, then sees it once the retry stores it.
+            graph.media.add("7001", box_photo(), "image/png", failures=1)
+            photo = send_media(client, "image", {"id": "7001", "mime_type": "image/png",
+                                                 "caption": "así llegó la caja 😡"}, at=later + timedelta(minutes=3))
+            run_jobs(settings)
+            waiting = page.locator(f'.media-item[data-media-id="{media_row(db_pool, photo)["id"]}"]')
+            expect(waiting).to_contain_text("Descargando… (falló un intento: WhatsApp no respondió bien",
+                                            timeout=10_000)
+            time_passes(settings, db_pool)
             picture = page.locator(".msg.in .media-thumb img")
-            expect(picture).to_have_count(1)
+            expect(picture).to_have_count(1, timeout=10_000)  # the live stream's "media" event, no reload
             expect(page.locator(".msg.in", has=page.locator(".media-thumb"))).to_contain_text("así llegó la caja")
             page.wait_for_function("() => document.querySelector('.media-thumb img').naturalWidth === 360")
             picture.click()
@@ -106,10 +132,12 @@ def test_an_agent_sees_hears_and_sends_files_in_chromium(served: tuple[Flask, st
             page.click("#file-send")
             sent = page.locator(".msg.agent", has_text="Esta es la guía para la devolución")
             expect(sent.locator(".media-thumb img")).to_have_count(1, timeout=10_000)
-            run_jobs(settings)  # the local transport delivers it
-            expect(sent.locator(".delivery")).to_have_text("entregado ✓✓", timeout=10_000)
-            assert rows(db_pool, "SELECT status FROM messages WHERE kind = 'media' AND direction = 'out'") == [
-                {"status": "delivered"}]
+            run_jobs(settings)  # uploaded to Meta, then sent as an image message
+            expect(sent.locator(".delivery")).to_have_text("aceptado", timeout=10_000)
+            (upload,) = graph.uploads
+            assert upload.data == sent_photo and upload.mime == "image/png"
+            assert [b["image"] for b in graph.messages_to(maria.phone) if b["type"] == "image"] == [
+                {"id": upload.id, "caption": "Esta es la guía para la devolución"}]
             # ... and the customer's phone in the simulator shows the picture
             on_phone = httpx.get(base_url + "/simulator/api/messages", params={"phone": maria.phone}).json()
             (shown,) = [m for m in on_phone["messages"] if m["kind"] == "media" and m["direction"] == "out"]
@@ -117,7 +145,7 @@ def test_an_agent_sees_hears_and_sends_files_in_chromium(served: tuple[Flask, st
             assert httpx.get(base_url + shown["file_url"]).content == sent_photo
             page.evaluate("""() => {
                 const list = document.getElementById('transcript');
-                const photo = document.querySelector('.msg.in .media-thumb').closest('.msg');
+                const photo = document.querySelector('.msg.in .media-audio').closest('.msg');
                 list.scrollTop = photo.offsetTop - list.offsetTop - 8;
                 window.scrollTo(0, 0);
             }""")

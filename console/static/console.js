@@ -43,7 +43,7 @@ const Console = (() => {
     const source = new EventSource("/console/api/events");
     source.onopen = () => { if (state) { state.className = "live on"; } document.body.dataset.live = "on"; };
     source.onerror = () => { if (state) { state.className = "live off"; } document.body.dataset.live = "off"; };
-    for (const type of ["escalation", "message", "status", "handoff", "typing"]) {
+    for (const type of ["escalation", "message", "status", "handoff", "typing", "media"]) {
       source.addEventListener(type, (event) => {
         const data = JSON.parse(event.data);
         if (type === "escalation") alertNewCase(data);
@@ -133,7 +133,7 @@ const Console = (() => {
     }
 
     handlers.push((type, event) => {
-      if (type === "typing") return;
+      if (type === "typing" || type === "media") return;  // a file's download changes no case
       refresh().then((data) => {
         if (type !== "handoff" || event.action !== "assign" || event.to_agent_id !== me) return;
         const mine = data.cases.find((c) => c.id === event.case_id);

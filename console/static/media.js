@@ -23,7 +23,7 @@ const ConsoleMedia = (() => {
   function file(f) {
     const box = el("div", {class: "media-item media-" + f.type + " media-" + f.status, "data-media-id": f.id});
     if (!f.url) {
-      box.append(el("p", {class: "media-status", text: f.label + " · " + (f.status_text || "")}));
+      box.append(el("p", {class: "media-status", text: f.label + (f.filename ? " " + f.filename : "") + " · " + (f.status_text || "")}));
     } else if (f.type === "image" || f.type === "sticker") {
       const link = el("a", {class: "media-thumb", href: f.url, "data-full": f.url, title: "Ver en grande"},
         el("img", {src: f.url, alt: f.label, loading: "lazy"}));
