@@ -228,6 +228,17 @@ def due_pending(conn: Connection[Any], *, grace_s: int = 60, limit: int = 200) -
     return [int(r["id"]) for r in rows]
 
 
+def stuck_transcripts(conn: Connection[Any], *, older_than_s: int, limit: int = 100) -> list[tuple[int, int]]:
+    """(id, tenant_id) of files whose transcription is still `pending` `older_than_s` after they were stored: its
+    job was lost (worker.media_followup queues it again). A rare, scheduled scan: no index of its own."""
+    rows = conn.execute(
+        "SELECT id, tenant_id FROM media WHERE transcript_status = 'pending'"
+        " AND stored_at < now() - make_interval(secs => %s) ORDER BY stored_at LIMIT %s",
+        (older_than_s, limit),
+    ).fetchall()
+    return [(int(r["id"]), int(r["tenant_id"])) for r in rows]
+
+
 def stored_keys(conn: Connection[Any], conversation_ids: list[int]) -> list[tuple[int, str]]:
     """(tenant_id, storage_key) of the files of these conversations (retention deletes them from the store)."""
     rows = conn.execute(

@@ -208,6 +208,29 @@ def test_a_transcriber_outage_that_lasts_gets_the_honest_reply(
     assert (row["transcript"], row["transcript_status"]) == (None, "failed")
 
 
+def test_a_transcription_whose_job_was_lost_is_queued_again_by_the_scheduler(
+        client: FlaskClient, meta: Settings, graph: FakeGraphAPI, transcriber_api: FakeTranscriptionAPI,
+        db_pool: ConnectionPool, redis_conn: redis.Redis) -> None:
+    transcriber_api.fail(503)
+    transcriber_api.say(ASKED)
+    send_voice_note(client, graph)
+    run_jobs(meta)
+    later = ScheduledJobRegistry(queue=Queue(meta.queue_name, connection=redis_conn))
+    later.remove(f"transcribe{voice_row(db_pool)['id']:015d}-1")  # Redis lost the retry
+    assert later.get_job_ids() == []
+    rt = build_runtime(meta, pool_size=1)
+    try:
+        assert media_followup.recover_transcriptions(rt) == 0  # not before every retry could have run
+        with db_pool.connection() as conn:
+            conn.execute("UPDATE media SET stored_at = now() - interval '1 hour'")
+        assert media_followup.recover_transcriptions(rt) == 1
+    finally:
+        rt.close()
+    run_jobs(meta)
+    [answer] = texts(db_pool)
+    assert CODE in answer and voice_row(db_pool)["transcript_status"] == "done"
+
+
 def test_audio_the_transcriber_refuses_is_not_retried(client: FlaskClient, meta: Settings, graph: FakeGraphAPI,
                                                       transcriber_api: FakeTranscriptionAPI,
                                                       db_pool: ConnectionPool, redis_conn: redis.Redis) -> None:

@@ -54,6 +54,10 @@ RETRY_DELAYS_S = (10, 30, 120, 300)
 TRANSCRIPT_SUFFIX = "transcript"
 FINISHED = ("done", "failed", "unavailable")
 CRASH_RETRY = Retry(max=2, interval=[10, 60])  # a job that died with its worker (or on a database error) runs again
+# A transcription still pending this long after its file was stored lost its job (every retry's wait together is
+# under 8 minutes); the scheduler looks for such every RECOVERY_INTERVAL_S (a scan of the media rows: rarely).
+STUCK_AFTER_S = 900
+RECOVERY_INTERVAL_S = 300
 
 
 def is_voice(row: Media) -> bool:
@@ -125,6 +129,25 @@ def transcribe_voice(rt: Runtime, media_id: int, tenant_id: int, correlation_id:
     log.info("voice note transcribed", extra={"media_id": row.id, "confidence": transcript.confidence,
                                                "chars": len(transcript.text), "model": engine.model})
     return "transcribed"
+
+
+def recover_transcriptions(rt: Runtime) -> int:
+    """The scheduler's pass (every RECOVERY_INTERVAL_S): voice notes whose transcription job was lost (Redis lost
+    it, or it failed past its retries) get one last try; returns how many. Errors are logged, never raised."""
+    try:
+        with rt.pool.connection() as conn:
+            stuck = media.stuck_transcripts(conn, older_than_s=STUCK_AFTER_S)
+        for media_id, tenant_id in stuck:
+            rt.queue.enqueue_call(TRANSCRIBE_JOB, args=(media_id, tenant_id, "recovery", len(RETRY_DELAYS_S)),
+                                  job_id=f"transcribe{media_id:015d}-recovered",
+                                  timeout=max(rt.settings.job_timeout_s, int(TIMEOUT_S) + 15), result_ttl=0,
+                                  failure_ttl=FAILED_TTL_S)
+    except Exception as exc:  # the scheduler's other jobs go on; the next pass tries again
+        log.warning("transcription recovery skipped: %s", type(exc).__name__)
+        return 0
+    if stuck:
+        log.info("voice note transcriptions queued again", extra={"count": len(stuck)})
+    return len(stuck)
 
 
 def _start_transcription(rt: Runtime, row: Media) -> None:

@@ -25,7 +25,7 @@ from notifications import schedule as notification_schedule
 from observability import configure_logging, init_sentry
 from runtime.leader import Leader
 from runtime.resources import Runtime, build_runtime
-from worker import healthcheck, media_job, metrics_job, recovery
+from worker import healthcheck, media_followup, media_job, metrics_job, recovery
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,13 @@ def build_scheduler(rt: Runtime, leader: Leader) -> BlockingScheduler:
 
     scheduler.add_job(recover, "interval", seconds=rt.settings.recovery_interval_s, id="recover_events",
                       max_instances=1, coalesce=True)
+
+    def recover_transcriptions() -> None:  # issue 17: voice notes whose transcription job was lost
+        if leader.holds():
+            media_followup.recover_transcriptions(rt)
+
+    scheduler.add_job(recover_transcriptions, "interval", seconds=media_followup.RECOVERY_INTERVAL_S,
+                      id="recover_transcriptions", max_instances=1, coalesce=True)
     llm_analysis.register_jobs(scheduler, rt, leader)  # issue 5: escalation analyses (only with an LLM provider)
     notification_schedule.register_jobs(scheduler, rt, leader)  # issue 7: reminders, retention, recovery
     timers.register_jobs(scheduler, rt, leader)  # issue 6: wait notices, callbacks due at opening time
