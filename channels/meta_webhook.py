@@ -3,7 +3,9 @@
 The signature is an HMAC-SHA256 of the raw request bytes with the app secret
 (`X-Hub-Signature-256: sha256=<hex>`), compared in constant time before the
 body is parsed. One POST may carry several entries, changes, messages and
-statuses; each becomes its own event. Fields we do not know are ignored.
+statuses; each becomes its own event. Fields we do not know are ignored. Changes of other `field`s than
+"messages" that tell about the account (a template paused, a number's quality or limit) become
+`AccountNotice` events (channels.meta_notices); any other field is acknowledged and ignored.
 """
 
 from __future__ import annotations
