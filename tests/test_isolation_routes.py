@@ -58,11 +58,12 @@ B_ENTRY = "llegan_suchitoto"  # an FAQ entry only B has
 
 # Path parameters that carry an object id, and which of B's objects fills them.
 ID_PARAMETERS = {"case_id": "case", "version_id": "faq_version", "template_id": "template",
-                 "change_id": "improvement_change"}
+                 "change_id": "improvement_change", "media_id": "media"}
 # Path parameters that are not object ids (each walked as said here).
 NOT_IDS = {
     "filename": "a static file of the code (scripts, styles): the same for every company",
     "token": "a one-time reset secret, not an id: only its holder's inbox has it (tests/test_agents_per_tenant.py)",
+    "name": "the file name closing an agent's file's public link: the id and the signature decide, not the name",
 }
 # Routes without an object id in their path: what each one is, and how the walk covers it.
 ID_FREE = {
@@ -83,6 +84,8 @@ ID_FREE = {
                            "company nobody has (tests/test_monthly_report.py)",
     "console.report_csv": "the report as CSV: read; `tenant=<B>` is 404 as on the page",
     "console.api_events": "the live stream: never carries B's events (test_the_live_stream_never_carries_...)",
+    "console.api_send_file": "an agent's file for the customer of the case in the form: B's case is 404 as a case "
+                             "nobody has (test_ids_in_forms_and_queries_never_reach_another_company)",
     "console.login": "page: the login form (no data)",
     "console.login_submit": "login: by address and password (tests/test_agents_per_tenant.py)",
     "console.logout": "ends A's own session",
@@ -118,13 +121,15 @@ def settings(base_env: dict[str, str], core_url: str) -> Settings:
 
 
 def write(client: FlaskClient, settings: Settings, number: str, phone: str, name: str, text: str | None = None, *,
-        at: datetime = TUESDAY_10AM, reply: tuple[str, str] | None = None) -> None:
+        at: datetime = TUESDAY_10AM, reply: tuple[str, str] | None = None, photo: str | None = None) -> None:
     """A customer's WhatsApp message to the company behind `number`, through the webhook and the worker."""
     message: dict[str, Any] = {"from": phone.lstrip("+"), "id": f"wamid.ISO{uuid.uuid4().hex}",
                                "timestamp": str(int(at.timestamp()))}
     if reply is not None:
         message.update(type="interactive", interactive={
             "type": "button_reply", "button_reply": {"id": reply[0], "title": reply[1]}})
+    elif photo is not None:  # Meta's media id of a photo
+        message.update(type="image", image={"id": photo, "mime_type": "image/jpeg"})
     else:
         message.update(type="text", text={"body": text or ""})
     body = {"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
@@ -171,6 +176,7 @@ class Company:
     template_ids: list[int] = field(default_factory=list)  # its notification templates (seeded from the YAML)
     holiday_id: int = 0
     improvement_changes: list[int] = field(default_factory=list)  # changes made on its "Mejoras" page
+    media_ids: list[int] = field(default_factory=list)  # its customers' files (issue 17)
 
 
 @dataclass
@@ -212,6 +218,7 @@ def world(settings: Settings, db_pool: ConnectionPool) -> Iterator[World]:
         write(client, settings, number_a, "+50370000002", "Ana Primeriza", "quiero hablar con una persona")
         write(client, settings, NUMBER_B, "+50370000091", "Beatriz Cuscatleca", "mi paquete de cuscatlan no llega")
         write(client, settings, NUMBER_B, "+50370000091", "Beatriz Cuscatleca", "quiero hablar con una persona")
+        write(client, settings, NUMBER_B, "+50370000091", "Beatriz Cuscatleca", photo="9911")
         for number in (number_a, NUMBER_B):
             write(client, settings, number, SHARED_PHONE, SHARED_NAME, "quiero hablar con una persona",
                 at=TUESDAY_NIGHT)
@@ -260,6 +267,8 @@ def world(settings: Settings, db_pool: ConnectionPool) -> Iterator[World]:
         run_jobs(settings)
         a.message_ids = [int(r["id"]) for r in rows(db_pool, "SELECT id FROM messages WHERE tenant_id = %s", (a.id,))]
         b.message_ids = [int(r["id"]) for r in rows(db_pool, "SELECT id FROM messages WHERE tenant_id = %s", (b.id,))]
+        b.media_ids = [int(r["id"]) for r in rows(db_pool, "SELECT id FROM media WHERE tenant_id = %s", (b.id,))]
+        assert b.media_ids
         markers = ["Beatriz", "Cuscatleca", "70000091", "7000-0091", "7000 0091", "cuscatlan", "Cuscatlán",
                    "Bruno", "Berta", "Benito", *(c["case_number"] for c in b.cases.values())]
         yield World(app=app, a=a, b=b, b_markers=markers)
@@ -270,7 +279,8 @@ def world(settings: Settings, db_pool: ConnectionPool) -> Iterator[World]:
 
 
 def url(rule: Rule, object_id: int, parameter: str = "case_id") -> str:
-    built = rule.build({parameter: object_id}, append_unknown=False)
+    names = {"name": "foto.jpg"} if "name" in rule.arguments else {}  # a file's public link ends with a name
+    built = rule.build({parameter: object_id, **names}, append_unknown=False)
     assert built is not None
     return built[1]
 
@@ -347,7 +357,7 @@ def test_every_route_answers_404_for_another_companys_ids(world: World, db_pool:
     client = logged_in(app, a.admin.email)
     b_cases = [int(c["id"]) for c in b.cases.values()]
     b_objects = {"case": b_cases, "faq_version": b.faq_versions, "template": b.template_ids,
-                 "improvement_change": b.improvement_changes}
+                 "improvement_change": b.improvement_changes, "media": b.media_ids}
     walked, unknown, unclassified, operator_walked = [], [], [], []
     for rule in app.url_map.iter_rules():
         methods = sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})
@@ -414,6 +424,17 @@ def test_ids_in_forms_and_queries_never_reach_another_company(world: World, db_p
     assert made.status_code == 302
     assert rows(db_pool, "SELECT tenant_id FROM canned_answers WHERE title = 'Demora en Cuscatlán' ORDER BY id") == [
         {"tenant_id": b.id}, {"tenant_id": a.id}]
+
+    # An agent's file for B's case (issue 17): as for a case nobody has, and nothing stored
+    def file_for(case_id: int) -> Any:
+        from io import BytesIO
+
+        return client.post("/console/api/files", headers={"X-CSRF-Token": token}, content_type="multipart/form-data",
+                           data={"case_id": str(case_id), "file": (BytesIO(b"%PDF-1.4\n%%EOF\n"), "guia.pdf")})
+    for b_case in (c["id"] for c in b.cases.values()):
+        answer, nowhere = file_for(b_case), file_for(NOWHERE)
+        assert answer.status_code == 404 and answer.get_data() == nowhere.get_data()
+    assert rows(db_pool, "SELECT count(*) AS n FROM media WHERE direction = 'out'") == [{"n": 0}]
 
     # A's own case, with B's agent as the assignee or as the holder to take over from: as for nobody's id
     mine = a.cases["chat"]["id"]
