@@ -129,7 +129,7 @@ def test_unknown_field_is_acknowledged_and_a_bad_signature_refused(
 
 
 def test_a_notice_is_stored_once_for_its_company_and_an_unknown_account_is_unroutable(
-    client: FlaskClient, nsettings: Settings, db_pool: ConnectionPool
+    client: FlaskClient, napp: Flask, nsettings: Settings, db_pool: ConnectionPool
 ) -> None:
     paused = _template_notice("PAUSED", "paquete_en_camino")
     _deliver(client, nsettings, paused)
@@ -147,6 +147,9 @@ def test_a_notice_is_stored_once_for_its_company_and_an_unknown_account_is_unrou
     assert (event["kind"], event["error"], event["channel_number"]) == (
         "notice", "no tenant for the account", "999000999")
     assert len(rows(db_pool, "SELECT name FROM template_states")) == 1
+    make_operator(db_pool)  # the operator sees it with the events no company took
+    page = operator_client(napp).get("/operator").get_data(as_text=True)
+    assert "999000999" in page and "ninguna empresa tiene esa cuenta de WhatsApp" in page
 
 
 # --- a paused template: the fallback, or held until Meta approves it again -------------------------------------
