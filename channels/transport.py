@@ -39,7 +39,7 @@ def build_transport(settings: Settings, redis_conn: redis.Redis) -> Transport:
     if provider == "twilio":
         return TwilioTransport(settings)
     if provider == "local":
-        return LocalTransport(redis_conn, deployment_account(settings).number)
+        return LocalTransport.from_settings(settings, redis_conn, deployment_account(settings).number)
     raise ConfigError(f"WHATSAPP_PROVIDER={provider!r} is not one of meta, twilio, local")
 
 
@@ -56,7 +56,7 @@ def deployment_account(settings: Settings) -> ChannelAccount:
 def channel_transport(settings: Settings, redis_conn: redis.Redis, account: ChannelAccount) -> Transport:
     """The transport that sends from `account`'s number (see the module docstring)."""
     if settings.whatsapp_provider == "local" or account.provider == "local":
-        return LocalTransport(redis_conn, account.number)
+        return LocalTransport.from_settings(settings, redis_conn, account.number)
     if account.provider == "meta":
         if account.secret or settings.meta_access_token:
             return MetaCloudTransport(settings, account)

@@ -19,6 +19,9 @@ Endpoints:
 - GET  /simulator                      the page
 - GET  /simulator/api/companies        the companies one can write to: slug, name, number
 - POST /simulator/api/send             {"from", "company"?, "name"?, one of "text" | "reply" | "location"}
+- POST /simulator/api/media            multipart: from, company?, name?, caption?, voice? ("1": a voice note) and
+                                       one or more `file`s: each file one webhook, one right after the other (an
+                                       album), described as Meta describes a customer's file (web/simulator_files.py)
 - GET  /simulator/api/messages         ?phone=+503...&company=<slug>&after=<message id>
 - POST /simulator/api/reset            {"from", "company"?}: close the open conversation, forget dialog state
 """
@@ -36,10 +39,11 @@ from typing import Any
 
 import httpx
 import redis
-from flask import Blueprint, Flask, Response, current_app, jsonify, render_template, request
+from flask import Blueprint, Flask, Response, current_app, jsonify, render_template, request, url_for
 from psycopg import Cursor
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from channels import limits, meta_webhook
 from channels.events import InboundMessage, MessageKind
@@ -48,6 +52,7 @@ from config import Settings
 from runtime import media_links
 from runtime.enqueue import conversation_hash
 from storage.crypto import Vault
+from web import body_limit, simulator_files
 
 log = logging.getLogger(__name__)
 
@@ -97,12 +102,19 @@ def init_app(app: Flask) -> None:
     settings: Settings = app.extensions["settings"]
     app.extensions["simulator"] = _State(Vault(settings.phone_encryption_keys, settings.phone_hash_key))
     app.register_blueprint(bp)
+    app.register_blueprint(simulator_files.bp)  # issue 17: the customer's files and the pretend media host
+    body_limit.limit_path(app, simulator_files.UPLOAD_PATH, simulator_files.UPLOAD_MAX_BYTES)
     log.info("simulator enabled at /simulator")
 
 
 @bp.errorhandler(BadRequest)
 def _bad_request(exc: BadRequest) -> tuple[Response, int]:
     return jsonify(error=str(exc)), 400
+
+
+@bp.errorhandler(simulator_files.Refused)
+def _refused(exc: simulator_files.Refused) -> tuple[Response, int]:
+    return jsonify(error=exc.message), exc.status
 
 
 @bp.get("")
@@ -123,12 +135,46 @@ def send() -> tuple[Response, int]:
     data = _json_body()
     phone = _phone(data.get("from"))
     name = _name(data.get("name"))
-    message_id = "wamid.SIM" + uuid.uuid4().hex
+    content = _content(data)
+    company = _company(data.get("company"))
+    return _deliver(company, phone, name, "wamid.SIM" + uuid.uuid4().hex, content)
+
+
+@bp.post("/api/media")
+def send_media() -> tuple[Response, int]:
+    """The customer's files: each kept for the worker to download (web/simulator_files.py) and posted as its
+    own webhook right after the previous one, with its own id and timestamp, as WhatsApp sends an album; the
+    caption goes with the first. Answers with the message ids (502 at the first webhook that failed)."""
+    request.max_content_length = simulator_files.UPLOAD_MAX_BYTES
+    try:
+        form, files = request.form, request.files.getlist("file")
+    except RequestEntityTooLarge:
+        raise simulator_files.Refused("Eso pesa demasiado: WhatsApp permite hasta 100 MB por documento.",
+                                      413) from None
+    phone = _phone(form.get("from"))
+    name = _name(form.get("name"))
+    company = _company(form.get("company"))
+    caption = simulator_files.caption_of(form.get("caption"))
+    uploads = simulator_files.read_uploads(files, voice=form.get("voice") in ("1", "true"))
+    sent: list[str] = []
+    for position, upload in enumerate(uploads):
+        message_id = "wamid.SIM" + uuid.uuid4().hex
+        media_id = simulator_files.keep(current_app.extensions["redis"], upload, message_id)
+        content = simulator_files.message_content(upload, media_id, caption if position == 0 else None)
+        answer, status = _deliver(company, phone, name, message_id, content)
+        if status != 200:
+            return jsonify({**answer.get_json(), "message_ids": sent}), status
+        sent.append(message_id)
+    return jsonify(message_ids=sent, status=200), 200
+
+
+def _deliver(company: Company, phone: str, name: str | None, message_id: str,
+             content: dict[str, Any]) -> tuple[Response, int]:
+    """Build, sign and post one Meta message object to our own webhook; answers with the webhook's status."""
     message: dict[str, Any] = {"from": phone.removeprefix("+"), "id": message_id,
                                "timestamp": str(int(time.time()))}
-    message.update(_content(data))
+    message.update(content)
     settings = _settings()
-    company = _company(data.get("company"))
     raw = json.dumps(_webhook_payload(company.number, phone, name, message), ensure_ascii=False).encode()
     url = request.host_url.rstrip("/") + "/webhooks/whatsapp"
     headers = {"Content-Type": "application/json",
@@ -173,7 +219,15 @@ def messages() -> Response:
         ).fetchall()
         parents = _part_parents(cur, [r["idempotency_key"] for r in rows])
         files = _agent_files(cur, [r["id"] for r in rows if r["direction"] == "out" and r["kind"] == "media"])
-    return jsonify(messages=[{**_message_json(row, parents), **files.get(row["id"], {})} for row in rows])
+    return jsonify(messages=[{**_message_json(row, parents), **files.get(row["id"], {}), **_customer_file(row)}
+                             for row in rows])
+
+
+def _customer_file(row: dict[str, Any]) -> dict[str, str]:
+    """A customer's file as their own phone shows it: the simulator's copy (while it keeps it), by message."""
+    if row["direction"] != "in" or row["kind"] != "media" or not row["provider_message_id"]:
+        return {}
+    return {"file_url": url_for("simulator_files.customer_file", wamid=row["provider_message_id"])}
 
 
 def _agent_files(cur: Cursor[dict[str, Any]], message_ids: list[int]) -> dict[int, dict[str, str]]:

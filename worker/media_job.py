@@ -5,7 +5,8 @@ without waiting for it), and again by itself with back-off, and by the scheduler
 whose job was lost. One attempt:
 1. claims the row (`storage.media.claim`: still `pending`, its time come; attempts + 1, leased);
 2. fetches the file with the receiving number's own credentials: Meta, GET /<ver>/<media_id> then the URL
-   with the bearer token; Twilio, the MediaUrl with the account's basic auth;
+   with the bearer token; Twilio, the MediaUrl with the account's basic auth; the simulator's files
+   (WHATSAPP_PROVIDER=local) the same two steps as Meta's, from the simulator (channels.local_transport);
 3. checks it against its type's size limit and its content against its MIME type (channels.media_types):
    too large or not what it claims -> `rejected` (kept visible, never stored);
 4. puts it in the media store under the tenant (storage.media_files) and marks the row `stored`.
@@ -25,6 +26,7 @@ import hashlib
 import logging
 
 from channels import media_types
+from channels.local_transport import NO_PROVIDER, LocalTransport
 from channels.media_download import GONE, REJECTED, MediaFetchError
 from channels.meta_cloud import MetaCloudTransport
 from channels.twilio_api import TwilioTransport
@@ -41,7 +43,6 @@ log = logging.getLogger(__name__)
 # Seconds before the 2nd, 3rd, ... attempt; the last value repeats until MEDIA_DOWNLOAD_ATTEMPTS.
 BACKOFF_S = (10, 30, 120, 300)
 LEASE_S = 300  # one attempt's hold on its row (longer than a job may run)
-NO_PROVIDER = "no_provider"
 
 
 def download_media(rt: Runtime, media_id: int, correlation_id: str | None) -> str:
@@ -102,15 +103,14 @@ def _fetch(rt: Runtime, row: Media) -> bytes:
         raise MediaFetchError(GONE, "no_reference")
     limit = media_types.SIZE_LIMITS.get(row.media_type, media_types.SIZE_LIMITS["document"])
     transport = rt.senders.sender(row.tenant_id, row.provider, row.channel_number or "").transport
-    if row.provider == "meta" and isinstance(transport, MetaCloudTransport):
+    if row.provider == "meta" and isinstance(transport, MetaCloudTransport | LocalTransport):  # local: the simulator
         info = transport.media_info(row.provider_ref)
         if info.file_size is not None and info.file_size > limit:
             raise MediaFetchError(REJECTED, "too_large")
         return transport.download(info.url, limit)
     if row.provider == "twilio" and isinstance(transport, TwilioTransport):
         return transport.download(row.provider_ref, limit).data
-    # The simulator's pretend provider (WHATSAPP_PROVIDER=local) has no file to give.
-    raise MediaFetchError(GONE, NO_PROVIDER)
+    raise MediaFetchError(GONE, NO_PROVIDER)  # no transport of the file's provider here
 
 
 def _retry_or_fail(rt: Runtime, row: Media, reason: str, correlation_id: str | None) -> str:

@@ -28,6 +28,7 @@
     send: body.dataset.sendUrl,
     messages: body.dataset.messagesUrl,
     reset: body.dataset.resetUrl,
+    media: body.dataset.mediaUrl,
   };
   const $ = (id) => document.getElementById(id);
   const chat = $("chat");
@@ -41,6 +42,11 @@
   const connection = $("connection");
   const sheet = $("sheet");
   const locationPanel = $("location-panel");
+  const attachPanel = $("attach-panel");
+  const filePick = $("file-pick");
+  const voicePick = $("voice-pick");
+  const FILE_LABELS = { image: "📷 Foto", sticker: "🙂 Sticker", audio: "🎵 Audio", video: "🎬 Video", document: "📄 Documento" };
+  let picked = []; // the files chosen in the attach panel, not sent yet
 
   let phone = "";
   let company = companyPick.value; // the tenant slug written to; each company's chat is drawn apart
@@ -201,15 +207,52 @@
     }
   }
 
+  function fileNode(type, url, name, voice) {
+    // A customer's photo, audio, video or document as their phone shows it (issue 17).
+    if (url && (type === "image" || type === "sticker")) {
+      const picture = document.createElement("img");
+      picture.className = "photo";
+      picture.src = url;
+      picture.alt = FILE_LABELS[type];
+      picture.addEventListener("error", () => picture.replaceWith(el("div", "file-label", FILE_LABELS[type])));
+      return picture;
+    }
+    if (url && (type === "audio" || type === "video")) {
+      const box = el("div");
+      box.appendChild(el("div", "file-label", voice ? "🎤 Nota de voz" : FILE_LABELS[type]));
+      const player = document.createElement(type);
+      player.controls = true;
+      player.preload = "metadata";
+      player.src = url;
+      box.appendChild(player);
+      return box;
+    }
+    if (url && type === "document") {
+      const link = el("a", "document", "📄 " + (name || "documento"));
+      link.href = url;
+      link.target = "_blank";
+      link.rel = "noopener";
+      return link;
+    }
+    return el("div", "file-label", voice ? "🎤 Nota de voz" : FILE_LABELS[type] || "📎 Archivo");
+  }
+
   function customerContent(bubble, message) {
     const p = message.payload || {};
-    if (message.kind === "location" && p.latitude !== undefined) {
+    if (message.kind === "media") {
+      bubble.appendChild(fileNode(p.media_type, message.file_url, p.media_filename, p.media_voice));
+      if (message.body) bubble.appendChild(formatted("text", message.body));
+    } else if (message.kind === "location" && p.latitude !== undefined) {
       bubble.appendChild(locationCard({
         latitude: p.latitude, longitude: p.longitude, name: p.location_name, address: p.location_address,
       }));
     } else {
       if (message.kind === "button_reply" || message.kind === "list_reply") {
         bubble.appendChild(el("div", "reply-tag", message.kind === "list_reply" ? "☰ opción de lista" : "↩ botón"));
+      } else if (message.kind === "transcript" || message.kind === "photo_text") {
+        // not typed by the customer: what the bot heard in the voice note / read in the photo
+        bubble.appendChild(el("div", "reply-tag", message.kind === "transcript" ? "📝 lo que el bot entendió del audio"
+          : "🔎 código que el bot leyó en la foto"));
       }
       bubble.appendChild(formatted("text", message.body || "[" + message.kind + "]"));
     }
@@ -258,7 +301,12 @@
     const row = el("div", "row me pending");
     const bubble = el("div", "bubble");
     if (content.location) bubble.appendChild(locationCard(content.location));
-    else bubble.appendChild(formatted("text", content.text ?? (content.reply && content.reply.title)));
+    else if (content.file) {
+      const type = fileType(content.file, content.voice);
+      const url = type === "image" || type === "audio" ? URL.createObjectURL(content.file) : null;
+      bubble.appendChild(fileNode(type, url, content.file.name, content.voice));
+      if (content.caption) bubble.appendChild(formatted("text", content.caption));
+    } else bubble.appendChild(formatted("text", content.text ?? (content.reply && content.reply.title)));
     const meta = el("div", "meta");
     meta.appendChild(el("span", "time", clock()));
     meta.appendChild(el("span", "status status-queued", "⏳ en cola"));
@@ -344,6 +392,80 @@
       showError("No se pudo contactar al servidor: " + err.message);
       return false;
     }
+  }
+
+  function fileType(file, voice) {
+    const mime = (file.type || "").toLowerCase();
+    if (voice || mime.startsWith("audio/")) return "audio";
+    if (mime === "image/jpeg" || mime === "image/png") return "image";
+    if (mime === "image/webp") return "sticker";
+    if (mime.startsWith("video/")) return "video";
+    return "document";
+  }
+
+  async function sendFiles(files, options) {
+    // Each file is its own WhatsApp message, posted one right after the other (several photos: an album).
+    const number = normalisedNumber();
+    if (!number) {
+      showError("Número inválido: usa + y 8 a 15 dígitos, por ejemplo +50370000001.");
+      return false;
+    }
+    if (number !== phone) switchNumber(number);
+    const form = new FormData();
+    form.append("from", number);
+    form.append("company", company);
+    const name = nameInput.value.trim();
+    if (name) form.append("name", name);
+    if (options.caption) form.append("caption", options.caption);
+    if (options.voice) form.append("voice", "1");
+    for (const file of files) form.append("file", file, file.name);
+    const bubbles = files.map((file, i) => pendingBubble({
+      file, voice: options.voice, caption: i === 0 ? options.caption : "",
+    }));
+    const failed = (message) => {
+      for (const b of bubbles) {
+        b.classList.add("failed");
+        b.querySelector(".status").textContent = "⚠ no enviado";
+      }
+      showError(message);
+      return false;
+    };
+    try {
+      const response = await fetch(api.media, { method: "POST", body: form, headers: { Accept: "application/json" } });
+      const data = await response.json().catch(() => ({}));
+      const ids = data.message_ids || [];
+      bubbles.forEach((b, i) => {
+        if (i >= ids.length) return;
+        if (sentWamids.has(ids[i])) b.remove();
+        else pendingBubbles.set(ids[i], b);
+      });
+      if (!response.ok) return failed(data.error || "Error " + response.status + " al enviar el archivo.");
+      showError("");
+      return true;
+    } catch (err) {
+      return failed("No se pudo contactar al servidor: " + err.message);
+    }
+  }
+
+  function showPicked() {
+    const list = $("attach-list");
+    list.replaceChildren();
+    for (const file of picked) {
+      const item = el("li");
+      const type = fileType(file, false);
+      if (type === "image") {
+        const thumb = document.createElement("img");
+        thumb.src = URL.createObjectURL(file);
+        thumb.alt = file.name;
+        item.appendChild(thumb);
+      } else {
+        item.appendChild(el("div", "file-icon", (FILE_LABELS[type] || "📎").split(" ")[0]));
+      }
+      item.appendChild(el("span", "", file.name));
+      list.appendChild(item);
+    }
+    attachPanel.hidden = picked.length === 0;
+    if (!attachPanel.hidden) $("attach-caption").focus();
   }
 
   function pollFloor() {
@@ -492,6 +614,32 @@
     if (name) location.name = name;
     locationPanel.hidden = true;
     await send({ location });
+  });
+
+  $("attach-toggle").addEventListener("click", () => filePick.click());
+  filePick.addEventListener("change", () => {
+    picked = [...filePick.files];
+    filePick.value = "";
+    showPicked();
+  });
+  $("attach-cancel").addEventListener("click", () => {
+    picked = [];
+    showPicked();
+  });
+  attachPanel.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const files = picked;
+    const caption = $("attach-caption").value.trim();
+    picked = [];
+    $("attach-caption").value = "";
+    showPicked();
+    if (files.length) await sendFiles(files, { caption });
+  });
+  $("voice-toggle").addEventListener("click", () => voicePick.click());
+  voicePick.addEventListener("change", async () => {
+    const files = [...voicePick.files];
+    voicePick.value = "";
+    if (files.length) await sendFiles(files.slice(0, 1), { voice: true });
   });
 
   $("sheet-close").addEventListener("click", closeSheet);

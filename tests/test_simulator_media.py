@@ -1,0 +1,240 @@
+"""Customers' files from the simulator (issue 17): the whole media path of `make run`, as it is with Meta.
+
+The app runs on a real threaded server on loopback (the simulator posts its own webhook, and the worker
+downloads from the simulator's pretend media host at PUBLIC_BASE_URL with the local transport's token);
+jobs run in this process with a burst worker against the real Redis and PostgreSQL; files land in the
+session's local media store.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import redis
+from PIL import Image
+from psycopg_pool import ConnectionPool
+
+from channels.local_transport import simulator_token
+from config import Settings
+from sandbox_core import BackgroundServer, create_sandbox_app
+from storage.crypto import Vault
+from storage.media_files import open_store
+from tests.harness import rows, run_jobs, served
+
+PHONE = "+50370000004"
+
+
+@pytest.fixture(scope="module")
+def sandbox_core() -> Iterator[str]:
+    with BackgroundServer(create_sandbox_app()) as core:
+        yield core.url
+
+
+@pytest.fixture
+def settings(base_env: dict[str, str], sandbox_core: str) -> Settings:
+    return Settings.from_env({**base_env, "CORE_API_URL": sandbox_core})
+
+
+@pytest.fixture
+def served_app(settings: Settings) -> Iterator[str]:
+    with served(settings) as (_app, url):
+        yield url
+
+
+@pytest.fixture
+def api(served_app: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=served_app, timeout=20) as client:
+        yield client
+
+
+@pytest.fixture
+def worker_settings(settings: Settings, served_app: str) -> Settings:
+    """The worker as `make run` has it: WHATSAPP_PROVIDER=local, PUBLIC_BASE_URL the web's address."""
+    return settings.with_overrides(public_base_url=served_app)
+
+
+def photo(color: str = "red", size: tuple[int, int] = (64, 48)) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, color).save(out, "JPEG")
+    return out.getvalue()
+
+
+OGG = b"OggS" + b"\x00" * 24 + b"OpusHead" + bytes(range(256)) * 8  # an Ogg page's signature, Opus inside
+PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
+
+
+def send_files(api: httpx.Client, files: list[tuple[str, bytes, str]], **form: str) -> httpx.Response:
+    return api.post("/simulator/api/media", data={"from": PHONE, **form},
+                    files=[("file", (name, data, mime)) for name, data, mime in files])
+
+
+def media_rows(pool: ConnectionPool) -> list[dict[str, Any]]:
+    return rows(pool, "SELECT md.*, m.provider_message_id FROM media md JOIN messages m ON m.id = md.message_id"
+                      " ORDER BY md.id")
+
+
+def bot_texts(pool: ConnectionPool) -> str:
+    found = rows(pool, "SELECT payload FROM messages WHERE direction = 'out' ORDER BY id")
+    parts: list[str] = []
+    for row in found:
+        payload = row["payload"]
+        parts.append(str(payload.get("body") or ""))
+        parts += [str(c["title"]) for c in payload.get("buttons") or payload.get("rows") or []]
+    return "\n".join(parts)
+
+
+def webhook_message(pool: ConnectionPool, settings: Settings, wamid: str) -> dict[str, Any]:
+    """The message object the simulator posted, as the webhook stored it (decrypted)."""
+    row = rows(pool, "SELECT payload_encrypted FROM webhook_events WHERE event_id = %s", (wamid,))[0]
+    vault = Vault(settings.phone_encryption_keys, settings.phone_hash_key)
+    message: dict[str, Any] = json.loads(vault.decrypt(row["payload_encrypted"]))["event"]["raw"]["message"]
+    return message
+
+
+def test_a_photo_is_downloaded_into_the_media_store_byte_for_byte(
+        api: httpx.Client, settings: Settings, worker_settings: Settings, db_pool: ConnectionPool) -> None:
+    picture = photo()
+    answer = send_files(api, [("recibo.jpg", picture, "image/jpeg")], caption="mi recibo", name="Carla")
+    assert answer.status_code == 200, answer.text
+    [wamid] = answer.json()["message_ids"]
+
+    posted = webhook_message(db_pool, settings, wamid)  # described exactly as Meta describes a customer's photo
+    assert posted["type"] == "image" and posted["from"] == PHONE.removeprefix("+")
+    image = posted["image"]
+    assert set(image) == {"id", "mime_type", "sha256", "caption"}
+    assert (image["mime_type"], image["caption"]) == ("image/jpeg", "mi recibo")
+    assert image["id"].isdigit() and image["sha256"] == base64.b64encode(hashlib.sha256(picture).digest()).decode()
+
+    run_jobs(worker_settings)  # the message is answered, then the file downloaded through the provider path
+
+    [row] = media_rows(db_pool)
+    assert (row["status"], row["provider"], row["provider_ref"]) == ("stored", "meta", image["id"])
+    assert (row["mime"], row["size_bytes"], row["sha256"]) == ("image/jpeg", len(picture),
+                                                               hashlib.sha256(picture).hexdigest())
+    assert open_store(settings).get(row["tenant_id"], row["storage_key"]) == picture
+    assert "Recibí tu imagen" in bot_texts(db_pool)
+
+    # the customer's own phone shows the photo in the chat
+    [mine] = [m for m in api.get("/simulator/api/messages", params={"phone": PHONE}).json()["messages"]
+              if m["direction"] == "in"]
+    assert (mine["kind"], mine["body"], mine["payload"]["media_type"]) == ("media", "mi recibo", "image")
+    shown = api.get(mine["file_url"])
+    assert (shown.status_code, shown.content, shown.headers["content-type"]) == (200, picture, "image/jpeg")
+
+
+def test_the_pretend_media_host_wants_the_token_like_meta(api: httpx.Client, settings: Settings,
+                                                          db_pool: ConnectionPool) -> None:
+    picture = photo("blue")
+    [wamid] = send_files(api, [("foto.jpg", picture, "image/jpeg")]).json()["message_ids"]
+    media_id = webhook_message(db_pool, settings, wamid)["image"]["id"]
+
+    refused = api.get(f"/simulator/media/{media_id}")
+    assert refused.status_code == 401 and refused.json()["error"]["code"] == 190
+    assert api.get(f"/simulator/media/{media_id}/file", headers={"Authorization": "Bearer nope"}).status_code == 401
+
+    token = {"Authorization": f"Bearer {simulator_token(settings.meta_app_secret)}"}
+    info = api.get(f"/simulator/media/{media_id}", headers=token).json()
+    assert {k: info[k] for k in ("id", "mime_type", "file_size", "sha256", "messaging_product")} == {
+        "id": media_id, "mime_type": "image/jpeg", "file_size": len(picture),
+        "sha256": hashlib.sha256(picture).hexdigest(), "messaging_product": "whatsapp"}
+    assert httpx.get(info["url"], headers=token).content == picture
+
+    missing = api.get("/simulator/media/1234567890123456", headers=token)
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == 100
+
+
+def test_three_photos_at_once_are_an_album_with_one_reply(
+        api: httpx.Client, worker_settings: Settings, db_pool: ConnectionPool) -> None:
+    pictures = [photo(c) for c in ("red", "green", "blue")]
+    answer = send_files(api, [(f"foto{i}.jpg", p, "image/jpeg") for i, p in enumerate(pictures)])
+    assert answer.status_code == 200, answer.text
+    wamids = answer.json()["message_ids"]
+    assert len(set(wamids)) == 3  # three webhooks, each with its own id
+
+    run_jobs(worker_settings)
+
+    sent = rows(db_pool, "SELECT payload FROM messages WHERE direction = 'out'")
+    assert len(sent) == 1 and "Recibí tu imagen" in bot_texts(db_pool)
+    routes = {r["provider_message_id"]: r["route"]["stage"] for r in rows(
+        db_pool, "SELECT provider_message_id, route FROM messages WHERE direction = 'in'")}
+    assert [routes[w] for w in wamids] == ["none", "album", "album"]
+    stored = media_rows(db_pool)
+    assert [r["status"] for r in stored] == ["stored"] * 3
+    store = open_store(worker_settings)
+    assert [store.get(r["tenant_id"], r["storage_key"]) for r in stored] == pictures
+
+
+def test_a_voice_note_without_a_transcriber_is_told_honestly(
+        api: httpx.Client, worker_settings: Settings, db_pool: ConnectionPool, settings: Settings) -> None:
+    answer = send_files(api, [("nota.ogg", OGG, "audio/ogg")], voice="1")
+    assert answer.status_code == 200, answer.text
+    [wamid] = answer.json()["message_ids"]
+    audio = webhook_message(db_pool, settings, wamid)["audio"]
+    assert (audio["voice"], audio["mime_type"]) == (True, "audio/ogg; codecs=opus") and "caption" not in audio
+
+    run_jobs(worker_settings)
+
+    text = bot_texts(db_pool)
+    assert "no puedo escuchar audios" in text and "Hablar con persona" in text
+    [row] = media_rows(db_pool)
+    assert (row["status"], row["media_type"], row["voice"]) == ("stored", "audio", True)
+    assert open_store(settings).get(row["tenant_id"], row["storage_key"]) == OGG
+
+
+def test_a_pdf_keeps_its_name(api: httpx.Client, worker_settings: Settings, db_pool: ConnectionPool,
+                              settings: Settings) -> None:
+    [wamid] = send_files(api, [("guía de envío.pdf", PDF, "application/pdf")], caption="la guía").json()["message_ids"]
+    document = webhook_message(db_pool, settings, wamid)["document"]
+    assert (document["filename"], document["mime_type"], document["caption"]) == (
+        "guía de envío.pdf", "application/pdf", "la guía")
+    run_jobs(worker_settings)
+    [row] = media_rows(db_pool)
+    assert (row["status"], row["filename"], row["mime"]) == ("stored", "guía de envío.pdf", "application/pdf")
+
+
+@pytest.mark.parametrize(
+    ("files", "form", "status", "complaint"),
+    [
+        ([("grande.jpg", b"\xff\xd8\xff\xe0" + bytes(6 * 1024 * 1024), "image/jpeg")], {}, 413,
+         "«grande.jpg» pesa 6 MB y WhatsApp permite hasta 5 MB por foto."),
+        ([("largo.ogg", b"OggS" + bytes(17 * 1024 * 1024), "audio/ogg")], {"voice": "1"}, 413,
+         "«largo.ogg» pesa 17 MB y WhatsApp permite hasta 16 MB por nota de voz."),
+        ([("recibo.pdf", PDF, "application/pdf")], {"voice": "1"}, 415, "Una nota de voz tiene que ser un audio"),
+        ([("vacio.jpg", b"", "image/jpeg")], {}, 400, "«vacio.jpg» está vacío."),
+        ([], {}, 400, "Elige una foto, un PDF o un audio"),
+        ([(f"f{i}.jpg", b"\xff\xd8\xff", "image/jpeg") for i in range(11)], {}, 400, "hasta 10 archivos"),
+        ([("a.jpg", b"\xff\xd8\xff", "image/jpeg")], {"caption": "x" * 1025}, 400, "WhatsApp permite hasta 1024"),
+    ],
+)
+def test_what_whatsapp_would_not_take_is_refused_in_spanish(
+        api: httpx.Client, db_pool: ConnectionPool, files: list[tuple[str, bytes, str]], form: dict[str, str],
+        status: int, complaint: str) -> None:
+    answer = send_files(api, files, **form)
+    assert answer.status_code == status
+    assert complaint in answer.json()["error"]
+    assert rows(db_pool, "SELECT id FROM webhook_events") == []  # nothing was sent
+
+
+def test_a_file_the_simulator_no_longer_keeps_is_gone(
+        api: httpx.Client, worker_settings: Settings, redis_conn: redis.Redis, db_pool: ConnectionPool) -> None:
+    send_files(api, [("foto.jpg", photo(), "image/jpeg")])
+    for key in redis_conn.scan_iter(match="simulator:media:*"):  # an hour went by (or Redis was flushed)
+        redis_conn.delete(key)
+    run_jobs(worker_settings)
+    [row] = media_rows(db_pool)
+    assert (row["status"], row["last_error"]) == ("gone", "provider_404")
+
+
+def test_without_public_base_url_the_worker_has_nowhere_to_ask(
+        api: httpx.Client, settings: Settings, db_pool: ConnectionPool) -> None:
+    send_files(api, [("foto.jpg", photo(), "image/jpeg")])
+    run_jobs(settings)
+    [row] = media_rows(db_pool)
+    assert (row["status"], row["last_error"]) == ("gone", "no_provider")
