@@ -12,6 +12,7 @@ import base64
 import hashlib
 import io
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -238,3 +239,67 @@ def test_without_public_base_url_the_worker_has_nowhere_to_ask(
     run_jobs(settings)
     [row] = media_rows(db_pool)
     assert (row["status"], row["last_error"]) == ("gone", "no_provider")
+
+
+# ---------- the page, in Chromium ----------
+
+
+@pytest.mark.browser
+def test_the_page_sends_a_photo_and_a_voice_note(served_app: str, worker_settings: Settings,
+                                                 db_pool: ConnectionPool) -> None:
+    from playwright.sync_api import Page, expect, sync_playwright
+
+    from tests.browser import launch, screenshot
+
+    def wait_with_worker(page: Page, selector: str, text: str | None = None) -> None:
+        """Run queued jobs until `selector` (with `text`) shows up: the page polls every 700 ms, no reload."""
+        target = page.locator(selector, has_text=text) if text else page.locator(selector)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            run_jobs(worker_settings)
+            try:
+                expect(target.first).to_be_visible(timeout=500)
+                return
+            except AssertionError:
+                continue
+        expect(target.first).to_be_visible(timeout=1)
+
+    picture = photo("#d9b38c", (480, 360))
+    with sync_playwright() as pw:
+        browser = launch(pw)
+        try:
+            page = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=1)
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(served_app + "/simulator")
+            expect(page.locator("#attach-toggle")).to_have_attribute("aria-label", "Adjuntar foto, PDF o audio")
+            page.set_input_files("#file-pick", files=[{"name": "recibo.jpg", "mimeType": "image/jpeg",
+                                                       "buffer": picture}])
+            expect(page.locator("#attach-panel")).to_be_visible()
+            expect(page.locator("#attach-list li")).to_have_text(["recibo.jpg"])
+            page.fill("#attach-caption", "este es mi recibo")
+            with page.expect_response("**/simulator/api/media") as sent:
+                page.click("#attach-send")
+            assert sent.value.status == 200
+            expect(page.locator("#attach-panel")).to_be_hidden()
+
+            wait_with_worker(page, ".row.bot .text", "Recibí tu imagen")
+            mine = page.locator(".row.me:not(.pending)").first
+            expect(mine.locator(".text")).to_have_text("este es mi recibo")
+            expect(mine.locator("img.photo")).to_be_visible()
+            assert mine.locator("img.photo").evaluate("img => img.complete && img.naturalWidth") == 480
+            [row] = media_rows(db_pool)
+            assert row["status"] == "stored"
+            assert open_store(worker_settings).get(row["tenant_id"], row["storage_key"]) == picture
+
+            page.set_input_files("#voice-pick", files=[{"name": "nota.ogg", "mimeType": "audio/ogg",
+                                                        "buffer": OGG}])
+            wait_with_worker(page, ".row.bot .text", "no puedo escuchar audios")
+            voice = page.locator(".row.me:not(.pending)").last
+            expect(voice.locator(".file-label")).to_have_text("🎤 Nota de voz")
+            expect(voice.locator("audio")).to_have_count(1)
+            page.locator("#chat").evaluate("chat => { chat.scrollTop = chat.scrollHeight; }")
+            screenshot(page, "simulator-media.png")
+            assert errors == []
+        finally:
+            browser.close()

@@ -164,7 +164,7 @@ def media_bytes(media_id: str) -> Response | tuple[Response, int]:
     if refused is not None:
         return refused
     data, mime = _redis().hmget(FILE_KEY.format(media_id=media_id), ["data", "mime"])
-    if not media_id.isdigit() or data is None or mime is None:
+    if not media_id.isdigit() or not isinstance(data, bytes) or not isinstance(mime, bytes):
         return Response(b"", status=404)
     return _file(data, mime)
 
@@ -174,10 +174,10 @@ def customer_file(wamid: str) -> Response | tuple[Response, int]:
     """The customer's own copy of the file of their message `wamid` (the page draws it); 404 once expired."""
     conn = _redis()
     media_id = conn.get(MESSAGE_KEY.format(wamid=wamid))
-    if media_id is None:
+    if not isinstance(media_id, bytes):
         return Response(b"", status=404)
     data, mime = conn.hmget(FILE_KEY.format(media_id=media_id.decode()), ["data", "mime"])
-    if data is None or mime is None:
+    if not isinstance(data, bytes) or not isinstance(mime, bytes):
         return Response(b"", status=404)
     return _file(data, mime)
 
