@@ -26,3 +26,6 @@ ALTER TABLE notification_log
     ADD COLUMN IF NOT EXISTS admitted_at  timestamptz;
 CREATE INDEX IF NOT EXISTS notification_log_held ON notification_log (tenant_id, hold_reason, created_at)
     WHERE status = 'held';
+-- the limit's pass: released notifications whose place in the count is not taken yet
+CREATE INDEX IF NOT EXISTS notification_log_admitted ON notification_log (tenant_id)
+    WHERE admitted_at IS NOT NULL AND status IN ('pending', 'deferred', 'sending');

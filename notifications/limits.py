@@ -54,8 +54,10 @@ READY_KEY = "msglimit:{tenant}:{account}:ready"
 GATED_KEY = "msglimit:{tenant}:{account}:gated"
 # A gate left by a scheduler that stopped does not hold new notifications for longer than this.
 GATED_TTL_S = 3600
-# Held notifications wait for the rest of their burst at most this long before the pass releases them.
-GATE_MAX_WAIT_S = 120.0
+# Held notifications wait for the rest of their burst (core events not decided yet) at most this long before
+# the pass releases them: a burst past the tier waits hours for its last notifications anyway, and sorting
+# it whole is what puts pickups before in-transit news; the cap keeps endless traffic from starving it.
+GATE_MAX_WAIT_S = 600.0
 # Redis unreachable: try again after this long.
 RETRY_S = 30.0
 # Held notifications released (and queued) per company per pass at most.
@@ -264,6 +266,7 @@ def release_pass(rt: Runtime, now: datetime) -> list[int]:
             room = 0
             for account in usage(rt.redis, conn, rt.settings, tenant_id, now):
                 room += RELEASE_BATCH if account.tier is None else max(0, account.tier - account.used)
+            room -= _admitted_unsent(conn, tenant_id)  # released by an earlier pass, their slots not taken yet
             if room <= 0:
                 continue
             ids = ledger.release_held(conn, tenant_id, ledger.HOLD_MESSAGING_LIMIT,
@@ -277,6 +280,15 @@ def release_pass(rt: Runtime, now: datetime) -> list[int]:
     if released:
         log.info("held notifications released", extra={"released": len(released)})
     return released
+
+
+def _admitted_unsent(conn: Connection[Any], tenant_id: int) -> int:
+    row = conn.execute(
+        "SELECT count(*) AS n FROM notification_log WHERE tenant_id = %s AND admitted_at IS NOT NULL"
+        " AND status IN ('pending', 'deferred', 'sending') AND message_id IS NULL",
+        (tenant_id,),
+    ).fetchone()
+    return int(row["n"]) if row else 0
 
 
 def _burst_undecided(conn: Connection[Any], tenant_id: int, now: datetime) -> bool:

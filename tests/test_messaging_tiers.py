@@ -191,6 +191,8 @@ def test_a_tier_from_meta_replaces_the_configured_one_and_releases_what_fits(
     codes = tier_core[1][:260]
     _post(tier_settings, [(c, "ARRIVED_AT_DESTINATION") for c in codes])
     run_jobs(tier_settings)
+    assert len(limits.release_pass(rt, datetime.now(UTC))) == 250
+    assert limits.release_pass(rt, datetime.now(UTC)) == []  # their places are promised, though not taken yet
     schedule.run_pass(rt)
     assert len(template_sends(graph.sent)) == 250
     with db_pool.connection() as conn:
