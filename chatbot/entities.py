@@ -167,7 +167,7 @@ LOOKALIKES = {"O": "0", "o": "0", "I": "1", "i": "1", "l": "1", "|": "1", "S": "
 # also leaves out the end of an address: "tienda.sv", "ana@correo.sv").
 _CODE_PREFIX = re.compile(r"(?<![A-Za-z0-9@])(?:[Ss][ .\-]?[Vv]|5[Vv])\.?[ \t.\-:#]*")
 _CODE_GROUP = re.compile(r"[A-Za-z0-9|]+")
-_CODE_SEPARATOR = re.compile(r"[ \t]*[\-.]?[ \t]*")  # spaces, one dash or one dot between two groups
+_CODE_SEPARATOR = re.compile(r"\s*[\-.]?\s*")  # spaces (a line break too), one dash or one dot between groups
 _NEXT_WORD = re.compile(r"[ \t]*([A-Za-z]+)")
 _INVISIBLE = dict.fromkeys(range(0x200B, 0x2010)) | {0xFEFF: None, 0x2060: None}  # zero-width marks
 

@@ -43,6 +43,7 @@ READY = "SV20260105007834"  # Pedro Ramírez -> María López, ready in Santa An
     ("sv 2026 0106 012345", ON_THE_WAY),  # spaces between groups, lower case
     ("SV-20260106-012345", ON_THE_WAY),  # dashes
     ("SV 2026 - 0106 - 012345", ON_THE_WAY),  # a dash with spaces around it
+    ("SV2026 0106\n012345", ON_THE_WAY),  # a line break between groups
     ("el codigo es SV.2026.0102.005431 porfa", "SV20260102005431"),  # dots
     ("codigo.sv2026 0106 012345", ON_THE_WAY),  # after a full stop without a space
     ("Sv20260106012345", ON_THE_WAY),
