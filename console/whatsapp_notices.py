@@ -98,7 +98,9 @@ def notice_text(notice: Notice) -> str:
 
 def _state_text(state: TemplateState | None, zone: ZoneInfo) -> tuple[str, bool]:
     """("Aprobada" / "Pausada desde ..." ..., usable). No notice yet: approved, as configured."""
-    if state is None or state.status in template_states.USABLE:
+    if state is not None and state.status == "PAUSE_OVER":
+        return "Aprobada (terminó la pausa)", True
+    if state is None or state.status in template_states.USABLE or (state.usable and state.status == "PAUSED"):
         return "Aprobada", True
     word = _STATE_WORDS.get(state.status, "Con cambios en Meta")
     return (f"{word} desde {_when(state.since, zone)}" if not state.usable else word), state.usable

@@ -6,7 +6,8 @@ work only while this instance holds the leader lease (`runtime.leader`):
   queued (Redis was down) or whose job vanished; send notifications whose time
   came (quiet hours over, rate-limit wait over) or that nobody sent; release
   notifications held by WhatsApp's messaging limit in priority order as far as
-  the tier has room (`notifications.limits.release_pass`, queued for the workers); mark
+  the tier has room (`notifications.limits.release_pass`, queued for the workers); end the templates' timed
+  pauses at Meta whose time is over and release what waited for them (`end_pauses`); mark
   notifications stuck in `sending` as failed (never resent); retry reports
   the core has not accepted;
 - every 15 minutes (at most), `notifications.reminders.send_reminders`;
@@ -26,7 +27,18 @@ from typing import Any
 import redis
 from rq.job import Job
 
-from notifications import jobs, ledger, limits, queueing, reminders, reporting, retention, sending, store
+from notifications import (
+    jobs,
+    ledger,
+    limits,
+    queueing,
+    reminders,
+    reporting,
+    retention,
+    sending,
+    store,
+    template_states,
+)
 from runtime.leader import Leader
 from runtime.resources import Runtime
 
@@ -67,6 +79,7 @@ def run_pass(rt: Runtime, now: datetime | None = None) -> dict[str, int]:
         "events_queued": _guarded("recover events", lambda: recover_events(rt)),
         "interrupted": _guarded("interrupted", lambda: ledger.interrupted(rt.pool, older_than_s=STUCK_SENDING_S)),
         "released": _guarded("messaging limit", lambda: len(limits.release_pass(rt, now))),
+        "pauses_over": _guarded("template pauses", lambda: end_pauses(rt, now)),
         "sent_due": _guarded("due notifications", lambda: send_due(rt, now)),
         "reported": _guarded("reports", lambda: reporting.report_unreported(rt)),
     }
@@ -92,6 +105,16 @@ def recover_events(rt: Runtime) -> int:
         queued.append(pk)
     store.mark_queued(rt.pool, queued)
     return len(queued)
+
+
+def end_pauses(rt: Runtime, now: datetime) -> int:
+    """Templates whose timed pause at Meta is over are usable again and the notifications held for them are
+    queued (issue 17: should Meta's own notice of the pause's end not come); returns how many were released."""
+    with rt.pool.connection() as conn, conn.transaction():
+        released = template_states.end_pauses(conn, now)
+    for log_id in released:
+        jobs.enqueue_send(rt.queue, rt.settings, log_id)
+    return len(released)
 
 
 def send_due(rt: Runtime, now: datetime) -> int:

@@ -26,6 +26,7 @@ from typing import Any
 from psycopg import Connection
 
 from channels.outbound import Template
+from notifications import ledger
 from notifications.templates import TemplateSpec, fallbacks_for
 from storage import account_notices, messages
 
@@ -33,7 +34,11 @@ from storage import account_notices, messages
 # disabled"; Twilio 63041 (paused for quality), 63042 (disabled). Its state is set as the webhook would set it.
 REFUSED_CODES = {"132015": "PAUSED", "132016": "DISABLED", "63041": "PAUSED", "63042": "DISABLED"}
 UNUSABLE = frozenset({"PAUSED", "DISABLED", "REJECTED", "PENDING", "PENDING_DELETION", "DELETED", "ARCHIVED"})
-USABLE = frozenset({"APPROVED", "REINSTATED", "UNARCHIVED"})
+USABLE = frozenset({"APPROVED", "REINSTATED", "UNARCHIVED", "PAUSE_OVER"})
+# How long Meta pauses a template (its template-pausing rules: 3 hours the first time, 6 the second, then it is
+# disabled). Meta tells the end of a pause too (`other_info.title` UNPAUSE); should that notice not come, the
+# scheduler's pass (`end_pauses`) makes the template usable again once the time is over.
+PAUSE_DURATIONS_S = {"FIRST_PAUSE": 3 * 3600, "SECOND_PAUSE": 6 * 3600}
 
 
 def language_code(code: str) -> str:
@@ -41,8 +46,11 @@ def language_code(code: str) -> str:
     return code.strip().replace("-", "_")
 
 
-def usability(event: str) -> bool | None:
-    """Whether a template with this status event may be sent; None when the event says nothing about it."""
+def usability(event: str, reason: str | None = None) -> bool | None:
+    """Whether a template with this status event may be sent; None when the event says nothing about it.
+    A notice titled UNPAUSE (`reason`) ends a pause whatever its event."""
+    if (reason or "").upper() == "UNPAUSE":
+        return True
     word = event.strip().upper()
     if word in UNUSABLE:
         return False
@@ -74,3 +82,12 @@ def refused(conn: Connection[Any], tenant_id: int, message_id: int, template: Te
     account_notices.set_template_state(conn, tenant_id=tenant_id, name=template.name,
                                        language=language_code(template.language), status=REFUSED_CODES[code],
                                        usable=False, reason=f"send refused: {code}", since=datetime.now(UTC))
+
+
+def end_pauses(conn: Connection[Any], now: datetime) -> list[int]:
+    """Make usable the templates whose timed pause is over, and release the notifications held for them;
+    returns the released notifications' ids (the caller queues them)."""
+    released: list[int] = []
+    for tenant_id in account_notices.end_pauses(conn, PAUSE_DURATIONS_S, now):
+        released += ledger.release_held(conn, tenant_id, ledger.HOLD_TEMPLATE_PAUSED)
+    return released

@@ -131,3 +131,20 @@ def unusable_by_tenant(conn: Connection[Any], tenant_ids: list[int]) -> dict[int
     for row in rows:
         found.setdefault(int(row["tenant_id"]), []).append(str(row["name"]))
     return found
+
+
+def end_pauses(conn: Connection[Any], durations_s: dict[str, int], now: datetime) -> list[int]:
+    """Templates whose timed pause is over (`reason` FIRST_PAUSE... and `since` + its duration passed) become
+    usable again (status PAUSE_OVER, since the pause's end); returns the companies concerned, once each."""
+    found: set[int] = set()
+    for reason, seconds in durations_s.items():
+        rows = conn.execute(
+            """
+            UPDATE template_states SET usable = true, status = 'PAUSE_OVER', since = since + make_interval(secs => %s)
+            WHERE NOT usable AND status = 'PAUSED' AND reason = %s AND since + make_interval(secs => %s) <= %s
+            RETURNING tenant_id
+            """,
+            (seconds, reason, seconds, now),
+        ).fetchall()
+        found.update(int(r["tenant_id"]) for r in rows)
+    return sorted(found)

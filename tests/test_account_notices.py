@@ -8,6 +8,7 @@ import copy
 import json
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -18,7 +19,8 @@ from psycopg_pool import ConnectionPool
 from channels import meta_webhook
 from channels.events import AccountNotice
 from config import Settings
-from notifications import tenant_templates
+from notifications import schedule, tenant_templates
+from runtime.resources import build_runtime
 from tests.conftest import load_fixture
 from tests.console_support import logged_in, make_agent
 from tests.fakes.graph_api import FakeGraphAPI
@@ -259,3 +261,23 @@ def test_a_send_refused_as_disabled_without_a_fallback_is_held_then_sent_on_reap
     [body] = graph.messages_to("+50370000006")
     assert body["template"]["name"] == "paquete_devuelto"
     assert notifications(db_pool)[0]["status"] == "accepted"
+
+
+def test_a_timed_pause_ends_by_itself_when_meta_sends_no_notice_of_it(
+    client: FlaskClient, admin: FlaskClient, nsettings: Settings, graph: FakeGraphAPI, db_pool: ConnectionPool
+) -> None:
+    paused_at = int(time.time()) - 600
+    _deliver(client, nsettings, _template_notice("PAUSED", "paquete_devuelto", time=paused_at))  # FIRST_PAUSE: 3 h
+    _notify(client, nsettings, "SV20260105007834", "RETURNED_TO_SENDER")
+    assert notifications(db_pool)[0]["status"] == "held"
+    rt = build_runtime(nsettings, pool_size=2)
+    try:
+        assert schedule.run_pass(rt)["pauses_over"] == 0  # 10 minutes in: still paused
+        later = datetime.fromtimestamp(paused_at, UTC) + timedelta(hours=3, seconds=1)
+        assert schedule.run_pass(rt, later)["pauses_over"] == 1
+    finally:
+        rt.close()
+    run_jobs(nsettings)
+    [body] = graph.messages_to("+50370000006")
+    assert body["template"]["name"] == "paquete_devuelto"
+    assert "Aprobada (terminó la pausa)" in admin.get("/console/templates").get_data(as_text=True)

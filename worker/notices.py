@@ -79,7 +79,7 @@ def _record(conn: Connection[Any], tenant_id: int | None, event_pk: int, event: 
 def _apply(conn: Connection[Any], tenant_id: int, event: AccountNotice, occurred: datetime) -> list[int]:
     """The notice's effects for one company; the ids of notifications released to send."""
     if event.topic == "template_status" and event.template_name and event.template_language:
-        usable = template_states.usability(event.event)
+        usable = template_states.usability(event.event, event.reason)
         if usable is None:
             return []
         changed = account_notices.set_template_state(
