@@ -18,16 +18,19 @@ from flask import Flask
 from flask.testing import FlaskClient
 from psycopg_pool import ConnectionPool
 
+from channels import twilio_webhook
 from channels.outbound import Media
 from channels.twilio_api import message_params
 from config import Settings
 from runtime import media_links
 from storage import media
+from tests.conftest import load_fixture
 from tests.console_media_support import OGG, media_row, pdf, png, send_media, store_downloaded
 from tests.console_support import TUESDAY_10AM, Customer, logged_in, make_agent, other_tenant, session_csrf
 from tests.fakes.graph_api import DEFAULT_TOKEN as GRAPH_TOKEN
 from tests.fakes.graph_api import FakeGraphAPI
-from tests.harness import rows, run_jobs
+from tests.fakes.twilio_api import DEFAULT_ACCOUNT_SID, FakeTwilioAPI
+from tests.harness import post_twilio, rows, run_jobs
 from web.app import create_app
 
 PHOTO_ID = "1003383421387256"  # Meta's id of the customer's photo: never in a page
@@ -270,3 +273,37 @@ def test_twilio_fetches_an_agents_file_from_a_public_signed_link(
     # A customer's file is never served through a public link, even one signed like an agent's.
     inbound = media_links.public_url(settings, inbound_id, out["tenant_id"], "x.png", time.time())
     assert stranger.get(inbound.removeprefix("https://encargo.example")).status_code == 404
+
+
+def test_on_twilio_an_agents_photo_goes_as_a_public_signed_link_twilio_can_fetch(
+        settings: Settings, db_pool: ConnectionPool) -> None:
+    with FakeTwilioAPI(auth_token="12345") as twilio:
+        on_twilio = settings.with_overrides(
+            whatsapp_provider="twilio", twilio_account_sid=DEFAULT_ACCOUNT_SID, twilio_auth_token="12345",
+            twilio_whatsapp_number="whatsapp:+14155238886", twilio_api_base_url=twilio.url)
+        application = create_app(on_twilio)
+        try:
+            client = application.test_client()
+            form = {k: str(v) for k, v in load_fixture("twilio_inbound_text.json").items()}
+            form.update(From="whatsapp:+50370000002", Body="quiero hablar con una persona", ProfileName="María")
+            signed = twilio_webhook.sign("12345", "https://encargo.example/webhooks/twilio", form)  # the public URL
+            assert post_twilio(client, form, signature=signed).status_code == 200
+            run_jobs(on_twilio)
+            case_id = int(rows(db_pool, "SELECT id FROM escalations ORDER BY id DESC LIMIT 1")[0]["id"])
+            make_agent(db_pool, "Carlos Rivas", "carlos@example.com")
+            carlos = logged_in(application, "carlos@example.com")
+            claim(carlos, case_id)
+            photo = png()
+            assert send_file(carlos, case_id, photo, "caja.png", caption="Así la recibimos").status_code == 202
+            run_jobs(on_twilio)
+
+            (sent,) = [p for p in twilio.messages_to("+50370000002") if "MediaUrl" in p]
+            assert sent["Body"] == "Así la recibimos"
+            link = sent["MediaUrl"]
+            assert link.startswith("https://encargo.example/console/media/public/") and "/caja.png?e=" in link
+            fetched = application.test_client().get(link.removeprefix("https://encargo.example"))  # no session
+            assert fetched.status_code == 200 and fetched.data == photo
+            assert fetched.headers["Content-Type"] == "image/png"
+        finally:
+            application.extensions["db_pool"].close()
+            application.extensions["redis"].close()
