@@ -24,7 +24,7 @@ many as the tier has room for, once the burst has been decided (no core event of
 GATE_MAX_WAIT_S passed). When the tier is full, the same pass releases them as the window rolls.
 
 Key family: `msglimit:{tenant}:{account}:reached` (the set), `...:ready` (the set is complete: rebuilt or
-kept since), `...:gated` (a burst is being sorted).
+kept since), `...:gated` (a burst is being sorted), `msglimit:gates` (the gated keys).
 
 Failure policy: Redis errors in `admit` defer the notification (never sent uncounted, never lost); database
 errors raise.
@@ -52,6 +52,7 @@ WINDOW_S = 24 * 3600
 REACHED_KEY = "msglimit:{tenant}:{account}:reached"
 READY_KEY = "msglimit:{tenant}:{account}:ready"
 GATED_KEY = "msglimit:{tenant}:{account}:gated"
+GATES_KEY = "msglimit:gates"  # set of the gated keys, so the pass lifts them without scanning Redis
 # A gate left by a scheduler that stopped does not hold new notifications for longer than this.
 GATED_TTL_S = 3600
 # Held notifications wait for the rest of their burst (core events not decided yet) at most this long before
@@ -152,7 +153,10 @@ def admit(rt: Runtime, conn: Connection[Any], note: ledger.Notification, *, prov
         if code == 2:  # a slot is free: does the rest of the company's burst fit behind it?
             room = (tier or 0) - used - 1
             if waiting(conn, note.tenant_id, note.id, bound=room + 1) > room:
-                rt.redis.set(keys[2], "1", ex=GATED_TTL_S)
+                pipe = rt.redis.pipeline()
+                pipe.set(keys[2], "1", ex=GATED_TTL_S)
+                pipe.sadd(GATES_KEY, keys[2])
+                pipe.execute()
                 log.info("messaging limit: burst larger than the room left, sending by priority",
                          extra={"tenant_id": note.tenant_id, "notification_id": note.id})
                 code = -2
@@ -273,8 +277,8 @@ def release_pass(rt: Runtime, now: datetime) -> list[int]:
                                       limit=min(room, RELEASE_BATCH), admitted=True, at=now)
             released += ids
             if not ledger.held_counts(conn, tenant_id).get(ledger.HOLD_MESSAGING_LIMIT):
-                _ungate(rt, conn, tenant_id)
-        _ungate_idle(rt, conn, tenants)
+                _ungate(rt, {tenant_id})
+        _ungate(rt, None, keep=set(tenants))
     for log_id in released:
         jobs.enqueue_send(rt.queue, rt.settings, log_id)
     if released:
@@ -307,18 +311,17 @@ def _burst_undecided(conn: Connection[Any], tenant_id: int, now: datetime) -> bo
     return bool((now - row["oldest"]).total_seconds() < GATE_MAX_WAIT_S)
 
 
-def _ungate(rt: Runtime, conn: Connection[Any], tenant_id: int) -> None:
-    for account in usage(rt.redis, conn, rt.settings, tenant_id):
-        rt.redis.delete(_keys(tenant_id, account.account_id)[2])
-
-
-def _ungate_idle(rt: Runtime, conn: Connection[Any], busy_tenants: list[int]) -> None:
-    """Gates of companies with nothing held any more (their held ones were all sent) are lifted."""
-    for key in rt.redis.scan_iter(match="msglimit:*:gated", count=500):
-        name = key.decode() if isinstance(key, bytes) else str(key)
+def _ungate(rt: Runtime, tenants: set[int] | None, *, keep: set[int] | frozenset[int] = frozenset()) -> None:
+    """Lift the gates of these companies (None: of every company not in `keep`, i.e. with nothing held)."""
+    for key in cast(set[bytes], rt.redis.smembers(GATES_KEY)):
+        name = key.decode()
         tenant = name.split(":")[1]
-        if tenant.isdigit() and int(tenant) not in busy_tenants:
-            rt.redis.delete(name)
+        if not tenant.isdigit() or int(tenant) in keep or (tenants is not None and int(tenant) not in tenants):
+            continue
+        pipe = rt.redis.pipeline()
+        pipe.delete(name)
+        pipe.srem(GATES_KEY, name)
+        pipe.execute()
 
 
 def tier_words(tier: int | None) -> str:
