@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from flask.testing import FlaskClient
 from PIL import Image, ImageDraw, ImageFont, ImageOps
@@ -31,7 +32,7 @@ from storage import media
 from tests.conftest import load_fixture
 from tests.fakes.graph_api import DEFAULT_TOKEN as GRAPH_TOKEN
 from tests.fakes.graph_api import FakeGraphAPI
-from tests.harness import post_meta, rows, run_jobs
+from tests.harness import post_meta, rows, run_jobs, served
 from web.app import create_app
 from worker import media_followup
 
@@ -298,3 +299,20 @@ def test_the_question_is_asked_once_when_the_follow_up_runs_again(client: FlaskC
         rt.close()
     run_jobs(meta)
     assert len([m for m in said(db_pool) if "En tu foto leí" in m["body"]]) == 1
+
+
+def test_a_receipt_photo_from_the_simulator_gets_the_question(base_env: dict[str, str], core_url: str,
+                                                             engine: ocr.OcrEngine, db_pool: ConnectionPool) -> None:
+    """`make run`'s path: the simulator attaches the photo, the worker downloads it from the simulator's pretend
+    media host (local transport), reads it, and the customer's phone shows the question with its buttons."""
+    settings = Settings.from_env({**base_env, "CORE_API_URL": core_url})
+    phone = f"+{CUSTOMER}"
+    with served(settings) as (_app, url), httpx.Client(base_url=url, timeout=20) as api:
+        sent = api.post("/simulator/api/media", data={"from": phone},
+                        files=[("file", ("recibo.jpg", jpeg(), "image/jpeg"))])
+        assert sent.status_code == 200, sent.text
+        run_jobs(settings.with_overrides(public_base_url=url))
+        shown = api.get("/simulator/api/messages", params={"phone": phone}).json()["messages"]
+    question = [m for m in shown if m["direction"] == "out" and ASKED in str(m["body"])]
+    assert len(question) == 1
+    assert [b["title"] for b in question[0]["payload"]["buttons"]] == ["Sí", "No"]
