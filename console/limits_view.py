@@ -30,6 +30,7 @@ def limit_context(tenant_id: int) -> dict[str, Any]:
         row = conn.execute("SELECT timezone FROM tenants WHERE id = %s", (tenant_id,)).fetchone()
     zone = ZoneInfo(str(row["timezone"]) if row else console.settings.tenant_timezone)  # type: ignore[call-overload]
     tier = accounts[0].tier if len(accounts) == 1 else None
+    full = any(a.tier is not None and a.used >= a.tier for a in accounts)
     several = len(accounts) > 1
     return {
         "accounts": [{"name": (f"Cuenta {a.account_id}" if a.account_id else "Tu número") if several else "",
@@ -38,6 +39,6 @@ def limit_context(tenant_id: int) -> dict[str, Any]:
                       "from_meta": a.source == "webhook"} for a in accounts],
         "held_total": sum(counts.values()),
         "held": [{"kind": KIND_LABELS.get(h.kind, h.kind), "tracking_code": h.tracking_code,
-                  "reason": limits.hold_text(h.hold_reason, tier),
+                  "reason": limits.hold_text(h.hold_reason, tier, full=full),
                   "since": h.held_at.astimezone(zone).strftime("%d/%m/%Y %H:%M")} for h in held],
     }

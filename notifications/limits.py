@@ -329,10 +329,14 @@ def tier_words(tier: int | None) -> str:
     return "sin límite" if tier is None else f"{tier:,} clientes en 24 h"
 
 
-def hold_text(reason: str | None, tier: int | None = None) -> str:
-    """Why a notification waits, for the company's admin."""
+def hold_text(reason: str | None, tier: int | None = None, *, full: bool = True) -> str:
+    """Why a notification waits, for the company's admin (`full`: the tier is used up right now; otherwise a
+    burst larger than what is left is being sorted by priority)."""
     if reason == ledger.HOLD_MESSAGING_LIMIT:
         limit = f" ({tier_words(tier)})" if tier is not None else ""
+        if not full:
+            return (f"En espera: son más avisos de los que permite el límite diario de WhatsApp{limit}; "
+                    "salen por prioridad.")
         return f"En espera: se alcanzó el límite diario de WhatsApp{limit}. Sale por prioridad cuando haya cupo."
     if reason == ledger.HOLD_TEMPLATE_PAUSED:
         return "En espera: Meta pausó la plantilla de este aviso. Sale cuando la vuelvan a aprobar."

@@ -127,6 +127,11 @@ def test_a_burst_past_the_tier_goes_by_priority_and_the_rest_waits_visibly_until
     run_jobs(tier_settings)
     assert template_sends(graph.sent) == []  # the burst is larger than the tier: sorted by priority first
     assert Counter(n["status"] for n in notifications(db_pool)) == {"held": 300}
+    make_agent(db_pool, "Alicia Admin", "alicia@primera.sv", role="admin")
+    admin = logged_in(create_app(tier_settings), "alicia@primera.sv")
+    sorting = admin.get("/console/templates").get_data(as_text=True)
+    assert "300 avisos en espera" in sorting
+    assert "son más avisos de los que permite el límite diario de WhatsApp (250 clientes en 24 h)" in sorting
     schedule.run_pass(rt)
     run_jobs(tier_settings)  # the released ones queued for the workers (the pass sent them already)
     assert _templates_by_kind(graph) == {"arrived": 100, "in_transit": 150}
@@ -138,8 +143,7 @@ def test_a_burst_past_the_tier_goes_by_priority_and_the_rest_waits_visibly_until
     schedule.run_pass(rt)  # the window has not rolled: nothing more
     assert len(template_sends(graph.sent)) == 250
 
-    make_agent(db_pool, "Alicia Admin", "alicia@primera.sv", role="admin")
-    page = logged_in(create_app(tier_settings), "alicia@primera.sv").get("/console/templates").get_data(as_text=True)
+    page = admin.get("/console/templates").get_data(as_text=True)
     assert "Límite diario de WhatsApp" in page and "250 clientes en 24 h" in page
     assert re.search(r'class="limit-used">250</strong> \(lleno\)', page)
     assert "50 avisos en espera" in page
