@@ -122,8 +122,11 @@ def test_an_agent_sees_hears_and_sends_files_in_chromium(served: tuple[Flask, st
             html = page.content()
             assert "7001" not in html and "7002" not in html  # Meta's media ids never reach the page
 
+            page.evaluate("window.__voice = document.querySelector('.media-audio')")
             page.click("#claim")
             expect(page.locator("#case-status")).to_have_text("Lo tienes tú")
+            # the transcript was drawn again: the voice note's player is the same one (a playing note goes on)
+            assert page.evaluate("document.querySelector('.media-audio') === window.__voice")
             sent_photo = png(200, 140, (40, 90, 160))
             page.set_input_files("#file-input", files=[{"name": "guia-devolucion.png", "mimeType": "image/png",
                                                         "buffer": sent_photo}])

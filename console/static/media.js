@@ -8,6 +8,7 @@ const ConsoleMedia = (() => {
   const IMAGE_MAX = 5 * 1024 * 1024;
   const PDF_MAX = 100 * 1024 * 1024;
   const WAITING_POLL_MS = 5000;
+  const RENEW_LINKS_MS = 8 * 60 * 1000;  // our links last ten minutes (runtime/media_links.py VIEW_TTL_S)
   let waitingTimer = null;
 
   function el(tag, attrs, ...children) {
@@ -19,9 +20,15 @@ const ConsoleMedia = (() => {
     return node;
   }
 
+  // What is written under a file (transcript, read code): a node is reused only while that is unchanged.
+  function said(f) {
+    return [f.transcript_label, f.transcript, f.ocr_text].map((t) => t || "").join("|");
+  }
+
   // -- one file ------------------------------------------------------------------------------------------------
   function file(f) {
-    const box = el("div", {class: "media-item media-" + f.type + " media-" + f.status, "data-media-id": f.id});
+    const box = el("div", {class: "media-item media-" + f.type + " media-" + f.status, "data-media-id": f.id,
+                           "data-said": said(f)});
     if (!f.url) {
       box.append(el("p", {class: "media-status", text: f.label + (f.filename ? " " + f.filename : "") + " · " + (f.status_text || "")}));
     } else if (f.type === "image" || f.type === "sticker") {
@@ -29,9 +36,9 @@ const ConsoleMedia = (() => {
         el("img", {src: f.url, alt: f.label, loading: "lazy"}));
       box.append(link);
     } else if (f.type === "audio") {
-      box.append(el("span", {class: "media-label", text: f.label}), el("audio", {controls: "", preload: "metadata", src: f.url}));
+      box.append(el("span", {class: "media-label", text: f.label}), player("audio", f));
     } else if (f.type === "video") {
-      box.append(el("video", {controls: "", preload: "metadata", src: f.url}));
+      box.append(player("video", f));
     } else {
       box.append(el("a", {class: "media-doc", href: f.url, download: f.filename || ""},
         "📄 ", el("span", {class: "name", text: f.filename || f.label}), f.size_text ? el("span", {class: "size", text: " · " + f.size_text}) : null));
@@ -45,10 +52,36 @@ const ConsoleMedia = (() => {
     return box;
   }
 
+  // A player whose link ran out (a page left open) asks for a fresh one once and plays on.
+  function player(tag, f) {
+    const node = el(tag, {controls: "", preload: "metadata", src: f.url});
+    node.addEventListener("error", () => {
+      if (node.dataset.renewed || typeof Console === "undefined") return;
+      node.dataset.renewed = "1";
+      Console.api("GET", "/console/api/media/" + f.id).then((fresh) => { if (fresh.url) node.src = fresh.url; }).catch(() => {});
+    });
+    return node;
+  }
+
+  // Links of a page left open are renewed before they expire (a player in use is left alone).
+  function renewLinks() {
+    for (const node of document.querySelectorAll(".media-item.media-stored")) {
+      const playing = [...node.querySelectorAll("audio, video")].some((p) => !p.paused);
+      if (!playing) refresh(node.dataset.mediaId).catch(() => {});
+    }
+  }
+
+  // The page redraws its whole transcript on every event: a stored file already shown keeps its node, so
+  // a voice note being listened to goes on playing and pictures are not fetched again.
+  function shown(f) {
+    const old = document.querySelector('.media-item.media-stored[data-media-id="' + f.id + '"]');
+    return old && f.status === "stored" && old.dataset.said === said(f) ? old : file(f);
+  }
+
   function render(message) {
     const group = el("div", {class: "media-list" + (message.album ? " album" : "")});
     if (message.album) group.append(el("span", {class: "media-label", text: message.album_text}));
-    for (const f of message.media) group.append(file(f));
+    for (const f of message.media) group.append(shown(f));
     if (message.media.some((f) => f.status === "pending")) watchWaiting();
     return group;
   }
@@ -169,6 +202,7 @@ const ConsoleMedia = (() => {
 
   document.addEventListener("DOMContentLoaded", () => {
     setupUpload();
+    setInterval(renewLinks, RENEW_LINKS_MS);
     if (typeof Console !== "undefined") {
       Console.on((type, event) => { if (type === "media" && event.media_id) refresh(event.media_id).catch(() => {}); });
     }
