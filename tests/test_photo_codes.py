@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import io
+import logging
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,7 +35,7 @@ from tests.fakes.graph_api import DEFAULT_TOKEN as GRAPH_TOKEN
 from tests.fakes.graph_api import FakeGraphAPI
 from tests.harness import post_meta, rows, run_jobs, served
 from web.app import create_app
-from worker import media_followup
+from worker import media_followup, photo_followup
 
 CODE = "SV20260106012345"  # a package of the sandbox core's demo data (in transit)
 OTHER_CODE = "SV20260105007834"  # another one (sandbox_core/data/core_demo.json)
@@ -299,6 +300,39 @@ def test_the_question_is_asked_once_when_the_follow_up_runs_again(client: FlaskC
         rt.close()
     run_jobs(meta)
     assert len([m for m in said(db_pool) if "En tu foto leí" in m["body"]]) == 1
+
+
+def test_no_question_while_a_person_has_the_chat(client: FlaskClient, meta: Settings, graph: FakeGraphAPI,
+                                                db_pool: ConnectionPool) -> None:
+    _post(client, {"timestamp": str(SENT_AT - 60), "type": "text", "text": {"body": "quiero hablar con una persona"}})
+    run_jobs(meta)
+    assert rows(db_pool, "SELECT status FROM conversations")[0]["status"] == "escalated"
+    send_photo(client, graph, jpeg())
+    run_jobs(meta)
+    assert not [m for m in said(db_pool) if "En tu foto leí" in m["body"]]
+    assert rows(db_pool, "SELECT ocr_code FROM media")[0]["ocr_code"] == CODE  # the agent sees the code read
+
+
+def test_photo_ocr_turned_off_reads_nothing(client: FlaskClient, meta: Settings, graph: FakeGraphAPI,
+                                           db_pool: ConnectionPool) -> None:
+    send_photo(client, graph, jpeg())
+    run_jobs(meta.with_overrides(photo_ocr=False))
+    [reply] = said(db_pool)
+    assert "Recibí tu imagen" in reply["body"]
+    assert rows(db_pool, "SELECT status, ocr_code FROM media")[0] == {"status": "stored", "ocr_code": None}
+
+
+def test_the_worker_says_once_when_tesseract_is_missing(settings: Settings, monkeypatch: pytest.MonkeyPatch,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")  # a machine without tesseract-ocr (the environment, not our code)
+    missing = settings.with_overrides(photo_ocr_timeout_s=17.5)  # an engine not looked up yet in this process
+    with caplog.at_level(logging.WARNING, logger="worker.photo_followup"):
+        photo_followup.announce(missing)
+        photo_followup.announce(missing.with_overrides(photo_ocr=False))  # off on purpose: nothing to say
+    assert [r.getMessage() for r in caplog.records].count(
+        "photo OCR is off: tesseract-ocr (with tesseract-ocr-spa) is not installed; "
+        "make run / make test install it (scripts/devservices.py)") == 1
+    assert photo_followup.engine(missing) is None
 
 
 def test_a_receipt_photo_from_the_simulator_gets_the_question(base_env: dict[str, str], core_url: str,
