@@ -22,13 +22,13 @@ from channels.media_types import MB, SIZE_LIMITS, sniff
 from channels.outbound import Media
 from handoff import live
 from handoff.agents import Agent
-from handoff.cases import (
+from handoff.cases import (  # the checks and records of a typed reply (handoff.cases.reply), the same here
     Desk,
     HandoffError,
     WindowClosed,
-    _holding,  # noqa: PLC2701 - the same checks as a typed reply, in this layer
-    _record,  # noqa: PLC2701
-    _window_open,  # noqa: PLC2701
+    _holding,
+    _record,
+    _window_open,
     enqueue_send,
     error_text,
     store_message,
@@ -55,11 +55,10 @@ def check_file(data: bytes) -> CheckedFile:
     """What the file is, from its first bytes; HandoffError (in the agent's words) when it cannot be sent."""
     if not data:
         raise HandoffError(error_text("file_empty"))
-    found = SENDABLE.get(sniff(data) or "")
-    if found is None:
+    mime = sniff(data) or ""
+    if mime not in SENDABLE:
         raise HandoffError(error_text("file_type"))
-    media_type, extension = found
-    mime = next(m for m, v in SENDABLE.items() if v == found)
+    media_type, extension = SENDABLE[mime]
     limit = SIZE_LIMITS[media_type]
     if len(data) > limit:
         what = "una imagen" if media_type == "image" else "un PDF"
