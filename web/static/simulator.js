@@ -47,6 +47,10 @@
   const voicePick = $("voice-pick");
   const FILE_LABELS = { image: "📷 Foto", sticker: "🙂 Sticker", audio: "🎵 Audio", video: "🎬 Video", document: "📄 Documento" };
   let picked = []; // the files chosen in the attach panel, not sent yet
+  const NOTES = {
+    transcript: (text) => (text ? "📝 El bot entendió tu audio: «" + text + "»" : "📝 El bot no pudo entender tu audio"),
+    photo_text: (text) => "🔎 El bot leyó en tu foto: " + text,
+  };
 
   let phone = "";
   let company = companyPick.value; // the tenant slug written to; each company's chat is drawn apart
@@ -249,10 +253,6 @@
     } else {
       if (message.kind === "button_reply" || message.kind === "list_reply") {
         bubble.appendChild(el("div", "reply-tag", message.kind === "list_reply" ? "☰ opción de lista" : "↩ botón"));
-      } else if (message.kind === "transcript" || message.kind === "photo_text") {
-        // not typed by the customer: what the bot heard in the voice note / read in the photo
-        bubble.appendChild(el("div", "reply-tag", message.kind === "transcript" ? "📝 lo que el bot entendió del audio"
-          : "🔎 código que el bot leyó en la foto"));
       }
       bubble.appendChild(formatted("text", message.body || "[" + message.kind + "]"));
     }
@@ -278,12 +278,18 @@
       conversations.add(message.conversation_id);
     }
     const mine = message.direction === "in";
-    const row = el("div", "row " + (mine ? "me" : "bot"));
+    let row;
+    if (NOTES[message.kind]) {
+      // Not typed by the customer (issue 17): what the bot heard in a voice note or read in a photo; a note, not a bubble.
+      row = el("div", "divider note", NOTES[message.kind](message.body || ""));
+    } else {
+      row = el("div", "row " + (mine ? "me" : "bot"));
+      const bubble = el("div", "bubble");
+      if (mine) customerContent(bubble, message);
+      else botContent(bubble, message);
+      row.appendChild(bubble);
+    }
     row.dataset.id = String(message.id);
-    const bubble = el("div", "bubble");
-    if (mine) customerContent(bubble, message);
-    else botContent(bubble, message);
-    row.appendChild(bubble);
     insertOrdered(row, message.order);
     shown.set(message.id, { element: row, status: message.status, direction: message.direction });
     lastId = Math.max(lastId, message.id);
