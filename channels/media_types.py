@@ -60,6 +60,8 @@ _COMPATIBLE = {
 _NEEDS_MAGIC = {mime for mimes in _COMPATIBLE.values() for mime in mimes}
 # Types that are plain bytes without a signature: accepted as declared when no known format is detected.
 _NO_MAGIC = ("text/plain", "text/csv", "text/vcard", "text/x-vcard")
+# Declared types that claim nothing (a file of an extension the phone did not know): the content decides.
+_GENERIC = ("application/octet-stream", "binary/octet-stream", "application/unknown")
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,7 @@ def check(media_type: str, declared_mime: str | None, data: bytes) -> Verdict:
         if declared in _NEEDS_MAGIC or media_type in ("image", "sticker", "video"):
             return Verdict(None, "mime_mismatch")
         return Verdict(declared or "application/octet-stream", None)
-    if declared and declared not in _COMPATIBLE[detected]:
+    if declared and declared not in _COMPATIBLE[detected] and declared not in _GENERIC:
         return Verdict(detected, "mime_mismatch")
     if media_type in ("image", "sticker") and not detected.startswith("image/"):
         return Verdict(detected, "mime_mismatch")

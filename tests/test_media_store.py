@@ -132,6 +132,8 @@ def test_retention_deletes_the_files_of_the_conversations_it_purges(
      ("application/vnd.openxmlformats-officedocument.wordprocessingml.document", None)),
     ("document", "application/msword", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1rest", ("application/msword", None)),
     ("document", "text/plain", "hola, mi código es SV123".encode(), ("text/plain", None)),
+    ("document", "application/octet-stream", b"%PDF-1.4\n", ("application/pdf", None)),  # the content decides
+    ("image", "application/octet-stream", b"%PDF-1.4\n", ("application/pdf", "mime_mismatch")),
     ("document", "application/pdf", b"MZ\x90\x00", (None, "mime_mismatch")),  # a program named .pdf
     ("image", "image/jpeg", b"%PDF-1.4\n", ("application/pdf", "mime_mismatch")),
     ("image", "image/jpeg", b"\xff\xd8\xff" + b"\x00" * (5 * 1024 * 1024), (None, "too_large")),
