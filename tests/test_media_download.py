@@ -124,6 +124,19 @@ def test_the_answer_does_not_wait_for_a_failing_download_which_is_retried_then_s
     assert open_store(meta_settings).get(row["tenant_id"], row["storage_key"]) == JPEG
 
 
+def test_an_expired_url_is_asked_for_again_on_the_next_attempt(
+        meta_client: FlaskClient, meta_settings: Settings, graph: FakeGraphAPI, db_pool: ConnectionPool) -> None:
+    graph.media.add("2501", JPEG, "image/jpeg", url_expiries=1)
+    post_meta(meta_client, meta_media_payload("2501"))
+    run_jobs(meta_settings)
+    [row] = media_rows(db_pool)
+    assert (row["status"], row["last_error"]) == ("pending", "expired")
+    time_passes(meta_settings, db_pool)
+    [row] = media_rows(db_pool)
+    assert (row["status"], row["attempts"]) == ("stored", 2)
+    assert [path.rsplit("/", 2)[-2] for path, _ in graph.media.gets()] == ["v23.0", "attachments"] * 2
+
+
 def test_a_download_that_keeps_failing_ends_failed_and_is_announced(
         meta_client: FlaskClient, meta_settings: Settings, graph: FakeGraphAPI, db_pool: ConnectionPool,
         redis_conn: redis.Redis) -> None:

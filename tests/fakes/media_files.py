@@ -37,6 +37,7 @@ class FakeFile:
     failures: int = 0  # the next N requests for it get a 5xx
     gone: bool = False
     declared_size: int | None = None  # what Meta's media info says (default: the real size)
+    url_expiries: int = 0  # the next N downloads of its URL find it expired (Meta: 404 after 5 minutes)
 
 
 @dataclass
@@ -47,10 +48,18 @@ class MediaShelf:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, media_id: str, data: bytes, mime: str, *, failures: int = 0, gone: bool = False,
-            declared_size: int | None = None) -> str:
+            declared_size: int | None = None, url_expiries: int = 0) -> str:
         with self.lock:
-            self.files[media_id] = FakeFile(data, mime, failures, gone, declared_size)
+            self.files[media_id] = FakeFile(data, mime, failures, gone, declared_size, url_expiries)
         return media_id
+
+    def _expired(self, media_id: str) -> bool:
+        with self.lock:
+            found = self.files.get(media_id)
+            if found is None or found.url_expiries <= 0:
+                return False
+            found.url_expiries -= 1
+            return True
 
     def _take(self, media_id: str) -> tuple[str, FakeFile | None]:
         """'ok', 'fail' (a scripted 5xx, counted) or 'gone' for a request of this file."""
@@ -116,7 +125,7 @@ def graph_get(handler: BaseHTTPRequestHandler, shelf: MediaShelf, base_url: str,
         return
     if match := _GRAPH_BYTES.match(path):
         outcome, found = shelf._take(match.group(1))
-        if outcome == "gone" or found is None:
+        if outcome == "gone" or found is None or shelf._expired(match.group(1)):
             send_raw(handler, 404, b"", "text/plain")
         elif outcome == "fail":
             send_raw(handler, 503, b"", "text/plain")
