@@ -22,7 +22,8 @@ from channels import twilio_webhook
 from channels.outbound import Media
 from channels.twilio_api import message_params
 from config import Settings
-from runtime import media_links
+from runtime import delivery, media_links
+from runtime.resources import build_runtime
 from storage import media
 from tests.conftest import load_fixture
 from tests.console_media_support import OGG, media_row, pdf, png, send_media, store_downloaded
@@ -217,6 +218,30 @@ def test_an_agents_pdf_reaches_meta_as_an_upload_and_a_document(
     download = carlos.get(mine["media"][0]["url"])
     assert download.data == form and download.headers["Content-Disposition"].startswith("attachment")
     assert 'filename="formulario_reclamo.pdf"' in download.headers["Content-Disposition"]
+
+
+def test_a_failed_upload_leaves_the_file_waiting_and_the_retry_sends_it(
+        app: Flask, settings: Settings, db_pool: ConnectionPool, graph: FakeGraphAPI) -> None:
+    client = app.test_client()
+    maria = Customer(client, settings, db_pool)
+    case_id = maria.escalate()
+    make_agent(db_pool, "Carlos Rivas", "carlos@example.com")
+    carlos = logged_in(app, "carlos@example.com")
+    claim(carlos, case_id)
+    graph.upload_failures = 1
+    message_id = send_file(carlos, case_id, png(), "caja.png").get_json()["message_id"]
+    run_jobs(settings)
+
+    waiting = rows(db_pool, "SELECT status, error_code FROM messages WHERE id = %s", (message_id,))[0]
+    assert waiting == {"status": "pending", "error_code": "131000"}  # nothing reached the customer: retried
+    assert graph.uploads == [] and not [b for b in graph.sent if b["type"] == "image"]
+    rt = build_runtime(settings, pool_size=1)
+    try:
+        assert delivery.deliver(rt, message_id).kind == delivery.SENT  # the delivery job's retry
+    finally:
+        rt.close()
+    (upload,) = graph.uploads
+    assert [b["image"]["id"] for b in graph.sent if b["type"] == "image"] == [upload.id]
 
 
 def test_an_agents_file_is_refused_in_spanish(app: Flask, settings: Settings, db_pool: ConnectionPool,

@@ -17,7 +17,7 @@ never scripted, so a test's failure lands on the send it targets.
 Media upload (`POST /<version>/<phone_number_id>/media`, multipart: file, type,
 messaging_product=whatsapp -> {id}) records each file in `uploads`; an image or
 document message must then name an uploaded id (or a link), with a caption of at
-most 1024 characters.
+most 1024 characters; `upload_failures` answers the next uploads with a 500.
 
 This module imports nothing from the project: it is Meta, not us.
 """
@@ -272,6 +272,7 @@ class FakeGraphAPI(ScriptedServer):
         self.read_receipts: list[dict[str, Any]] = []
         self.read_receipt_numbers: list[str] = []  # the business number of each read receipt
         self.uploads: list[Upload] = []  # files uploaded for messages (POST /<ver>/<number>/media)
+        self.upload_failures = 0  # the next N uploads get a 500 (code 131000), like a busy Graph API
         self.media = media_files.MediaShelf()  # customers' files to download (GET /<ver>/<media_id>; issue 17)
         self._tokens: dict[str, str] = {}  # phone_number_id -> its own token (add_number)
         self._throughput_mps: int | None = None
@@ -337,6 +338,10 @@ class FakeGraphAPI(ScriptedServer):
         sent_with = header(headers, "authorization").removeprefix("Bearer ")
         if sent_with != (token or self.access_token):
             return 401, error_body(190, "Invalid OAuth access token - Cannot parse access token")
+        with self.lock:
+            failing, self.upload_failures = self.upload_failures > 0, max(0, self.upload_failures - 1)
+        if failing:
+            return 500, error_body(131000, "(#131000) Something went wrong", "scripted upload failure")
         fields = parse_multipart(header(headers, "content-type"), raw)
         if fields.get("messaging_product", (None, b""))[1] != b"whatsapp":
             return 400, error_body(100, "(#100) Invalid parameter", "messaging_product must be whatsapp")
