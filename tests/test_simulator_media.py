@@ -200,6 +200,37 @@ def test_a_pdf_keeps_its_name(api: httpx.Client, worker_settings: Settings, db_p
     assert (row["status"], row["filename"], row["mime"]) == ("stored", "guía de envío.pdf", "application/pdf")
 
 
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "declared", "media_type", "mime"),
+    [
+        ("foto.png", b"\x89PNG\r\n\x1a\n" + bytes(32), "image/png", "image", "image/png"),
+        ("foto.jpg", photo(), "", "image", "image/jpeg"),  # the browser gave no type: the content says
+        ("sticker.webp", b"RIFF\x00\x00\x00\x00WEBPVP8 " + bytes(32), "image/webp", "sticker", "image/webp"),
+        ("cancion.mp3", b"ID3\x04" + bytes(64), "audio/mpeg", "audio", "audio/mpeg"),
+        ("nota.m4a", b"\x00\x00\x00\x20ftypM4A " + bytes(32), "audio/mp4", "audio", "audio/mp4"),
+        ("video.mp4", b"\x00\x00\x00\x20ftypisom" + bytes(32), "video/mp4", "video", "video/mp4"),
+        ("lista.docx", b"PK\x03\x04" + bytes(32), DOCX, "document", DOCX),
+        ("notas.txt", "¿ya llegó?".encode(), "text/plain", "document", "text/plain"),
+        ("guia.pdf", PDF, "application/octet-stream", "document", "application/pdf"),
+    ],
+)
+def test_each_file_goes_as_whatsapp_sends_it(api: httpx.Client, settings: Settings, db_pool: ConnectionPool,
+                                             name: str, data: bytes, declared: str, media_type: str,
+                                             mime: str) -> None:
+    answer = send_files(api, [(name, data, declared)], caption="mira")
+    assert answer.status_code == 200, answer.text
+    posted = webhook_message(db_pool, settings, answer.json()["message_ids"][0])
+    assert posted["type"] == media_type
+    item = posted[media_type]
+    assert item["mime_type"] == mime
+    assert item.get("filename") == (name if media_type == "document" else None)
+    assert item.get("caption") == ("mira" if media_type in ("image", "video", "document") else None)
+    assert item.get("voice") == (False if media_type == "audio" else None)
+
+
 @pytest.mark.parametrize(
     ("files", "form", "status", "complaint"),
     [
