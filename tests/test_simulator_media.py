@@ -334,3 +334,43 @@ def test_the_page_sends_a_photo_and_a_voice_note(served_app: str, worker_setting
             assert errors == []
         finally:
             browser.close()
+
+
+@pytest.mark.browser
+def test_a_voice_note_recorded_in_the_page(served_app: str, worker_settings: Settings,
+                                           db_pool: ConnectionPool) -> None:
+    """Chromium's fake microphone (a beep): recorded with MediaRecorder, sent as a voice note, downloaded."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.browser import CHROMIUM, CHROMIUM_ARGS, launch
+
+    with sync_playwright() as pw:
+        launch(pw).close()  # fails with the fix when Chromium is missing
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
+            *CHROMIUM_ARGS, "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"])
+        try:
+            context = browser.new_context(viewport={"width": 390, "height": 844})
+            context.grant_permissions(["microphone"], origin=served_app)
+            page = context.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(served_app + "/simulator")
+            page.click("#voice-toggle")
+            expect(page.locator("#voice-panel")).to_be_visible()
+            page.click("#voice-record")
+            expect(page.locator("#voice-status")).to_contain_text("Grabando", timeout=5000)
+            page.wait_for_timeout(1500)
+            with page.expect_response("**/simulator/api/media") as sent:
+                page.click("#voice-record")  # "Detener y enviar"
+            assert sent.value.status == 200, sent.value.text()
+            expect(page.locator("#voice-panel")).to_be_hidden()
+
+            run_jobs(worker_settings)  # the webhook was posted before the API answered
+            [row] = media_rows(db_pool)
+            assert (row["status"], row["media_type"], row["voice"]) == ("stored", "audio", True)
+            assert row["mime"] in ("audio/mp4", "audio/ogg", "audio/webm") and row["size_bytes"] > 1000
+            expect(page.locator(".row.bot .text", has_text="no puedo escuchar audios")).to_be_visible(timeout=10000)
+            expect(page.locator(".row.me:not(.pending) .file-label")).to_have_text("🎤 Nota de voz")
+            assert errors == []
+        finally:
+            browser.close()

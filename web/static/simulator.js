@@ -45,6 +45,13 @@
   const attachPanel = $("attach-panel");
   const filePick = $("file-pick");
   const voicePick = $("voice-pick");
+  const voicePanel = $("voice-panel");
+  const voiceStatus = $("voice-status");
+  const voiceRecord = $("voice-record");
+  const VOICE_HINT = voiceStatus.textContent;
+  // A voice note recorded here: WhatsApp's own format where the browser records it (Firefox), else MP4 audio.
+  const RECORDING_TYPES = ["audio/ogg;codecs=opus", "audio/mp4", "audio/webm;codecs=opus"];
+  let recorder = null; // the MediaRecorder while a voice note is being recorded
   const FILE_LABELS = { image: "📷 Foto", sticker: "🙂 Sticker", audio: "🎵 Audio", video: "🎬 Video", document: "📄 Documento" };
   let picked = []; // the files chosen in the attach panel, not sent yet
   const NOTES = {
@@ -641,10 +648,67 @@
     showPicked();
     if (files.length) await sendFiles(files, { caption });
   });
-  $("voice-toggle").addEventListener("click", () => voicePick.click());
+  function canRecord() {
+    return Boolean(navigator.mediaDevices && navigator.mediaDevices.getUserMedia && window.MediaRecorder);
+  }
+
+  async function startRecording() {
+    let stream;
+    try {
+      stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+    } catch (err) {
+      showError("No se pudo usar el micrófono (" + err.message + "); elige un audio.");
+      return;
+    }
+    const type = RECORDING_TYPES.find((t) => MediaRecorder.isTypeSupported(t)) || "";
+    const chunks = [];
+    const current = new MediaRecorder(stream, type ? { mimeType: type } : {});
+    const started = Date.now();
+    const timer = setInterval(() => {
+      voiceStatus.textContent = "🔴 Grabando… " + Math.floor((Date.now() - started) / 1000) + " s";
+    }, 250);
+    current.addEventListener("dataavailable", (event) => {
+      if (event.data.size) chunks.push(event.data);
+    });
+    current.addEventListener("stop", () => {
+      clearInterval(timer);
+      stream.getTracks().forEach((track) => track.stop());
+      recorder = null;
+      voiceRecord.textContent = "⏺ Grabar";
+      voiceStatus.textContent = VOICE_HINT;
+      voicePanel.hidden = true;
+      if (!current.keep || !chunks.length) return;
+      const mime = (chunks[0].type || type || "audio/webm").split(";")[0];
+      const ext = { "audio/ogg": "ogg", "audio/mp4": "m4a" }[mime] || "webm";
+      sendFiles([new File(chunks, "nota-de-voz." + ext, { type: mime })], { voice: true });
+    });
+    recorder = current;
+    current.start();
+    voiceRecord.textContent = "⏹ Detener y enviar";
+    showError("");
+  }
+
+  function stopRecording(keep) {
+    if (!recorder) return;
+    recorder.keep = keep;
+    recorder.stop();
+  }
+
+  $("voice-toggle").addEventListener("click", () => {
+    if (recorder) return stopRecording(true);
+    voicePanel.hidden = !voicePanel.hidden;
+    voiceRecord.hidden = !canRecord();
+  });
+  voiceRecord.addEventListener("click", () => (recorder ? stopRecording(true) : startRecording()));
+  $("voice-cancel").addEventListener("click", () => {
+    stopRecording(false);
+    voicePanel.hidden = true;
+  });
+  $("voice-file").addEventListener("click", () => voicePick.click());
   voicePick.addEventListener("change", async () => {
     const files = [...voicePick.files];
     voicePick.value = "";
+    voicePanel.hidden = true;
     if (files.length) await sendFiles(files.slice(0, 1), { voice: true });
   });
 
