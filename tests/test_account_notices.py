@@ -281,3 +281,14 @@ def test_a_timed_pause_ends_by_itself_when_meta_sends_no_notice_of_it(
     [body] = graph.messages_to("+50370000006")
     assert body["template"]["name"] == "paquete_devuelto"
     assert "Aprobada (terminó la pausa)" in admin.get("/console/templates").get_data(as_text=True)
+
+
+def test_a_notice_with_an_absurd_time_is_kept_with_the_time_it_came(
+    client: FlaskClient, nsettings: Settings, db_pool: ConnectionPool
+) -> None:
+    _deliver(client, nsettings, _template_notice("FLAGGED", "paquete_llego", time=999999999999))
+    [event] = rows(db_pool, "SELECT status FROM webhook_events")
+    assert event["status"] == "processed"
+    [notice] = rows(db_pool, "SELECT event, occurred_at, received_at FROM account_notices")
+    assert notice["event"] == "FLAGGED"
+    assert abs((notice["occurred_at"] - notice["received_at"]).total_seconds()) < 60

@@ -44,7 +44,7 @@ def process_notice(rt: Runtime, event_pk: int) -> str:
     if event is None:
         return f"already {stored.status}"
     assert isinstance(event, AccountNotice)
-    occurred = datetime.fromtimestamp(event.timestamp, UTC) if event.timestamp else datetime.now(UTC)
+    occurred = _moment(event.timestamp)
     released: list[int] = []
     with rt.pool.connection() as conn, conn.transaction():
         tenants = messaging_limits.tenants_of_account(conn, event.account_id) if event.account_id else []
@@ -63,6 +63,14 @@ def process_notice(rt: Runtime, event_pk: int) -> str:
     log.info("account notice applied", extra={"event_pk": event_pk, "topic": event.topic, "event": event.event,
                                               "released": len(released)})
     return "processed"
+
+
+def _moment(timestamp: int) -> datetime:
+    """Meta's entry.time; now when absent or absurd (12 digits parse, but not every such number is a date)."""
+    try:
+        return datetime.fromtimestamp(timestamp, UTC) if timestamp else datetime.now(UTC)
+    except (OverflowError, OSError, ValueError):
+        return datetime.now(UTC)
 
 
 def _record(conn: Connection[Any], tenant_id: int | None, event_pk: int, event: AccountNotice,
