@@ -130,6 +130,28 @@ def test_a_photo_is_downloaded_into_the_media_store_byte_for_byte(
     assert (shown.status_code, shown.content, shown.headers["content-type"]) == (200, picture, "image/jpeg")
 
 
+def test_a_receipt_photo_from_the_simulator_is_read_for_its_code(
+        api: httpx.Client, worker_settings: Settings, db_pool: ConnectionPool) -> None:
+    """The whole photo path of `make run`: simulator, webhook, download, OCR, the question with buttons."""
+    from services import ocr
+    from tests.test_photo_codes import CODE, receipt_photo
+
+    if ocr.find_engine(timeout_s=5) is None:
+        pytest.skip("tesseract-ocr is not installed here (make test installs it: scripts/devservices.py)")
+    answer = send_files(api, [("recibo.jpg", receipt_photo(fmt="JPEG", quality=88), "image/jpeg")])
+    assert answer.status_code == 200, answer.text
+
+    run_jobs(worker_settings)
+
+    text = bot_texts(db_pool)
+    assert f"En tu foto leí el código *{CODE}*, ¿es ese?" in text and "Sí" in text
+    [row] = media_rows(db_pool)
+    assert (row["status"], row["ocr_code"]) == ("stored", CODE)
+    kinds = [(m["direction"], m["kind"]) for m in
+             api.get("/simulator/api/messages", params={"phone": PHONE}).json()["messages"]]
+    assert ("in", "photo_text") in kinds  # the page shows it as a note: what the bot read, not typed
+
+
 def test_the_pretend_media_host_wants_the_token_like_meta(api: httpx.Client, settings: Settings,
                                                           db_pool: ConnectionPool) -> None:
     picture = photo("blue")
