@@ -6,9 +6,11 @@ Each line typed is sent as the customer's message (through the real webhook,
 queue and worker); the bot's replies are printed when they arrive (up to
 --wait seconds). Buttons and lists are printed as numbered options: typing a
 number picks that option of the last one shown. Commands: /reset (close the
-conversation), /loc LAT LON [name] (send a location), /quit. Ctrl-D or Ctrl-C
-leaves. The web server must run with the simulator enabled (not production)
-and a worker must be running, or no reply comes back.
+conversation), /loc LAT LON [name] (send a location), /file PATH[,PATH...] [comment]
+(send files: a photo, a PDF, an audio; several photos are an album), /voice PATH (an
+audio file as a voice note), /quit. Ctrl-D or Ctrl-C leaves. The web server must
+run with the simulator enabled (not production) and a worker must be running, or no
+reply comes back.
 
 Talks HTTP only: no project imports, so it runs from any checkout or machine.
 """
@@ -16,9 +18,11 @@ Talks HTTP only: no project imports, so it runs from any checkout or machine.
 from __future__ import annotations
 
 import argparse
+import mimetypes
 import re
 import sys
 import time
+from pathlib import Path
 from typing import Any, TextIO
 
 import httpx
@@ -26,6 +30,8 @@ import httpx
 DEFAULT_URL = "http://127.0.0.1:8000"
 POLL_S = 0.4
 QUIET_S = 1.2  # after the last reply arrived, how long to wait for more before reading the next line
+FILE_LABELS = {"image": "📷 foto", "sticker": "🙂 sticker", "audio": "🎵 audio", "video": "🎬 video",
+               "document": "📄 documento"}
 STATUS_LABELS = {
     "pending": "🕓 pendiente", "sending": "🕓 enviando", "accepted": "✓ aceptado", "sent": "✓ enviado",
     "delivered": "✓✓ entregado", "read": "✓✓ leído", "failed": "⚠ falló",
@@ -49,6 +55,18 @@ class SimulatorClient:
         if self.name:
             body["name"] = self.name
         return str(self._call("POST", "/simulator/api/send", json=body)["message_id"])
+
+    def send_files(self, paths: list[Path], caption: str | None, voice: bool) -> list[str]:
+        """Post files as the customer's WhatsApp would (one message each); their message ids."""
+        form: dict[str, str] = {"from": self.phone}
+        if self.name:
+            form["name"] = self.name
+        if caption:
+            form["caption"] = caption
+        if voice:
+            form["voice"] = "1"
+        files = [("file", (path.name, path.read_bytes(), mimetypes.guess_type(path.name)[0] or "")) for path in paths]
+        return [str(i) for i in self._call("POST", "/simulator/api/media", data=form, files=files)["message_ids"]]
 
     def messages(self, after: int) -> list[dict[str, Any]]:
         data = self._call("GET", "/simulator/api/messages", params={"phone": self.phone, "after": after})
@@ -84,6 +102,16 @@ class Printer:
         self.options: list[dict[str, str]] = []
 
     def message(self, message: dict[str, Any]) -> None:
+        if message["direction"] == "in" and message["kind"] == "media":
+            payload = message.get("payload") or {}
+            label = "🎤 nota de voz" if payload.get("media_voice") else FILE_LABELS.get(payload.get("media_type"), "📎")
+            name = f" ({payload['media_filename']})" if payload.get("media_filename") else ""
+            self._line(f"tú: {label}{name}" + (f" {message['body']}" if message.get("body") else ""))
+            return
+        if message["direction"] == "in" and message["kind"] in ("transcript", "photo_text"):
+            said = "el bot entendió tu audio" if message["kind"] == "transcript" else "el bot leyó en tu foto"
+            self.note(f"({said}: {message.get('body') or '—'})")
+            return
         if message["direction"] == "in":
             self._line(f"tú: {message.get('body') or '[' + message['kind'] + ']'}")
             return
@@ -168,6 +196,17 @@ def content_for(line: str, options: list[dict[str, str]]) -> dict[str, Any] | No
         if len(parts) == 4:
             location["name"] = parts[3]
         return {"location": location}
+    if text.startswith(("/file", "/voice")):
+        command, _, rest = text.partition(" ")
+        voice = command == "/voice"
+        spec, _, caption = rest.strip().partition(" ")
+        if not spec:
+            raise ValueError("usage: /file PATH[,PATH...] [comment]  or  /voice PATH")
+        paths = [Path(p).expanduser() for p in spec.split(",") if p]
+        missing = [str(p) for p in paths if not p.is_file()]
+        if missing:
+            raise ValueError(f"no such file: {', '.join(missing)}")
+        return {"files": paths, "caption": None if voice else caption.strip() or None, "voice": voice}
     return {"text": line.rstrip("\r\n")}
 
 
@@ -190,7 +229,8 @@ def chat(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
         except ChatError as exc:
             print(f"chat: {exc}", file=sys.stderr)
             return 1
-        printer.note(f"Chateando como {args.phone} con {args.url}. Ctrl-D sale; /reset, /loc LAT LON, /quit.")
+        printer.note(f"Chateando como {args.phone} con {args.url}. Ctrl-D sale; /reset, /loc LAT LON, "
+                     "/file RUTA [comentario], /voice RUTA, /quit.")
         while True:
             try:
                 line = _read_line(stdin, interactive)
@@ -214,7 +254,11 @@ def chat(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
                 assert content is not None
                 if "reply" in content:
                     printer.note(f"→ {content['reply']['title']}")
-                sent_id = client.send(content)
+                sent_id: str | None = None
+                if "files" in content:  # each file printed as it is stored, with the bot's replies
+                    client.send_files(content["files"], content["caption"], content["voice"])
+                else:
+                    sent_id = client.send(content)
                 last_id, replies = wait_for_replies(client, printer, last_id, sent_id, args.wait)
                 if not replies:
                     printer.note(f"(sin respuesta en {args.wait:g} s: ¿está corriendo el worker?)")

@@ -12,8 +12,11 @@ import base64
 import hashlib
 import io
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -30,6 +33,7 @@ from storage.media_files import open_store
 from tests.harness import rows, run_jobs, served
 
 PHONE = "+50370000004"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -396,3 +400,27 @@ def test_a_voice_note_recorded_in_the_page(served_app: str, worker_settings: Set
             assert errors == []
         finally:
             browser.close()
+
+
+def test_the_terminal_chat_sends_files(served_app: str, worker_settings: Settings, tmp_path: Path) -> None:
+    """scripts/chat.py: /file PATH[,PATH] [comment] and /voice PATH through the same API."""
+    (tmp_path / "recibo.jpg").write_bytes(photo())
+    (tmp_path / "nota.ogg").write_bytes(OGG)
+    (tmp_path / "in.txt").write_text(f"/file {tmp_path}/recibo.jpg mi recibo\n/voice {tmp_path}/nota.ogg\n"
+                                     "/file /no/such/file.jpg\n", encoding="utf-8")
+    command = [sys.executable, str(ROOT / "scripts" / "chat.py"), "--from", PHONE, "--url", served_app, "--wait", "8"]
+    with (tmp_path / "in.txt").open("rb") as stdin, (tmp_path / "out.txt").open("wb") as stdout, \
+            (tmp_path / "err.txt").open("wb") as stderr:
+        proc = subprocess.Popen(command, stdin=stdin, stdout=stdout, stderr=stderr)  # noqa: S603 - our own script
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            run_jobs(worker_settings)
+            time.sleep(0.2)
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+    out = (tmp_path / "out.txt").read_text(encoding="utf-8")
+    assert proc.returncode == 0, (tmp_path / "err.txt").read_text(encoding="utf-8")
+    assert "tú: 📷 foto mi recibo" in out and "Recibí tu imagen" in out
+    assert "tú: 🎤 nota de voz" in out and "no puedo escuchar audios" in out
+    assert "no such file: /no/such/file.jpg" in out
