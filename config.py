@@ -164,7 +164,8 @@ class Settings(BaseSettings):
         "local", description="Who carries WhatsApp messages; local keeps them in the simulator (development only).")
     public_base_url: HttpUrl = Field(
         "", description="Public https address of the web service as Meta/Twilio reach it (webhook URLs, Twilio "
-                        "signature checks).")
+                        "signature checks); with WHATSAPP_PROVIDER=local the worker downloads the simulator's files "
+                        "from it.")
 
     # --- Meta WhatsApp Cloud API
     meta_app_secret: Text = Field(
