@@ -321,15 +321,18 @@ def test_the_page_sends_a_photo_and_a_voice_note(served_app: str, worker_setting
                 continue
         expect(target.first).to_be_visible(timeout=1)
 
-    picture = photo("#d9b38c", (480, 360))
+    from tests.test_photo_codes import receipt_photo
+
+    picture = receipt_photo(fmt="JPEG", quality=88, rotate=2)  # docs/simulator-media.png: its code is read too
     with sync_playwright() as pw:
         browser = launch(pw)
         try:
-            page = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=1)
+            page = browser.new_page(viewport={"width": 400, "height": 1180}, device_scale_factor=1)
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             page.goto(served_app + "/simulator")
             expect(page.locator("#attach-toggle")).to_have_attribute("aria-label", "Adjuntar foto, PDF o audio")
+            page.fill("#name", "Carla")
             page.set_input_files("#file-pick", files=[{"name": "recibo.jpg", "mimeType": "image/jpeg",
                                                        "buffer": picture}])
             expect(page.locator("#attach-panel")).to_be_visible()
@@ -344,7 +347,7 @@ def test_the_page_sends_a_photo_and_a_voice_note(served_app: str, worker_setting
             mine = page.locator(".row.me:not(.pending)").first
             expect(mine.locator(".text")).to_have_text("este es mi recibo")
             expect(mine.locator("img.photo")).to_be_visible()
-            assert mine.locator("img.photo").evaluate("img => img.complete && img.naturalWidth") == 480
+            assert mine.locator("img.photo").evaluate("img => img.complete && img.naturalWidth") > 800
             [row] = media_rows(db_pool)
             assert row["status"] == "stored"
             assert open_store(worker_settings).get(row["tenant_id"], row["storage_key"]) == picture
