@@ -174,6 +174,9 @@ def test_a_customer_counted_once_and_an_open_window_counted_never(
     schedule.run_pass(rt, datetime.now(UTC) + timedelta(seconds=10))
     assert [b["to"] for b in template_sends(graph.sent)] == ["+50379999999", "+50379999999"]
     assert _used(rt) == 1  # the same customer: one of the 250
+    for key in redis_conn.scan_iter("msglimit:*"):  # Redis lost its data: the count comes back from the log
+        redis_conn.delete(key)
+    assert _used(rt) == 1
 
     # a customer who wrote to us has an open window: the notice goes free-form and is not counted
     body = text_payload("50371000007", "hola", "wamid.TIER-OPEN-WINDOW")
