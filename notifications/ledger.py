@@ -130,21 +130,22 @@ def defer(conn: Connection[Any], log_id: int, until: datetime, reason: str) -> N
     )
 
 
-def hold(conn: Connection[Any], notification_id: int, reason: str) -> bool:
+def hold(conn: Connection[Any], notification_id: int, reason: str, *, mode: str | None = None) -> bool:
     """Stop a notification not sent yet: `held` with `reason` (HOLD_*), until released. True when held.
 
     A waiting one (pending, deferred), one claimed by a sender that has not called the provider yet
     (sending; only its sender holds it), or a held one (its reason is replaced). Nothing is lost: a held
-    notification keeps its place by `PRIORITY` and age.
+    notification keeps its place by `PRIORITY` and age. `mode`: how it is to go when released (the
+    template, when the free-form message was already refused for the closed window).
     """
     row = conn.execute(
         """
         UPDATE notification_log SET status = 'held', status_rank = 0, hold_reason = %s,
-               held_at = COALESCE(held_at, now()), admitted_at = NULL, updated_at = now()
+               held_at = COALESCE(held_at, now()), admitted_at = NULL, mode = COALESCE(%s, mode), updated_at = now()
         WHERE id = %s AND status IN ('pending', 'deferred', 'sending', 'held')
         RETURNING id
         """,
-        (reason, notification_id),
+        (reason, mode, notification_id),
     ).fetchone()
     return row is not None
 

@@ -138,10 +138,12 @@ def _keys(tenant_id: int, account_id: str) -> list[str]:
 
 
 def admit(rt: Runtime, conn: Connection[Any], note: ledger.Notification, *, provider: str, number: str,
-          now: datetime) -> Admission:
+          now: datetime, template_only: bool = False) -> Admission:
     """May this notification go as a template now? Takes its customer's slot when it may.
 
-    Not admitted: the notification is held (reason 'messaging_limit') and waits for `release_pass`.
+    Not admitted: the notification is held (reason 'messaging_limit') and waits for `release_pass`;
+    `template_only` (its free-form message was refused, or it went as the template before): released,
+    it goes as the template without trying the free-form message again.
     """
     account = messaging_limits.account_of_channel(conn, note.tenant_id, provider, number)
     tier, _ = tier_for(conn, rt.settings, note.tenant_id, account)
@@ -171,7 +173,7 @@ def admit(rt: Runtime, conn: Connection[Any], note: ledger.Notification, *, prov
         return Admission(False, retry_at=retry_at)
     if code in (1, 3):
         return Admission(True, counted=code == 3)
-    ledger.hold(conn, note.id, ledger.HOLD_MESSAGING_LIMIT)
+    ledger.hold(conn, note.id, ledger.HOLD_MESSAGING_LIMIT, mode="template" if template_only else None)
     log.info("notification held: messaging limit", extra={"notification_id": note.id, "used": used,
                                                             "tier": tier, "gated": code == -2})
     return Admission(False)

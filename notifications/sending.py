@@ -110,7 +110,7 @@ def send(rt: Runtime, log_id: int, *, now: datetime | None = None) -> SendOutcom
             with rt.pool.connection() as conn:
                 ledger.mark_failed(conn, log_id, "template_values", str(exc))
             return SendOutcome("failed")
-        if mode == TEMPLATE and (over := _over_limit(rt, note, sender, now)) is not None:
+        if mode == TEMPLATE and (over := _over_limit(rt, note, sender, now, retry)) is not None:
             return over
         outcome = _send_as(rt, sender, note, conversation.id, recipient, mode, message, spec.render(values),
                            refused_before=retry)
@@ -134,11 +134,13 @@ def send(rt: Runtime, log_id: int, *, now: datetime | None = None) -> SendOutcom
     return SendOutcome("failed")
 
 
-def _over_limit(rt: Runtime, note: ledger.Notification, sender: Sender, now: datetime) -> SendOutcome | None:
+def _over_limit(rt: Runtime, note: ledger.Notification, sender: Sender, now: datetime,
+                template_only: bool) -> SendOutcome | None:
     """None when WhatsApp's messaging limit lets this template go (its customer's slot taken); else the
     notification is held (or deferred: the count was unreachable) and that is the outcome."""
     with rt.pool.connection() as conn:
-        admission = limits.admit(rt, conn, note, provider=sender.provider, number=sender.number, now=now)
+        admission = limits.admit(rt, conn, note, provider=sender.provider, number=sender.number, now=now,
+                                 template_only=template_only)
     if admission.ok:
         return None
     if admission.retry_at is not None:

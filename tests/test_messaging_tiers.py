@@ -226,3 +226,28 @@ def test_the_operator_records_a_tier_and_a_tier_meta_does_not_have_is_refused(
     assert refused.returncode == 1 and "not a messaging-limit tier" in refused.stdout
     assert rows(db_pool, "SELECT account_id, tier, source FROM messaging_limits") == [
         {"account_id": "102290129340398", "tier": 10000, "source": "config"}]
+
+
+def test_a_free_form_notice_refused_for_the_window_waits_as_the_template_when_the_tier_is_full(
+    tier_settings: Settings, tier_core: tuple[str, list[str]], graph: FakeGraphAPI, db_pool: ConnectionPool,
+    rt: Runtime,
+) -> None:
+    codes = tier_core[1]
+    _post(tier_settings, [(c, "ARRIVED_AT_DESTINATION") for c in codes[:250]])
+    run_jobs(tier_settings)
+    assert len(template_sends(graph.sent)) == 250 and _used(rt) == 250
+    body = text_payload("50371000299", "hola", "wamid.TIER-WINDOW")  # our clock: her window is open
+    assert post_meta(create_app(tier_settings).test_client(), body).status_code == 200
+    run_jobs(tier_settings)
+    graph.fail_next(status=400, code=131047, details="More than 24 hours have passed since the recipient last "
+                                                     "replied to the sender number.")
+    _post(tier_settings, [(codes[299], "ARRIVED_AT_DESTINATION")])
+    run_jobs(tier_settings)
+    [note] = rows(db_pool, "SELECT status, hold_reason, mode FROM notification_log WHERE tracking_code = %s",
+                  (codes[299],))
+    assert note == {"status": "held", "hold_reason": "messaging_limit", "mode": "template"}
+    schedule.run_pass(rt, datetime.now(UTC) + timedelta(hours=24, seconds=5))
+    to_her = graph.messages_to("+50371000299")
+    assert to_her[-1]["type"] == "template"
+    assert rows(db_pool, "SELECT status FROM notification_log WHERE tracking_code = %s", (codes[299],)) == [
+        {"status": "accepted"}]
