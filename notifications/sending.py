@@ -99,7 +99,8 @@ def send(rt: Runtime, log_id: int, *, now: datetime | None = None) -> SendOutcom
             with rt.pool.connection() as conn:
                 allowed = template_states.choose(conn, note.tenant_id, tenant_slug, spec)
                 if allowed is None:
-                    ledger.hold(conn, log_id, ledger.HOLD_TEMPLATE_PAUSED)
+                    # released as a template: a free-form try may already have been refused for the window
+                    ledger.hold(conn, log_id, ledger.HOLD_TEMPLATE_PAUSED, mode=TEMPLATE)
             if allowed is None:
                 log.info("notification held: its templates are paused", extra={"notification_id": log_id})
                 return SendOutcome("held")

@@ -64,6 +64,9 @@ NOT_IDS = {
     "filename": "a static file of the code (scripts, styles): the same for every company",
     "token": "a one-time reset secret, not an id: only its holder's inbox has it (tests/test_agents_per_tenant.py)",
     "name": "the file name closing an agent's file's public link: the id and the signature decide, not the name",
+    "provider_media_id": "development only: the simulator's stand-in for Meta's media ids (random, in Redis for an "
+                         "hour, behind the local transport's bearer token), no company's row",
+    "wamid": "development only: the simulator's own customer's copy of a file they sent, by their message's id",
 }
 # Routes without an object id in their path: what each one is, and how the walk covers it.
 ID_FREE = {
@@ -104,6 +107,10 @@ ID_FREE = {
     "simulator.send": "development only: plays any customer by design",
     "simulator.messages": "development only: the simulator's own phone",
     "simulator.reset": "development only: the simulator's own phone",
+    "simulator.send_media": "development only: plays any customer by design",
+    "simulator_files.media_info": "development only: the simulator as Meta's media host, for the local transport",
+    "simulator_files.media_bytes": "development only: the simulator as Meta's media host, for the local transport",
+    "simulator_files.customer_file": "development only: the simulator's own phone",
 }
 STREAMS = {"console.api_events"}
 # The operator's area: every tenant by design, behind the operator's own login (console/operators.py).

@@ -143,28 +143,29 @@ def message_content(upload: Upload, media_id: str, caption: str | None) -> dict[
 # ---------- the pretend media host ----------
 
 
-@bp.get("/media/<media_id>")
-def media_info(media_id: str) -> tuple[Response, int]:
+@bp.get("/media/<provider_media_id>")
+def media_info(provider_media_id: str) -> tuple[Response, int]:
     """Meta's GET /<ver>/<media_id>: where the file is and what it is."""
     refused = _unauthorised()
     if refused is not None:
         return refused
-    fields = _redis().hmget(FILE_KEY.format(media_id=media_id), ["mime", "size", "sha256"])
-    if not media_id.isdigit() or fields[0] is None:
-        return _does_not_exist(media_id)
+    fields = _redis().hmget(FILE_KEY.format(media_id=provider_media_id), ["mime", "size", "sha256"])
+    if not provider_media_id.isdigit() or fields[0] is None:
+        return _does_not_exist(provider_media_id)
     mime, size, sha256 = (f.decode() if isinstance(f, bytes) else str(f) for f in fields)
-    return jsonify(messaging_product="whatsapp", id=media_id, mime_type=mime, sha256=sha256, file_size=int(size),
-                   url=url_for("simulator_files.media_bytes", media_id=media_id, _external=True)), 200
+    url = url_for("simulator_files.media_bytes", provider_media_id=provider_media_id, _external=True)
+    return jsonify(messaging_product="whatsapp", id=provider_media_id, mime_type=mime, sha256=sha256,
+                   file_size=int(size), url=url), 200
 
 
-@bp.get("/media/<media_id>/file")
-def media_bytes(media_id: str) -> Response | tuple[Response, int]:
+@bp.get("/media/<provider_media_id>/file")
+def media_bytes(provider_media_id: str) -> Response | tuple[Response, int]:
     """The bytes at the URL `media_info` gave (Meta's lookaside host)."""
     refused = _unauthorised()
     if refused is not None:
         return refused
-    data, mime = _redis().hmget(FILE_KEY.format(media_id=media_id), ["data", "mime"])
-    if not media_id.isdigit() or not isinstance(data, bytes) or not isinstance(mime, bytes):
+    data, mime = _redis().hmget(FILE_KEY.format(media_id=provider_media_id), ["data", "mime"])
+    if not provider_media_id.isdigit() or not isinstance(data, bytes) or not isinstance(mime, bytes):
         return Response(b"", status=404)
     return _file(data, mime)
 
