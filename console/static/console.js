@@ -194,6 +194,11 @@ const Console = (() => {
       }
       const transcript = $("transcript");
       transcript.scrollTop = transcript.scrollHeight;
+      // A photo loads after that scroll and pushes the newest message down: follow it unless the agent scrolled up.
+      transcript.querySelectorAll("img").forEach((img) => img.complete || img.addEventListener("load", () => {
+        const below = transcript.scrollHeight - transcript.scrollTop - transcript.clientHeight;
+        if (below <= img.offsetHeight + 40) transcript.scrollTop = transcript.scrollHeight;
+      }, {once: true}));
       $("summary").innerHTML = data.summary_html;  // escaped by the server, WhatsApp formatting as tags
       const facts = [["Motivo", data.reason_text], ["Cliente", data.customer_name || "—"],
                      ["Punto", data.facts.point || "—"], ["Estado del diálogo", data.dialog_state_text || "—"]];
