@@ -67,8 +67,11 @@ def _key() -> bytes:
     return media_links.link_key(state().settings)
 
 
-def _tz() -> ZoneInfo:
-    return ZoneInfo(state().settings.tenant_timezone)
+def _tz(conn: Any, tenant_id: int) -> ZoneInfo:
+    """The company's own clock (its row), for the times an agent reads under a file."""
+    row = conn.execute("SELECT timezone FROM tenants WHERE id = %s", (tenant_id,)).fetchone()
+    zone = (row["timezone"] if isinstance(row, dict) else row[0]) if row else None
+    return ZoneInfo(str(zone or state().settings.tenant_timezone))
 
 
 def attach(conn: Any, tenant_id: int, conversation_id: int, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -76,7 +79,7 @@ def attach(conn: Any, tenant_id: int, conversation_id: int, messages: list[dict[
     settings = state().settings
     return media_items.attach(conn, key=_key(), tenant_id=tenant_id, conversation_id=conversation_id,
                               messages=messages, now=datetime.now(UTC), album_window_s=settings.album_window_s,
-                              tz=_tz())
+                              tz=_tz(conn, tenant_id))
 
 
 def _file_response(row: media.Media, *, inline: bool) -> Response:
@@ -137,7 +140,7 @@ def api_media_item(media_id: int) -> Response:
     agent = auth.require_agent()
     with get_pool().connection() as conn:
         shown = media_items.one(conn, key=_key(), tenant_id=agent.tenant_id, media_id=media_id,
-                                now=datetime.now(UTC), tz=_tz())
+                                now=datetime.now(UTC), tz=_tz(conn, agent.tenant_id))
     if shown is None:
         abort(404, description="Ese archivo no existe.")
     return jsonify(shown)

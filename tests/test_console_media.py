@@ -140,6 +140,11 @@ def test_downloading_failed_gone_and_a_voice_note_with_its_transcript(
                      (media_row(db_pool, waiting)["id"],))
         conn.execute("UPDATE media SET attempts = 6 WHERE id = %s", (media_row(db_pool, failed)["id"],))
         media.mark_failed(conn, int(media_row(db_pool, failed)["id"]), "provider_5xx")
+        # the last try at 16:24 UTC, read on the company's own clock (its row, not the deployment's setting)
+        conn.execute("UPDATE media SET next_attempt_at = '2026-01-06 16:24:00+00' WHERE id = %s",
+                     (media_row(db_pool, failed)["id"],))
+        conn.execute("UPDATE tenants SET timezone = 'America/Bogota' WHERE id = %s",
+                     (media_row(db_pool, failed)["tenant_id"],))
         media.mark_gone(conn, int(media_row(db_pool, gone)["id"]), "expired")
     voice_id = int(media_row(db_pool, voice)["id"])
     store_downloaded(settings, db_pool, voice_id, OGG, "audio/ogg")
@@ -161,6 +166,7 @@ def test_downloading_failed_gone_and_a_voice_note_with_its_transcript(
     assert by_id[media_row(db_pool, waiting)["id"]]["status_text"] == "Descargando…"
     failed_text = by_id[media_row(db_pool, failed)["id"]]["status_text"]
     assert failed_text.startswith("No se pudo descargar (WhatsApp no respondió bien). Se intentó 6 veces")
+    assert "11:24" in failed_text  # Bogotá is UTC-5 (El Salvador's 10:24 would be the deployment's clock)
     assert by_id[media_row(db_pool, gone)["id"]]["status_text"] == "WhatsApp ya no tiene este archivo"
     assert all(f["url"] is None for f in by_id.values() if f["status"] != "stored")
     heard = by_id[voice_id]
