@@ -67,7 +67,7 @@ def apply_retention(rt: Runtime, now: datetime | None = None) -> RetentionResult
             if _table_exists(conn, "agent_notes") else 0,
             notification_values=_count(conn, """
                 UPDATE notification_log SET values_encrypted = NULL
-                WHERE values_encrypted IS NOT NULL AND created_at < %s AND status NOT IN ('pending', 'deferred')
+                WHERE values_encrypted IS NOT NULL AND created_at < %s AND status NOT IN ('pending', 'deferred', 'held')
                 RETURNING id""", (normal,)),
             media_files=files,
         )

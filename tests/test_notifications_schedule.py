@@ -161,6 +161,27 @@ def test_retention_erases_old_conversation_content_and_keeps_counts(
     assert [c["erased"] for c in content] == [True, True, False]
 
 
+def test_retention_keeps_the_values_of_a_notification_still_held(
+    meta_settings: Settings, core_url: str, graph: FakeGraphAPI, db_pool: ConnectionPool, rt_factory: Any,
+) -> None:
+    """A notification held (messaging limit, paused template; issue 17) still has to be sent: its names and
+    amounts stay however old it is; a sent one's go."""
+    settings = notification_settings(meta_settings, core_url)
+    with create_app(settings).test_client() as client:
+        for code in ("SV20260105007834", "SV20260106012345"):
+            assert post_event(client, status_event(code, "ARRIVED_AT_DESTINATION")).status_code == 202
+    run_jobs(settings)
+    [sent, held] = [n["id"] for n in notifications(db_pool)]
+    with db_pool.connection() as conn:
+        conn.execute("UPDATE notification_log SET created_at = now() - interval '91 days' WHERE id = ANY(%s)",
+                     ([sent, held],))
+        conn.execute("UPDATE notification_log SET status = 'held', hold_reason = 'template_paused' WHERE id = %s",
+                     (held,))
+    assert retention.apply_retention(rt_factory(settings)).notification_values == 1
+    kept = rows(db_pool, "SELECT id, values_encrypted IS NOT NULL AS kept FROM notification_log ORDER BY id")
+    assert kept == [{"id": sent, "kept": False}, {"id": held, "kept": True}]
+
+
 def test_events_stored_while_redis_was_down_are_queued_by_the_scheduler_pass(
     meta_settings: Settings, core_url: str, graph: FakeGraphAPI, db_pool: ConnectionPool, rt_factory: Any,
 ) -> None:
