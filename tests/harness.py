@@ -11,6 +11,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -94,6 +95,52 @@ def run_jobs(settings: Settings) -> None:
         EncargoWorker([rt.queue], connection=rt.redis, runtime=rt).work(burst=True, with_scheduler=False)
     finally:
         rt.close()
+
+
+class Chat:
+    """A customer's WhatsApp: each message a signed Meta webhook (typed text or a tapped button, sent at `at`),
+    run by a burst RQ worker; returns the payloads of what was sent back."""
+
+    def __init__(self, client: FlaskClient, settings: Settings, pool: ConnectionPool, *, at: float,
+                 id_prefix: str = "CHAT") -> None:
+        self.client, self.settings, self.pool, self.at, self.id_prefix = client, settings, pool, at, id_prefix
+
+    def send(self, phone: str, text: str = "", *, tap: tuple[str, str] | None = None) -> list[dict[str, Any]]:
+        message_id = f"wamid.{self.id_prefix}{uuid.uuid4().hex}"
+        message: dict[str, Any] = {"from": phone.lstrip("+"), "id": message_id, "timestamp": str(int(self.at))}
+        if tap is not None:
+            message.update(type="interactive", interactive={
+                "type": "button_reply", "button_reply": {"id": tap[0], "title": tap[1]}})
+        else:
+            message.update(type="text", text={"body": text})
+        body = {"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{
+            "field": "messages", "value": {
+                "messaging_product": "whatsapp",
+                "metadata": {"display_phone_number": "15550783881", "phone_number_id": "106540352242922"},
+                "contacts": [{"wa_id": phone.lstrip("+")}], "messages": [message]}}]}]}
+        assert post_meta(self.client, body).status_code == 200
+        run_jobs(self.settings)
+        [event] = rows(self.pool, "SELECT id, status FROM webhook_events WHERE event_id = %s", (message_id,))
+        assert event["status"] == "processed"
+        sent = rows(self.pool, "SELECT payload FROM messages WHERE webhook_event_id = %s AND direction = 'out'"
+                               " ORDER BY id", (event["id"],))
+        return [r["payload"] for r in sent]
+
+    def text(self, phone: str, text: str = "", *, tap: tuple[str, str] | None = None) -> str:
+        """The turn's replies as the customer reads them: bodies, then button and row titles."""
+        parts: list[str] = []
+        for payload in self.send(phone, text, tap=tap):
+            parts.append(str(payload.get("body") or ""))
+            parts += [str(c["title"]) for c in payload.get("buttons") or payload.get("rows") or []]
+        return "\n".join(parts)
+
+    def buttons(self, phone: str, text: str) -> tuple[str, list[tuple[str, str]]]:
+        """The last message of the turn, which must offer buttons: its body and (id, title) pairs."""
+        last = self.send(phone, text)[-1]
+        return str(last["body"]), [(str(b["id"]), str(b["title"])) for b in last["buttons"]]
+
+    def cases(self) -> list[dict[str, Any]]:
+        return rows(self.pool, "SELECT reason, priority FROM escalations ORDER BY id")
 
 
 @contextmanager

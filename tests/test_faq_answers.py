@@ -8,7 +8,6 @@ sandbox core on loopback.
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -16,7 +15,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from flask.testing import FlaskClient
 from psycopg_pool import ConnectionPool
 
 from channels.outbound import Buttons, Text
@@ -25,7 +23,7 @@ from chatbot.router import route
 from config import Settings
 from scripts.eval_nlu import evaluate
 from services import faq
-from tests.harness import post_meta, rows, run_jobs
+from tests.harness import Chat
 from web.app import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -156,57 +154,12 @@ def test_more_details_sends_the_rest_of_the_requirements() -> None:
 # -- through the real pipeline -----------------------------------------------------------------------
 
 
-class Chat:
-    """A customer's WhatsApp: each message is a signed Meta webhook, run by a burst worker; returns what was sent."""
-
-    def __init__(self, client: FlaskClient, settings: Settings, pool: ConnectionPool) -> None:
-        self.client, self.settings, self.pool = client, settings, pool
-
-    def send(self, phone: str, text: str = "", *, tap: tuple[str, str] | None = None) -> list[dict[str, Any]]:
-        message_id = f"wamid.FAQ{uuid.uuid4().hex}"
-        message: dict[str, Any] = {"from": phone.lstrip("+"), "id": message_id,
-                                   "timestamp": str(int(TUESDAY_10AM.timestamp()))}
-        if tap is not None:
-            message.update(type="interactive", interactive={
-                "type": "button_reply", "button_reply": {"id": tap[0], "title": tap[1]}})
-        else:
-            message.update(type="text", text={"body": text})
-        body = {"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{
-            "field": "messages", "value": {
-                "messaging_product": "whatsapp",
-                "metadata": {"display_phone_number": "15550783881", "phone_number_id": "106540352242922"},
-                "contacts": [{"wa_id": phone.lstrip("+")}], "messages": [message]}}]}]}
-        assert post_meta(self.client, body).status_code == 200
-        run_jobs(self.settings)
-        [event] = rows(self.pool, "SELECT id, status FROM webhook_events WHERE event_id = %s", (message_id,))
-        assert event["status"] == "processed"
-        sent = rows(self.pool, "SELECT payload FROM messages WHERE webhook_event_id = %s AND direction = 'out'"
-                               " ORDER BY id", (event["id"],))
-        return [r["payload"] for r in sent]
-
-    def text(self, phone: str, text: str = "", *, tap: tuple[str, str] | None = None) -> str:
-        """The turn's replies as the customer reads them: bodies, then button and row titles."""
-        parts: list[str] = []
-        for payload in self.send(phone, text, tap=tap):
-            parts.append(str(payload.get("body") or ""))
-            parts += [str(c["title"]) for c in payload.get("buttons") or payload.get("rows") or []]
-        return "\n".join(parts)
-
-    def buttons(self, phone: str, text: str) -> tuple[str, list[tuple[str, str]]]:
-        """The last message of the turn, which must offer buttons: its body and (id, title) pairs."""
-        last = self.send(phone, text)[-1]
-        return str(last["body"]), [(str(b["id"]), str(b["title"])) for b in last["buttons"]]
-
-    def cases(self) -> list[dict[str, Any]]:
-        return rows(self.pool, "SELECT reason, priority FROM escalations ORDER BY id")
-
-
 @pytest.fixture
 def chat(base_env: dict[str, str], core_url: str, db_pool: ConnectionPool) -> Iterator[Chat]:
     settings = Settings.from_env({**base_env, "CORE_API_URL": core_url})
     app = create_app(settings)
     with app.test_client() as client:
-        yield Chat(client, settings, db_pool)
+        yield Chat(client, settings, db_pool, at=TUESDAY_10AM.timestamp(), id_prefix="FAQ")
     app.extensions["db_pool"].close()
     app.extensions["redis"].close()
 

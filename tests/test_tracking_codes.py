@@ -11,10 +11,8 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from psycopg_pool import ConnectionPool
@@ -27,7 +25,7 @@ from config import Settings
 from scripts.eval_nlu import evaluate
 from storage.dialogs import DialogState
 from tests.dialog_support import JUAN, MARIA, STRANGER, TUESDAY_10AM, Say, readable
-from tests.harness import post_meta, rows, run_jobs
+from tests.harness import Chat
 from web.app import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -246,41 +244,12 @@ def test_an_offered_option_number_is_not_read_as_the_rest_of_a_code(say: Say) ->
 # -- through the webhook and the worker --------------------------------------------------------------------
 
 
-class Chat:
-    """A customer's WhatsApp: each message a signed Meta webhook, run by a burst RQ worker; what was sent back."""
-
-    def __init__(self, client: Any, settings: Settings, pool: ConnectionPool) -> None:
-        self.client, self.settings, self.pool = client, settings, pool
-
-    def send(self, phone: str, text: str = "", *, tap: tuple[str, str] | None = None) -> list[dict[str, Any]]:
-        message_id = f"wamid.CODE{uuid.uuid4().hex}"
-        message: dict[str, Any] = {"from": phone.lstrip("+"), "id": message_id,
-                                   "timestamp": str(int(TUESDAY_10AM.timestamp()))}
-        if tap is not None:
-            message.update(type="interactive", interactive={
-                "type": "button_reply", "button_reply": {"id": tap[0], "title": tap[1]}})
-        else:
-            message.update(type="text", text={"body": text})
-        body = {"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{
-            "field": "messages", "value": {
-                "messaging_product": "whatsapp",
-                "metadata": {"display_phone_number": "15550783881", "phone_number_id": "106540352242922"},
-                "contacts": [{"wa_id": phone.lstrip("+")}], "messages": [message]}}]}]}
-        assert post_meta(self.client, body).status_code == 200
-        run_jobs(self.settings)
-        [event] = rows(self.pool, "SELECT id, status FROM webhook_events WHERE event_id = %s", (message_id,))
-        assert event["status"] == "processed"
-        return [r["payload"] for r in rows(
-            self.pool, "SELECT payload FROM messages WHERE webhook_event_id = %s AND direction = 'out' ORDER BY id",
-            (event["id"],))]
-
-
 @pytest.fixture
 def chat(base_env: dict[str, str], core_url: str, db_pool: ConnectionPool) -> Iterator[Chat]:
     settings = Settings.from_env({**base_env, "CORE_API_URL": core_url})
     app = create_app(settings)
     with app.test_client() as client:
-        yield Chat(client, settings, db_pool)
+        yield Chat(client, settings, db_pool, at=TUESDAY_10AM.timestamp(), id_prefix="CODE")
     app.extensions["db_pool"].close()
     app.extensions["redis"].close()
 
