@@ -131,8 +131,9 @@ def test_an_agent_sees_hears_and_sends_files_in_chromium(served: tuple[Flask, st
             page.set_input_files("#file-input", files=[{"name": "guia-devolucion.png", "mimeType": "image/png",
                                                         "buffer": sent_photo}])
             expect(page.locator("#file-name")).to_have_text("guia-devolucion.png")
-            page.fill("#file-caption", "Esta es la guía para la devolución")
-            page.click("#file-send")
+            # typed in the reply box and sent with "Enviar", as with a text: the file goes, the text its caption
+            page.fill("#reply-text", "Esta es la guía para la devolución")
+            page.locator("#reply-form button[type=submit]").click()
             sent = page.locator(".msg.agent", has_text="Esta es la guía para la devolución")
             expect(sent.locator(".media-thumb img")).to_have_count(1, timeout=10_000)
             run_jobs(settings)  # uploaded to Meta, then sent as an image message

@@ -309,8 +309,19 @@ const Console = (() => {
     $("reply-form").addEventListener("submit", async (event) => {
       event.preventDefault();
       const text = $("reply-text").value;
-      if (!text.trim()) return;
       const key = (crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random());
+      const waiting = $("file-chosen") && !$("file-chosen").hidden && $("file-input").files.length;
+      if (waiting) {  // a chosen file goes with "Enviar" too: the typed text becomes its caption (if it has none)
+        if (text.trim() && !$("file-caption").value.trim() && text.length <= 1024) {
+          $("file-caption").value = text;
+          $("reply-text").value = "";
+        } else if (text.trim() && await act("/reply", {text, client_key: key})) {
+          $("reply-text").value = "";
+        }
+        $("file-send").click();
+        return;
+      }
+      if (!text.trim()) return;
       if (await act("/reply", {text, client_key: key})) $("reply-text").value = "";
     });
     $("reply-text").addEventListener("keydown", (event) => {
