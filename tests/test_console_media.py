@@ -70,6 +70,17 @@ def claim(agent: FlaskClient, case_id: int) -> None:
     assert answer.status_code == 200, answer.get_data(as_text=True)
 
 
+def carlos_has_the_case(app: Flask, settings: Settings,
+                        db_pool: ConnectionPool) -> tuple[FlaskClient, FlaskClient, int]:
+    """María's case, taken by the agent Carlos: (the client María's webhooks go through, Carlos's, the case id)."""
+    client = app.test_client()
+    case_id = Customer(client, settings, db_pool).escalate()
+    make_agent(db_pool, "Carlos Rivas", "carlos@example.com")
+    carlos = logged_in(app, "carlos@example.com")
+    claim(carlos, case_id)
+    return client, carlos, case_id
+
+
 def send_file(agent: FlaskClient, case_id: int, data: bytes, name: str, caption: str = "") -> Any:
     from io import BytesIO
 
@@ -194,12 +205,7 @@ def test_an_album_is_one_group(app: Flask, settings: Settings, db_pool: Connecti
 
 def test_an_agents_pdf_reaches_meta_as_an_upload_and_a_document(
         app: Flask, settings: Settings, db_pool: ConnectionPool, graph: FakeGraphAPI) -> None:
-    client = app.test_client()
-    maria = Customer(client, settings, db_pool)
-    case_id = maria.escalate()
-    make_agent(db_pool, "Carlos Rivas", "carlos@example.com")
-    carlos = logged_in(app, "carlos@example.com")
-    claim(carlos, case_id)
+    _, carlos, case_id = carlos_has_the_case(app, settings, db_pool)
     form = pdf()
 
     answer = send_file(carlos, case_id, form, "formulario reclamo.pdf", caption="Llénalo y me lo mandas 🙏")
@@ -228,12 +234,7 @@ def test_an_agents_pdf_reaches_meta_as_an_upload_and_a_document(
 
 def test_a_failed_upload_leaves_the_file_waiting_and_the_retry_sends_it(
         app: Flask, settings: Settings, db_pool: ConnectionPool, graph: FakeGraphAPI) -> None:
-    client = app.test_client()
-    maria = Customer(client, settings, db_pool)
-    case_id = maria.escalate()
-    make_agent(db_pool, "Carlos Rivas", "carlos@example.com")
-    carlos = logged_in(app, "carlos@example.com")
-    claim(carlos, case_id)
+    _, carlos, case_id = carlos_has_the_case(app, settings, db_pool)
     graph.upload_failures = 1
     message_id = send_file(carlos, case_id, png(), "caja.png").get_json()["message_id"]
     run_jobs(settings)
@@ -252,12 +253,7 @@ def test_a_failed_upload_leaves_the_file_waiting_and_the_retry_sends_it(
 
 def test_an_agents_file_is_refused_in_spanish(app: Flask, settings: Settings, db_pool: ConnectionPool,
                                               graph: FakeGraphAPI) -> None:
-    client = app.test_client()
-    maria = Customer(client, settings, db_pool)
-    case_id = maria.escalate()
-    make_agent(db_pool, "Carlos Rivas", "carlos@example.com")
-    carlos = logged_in(app, "carlos@example.com")
-    claim(carlos, case_id)
+    _, carlos, case_id = carlos_has_the_case(app, settings, db_pool)
 
     fake = send_file(carlos, case_id, b"MZ\x90\x00 not a photo at all", "foto.jpg")
     assert fake.status_code == 400
@@ -278,12 +274,7 @@ def test_an_agents_file_is_refused_in_spanish(app: Flask, settings: Settings, db
 
 def test_twilio_fetches_an_agents_file_from_a_public_signed_link(
         app: Flask, settings: Settings, db_pool: ConnectionPool, graph: FakeGraphAPI) -> None:
-    client = app.test_client()
-    maria = Customer(client, settings, db_pool)
-    case_id = maria.escalate()
-    make_agent(db_pool, "Carlos Rivas", "carlos@example.com")
-    carlos = logged_in(app, "carlos@example.com")
-    claim(carlos, case_id)
+    client, carlos, case_id = carlos_has_the_case(app, settings, db_pool)
     photo = png()
     assert send_file(carlos, case_id, photo, "caja.png", caption="Así la recibimos").status_code == 202
     out = rows(db_pool, "SELECT id, tenant_id, filename FROM media WHERE direction = 'out'")[0]
